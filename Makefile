@@ -1,0 +1,46 @@
+# gpt3.h - build the demo and the tests.
+#   make            build demo and test_gpt3
+#   make test       build and run the tests
+#   make sanitize   build and run the tests under AddressSanitizer + UBSan
+#   make run        build and run the demo
+#   make CC=clang   any C99 compiler works; OpenMP is used when it has it
+CC ?= cc
+OPT ?= -O3
+WARN = -Wall -Wextra
+# Never -Ofast / -ffast-math: they change results and have broken GELU's
+# backward in other projects.
+
+# -march=native when the compiler has it; -fopenmp when it has OpenMP
+# (macOS's Apple clang does not: the build then runs on one thread).
+NATIVE := $(shell $(CC) -march=native -x c -E /dev/null >/dev/null 2>&1 && echo -march=native)
+OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null >/dev/null 2>&1 && echo -fopenmp)
+CFLAGS ?= $(OPT) $(NATIVE)
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(OPENMP) $(EXTRA_CFLAGS)
+LDLIBS = -lm
+
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+
+.PHONY: all test sanitize run demo clean
+
+all: demo test_gpt3
+
+demo: demo.c gpt3.h
+	$(CC) $(ALL_CFLAGS) -o $@ demo.c $(LDLIBS)
+
+test_gpt3: test_gpt3.c gpt3.h
+	$(CC) $(ALL_CFLAGS) -o $@ test_gpt3.c $(LDLIBS)
+
+test: test_gpt3
+	./test_gpt3
+
+test_gpt3_sanitize: test_gpt3.c gpt3.h
+	$(CC) $(SAN_FLAGS) $(WARN) $(OPENMP) $(EXTRA_CFLAGS) -o $@ test_gpt3.c $(LDLIBS)
+
+sanitize: test_gpt3_sanitize
+	./test_gpt3_sanitize
+
+run: demo
+	./demo
+
+clean:
+	rm -f demo test_gpt3 test_gpt3_sanitize *.o test_*.ckpt test_*.ckpt.tmp

@@ -1,0 +1,986 @@
+/* test_gpt3.c - the tests of gpt3.h.
+
+   Each test prints one line, "ok" or "FAIL", with the number it measured and
+   the tolerance it held it to; the last line is "N passed, M failed" and the
+   exit status is non-zero on any failure. Run from the repository root (the
+   PyTorch fixtures are read from fixtures/), or pass the fixture folder as
+   the first argument.
+
+   The layer tests include gpt3.h's implementation, so they call the static
+   layer functions directly. */
+#define GPT3_IMPLEMENTATION
+#include "gpt3.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tests_passed, tests_failed;
+static const char *fixture_dir = "fixtures";
+
+static void check(int ok, const char *name, const char *detail_fmt, ...) {
+    va_list args;
+    printf("%-4s %-46s ", ok ? "ok" : "FAIL", name);
+    va_start(args, detail_fmt);
+    vprintf(detail_fmt, args);
+    va_end(args);
+    printf("\n");
+    fflush(stdout);
+    if (ok) tests_passed++;
+    else tests_failed++;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+
+static void fill_normal(float *x, size_t n, float std, GPT3Rng *rng) {
+    for (size_t i = 0; i < n; i++) {
+        float u1 = gpt3_rng_float(rng) + 1e-7f, u2 = gpt3_rng_float(rng);
+        x[i] = std * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+    }
+}
+
+static float *alloc_floats(size_t n) { return (float *)calloc(n ? n : 1, sizeof(float)); }
+
+/* ||a - b||_2 / ||b||_2 (absolute ||a - b|| if b is all zeros). */
+static double rel_error(const float *a, const float *b, size_t n) {
+    double diff = 0.0, ref = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        ref += (double)b[i] * b[i];
+    }
+    return ref > 0.0 ? sqrt(diff / ref) : sqrt(diff);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Finite differences                                                       */
+/*                                                                          */
+/* For a scalar objective f(x) computed by the float32 forward pass, the    */
+/* central difference (f(x + h e_i) - f(x - h e_i)) / (2h), evaluated in    */
+/* double, approximates df/dx_i with error O(h^2) + O(float rounding / h).  */
+/* The error measure is max_i |fd_i - an_i| / max_i |fd_i|: relative to the */
+/* largest gradient of the tensor, so entries that are zero in exact        */
+/* arithmetic do not divide noise by noise.                                 */
+
+typedef double (*Objective)(void *ctx);
+
+static double fd_error(float *x, size_t n, const float *analytic, Objective f,
+                       void *ctx, float h) {
+    double max_diff = 0.0, max_fd = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        x[i] = saved + h;
+        double x_plus = x[i], f_plus = f(ctx);
+        x[i] = saved - h;
+        double x_minus = x[i], f_minus = f(ctx);
+        x[i] = saved;
+        double fd = (f_plus - f_minus) / (x_plus - x_minus);
+        if (fabs(fd - analytic[i]) > max_diff) max_diff = fabs(fd - analytic[i]);
+        if (fabs(fd) > max_fd) max_fd = fabs(fd);
+    }
+    return max_diff / (max_fd > 1e-12 ? max_fd : 1e-12);
+}
+
+/* The objective of the single-layer checks: f = sum_i r_i out_i for fixed
+   random weights r, so that df/dout = r is the dout fed to the backward. */
+static double weighted_sum(const float *out, const float *r, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)out[i] * r[i];
+    return s;
+}
+
+/* Layer tolerance: float32 forward, h = 1e-2 on O(1) inputs; observed
+   errors are 1e-7 .. 3e-4; a wrong term in a derivative gives O(1), one
+   entry 1% off gives about 2e-3. */
+#define FD_H 1e-2f
+#define FD_TOL 1e-3
+
+/* ---- Matmul ---- */
+typedef struct {
+    float *out, *inp, *weight, *bias, *r;
+    int B, T, C, OC;
+} MatmulCase;
+
+static double matmul_objective(void *p) {
+    MatmulCase *c = (MatmulCase *)p;
+    matmul_forward(c->out, c->inp, c->weight, c->bias, c->B, c->T, c->C, c->OC);
+    return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->OC);
+}
+
+static void test_matmul_grad(void) {
+    /* odd sizes: rows and columns not multiples of the blocks or of 8 */
+    MatmulCase c = {0, 0, 0, 0, 0, 3, 13, 19, 70};
+    size_t n_in = (size_t)c.B * c.T * c.C, n_w = (size_t)c.OC * c.C, n_out = (size_t)c.B * c.T * c.OC;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 1);
+    c.out = alloc_floats(n_out); c.inp = alloc_floats(n_in); c.weight = alloc_floats(n_w);
+    c.bias = alloc_floats(c.OC); c.r = alloc_floats(n_out);
+    float *dinp = alloc_floats(n_in), *dw = alloc_floats(n_w), *db = alloc_floats(c.OC);
+    fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 0.3f, &rng);
+    fill_normal(c.bias, c.OC, 0.1f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
+    matmul_backward(dinp, dw, db, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC);
+    double e1 = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
+    double e2 = fd_error(c.weight, n_w, dw, matmul_objective, &c, FD_H);
+    double e3 = fd_error(c.bias, c.OC, db, matmul_objective, &c, FD_H);
+    check(e1 < FD_TOL && e2 < FD_TOL && e3 < FD_TOL, "fd: matmul dinp, dweight, dbias",
+          "err %.1e %.1e %.1e (tol %.0e)", e1, e2, e3, FD_TOL);
+    free(c.out); free(c.inp); free(c.weight); free(c.bias); free(c.r);
+    free(dinp); free(dw); free(db);
+}
+
+/* ---- LayerNorm ---- */
+typedef struct {
+    float *out, *mean, *rstd, *inp, *weight, *bias, *r;
+    int B, T, C;
+} LayerNormCase;
+
+static double layernorm_objective(void *p) {
+    LayerNormCase *c = (LayerNormCase *)p;
+    layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->weight, c->bias, c->B, c->T, c->C);
+    return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+
+static void test_layernorm_grad(void) {
+    LayerNormCase c;
+    c.B = 2; c.T = 5; c.C = 11;
+    size_t n = (size_t)c.B * c.T * c.C;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 2);
+    c.out = alloc_floats(n); c.inp = alloc_floats(n); c.r = alloc_floats(n);
+    c.mean = alloc_floats(c.B * c.T); c.rstd = alloc_floats(c.B * c.T);
+    c.weight = alloc_floats(c.C); c.bias = alloc_floats(c.C);
+    float *dinp = alloc_floats(n), *dw = alloc_floats(c.C), *db = alloc_floats(c.C);
+    fill_normal(c.inp, n, 1.0f, &rng); fill_normal(c.r, n, 1.0f, &rng);
+    fill_normal(c.weight, c.C, 1.0f, &rng); fill_normal(c.bias, c.C, 0.5f, &rng);
+    layernorm_objective(&c);
+    layernorm_backward(dinp, dw, db, c.r, c.inp, c.weight, c.mean, c.rstd, c.B, c.T, c.C);
+    double e1 = fd_error(c.inp, n, dinp, layernorm_objective, &c, FD_H);
+    double e2 = fd_error(c.weight, c.C, dw, layernorm_objective, &c, FD_H);
+    double e3 = fd_error(c.bias, c.C, db, layernorm_objective, &c, FD_H);
+    check(e1 < FD_TOL && e2 < FD_TOL && e3 < FD_TOL, "fd: layernorm dinp, dweight, dbias",
+          "err %.1e %.1e %.1e (tol %.0e)", e1, e2, e3, FD_TOL);
+    free(c.out); free(c.inp); free(c.r); free(c.mean); free(c.rstd);
+    free(c.weight); free(c.bias); free(dinp); free(dw); free(db);
+}
+
+/* ---- Attention ---- */
+typedef struct {
+    float *out, *att, *qkv, *r;
+    int B, T, C, NH, window;
+} AttentionCase;
+
+static double attention_objective(void *p) {
+    AttentionCase *c = (AttentionCase *)p;
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window);
+    return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+
+static void test_attention_grad(const char *name, int T, int window) {
+    AttentionCase c;
+    c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window;
+    /* att holds exactly B*NH*T*span floats: a banded layer that touched a
+       dense T x T row would write out of bounds (caught by ASan). */
+    size_t n_att = (size_t)c.B * c.NH * T * attention_span(window, T);
+    size_t n_qkv = (size_t)c.B * T * 3 * c.C, n_out = (size_t)c.B * T * c.C;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 3);
+    c.out = alloc_floats(n_out); c.att = alloc_floats(n_att);
+    c.qkv = alloc_floats(n_qkv); c.r = alloc_floats(n_out);
+    float *dqkv = alloc_floats(n_qkv), *datt = alloc_floats(n_att);
+    fill_normal(c.qkv, n_qkv, 1.0f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
+    attention_objective(&c);
+    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window);
+    double e = fd_error(c.qkv, n_qkv, dqkv, attention_objective, &c, FD_H);
+    check(e < FD_TOL, name, "T %d window %d: err %.1e (tol %.0e)", T, window, e, FD_TOL);
+    free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv); free(datt);
+}
+
+/* The banded layer must equal a dense layer whose scores outside the band
+   are masked: compare with a direct O(T^2) evaluation of the definition. */
+static void test_attention_band_definition(void) {
+    int B = 1, T = 10, C = 8, NH = 2, W = 3, hs = C / NH;
+    size_t n_qkv = (size_t)B * T * 3 * C;
+    float *qkv = alloc_floats(n_qkv), *out = alloc_floats((size_t)T * C);
+    float *att = alloc_floats((size_t)NH * T * W);
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 4);
+    fill_normal(qkv, n_qkv, 1.0f, &rng);
+    attention_forward(out, att, qkv, B, T, C, NH, W);
+    double max_err = 0.0;
+    for (int h = 0; h < NH; h++) {
+        for (int t = 0; t < T; t++) {
+            double scores[10], sum = 0.0, maxs = -1e30;
+            for (int s = 0; s < T; s++) {
+                int allowed = s <= t && s > t - W;
+                double dot = 0.0;
+                for (int i = 0; i < hs; i++)
+                    dot += (double)qkv[t * 3 * C + h * hs + i] * qkv[s * 3 * C + C + h * hs + i];
+                scores[s] = allowed ? dot / sqrt((double)hs) : -INFINITY;
+                if (scores[s] > maxs) maxs = scores[s];
+            }
+            for (int s = 0; s < T; s++) sum += exp(scores[s] - maxs);
+            for (int i = 0; i < hs; i++) {
+                double o = 0.0;
+                for (int s = 0; s < T; s++)
+                    o += exp(scores[s] - maxs) / sum * qkv[s * 3 * C + 2 * C + h * hs + i];
+                double e = fabs(o - out[t * C + h * hs + i]);
+                if (e > max_err) max_err = e;
+            }
+        }
+    }
+    check(max_err < 1e-5, "attention: banded = masked dense definition",
+          "T %d W %d: max abs err %.1e (tol 1e-5)", T, W, max_err);
+    free(qkv); free(out); free(att);
+}
+
+/* ---- GELU ---- */
+typedef struct { float *out, *inp, *r; size_t n; } GeluCase;
+
+static double gelu_objective(void *p) {
+    GeluCase *c = (GeluCase *)p;
+    gelu_forward(c->out, c->inp, c->n);
+    return weighted_sum(c->out, c->r, c->n);
+}
+
+static void test_gelu_grad(void) {
+    GeluCase c;
+    c.n = 64;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 5);
+    c.out = alloc_floats(c.n); c.inp = alloc_floats(c.n); c.r = alloc_floats(c.n);
+    float *dinp = alloc_floats(c.n);
+    fill_normal(c.inp, c.n, 2.0f, &rng); fill_normal(c.r, c.n, 1.0f, &rng);
+    gelu_backward(dinp, c.inp, c.r, c.n);
+    double e = fd_error(c.inp, c.n, dinp, gelu_objective, &c, 1e-3f);
+    check(e < FD_TOL, "fd: gelu", "err %.1e (tol %.0e)", e, FD_TOL);
+    free(c.out); free(c.inp); free(c.r); free(dinp);
+}
+
+/* ---- Embedding ---- */
+typedef struct { float *out, *wte, *wpe, *r; int *tokens; int B, T, C; } EncoderCase;
+
+static double encoder_objective(void *p) {
+    EncoderCase *c = (EncoderCase *)p;
+    encoder_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
+    return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+
+static void test_encoder_grad(void) {
+    int tokens[8] = {3, 1, 3, 0, 2, 3, 3, 1}; /* repeated tokens accumulate */
+    EncoderCase c;
+    c.B = 2; c.T = 4; c.C = 5; c.tokens = tokens;
+    int V = 4;
+    size_t n = (size_t)c.B * c.T * c.C;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 6);
+    c.out = alloc_floats(n); c.r = alloc_floats(n);
+    c.wte = alloc_floats((size_t)V * c.C); c.wpe = alloc_floats((size_t)c.T * c.C);
+    float *dwte = alloc_floats((size_t)V * c.C), *dwpe = alloc_floats((size_t)c.T * c.C);
+    fill_normal(c.wte, (size_t)V * c.C, 1.0f, &rng); fill_normal(c.wpe, (size_t)c.T * c.C, 1.0f, &rng);
+    fill_normal(c.r, n, 1.0f, &rng);
+    encoder_backward(dwte, dwpe, c.r, tokens, c.B, c.T, c.C);
+    double e1 = fd_error(c.wte, (size_t)V * c.C, dwte, encoder_objective, &c, FD_H);
+    double e2 = fd_error(c.wpe, (size_t)c.T * c.C, dwpe, encoder_objective, &c, FD_H);
+    check(e1 < FD_TOL && e2 < FD_TOL, "fd: embedding dwte, dwpe", "err %.1e %.1e (tol %.0e)",
+          e1, e2, FD_TOL);
+    free(c.out); free(c.r); free(c.wte); free(c.wpe); free(dwte); free(dwpe);
+}
+
+/* ---- Softmax cross-entropy with ignored targets ---- */
+typedef struct { float *losses, *lse, *logits; int *targets; int B, T, V; } LossCase;
+
+static double loss_objective(void *p) {
+    LossCase *c = (LossCase *)p;
+    int count = crossentropy_forward(c->losses, c->lse, c->logits, c->targets, c->B, c->T, c->V);
+    double sum = 0.0;
+    for (int i = 0; i < c->B * c->T; i++) sum += c->losses[i];
+    return sum / count;
+}
+
+static void test_crossentropy_grad(void) {
+    int targets[6] = {2, -1, 6, 0, -100, 6}; /* two ignored positions */
+    LossCase c;
+    c.B = 2; c.T = 3; c.V = 7; c.targets = targets;
+    size_t n = (size_t)c.B * c.T * c.V;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 7);
+    c.losses = alloc_floats(6); c.lse = alloc_floats(6); c.logits = alloc_floats(n);
+    float *dlogits = alloc_floats(n);
+    fill_normal(c.logits, n, 2.0f, &rng);
+    int count = crossentropy_forward(c.losses, c.lse, c.logits, targets, c.B, c.T, c.V);
+    crossentropy_backward(dlogits, c.logits, c.lse, targets, count, c.B, c.T, c.V);
+    double e = fd_error(c.logits, n, dlogits, loss_objective, &c, 1e-3f);
+    int ignored_zero = 1;
+    for (int v = 0; v < c.V; v++) ignored_zero &= dlogits[1 * c.V + v] == 0.0f && dlogits[4 * c.V + v] == 0.0f;
+    check(e < FD_TOL && count == 4 && ignored_zero, "fd: cross-entropy, targets < 0 ignored",
+          "N %d, err %.1e (tol %.0e), ignored rows zero: %s", count, e, FD_TOL,
+          ignored_zero ? "yes" : "no");
+    free(c.losses); free(c.lse); free(c.logits); free(dlogits);
+}
+
+/* A test that cannot fail is a defect: the checker must see one wrong entry. */
+static void test_fd_detects_error(void) {
+    MatmulCase c = {0, 0, 0, 0, 0, 1, 4, 6, 5};
+    size_t n_in = 24, n_w = 30, n_out = 20;
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 8);
+    c.out = alloc_floats(n_out); c.inp = alloc_floats(n_in); c.weight = alloc_floats(n_w);
+    c.bias = alloc_floats(5); c.r = alloc_floats(n_out);
+    float *dinp = alloc_floats(n_in);
+    fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 1.0f, &rng);
+    fill_normal(c.r, n_out, 1.0f, &rng);
+    matmul_backward(dinp, NULL, NULL, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC);
+    dinp[7] *= 1.01f; /* one gradient 1% off */
+    double e = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
+    check(e > FD_TOL, "fd: checker flags a gradient 1% off", "err %.1e (> tol %.0e)", e, FD_TOL);
+    free(c.out); free(c.inp); free(c.weight); free(c.bias); free(c.r); free(dinp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The whole model                                                          */
+
+static GPT3Config small_config(int local_window) {
+    GPT3Config cfg;
+    cfg.max_seq_len = 8; cfg.vocab_size = 11; cfg.num_layers = 2;
+    cfg.num_heads = 2; cfg.channels = 8; cfg.local_window = local_window;
+    return cfg;
+}
+
+typedef struct { GPT3 *m; const int *inputs, *targets; int B, T; } ModelCase;
+
+static double model_objective(void *p) {
+    ModelCase *c = (ModelCase *)p;
+    gpt3_forward(c->m, c->inputs, c->targets, c->B, c->T);
+    double sum = 0.0;
+    int count = 0;
+    for (int i = 0; i < c->B * c->T; i++) {
+        if (c->targets[i] < 0) continue;
+        sum += c->m->acts.losses[i];
+        count++;
+    }
+    return sum / count;
+}
+
+/* Every parameter of a 2-layer model (layer 1 banded, W 3 < T 7), weights
+   scaled up from the 0.02 init so that every path carries signal. */
+static void test_model_grad(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int inputs[14] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7, 1, 6, 8, 2};
+    int targets[14] = {5, 2, 9, -1, 3, 10, 4, 4, 7, 1, 6, -1, 2, 0};
+    ModelCase c = {&m, inputs, targets, 2, 7};
+    gpt3_init(&m, &cfg, 11);
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 9);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params[i] += 0.3f * (gpt3_rng_float(&rng) - 0.5f);
+    gpt3_forward(&m, inputs, targets, 2, 7);
+    gpt3_zero_grad(&m);
+    gpt3_backward(&m);
+    float *analytic = alloc_floats(m.num_parameters);
+    memcpy(analytic, m.grads, m.num_parameters * sizeof(float));
+    double worst = 0.0;
+    const char *worst_name = "";
+    size_t offset = 0;
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+        double e = fd_error(m.params + offset, m.tensor_sizes[i], analytic + offset,
+                            model_objective, &c, FD_H);
+        if (e > worst) { worst = e; worst_name = gpt3_tensor_name(i); }
+        offset += m.tensor_sizes[i];
+    }
+    /* the loss is a float32 mean of ~4: its rounding / (2h) limits this */
+    check(worst < 5e-3, "fd: whole model, all 16 tensors, banded layer",
+          "worst err %.1e in %s (tol 5e-3)", worst, worst_name);
+    free(analytic);
+    gpt3_free(&m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* PyTorch fixtures (dev/make_fixtures.py, float64 reference)               */
+
+typedef struct {
+    int B, T, K, V, P;
+    float hyper[8]; /* lr, beta1, beta2, eps, weight_decay, max_norm */
+    int *inputs, *targets;
+    float *logits, loss, *grads, *norms, *losses, *params_after;
+} Reference;
+
+static int read_floats(FILE *f, float *x, size_t n) { return fread(x, sizeof(float), n, f) == n; }
+
+static int read_reference(const char *path, Reference *r) {
+    FILE *f = fopen(path, "rb");
+    int32_t header[16];
+    memset(r, 0, sizeof(*r));
+    if (!f) return 0;
+    int ok = fread(header, 4, 16, f) == 16 && header[0] == 0x46455247 && header[1] == 1;
+    if (ok) {
+        r->B = header[2]; r->T = header[3]; r->K = header[4]; r->V = header[5]; r->P = header[6];
+        size_t bt = (size_t)r->B * r->T;
+        r->inputs = (int *)malloc(bt * sizeof(int));
+        r->targets = (int *)malloc(bt * sizeof(int));
+        r->logits = alloc_floats(bt * r->V);
+        r->grads = alloc_floats(r->P);
+        r->norms = alloc_floats(r->K);
+        r->losses = alloc_floats(r->K);
+        r->params_after = alloc_floats(r->P);
+        ok = read_floats(f, r->hyper, 8) && fread(r->inputs, 4, bt, f) == bt &&
+             fread(r->targets, 4, bt, f) == bt && read_floats(f, r->logits, bt * r->V) &&
+             read_floats(f, &r->loss, 1) && read_floats(f, r->grads, r->P) &&
+             read_floats(f, r->norms, r->K) && read_floats(f, r->losses, r->K) &&
+             read_floats(f, r->params_after, r->P);
+    }
+    fclose(f);
+    return ok;
+}
+
+static void free_reference(Reference *r) {
+    free(r->inputs); free(r->targets); free(r->logits); free(r->grads);
+    free(r->norms); free(r->losses); free(r->params_after);
+}
+
+/* Per-tensor relative error ||ours - ref|| / ||ref||; the worst tensor.
+   skip_key_bias: leave out the key slice of qkvb (see below). */
+static double worst_tensor_error(const GPT3 *m, const float *ours, const float *ref,
+                                 int skip_key_bias, const char **worst_name) {
+    double worst = 0.0;
+    size_t offset = 0, C = (size_t)m->config.channels;
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+        double e;
+        if (skip_key_bias && strcmp(gpt3_tensor_name(i), "qkvb") == 0) {
+            e = 0.0;
+            for (int l = 0; l < m->config.num_layers; l++) {
+                size_t q = offset + (size_t)l * 3 * C, v = q + 2 * C;
+                double eq = rel_error(ours + q, ref + q, C), ev = rel_error(ours + v, ref + v, C);
+                if (eq > e) e = eq;
+                if (ev > e) e = ev;
+            }
+        } else {
+            e = rel_error(ours + offset, ref + offset, m->tensor_sizes[i]);
+        }
+        if (e > worst) { worst = e; *worst_name = gpt3_tensor_name(i); }
+        offset += m->tensor_sizes[i];
+    }
+    return worst;
+}
+
+/* Tolerances: relative errors of a float32 computation against float64. */
+#define TOL_LOGITS 1e-5
+#define TOL_LOSS 1e-6
+#define TOL_GRADS 1e-4
+#define TOL_NORM 1e-5
+#define TOL_PARAMS 1e-5
+
+static void test_pytorch_fixture(const char *name) {
+    char ckpt_path[512], ref_path[512], label[64];
+    Reference r;
+    GPT3 m;
+    snprintf(ckpt_path, sizeof(ckpt_path), "%s/%s.ckpt", fixture_dir, name);
+    snprintf(ref_path, sizeof(ref_path), "%s/%s.ref", fixture_dir, name);
+    snprintf(label, sizeof(label), "pytorch %s: files", name);
+    int rc = gpt3_load(&m, ckpt_path);
+    int have_ref = read_reference(ref_path, &r);
+    if (rc != GPT3_OK || !have_ref || (size_t)r.P != m.num_parameters) {
+        check(0, label, "cannot read %s / %s: %s", ckpt_path, ref_path, gpt3_strerror(rc));
+        if (have_ref) free_reference(&r);
+        gpt3_free(&m);
+        return;
+    }
+    size_t bt = (size_t)r.B * r.T;
+    float max_norm = r.hyper[5], step1_norm = 0.0f;
+    double worst_loss = 0.0, worst_norm = 0.0, e_grads = 0.0, e_logits = 0.0;
+    const char *grad_name = "", *param_name = "";
+    for (int step = 1; step <= r.K; step++) {
+        rc = gpt3_forward(&m, r.inputs, r.targets, r.B, r.T);
+        gpt3_zero_grad(&m);
+        rc = rc ? rc : gpt3_backward(&m);
+        if (rc != GPT3_OK) break;
+        if (step == 1) {
+            e_logits = rel_error(m.logits, r.logits, bt * r.V);
+            e_grads = worst_tensor_error(&m, m.grads, r.grads, 0, &grad_name);
+        }
+        float norm = gpt3_clip_grad_norm(&m, max_norm);
+        if (step == 1) step1_norm = norm;
+        double el = fabs(m.mean_loss - r.losses[step - 1]) / r.losses[step - 1];
+        double en = fabs(norm - r.norms[step - 1]) / r.norms[step - 1];
+        if (el > worst_loss) worst_loss = el;
+        if (en > worst_norm) worst_norm = en;
+        rc = gpt3_adamw_step(&m, r.hyper[0], r.hyper[1], r.hyper[2], r.hyper[3], r.hyper[4], step);
+        if (rc != GPT3_OK) break;
+    }
+    /* qkvb's key slice has gradient exactly 0 in exact arithmetic (a bias
+       added to every key shifts each score row by a constant, which the
+       softmax ignores); in float32 it is rounding noise, which Adam divides
+       by its own magnitude. Its update is therefore noise in any float32
+       implementation and is left out of the parameter comparison. */
+    double e_params = worst_tensor_error(&m, m.params, r.params_after, 1, &param_name);
+    snprintf(label, sizeof(label), "pytorch %s: logits", name);
+    check(rc == GPT3_OK && e_logits < TOL_LOGITS, label, "rel err %.1e (tol %.0e)", e_logits, TOL_LOGITS);
+    snprintf(label, sizeof(label), "pytorch %s: loss, every step", name);
+    check(rc == GPT3_OK && worst_loss < TOL_LOSS, label, "loss %.6f vs %.6f, worst rel err %.1e (tol %.0e)",
+          r.losses[0], r.loss, worst_loss, TOL_LOSS);
+    snprintf(label, sizeof(label), "pytorch %s: all 16 gradients", name);
+    check(rc == GPT3_OK && e_grads < TOL_GRADS, label, "worst rel err %.1e in %s (tol %.0e)",
+          e_grads, grad_name, TOL_GRADS);
+    snprintf(label, sizeof(label), "pytorch %s: grad norm, every step", name);
+    check(rc == GPT3_OK && worst_norm < TOL_NORM, label, "step 1 %.6f vs %.6f, worst rel err %.1e (tol %.0e)",
+          step1_norm, r.norms[0], worst_norm, TOL_NORM);
+    snprintf(label, sizeof(label), "pytorch %s: params after %d AdamW steps", name, r.K);
+    check(rc == GPT3_OK && e_params < TOL_PARAMS, label, "worst rel err %.1e in %s (tol %.0e)",
+          e_params, param_name, TOL_PARAMS);
+    free_reference(&r);
+    gpt3_free(&m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Training behaviour                                                       */
+
+static void train_steps(GPT3 *m, const int *inputs, const int *targets, int B, int T,
+                        int steps, float lr) {
+    for (int step = 1; step <= steps; step++) {
+        gpt3_forward(m, inputs, targets, B, T);
+        gpt3_zero_grad(m);
+        gpt3_backward(m);
+        gpt3_clip_grad_norm(m, 1.0f);
+        gpt3_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+    }
+}
+
+static void random_tokens(int *x, int n, int V, uint64_t seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) x[i] = (int)(gpt3_rng_u32(&rng) % (uint32_t)V);
+}
+
+static void test_overfit(void) {
+    GPT3Config cfg;
+    cfg.max_seq_len = 16; cfg.vocab_size = 32; cfg.num_layers = 2;
+    cfg.num_heads = 4; cfg.channels = 32; cfg.local_window = 4;
+    GPT3 m;
+    int inputs[32], targets[32], steps = 0;
+    random_tokens(inputs, 32, 32, 10);
+    random_tokens(targets, 32, 32, 11);
+    gpt3_init(&m, &cfg, 1);
+    gpt3_forward(&m, inputs, targets, 2, 16);
+    float first = m.mean_loss;
+    while (steps < 300 && m.mean_loss > 0.05f) {
+        train_steps(&m, inputs, targets, 2, 16, 10, 1e-2f);
+        steps += 10;
+        gpt3_forward(&m, inputs, targets, 2, 16);
+    }
+    check(m.mean_loss < 0.05f, "overfit one batch", "loss %.3f -> %.4f in %d steps (need < 0.05 within 300)",
+          first, m.mean_loss, steps);
+    gpt3_free(&m);
+}
+
+static void test_determinism(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 a, b;
+    int inputs[16], targets[16];
+    random_tokens(inputs, 16, cfg.vocab_size, 12);
+    random_tokens(targets, 16, cfg.vocab_size, 13);
+    gpt3_init(&a, &cfg, 7);
+    gpt3_init(&b, &cfg, 7);
+    train_steps(&a, inputs, targets, 2, 8, 5, 1e-2f);
+    train_steps(&b, inputs, targets, 2, 8, 5, 1e-2f);
+    int same = memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
+    check(same, "determinism: same seed, 5 steps", "params %s", same ? "bit-identical" : "differ");
+#ifdef _OPENMP
+    /* every output is computed by one thread in a fixed order, so even the
+       thread count does not change the result */
+    gpt3_free(&b);
+    gpt3_init(&b, &cfg, 7);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 1 ? 1 : 2);
+    train_steps(&b, inputs, targets, 2, 8, 5, 1e-2f);
+    omp_set_num_threads(threads);
+    same = memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
+    check(same, "determinism: 1 thread vs several", "params %s", same ? "bit-identical" : "differ");
+#endif
+    gpt3_free(&a);
+    gpt3_free(&b);
+}
+
+static void test_grad_accumulates(void) {
+    GPT3Config cfg = small_config(0);
+    GPT3 m;
+    int inputs[8], targets[8];
+    random_tokens(inputs, 8, cfg.vocab_size, 14);
+    random_tokens(targets, 8, cfg.vocab_size, 15);
+    gpt3_init(&m, &cfg, 3);
+    gpt3_forward(&m, inputs, targets, 1, 8);
+    gpt3_zero_grad(&m);
+    gpt3_backward(&m);
+    float *once = alloc_floats(m.num_parameters);
+    memcpy(once, m.grads, m.num_parameters * sizeof(float));
+    gpt3_backward(&m);
+    /* not bit-exact: the second pass adds into the first one's sums */
+    for (size_t i = 0; i < m.num_parameters; i++) once[i] *= 2.0f;
+    double e = rel_error(m.grads, once, m.num_parameters);
+    check(e < 1e-6, "backward adds to grads (accumulation)",
+          "two backwards = 2 x one: rel err %.1e (tol 1e-6)", e);
+    free(once);
+    gpt3_free(&m);
+}
+
+/* Each sequence of a batch is independent of the others, and the
+   activations grow when a larger (B, T) arrives: the logits of a sequence
+   are the same alone at B 1 and inside a B 3 batch, before and after. */
+static void test_batch_growth(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int batch[24];
+    random_tokens(batch, 24, cfg.vocab_size, 16);
+    gpt3_init(&m, &cfg, 5);
+    size_t V = (size_t)cfg.vocab_size;
+    gpt3_forward(&m, batch + 16, NULL, 1, 5); /* small first: B*T = 5 */
+    float *alone = alloc_floats(5 * V);
+    memcpy(alone, m.logits, 5 * V * sizeof(float));
+    int rc = gpt3_forward(&m, batch, NULL, 3, 8); /* grows to 24 */
+    int same = rc == GPT3_OK;
+    /* sequence 2 starts at batch + 16; its first 5 positions see the same
+       past as the T 5 run */
+    for (size_t t = 0; t < 5 && same; t++)
+        same = memcmp(m.logits + (2 * 8 + t) * V, alone + t * V, V * sizeof(float)) == 0;
+    check(same && m.mean_loss == -1.0f, "activations grow with B*T; rows independent",
+          "B 1 T 5 then B 3 T 8: logits %s", same ? "bit-identical" : "differ");
+    free(alone);
+    gpt3_free(&m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Configs, presets, memory                                                 */
+
+static void test_presets(void) {
+    /* exact counts of our presets; the paper's Table 2.1 names beside them */
+    struct { const char *name; size_t params; double paper; } table[] = {
+        {"small", 125226240, 125e6},     {"medium", 355871744, 350e6},
+        {"large", 760300032, 760e6},     {"xl", 1315723264, 1.3e9},
+        {"2.7b", 2651553280ULL, 2.7e9},  {"6.7b", 6658404352ULL, 6.7e9},
+        {"13b", 12853386240ULL, 13e9},   {"175b", 174604259328ULL, 175e9}};
+    int all_ok = 1;
+    char worst[128] = "";
+    double worst_dev = 0.0;
+    for (int i = 0; i < 8; i++) {
+        GPT3Config cfg = {0, 0, 0, 0, 0, 0};
+        int rc = gpt3_preset(&cfg, table[i].name);
+        size_t n = gpt3_num_parameters(&cfg);
+        double dev = fabs((double)n - table[i].paper) / table[i].paper;
+        all_ok &= rc == GPT3_OK && n == table[i].params && dev < 0.03 &&
+                  cfg.max_seq_len == 2048 && cfg.vocab_size == 50257;
+        if (dev > worst_dev) {
+            worst_dev = dev;
+            snprintf(worst, sizeof(worst), "%s %.4gB vs paper %.3gB", table[i].name, n / 1e9,
+                     table[i].paper / 1e9);
+        }
+    }
+    check(all_ok, "presets: Table 2.1 parameter counts", "all 8 exact; largest gap to the "
+          "paper's rounded figure: %s (%.1f%%, tol 3%%)", worst, 100 * worst_dev);
+    GPT3Config cfg;
+    int ok = gpt3_preset(&cfg, "no-such-model") == GPT3_ERR_PRESET;
+    for (int i = 0; gpt3_preset_name(i); i++) {
+        ok &= gpt3_preset(&cfg, gpt3_preset_name(i)) == GPT3_OK && gpt3_check_config(&cfg) == GPT3_OK;
+    }
+    check(ok, "presets: every name valid, unknown name rejected", "%s", gpt3_strerror(GPT3_ERR_PRESET));
+}
+
+static void test_training_bytes(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int inputs[14], targets[14];
+    random_tokens(inputs, 14, cfg.vocab_size, 17);
+    random_tokens(targets, 14, cfg.vocab_size, 18);
+    gpt3_init(&m, &cfg, 1);
+    train_steps(&m, inputs, targets, 2, 7, 1, 1e-3f);
+    size_t allocated = (4 * m.num_parameters + m.acts_capacity) * sizeof(float) +
+                       2 * m.tokens_capacity * sizeof(int);
+    size_t predicted = gpt3_training_bytes(&cfg, 2, 7);
+    GPT3Config big;
+    gpt3_preset(&big, "175b");
+    size_t huge = gpt3_training_bytes(&big, 1, 2048);
+    check(allocated == predicted && huge > (size_t)2800e9, "training_bytes = what training allocates",
+          "%zu = %zu bytes; 175B at B 1, T 2048: %.2f TB", allocated, predicted, huge / 1e12);
+    /* a banded layer stores (B, NH, T, W) probabilities, not (B, NH, T, T) */
+    GPT3Config dense, banded;
+    gpt3_preset(&dense, "mini");
+    banded = dense;
+    dense.local_window = 0;
+    size_t saved = gpt3_training_bytes(&dense, 1, 128) - gpt3_training_bytes(&banded, 1, 128);
+    size_t expected = (size_t)2 * 4 * 128 * (128 - 32) * sizeof(float); /* 2 banded layers */
+    check(saved == expected, "banded layers store O(T W) attention",
+          "mini at T 128, W 32: %zu bytes fewer than dense (expected %zu)", saved, expected);
+    gpt3_free(&m);
+}
+
+static void test_init(void) {
+    GPT3Config cfg;
+    GPT3 a, b, c;
+    gpt3_preset(&cfg, "mini");
+    gpt3_init(&a, &cfg, 123);
+    gpt3_init(&b, &cfg, 123);
+    gpt3_init(&c, &cfg, 124);
+    double sum = 0.0, sq = 0.0, psq = 0.0;
+    size_t n = a.tensor_sizes[0], np = a.tensor_sizes[12];
+    for (size_t i = 0; i < n; i++) { sum += a.w.wte[i]; sq += (double)a.w.wte[i] * a.w.wte[i]; }
+    for (size_t i = 0; i < np; i++) psq += (double)a.w.fcprojw[i] * a.w.fcprojw[i];
+    double std = sqrt(sq / n - (sum / n) * (sum / n)), pstd = sqrt(psq / np);
+    double want_pstd = 0.02 / sqrt(2.0 * cfg.num_layers);
+    int ln_ok = 1;
+    for (int i = 0; i < cfg.channels; i++) ln_ok &= a.w.lnfw[i] == 1.0f && a.w.lnfb[i] == 0.0f && a.w.qkvb[i] == 0.0f;
+    int same = memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
+    int differ = memcmp(a.params, c.params, a.num_parameters * sizeof(float)) != 0;
+    /* the first values of seed 123: fixed forever, the same on every platform */
+    int pinned = a.w.wte[0] == 0.0164920762f;
+    check(fabs(std - 0.02) < 0.001 && fabs(pstd - want_pstd) < 0.0005 && ln_ok && same && differ,
+          "init: N(0,0.02), 0.02/sqrt(2L), LN 1/0, seeded",
+          "wte std %.4f, fcprojw std %.5f (want %.5f), seed repeatable %s", std, pstd,
+          want_pstd, same && differ ? "yes" : "no");
+    check(pinned, "init: seed 123 gives the pinned first value", "wte[0] = %.10f", a.w.wte[0]);
+    gpt3_free(&a);
+    gpt3_free(&b);
+    gpt3_free(&c);
+}
+
+static void test_schedule_and_clip(void) {
+    float peak = 6e-4f;
+    float s0 = gpt3_lr_schedule(0, peak, 10, 110), s9 = gpt3_lr_schedule(9, peak, 10, 110);
+    float mid = gpt3_lr_schedule(60, peak, 10, 110), end = gpt3_lr_schedule(110, peak, 10, 110);
+    float later = gpt3_lr_schedule(5000, peak, 10, 110);
+    int ok = fabsf(s0 - peak / 10) < 1e-9f && fabsf(s9 - peak) < 1e-9f &&
+             fabsf(mid - 0.55f * peak) < 1e-8f && fabsf(end - 0.1f * peak) < 1e-9f &&
+             fabsf(later - 0.1f * peak) < 1e-9f;
+    check(ok, "lr schedule: warmup, cosine, 10% floor", "%.2e %.2e %.2e %.2e %.2e", s0, s9, mid, end, later);
+
+    GPT3Config cfg = small_config(0);
+    GPT3 m;
+    int inputs[8], targets[8];
+    random_tokens(inputs, 8, cfg.vocab_size, 19);
+    random_tokens(targets, 8, cfg.vocab_size, 20);
+    gpt3_init(&m, &cfg, 2);
+    gpt3_forward(&m, inputs, targets, 1, 8);
+    gpt3_zero_grad(&m);
+    gpt3_backward(&m);
+    double sq = 0.0;
+    for (size_t i = 0; i < m.num_parameters; i++) sq += (double)m.grads[i] * m.grads[i];
+    float norm = gpt3_clip_grad_norm(&m, 0.1f * (float)sqrt(sq));
+    double after = 0.0;
+    for (size_t i = 0; i < m.num_parameters; i++) after += (double)m.grads[i] * m.grads[i];
+    check(fabs(norm - sqrt(sq)) < 1e-6 * sqrt(sq) && fabs(sqrt(after) - 0.1 * sqrt(sq)) < 1e-5 * sqrt(sq),
+          "clip: returns the norm, scales to max_norm", "norm %.5f -> %.5f", norm, sqrt(after));
+    gpt3_free(&m);
+}
+
+static void test_sample(void) {
+    float logits[4] = {0.0f, 1.0f, 2.0f, -1.0f};
+    GPT3Rng rng;
+    int counts[4] = {0, 0, 0, 0}, n = 40000;
+    gpt3_rng_seed(&rng, 21);
+    for (int i = 0; i < n; i++) counts[gpt3_sample(logits, 4, 1.0f, &rng)]++;
+    double z = exp(0.0) + exp(1.0) + exp(2.0) + exp(-1.0), worst = 0.0;
+    for (int v = 0; v < 4; v++) {
+        double p = exp(logits[v]) / z, sd = sqrt(n * p * (1 - p));
+        double dev = fabs(counts[v] - n * p) / sd;
+        if (dev > worst) worst = dev;
+    }
+    int greedy = gpt3_sample(logits, 4, 0.0f, &rng) == 2 && gpt3_sample(NULL, 4, 1.0f, &rng) == -1;
+    check(worst < 5.0 && greedy, "sample: softmax frequencies, greedy at 0",
+          "worst deviation %.1f sd (tol 5)", worst);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints and bad input                                                */
+
+static int write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    int ok = fwrite(data, 1, n, f) == n;
+    return (fclose(f) == 0) && ok;
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *data = (unsigned char *)malloc(*n);
+    if (data && fread(data, 1, *n, f) != *n) { free(data); data = NULL; }
+    fclose(f);
+    return data;
+}
+
+static void test_checkpoint_roundtrip(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 a, b;
+    const char *path = "test_roundtrip.ckpt";
+    gpt3_init(&a, &cfg, 99);
+    int rc1 = gpt3_save(&a, path), rc2 = gpt3_load(&b, path);
+    int same = rc1 == GPT3_OK && rc2 == GPT3_OK && b.num_parameters == a.num_parameters &&
+               memcmp(&a.config, &b.config, sizeof(cfg)) == 0 &&
+               memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
+    size_t n = 0;
+    unsigned char *bytes = read_all(path, &n);
+    int layout = bytes && n == 1024 + 4 * a.num_parameters && memcmp(bytes, "GPT3", 4) == 0 &&
+                 bytes[4] == 1 && bytes[28] == 3; /* version 1, local_window 3 */
+    FILE *tmp = fopen("test_roundtrip.ckpt.tmp", "rb");
+    check(same && layout && !tmp, "checkpoint: save/load bit-exact, layout",
+          "%zu bytes, header \"GPT3\" v1, no temporary left", n);
+    if (tmp) fclose(tmp);
+    free(bytes);
+    gpt3_free(&a);
+    gpt3_free(&b);
+    remove(path);
+}
+
+/* A checkpoint in bytes, with one header int changed. */
+static void expect_load_error(const char *label, const unsigned char *data, size_t n, int want) {
+    GPT3 m;
+    const char *path = "test_bad.ckpt";
+    write_bytes(path, data, n);
+    int rc = gpt3_load(&m, path);
+    check(rc == want && m.params == NULL, label, "-> %s", gpt3_strerror(rc));
+    gpt3_free(&m);
+    remove(path);
+}
+
+static void test_bad_checkpoints(void) {
+    GPT3Config cfg = small_config(0);
+    GPT3 m;
+    size_t n = 0;
+    gpt3_init(&m, &cfg, 1);
+    gpt3_save(&m, "test_good.ckpt");
+    unsigned char *good = read_all("test_good.ckpt", &n);
+    unsigned char *bad = (unsigned char *)malloc(n);
+    remove("test_good.ckpt");
+    if (!good || !bad) { check(0, "checkpoint: bad files", "setup failed"); free(good); free(bad); return; }
+
+    GPT3 missing;
+    int rc = gpt3_load(&missing, "no/such/dir/model.ckpt");
+    check(rc == GPT3_ERR_OPEN, "checkpoint: missing file", "-> %s", gpt3_strerror(rc));
+    expect_load_error("checkpoint: empty file", good, 0, GPT3_ERR_TRUNCATED);
+    expect_load_error("checkpoint: truncated in the magic", good, 3, GPT3_ERR_TRUNCATED);
+    expect_load_error("checkpoint: truncated in the header", good, 100, GPT3_ERR_TRUNCATED);
+    expect_load_error("checkpoint: header only", good, 1024, GPT3_ERR_TRUNCATED);
+    expect_load_error("checkpoint: one float short", good, n - 4, GPT3_ERR_TRUNCATED);
+    memcpy(bad, good, n);
+    memcpy(bad, "PK\3\4", 4);
+    expect_load_error("checkpoint: foreign file (zip magic)", bad, n, GPT3_ERR_NOT_CHECKPOINT);
+    expect_load_error("checkpoint: foreign text file", (const unsigned char *)"hello, world\n", 13,
+                      GPT3_ERR_NOT_CHECKPOINT);
+    memcpy(bad, good, n);
+    bad[4] = 2;
+    expect_load_error("checkpoint: unknown version 2", bad, n, GPT3_ERR_VERSION);
+    memcpy(bad, good, n);
+    bad[20] = 3; /* num_heads 3 does not divide channels 8 */
+    expect_load_error("checkpoint: channels % heads != 0", bad, n, GPT3_ERR_CONFIG);
+    memcpy(bad, good, n);
+    bad[12] = 0xff; bad[13] = 0xff; bad[14] = 0xff; bad[15] = 0x7f; /* vocab 2^31-1 */
+    expect_load_error("checkpoint: absurd vocab_size", bad, n, GPT3_ERR_CONFIG);
+    memcpy(bad, good, n);
+    bad[17] = 0x10; /* num_layers 4098: needs far more bytes than the file has */
+    expect_load_error("checkpoint: header promises more than the file", bad, n, GPT3_ERR_TRUNCATED);
+
+    rc = gpt3_save(&m, "no/such/dir/model.ckpt");
+    check(rc == GPT3_ERR_OPEN, "checkpoint: save into a missing folder", "-> %s", gpt3_strerror(rc));
+    free(good);
+    free(bad);
+    gpt3_free(&m);
+}
+
+static void test_bad_inputs(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int V = cfg.vocab_size, maxT = cfg.max_seq_len;
+    int inputs[32], targets[32];
+    random_tokens(inputs, 32, V, 22);
+    random_tokens(targets, 32, V, 23);
+    gpt3_init(&m, &cfg, 4);
+    int rc = gpt3_backward(&m);
+    check(rc == GPT3_ERR_NO_TARGETS, "bad input: backward before any forward", "-> %s", gpt3_strerror(rc));
+    rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+    check(rc == GPT3_ERR_NO_TARGETS, "bad input: adamw before any backward", "-> %s", gpt3_strerror(rc));
+    gpt3_forward(&m, inputs, targets, 2, 8);
+    float good_loss = m.mean_loss;
+
+    struct { const char *label; int index, value, in_targets, B, T, want; } cases[] = {
+        {"bad input: token id -1", 5, -1, 0, 2, 8, GPT3_ERR_TOKEN},
+        {"bad input: token id = V", 9, V, 0, 2, 8, GPT3_ERR_TOKEN},
+        {"bad input: target id = V", 3, V, 1, 2, 8, GPT3_ERR_TARGET},
+        {"bad input: T > max_seq_len", 0, 0, 0, 1, maxT + 1, GPT3_ERR_SEQ_LEN},
+        {"bad input: B = 0", 0, 0, 0, 0, 8, GPT3_ERR_BATCH},
+        {"bad input: T = 0", 0, 0, 0, 2, 0, GPT3_ERR_BATCH},
+        {"bad input: B = -3", 0, 0, 0, -3, 8, GPT3_ERR_BATCH},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int in2[32], tg2[32];
+        memcpy(in2, inputs, sizeof(in2));
+        memcpy(tg2, targets, sizeof(tg2));
+        if (cases[i].in_targets) tg2[cases[i].index] = cases[i].value;
+        else in2[cases[i].index] = cases[i].value;
+        rc = gpt3_forward(&m, in2, tg2, cases[i].B, cases[i].T);
+        check(rc == cases[i].want, cases[i].label, "-> %s", gpt3_strerror(rc));
+    }
+    rc = gpt3_forward(&m, NULL, targets, 2, 8);
+    int rc2 = gpt3_forward(NULL, inputs, targets, 2, 8);
+    check(rc == GPT3_ERR_ARGUMENT && rc2 == GPT3_ERR_ARGUMENT, "bad input: NULL inputs, NULL model",
+          "-> %s", gpt3_strerror(rc));
+    rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0);
+    check(rc == GPT3_ERR_ARGUMENT, "bad input: adamw step t = 0", "-> %s", gpt3_strerror(rc));
+    /* the rejected calls changed nothing: the last good forward is intact */
+    rc = gpt3_backward(&m);
+    rc2 = gpt3_forward(&m, inputs, targets, 2, 8);
+    check(rc == GPT3_OK && rc2 == GPT3_OK && m.mean_loss == good_loss,
+          "bad input: model still works afterwards", "loss %.6f as before", m.mean_loss);
+    gpt3_forward(&m, inputs, NULL, 2, 8);
+    rc = gpt3_backward(&m);
+    check(rc == GPT3_ERR_NO_TARGETS, "bad input: backward after inference forward", "-> %s",
+          gpt3_strerror(rc));
+    gpt3_free(&m);
+
+    GPT3Config bad = small_config(0);
+    bad.num_heads = 3; /* 8 channels do not divide into 3 heads */
+    rc = gpt3_init(&m, &bad, 1);
+    int ok = rc == GPT3_ERR_CONFIG && m.params == NULL;
+    bad = small_config(-1);
+    ok &= gpt3_init(&m, &bad, 1) == GPT3_ERR_CONFIG;
+    bad = small_config(0);
+    bad.num_layers = 0;
+    ok &= gpt3_init(&m, &bad, 1) == GPT3_ERR_CONFIG && gpt3_num_parameters(&bad) == 0;
+    ok &= gpt3_init(NULL, &bad, 1) == GPT3_ERR_ARGUMENT;
+    check(ok, "bad config: heads do not divide, W < 0, L = 0", "-> %s", gpt3_strerror(rc));
+    ok = strcmp(gpt3_strerror(12345), "unknown error code") == 0 && strcmp(gpt3_strerror(-1), "unknown error code") == 0;
+    for (int code = 0; code < GPT3_NUM_ERRORS; code++) ok &= gpt3_strerror(code) != NULL;
+    check(ok, "strerror: every code has a message", "%d codes", GPT3_NUM_ERRORS);
+    gpt3_free(&m);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) fixture_dir = argv[1];
+    test_encoder_grad();
+    test_layernorm_grad();
+    test_matmul_grad();
+    test_attention_grad("fd: attention, dense causal", 7, 7);
+    test_attention_grad("fd: attention, banded with T > W", 9, 3);
+    test_attention_grad("fd: attention, window 1 (self only)", 4, 1);
+    test_attention_band_definition();
+    test_gelu_grad();
+    test_crossentropy_grad();
+    test_fd_detects_error();
+    test_model_grad();
+    test_pytorch_fixture("dense");
+    test_pytorch_fixture("banded");
+    test_overfit();
+    test_determinism();
+    test_grad_accumulates();
+    test_batch_growth();
+    test_presets();
+    test_training_bytes();
+    test_init();
+    test_schedule_and_clip();
+    test_sample();
+    test_checkpoint_roundtrip();
+    test_bad_checkpoints();
+    test_bad_inputs();
+    printf("%d passed, %d failed\n", tests_passed, tests_failed);
+    return tests_failed > 0;
+}
