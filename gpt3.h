@@ -200,8 +200,8 @@ typedef struct {
     size_t tensor_sizes[GPT3_NUM_TENSORS];   /* floats in each tensor     */
     float *params;       /* (num_parameters) the flat layout of INTERFACE.md */
     GPT3Tensors w;       /* views into params                               */
-    float *grads;        /* (num_parameters) dL/dparams; NULL until the
-                            first gpt3_backward                             */
+    float *grads;        /* (num_parameters) dL/dparams, same layout;
+                            zero after init and load                        */
     GPT3Tensors dw;      /* views into grads                                */
     float *adam_m;       /* (num_parameters) AdamW first moment; NULL until */
     float *adam_v;       /* (num_parameters) the first step: second moment  */
@@ -256,8 +256,7 @@ GPT3DEF const char *gpt3_strerror(int code);
 
 /* Global L2 norm of m->grads (computed in double), returned as it was
    before clipping. If max_norm > 0 and the norm exceeds it, every gradient
-   is scaled by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_.
-   Returns 0 when there are no gradients yet. */
+   is scaled by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. */
 GPT3DEF float gpt3_clip_grad_norm(GPT3 *m, float max_norm);
 /* GPT-3's learning rate at step (0-based): linear warmup from max_lr/warmup
    to max_lr over warmup_steps, cosine decay to 0.1 max_lr at decay_steps,
@@ -971,7 +970,8 @@ static float gpt3__normal_at(uint64_t seed, uint64_t index) {
     return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * GPT3__PI * u2));
 }
 
-/* Allocate m->params for cfg (uninitialised) and set up the views. */
+/* Allocate m->params (uninitialised) and m->grads (zero) for cfg and set
+   up the views. calloc's pages cost no memory until a backward writes them. */
 static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     int rc = gpt3_check_config(cfg);
     memset(m, 0, sizeof(*m));
@@ -981,8 +981,13 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     m->num_parameters = gpt3_num_parameters(cfg);
     if (m->num_parameters > SIZE_MAX / sizeof(float)) return GPT3_ERR_NOMEM;
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
-    if (!m->params) return GPT3_ERR_NOMEM;
+    m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
+    if (!m->params || !m->grads) {
+        gpt3_free(m);
+        return GPT3_ERR_NOMEM;
+    }
     gpt3__point_tensors(&m->w, m->params, m->tensor_sizes);
+    gpt3__point_tensors(&m->dw, m->grads, m->tensor_sizes);
     m->mean_loss = -1.0f;
     return GPT3_OK;
 }
@@ -1115,11 +1120,6 @@ GPT3DEF void gpt3_zero_grad(GPT3 *m) {
 GPT3DEF int gpt3_backward(GPT3 *m) {
     if (!m || !m->params) return GPT3_ERR_ARGUMENT;
     if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
-    if (!m->grads) {
-        m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
-        if (!m->grads) return GPT3_ERR_NOMEM;
-        gpt3__point_tensors(&m->dw, m->grads, m->tensor_sizes);
-    }
     const GPT3Config *cfg = &m->config;
     int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers;
     int NH = cfg->num_heads, V = cfg->vocab_size;
@@ -1194,7 +1194,6 @@ GPT3DEF void gpt3_free(GPT3 *m) {
 GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
                             float eps, float weight_decay, int t) {
     if (!m || !m->params || t < 1) return GPT3_ERR_ARGUMENT;
-    if (!m->grads) return GPT3_ERR_NO_TARGETS;
     if (!m->adam_m) {
         m->adam_m = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
         m->adam_v = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
@@ -1434,8 +1433,8 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "a target id is >= vocab_size (use a negative target to ignore a position)",
         "T is larger than the model's max_seq_len",
         "B and T must both be at least 1",
-        "no gradients to compute or apply: run gpt3_forward with targets, then "
-        "gpt3_backward, first",
+        "backward needs a forward with targets first: call gpt3_forward with "
+        "non-NULL targets",
         "no preset of that name (see gpt3_preset_name for the list)",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
