@@ -601,16 +601,21 @@ static void test_determinism(void) {
     gpt3_free(&b);
 }
 
-static void test_grad_accumulates(void) {
+/* A small dense model after one forward and backward on random tokens. */
+static void model_with_grads(GPT3 *m, uint64_t seed) {
     GPT3Config cfg = small_config(0);
-    GPT3 m;
     int inputs[8], targets[8];
-    random_tokens(inputs, 8, cfg.vocab_size, 14);
-    random_tokens(targets, 8, cfg.vocab_size, 15);
-    gpt3_init(&m, &cfg, 3);
-    gpt3_forward(&m, inputs, targets, 1, 8);
-    gpt3_zero_grad(&m);
-    gpt3_backward(&m);
+    random_tokens(inputs, 8, cfg.vocab_size, seed);
+    random_tokens(targets, 8, cfg.vocab_size, seed + 1);
+    gpt3_init(m, &cfg, seed);
+    gpt3_forward(m, inputs, targets, 1, 8);
+    gpt3_zero_grad(m);
+    gpt3_backward(m);
+}
+
+static void test_grad_accumulates(void) {
+    GPT3 m;
+    model_with_grads(&m, 14);
     float *once = alloc_floats(m.num_parameters);
     memcpy(once, m.grads, m.num_parameters * sizeof(float));
     gpt3_backward(&m);
@@ -751,15 +756,8 @@ static void test_schedule_and_clip(void) {
              fabsf(later - 0.1f * peak) < 1e-9f;
     check(ok, "lr schedule: warmup, cosine, 10% floor", "%.2e %.2e %.2e %.2e %.2e", s0, s9, mid, end, later);
 
-    GPT3Config cfg = small_config(0);
     GPT3 m;
-    int inputs[8], targets[8];
-    random_tokens(inputs, 8, cfg.vocab_size, 19);
-    random_tokens(targets, 8, cfg.vocab_size, 20);
-    gpt3_init(&m, &cfg, 2);
-    gpt3_forward(&m, inputs, targets, 1, 8);
-    gpt3_zero_grad(&m);
-    gpt3_backward(&m);
+    model_with_grads(&m, 19);
     double sq = 0.0;
     for (size_t i = 0; i < m.num_parameters; i++) sq += (double)m.grads[i] * m.grads[i];
     float norm = gpt3_clip_grad_norm(&m, 0.1f * (float)sqrt(sq));
