@@ -48,14 +48,14 @@ static double seconds(void) { /* wall clock */
 
 /* Write n_new bytes after the prompt: each step runs the model on the last
    T tokens and draws the next one from its logits at the last position. */
-static void generate(GPT3 *m, const char *prompt, int n_new, GPT3Rng *rng) {
+static void generate(GPT3 *m, const char *prompt, int n_new, GPT3Sampler *rng) {
     int tokens[T + 256], n = 0;
     for (const char *p = prompt; *p && n < T; p++) tokens[n++] = (unsigned char)*p;
     printf("  %s", prompt);
     for (int i = 0; i < n_new && n < T + 256; i++) {
         int start = n > T ? n - T : 0, len = n - start;
         if (gpt3_forward(m, tokens + start, NULL, 1, len) != GPT3_OK) break;
-        int next = gpt3_sample(m->logits + (size_t)(len - 1) * 256, 256, 0.8f, rng);
+        int next = gpt3_sampler_sample(rng, m->logits + (size_t)(len - 1) * 256);
         tokens[n++] = next;
         putchar(next >= 32 && next < 127 ? next : next == '\n' ? ' ' : '?');
         fflush(stdout);
@@ -66,7 +66,8 @@ static void generate(GPT3 *m, const char *prompt, int n_new, GPT3Rng *rng) {
 int main(void) {
     GPT3Config cfg;
     GPT3 model;
-    GPT3Rng data_rng, sample_rng;
+    GPT3Rng data_rng;
+    GPT3Sampler sample_rng;
     int inputs[B * T], targets[B * T], rc;
     int n_text = (int)strlen(corpus);
 
@@ -76,7 +77,7 @@ int main(void) {
         return 1;
     }
     gpt3_rng_seed(&data_rng, 42);
-    gpt3_rng_seed(&sample_rng, 7);
+    gpt3_sampler_init(&sample_rng, 256, 0.8f, 0, 1.0f, 7);
     printf("GPT-3 \"tiny\": L %d, C %d, NH %d, W %d, V %d: %zu parameters, %.1f MB to train at B %d, T %d\n",
            cfg.num_layers, cfg.channels, cfg.num_heads, cfg.local_window, cfg.vocab_size,
            model.num_parameters, gpt3_training_bytes(&cfg, B, T) / 1e6, B, T);

@@ -98,6 +98,9 @@ enum {
     GPT3_ERR_BATCH,          /* B < 1 or T < 1                              */
     GPT3_ERR_NO_TARGETS,     /* backward without a forward with targets     */
     GPT3_ERR_PRESET,         /* no preset of that name                      */
+    GPT3_ERR_DATA,           /* not a token file, or a corrupt one          */
+    GPT3_ERR_DATA_SHORT,     /* fewer than T + 1 tokens                     */
+    GPT3_ERR_MISMATCH,       /* a file that belongs to another model        */
     GPT3_NUM_ERRORS
 };
 
@@ -254,6 +257,18 @@ GPT3DEF const char *gpt3_strerror(int code);
 /* ------------------------------------------------------------------------ */
 /* Training helpers                                                         */
 
+/* What resuming a run needs besides the parameters; AdamW's moments come
+   from and go to the model. Saved atomically, in a file of its own. */
+typedef struct {
+    int step;                 /* optimizer steps taken                      */
+    uint64_t data_position;   /* the data loader's position                 */
+    uint64_t data_rng;        /* and its RNG state                          */
+} GPT3TrainState;
+GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path);
+/* Replaces m's AdamW moments; GPT3_ERR_MISMATCH if the file was written
+   for a model with another number of parameters. */
+GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path);
+
 /* Global L2 norm of m->grads (computed in double), returned as it was
    before clipping. If max_norm > 0 and the norm exceeds it, every gradient
    is scaled by max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_. */
@@ -265,16 +280,78 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps,
                                int decay_steps);
 
 /* ------------------------------------------------------------------------ */
-/* Random numbers and sampling                                              */
+/* Generation: random numbers, sampling, the KV cache                       */
 
 typedef struct { uint64_t state; } GPT3Rng;    /* splitmix64 */
 GPT3DEF void     gpt3_rng_seed(GPT3Rng *rng, uint64_t seed);
 GPT3DEF uint32_t gpt3_rng_u32(GPT3Rng *rng);
 GPT3DEF float    gpt3_rng_float(GPT3Rng *rng);  /* uniform in [0, 1)    */
-/* Draw a token from softmax(logits / temperature); temperature <= 0 picks
-   the most likely token. logits: (V). */
-GPT3DEF int gpt3_sample(const float *logits, int V, float temperature,
-                        GPT3Rng *rng);
+
+typedef struct { float p; int token; } GPT3Candidate;
+typedef struct {
+    float temperature;        /* <= 0: always the most likely token        */
+    int top_k;                /* keep the k most likely tokens; 0: all     */
+    float top_p;              /* keep the smallest set with mass >= p; 1: all */
+    int vocab_size;
+    GPT3Rng rng;
+    GPT3Candidate *candidates; /* (V) scratch                              */
+} GPT3Sampler;
+GPT3DEF int  gpt3_sampler_init(GPT3Sampler *s, int vocab_size, float temperature,
+                               int top_k, float top_p, uint64_t seed);
+/* Draw a token from logits (V); -1 if the sampler or logits are NULL. */
+GPT3DEF int  gpt3_sampler_sample(GPT3Sampler *s, const float *logits);
+GPT3DEF void gpt3_sampler_free(GPT3Sampler *s);
+
+/* Keys and values of every position seen so far, for one sequence (B = 1). */
+typedef struct {
+    int pos;        /* positions in the cache: the next token's position   */
+    float *keys;    /* per layer (rows_l, C): rows_l = max_seq_len for a dense
+                       layer, W for a banded one (a ring: position s in row s % W) */
+    float *values;  /* same layout                                         */
+    float *logits;  /* (V) logits after the last gpt3_kv_forward           */
+    float *x, *xn, *qkv, *atty, *proj, *fch, *fch_gelu, *att, *stats; /* scratch */
+    float *memory;  /* one allocation behind all of the above              */
+} GPT3KVCache;
+GPT3DEF int  gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m);
+/* Run one token at position kv->pos; kv->logits then holds its logits.
+   GPT3_ERR_SEQ_LEN once max_seq_len positions are in the cache. */
+GPT3DEF int  gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token);
+GPT3DEF void gpt3_kv_reset(GPT3KVCache *kv);    /* forget every position   */
+GPT3DEF void gpt3_kv_free(GPT3KVCache *kv);
+
+/* ------------------------------------------------------------------------ */
+/* Data                                                                     */
+
+/* Tokens of a token file (see gpt3_tokens_save). */
+typedef struct {
+    uint16_t *tokens;        /* (count)                                     */
+    size_t count;
+    int vocab_size;
+    uint32_t tokenizer_id;   /* fingerprint of the tokenizer that made them */
+} GPT3Tokens;
+/* Write tokens atomically: 64 little-endian uint32 (magic "GTKN", version 1,
+   vocab_size, tokenizer_id, count as two words, zeros), then uint16 tokens. */
+GPT3DEF int  gpt3_tokens_save(const char *path, const uint16_t *tokens, size_t count,
+                              int vocab_size, uint32_t tokenizer_id);
+/* GPT3_ERR_DATA if the file is not a token file, is cut short, or holds a
+   token >= its vocab_size. */
+GPT3DEF int  gpt3_tokens_load(GPT3Tokens *t, const char *path);
+GPT3DEF void gpt3_tokens_free(GPT3Tokens *t);
+
+/* (B, T) batches of inputs and next-token targets from a token array. */
+typedef struct {
+    const uint16_t *tokens;  /* not owned                                   */
+    size_t count;
+    int B, T, shuffle;       /* shuffle: random windows; else in order      */
+    uint64_t position;       /* sequential: start of the next window        */
+    GPT3Rng rng;             /* shuffled: where windows start               */
+    int *inputs, *targets;   /* (B, T) the batch made by gpt3_loader_next   */
+} GPT3DataLoader;
+/* GPT3_ERR_DATA_SHORT if data has fewer than T + 1 tokens. */
+GPT3DEF int  gpt3_loader_init(GPT3DataLoader *dl, const GPT3Tokens *data, int B, int T,
+                              int shuffle, uint64_t seed);
+GPT3DEF void gpt3_loader_next(GPT3DataLoader *dl);
+GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 
 #ifdef __cplusplus
 }
@@ -671,36 +748,45 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias,
 static int attention_span(int window, int T) { return window < T ? window : T; }
 static int attention_start(int window, int t) { return t - window + 1 > 0 ? t - window + 1 : 0; }
 
+/* One query row of one head: positions start .. start+n-1, where position
+   s lives in row s % rows of keys and values (rows apart by stride floats;
+   the KV cache keeps a banded layer's keys in a ring of W rows). Writes
+   att[0..n) and out[0..hs). */
+static void attention_row(float *out, float *att, const float *q, const float *keys,
+                          const float *values, size_t stride, int start, int n,
+                          int rows, int hs) {
+    float scale = 1.0f / sqrtf((float)hs), maxval = -FLT_MAX, sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        att[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs) * scale;
+        if (att[j] > maxval) maxval = att[j];
+    }
+    for (int j = 0; j < n; j++) {
+        att[j] = expf(att[j] - maxval);
+        sum += att[j];
+    }
+    for (int i = 0; i < hs; i++) out[i] = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const float *v = values + (size_t)((start + j) % rows) * stride;
+        att[j] /= sum;
+        for (int i = 0; i < hs; i++) out[i] += att[j] * v[i];
+    }
+}
+
 static void attention_forward(float *out, float *att, const float *qkv,
                               int B, int T, int C, int NH, int window) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = attention_span(window, T);
-    float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                const float *seq = qkv + (size_t)b * T * 3 * C;
                 float *a = att + (((size_t)b * NH + h) * T + t) * span;
                 int start = attention_start(window, t), n = t - start + 1;
-                float maxval = -FLT_MAX, sum = 0.0f;
-                for (int j = 0; j < n; j++) {
-                    const float *k = qkv + ((size_t)b * T + start + j) * 3 * C + C + h * hs;
-                    a[j] = gpt3__dot(q, k, hs) * scale;
-                    if (a[j] > maxval) maxval = a[j];
-                }
-                for (int j = 0; j < n; j++) {
-                    a[j] = expf(a[j] - maxval);
-                    sum += a[j];
-                }
-                for (int j = 0; j < n; j++) a[j] /= sum;
+                attention_row(out + ((size_t)b * T + t) * C + h * hs, a,
+                              seq + (size_t)t * 3 * C + h * hs, seq + C + h * hs,
+                              seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs);
                 for (int j = n; j < span; j++) a[j] = 0.0f;
-                float *o = out + ((size_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int j = 0; j < n; j++) {
-                    const float *v = qkv + ((size_t)b * T + start + j) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += a[j] * v[i];
-                }
             }
         }
     }
@@ -1251,7 +1337,7 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps, int dec
 }
 
 /* ======================================================================== */
-/* Sampling                                                                 */
+/* Generation: sampling and the KV cache                                    */
 /* ======================================================================== */
 
 GPT3DEF void gpt3_rng_seed(GPT3Rng *rng, uint64_t seed) { rng->state = seed; }
@@ -1265,22 +1351,378 @@ GPT3DEF float gpt3_rng_float(GPT3Rng *rng) {
     return (float)(gpt3_rng_u32(rng) >> 8) / 16777216.0f;
 }
 
-/* p_v = exp(z_v / tau) / sum_u exp(z_u / tau) for temperature tau; draw
-   u ~ U[0, 1) and return the first v whose cumulative probability
-   exceeds u. Returns -1 for bad arguments. */
-GPT3DEF int gpt3_sample(const float *logits, int V, float temperature, GPT3Rng *rng) {
-    if (!logits || V < 1) return -1;
-    int best = 0;
+GPT3DEF int gpt3_sampler_init(GPT3Sampler *s, int vocab_size, float temperature,
+                              int top_k, float top_p, uint64_t seed) {
+    if (!s) return GPT3_ERR_ARGUMENT;
+    memset(s, 0, sizeof(*s));
+    if (vocab_size < 1 || top_k < 0 || !(top_p > 0.0f) || temperature != temperature)
+        return GPT3_ERR_ARGUMENT;
+    s->temperature = temperature;
+    s->top_k = top_k;
+    s->top_p = top_p;
+    s->vocab_size = vocab_size;
+    gpt3_rng_seed(&s->rng, seed);
+    s->candidates = (GPT3Candidate *)GPT3_MALLOC((size_t)vocab_size * sizeof(GPT3Candidate));
+    return s->candidates ? GPT3_OK : GPT3_ERR_NOMEM;
+}
+
+GPT3DEF void gpt3_sampler_free(GPT3Sampler *s) {
+    if (!s) return;
+    GPT3_FREE(s->candidates);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Most probable first; equal probabilities by token id, so the order (and
+   the draw) is the same with every qsort. */
+static int gpt3__by_probability(const void *a, const void *b) {
+    const GPT3Candidate *x = (const GPT3Candidate *)a, *y = (const GPT3Candidate *)b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->token - y->token;
+}
+
+/* p_v = exp(z_v / tau) / sum_u exp(z_u / tau) for temperature tau. Top-k
+   keeps the k most probable tokens; top-p (nucleus) the fewest most
+   probable whose probabilities add up to at least p. The kept p are
+   renormalised and one token is drawn with u ~ U[0, 1). */
+GPT3DEF int gpt3_sampler_sample(GPT3Sampler *s, const float *logits) {
+    if (!s || !s->candidates || !logits) return -1;
+    int V = s->vocab_size, best = 0, n = 0;
     for (int v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;
-    if (temperature <= 0.0f || !rng) return best;
-    double sum = 0.0, cumulative = 0.0;
-    for (int v = 0; v < V; v++) sum += exp((logits[v] - logits[best]) / temperature);
-    double u = gpt3_rng_float(rng) * sum;
+    if (s->temperature <= 0.0f) return best;
+    int truncate = (s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f;
+    /* a token with p < (1 - top_p) / (V - 1) can never be in the nucleus:
+       leave it out before sorting (without top-k) */
+    double total = 0.0, cutoff = 0.0;
+    for (int v = 0; v < V; v++) total += exp((logits[v] - logits[best]) / s->temperature);
+    if (s->top_p < 1.0f && s->top_k == 0 && V > 1) cutoff = (1.0 - s->top_p) / (V - 1);
     for (int v = 0; v < V; v++) {
-        cumulative += exp((logits[v] - logits[best]) / temperature);
-        if (u < cumulative) return v;
+        float p = (float)(exp((logits[v] - logits[best]) / s->temperature) / total);
+        if (p >= cutoff || v == best) {
+            s->candidates[n].p = p;
+            s->candidates[n++].token = v;
+        }
     }
-    return best; /* rounding left u just past the end */
+    if (truncate) {
+        qsort(s->candidates, (size_t)n, sizeof(GPT3Candidate), gpt3__by_probability);
+        if (s->top_k > 0 && s->top_k < n) n = s->top_k;
+        double kept = 0.0;
+        for (int i = 0; i < n; i++) {
+            kept += s->candidates[i].p;
+            if (kept >= s->top_p) { n = i + 1; break; }
+        }
+    }
+    double mass = 0.0, cumulative = 0.0;
+    for (int i = 0; i < n; i++) mass += s->candidates[i].p;
+    double u = gpt3_rng_float(&s->rng) * mass;
+    for (int i = 0; i < n; i++) {
+        cumulative += s->candidates[i].p;
+        if (u < cumulative) return s->candidates[i].token;
+    }
+    return s->candidates[n - 1].token; /* rounding left u just past the end */
+}
+
+/* The KV cache. Generating token t+1 needs, in every layer, the keys and
+   values of the positions token t attends to; they do not change once
+   computed. So the cache keeps them, and each new token costs one
+   position's work: its own q, k, v and one attention row, O(t) (dense) or
+   O(W) (banded) instead of a forward over the whole sequence. A dense layer
+   keeps max_seq_len positions; a banded layer only its last W, in a ring
+   (position s in row s % W). */
+static int gpt3__cache_rows(const GPT3Config *cfg, int l) {
+    return attention_span(gpt3__layer_window(cfg, l, cfg->max_seq_len), cfg->max_seq_len);
+}
+
+GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
+    if (!kv || !m || !m->params) return GPT3_ERR_ARGUMENT;
+    memset(kv, 0, sizeof(*kv));
+    const GPT3Config *cfg = &m->config;
+    size_t C = (size_t)cfg->channels, rows = 0;
+    for (int l = 0; l < cfg->num_layers; l++) rows += (size_t)gpt3__cache_rows(cfg, l);
+    /* keys, values; x, xn, qkv, atty, proj, fch, fch_gelu; att; logits; mean, rstd */
+    size_t total = 2 * rows * C + 15 * C + (size_t)cfg->max_seq_len + cfg->vocab_size + 2;
+    kv->memory = (float *)GPT3_MALLOC(total * sizeof(float));
+    if (!kv->memory) return GPT3_ERR_NOMEM;
+    kv->keys = kv->memory;
+    kv->values = kv->keys + rows * C;
+    kv->x = kv->values + rows * C;
+    kv->xn = kv->x + C;
+    kv->qkv = kv->xn + C;
+    kv->atty = kv->qkv + 3 * C;
+    kv->proj = kv->atty + C;
+    kv->fch = kv->proj + C;
+    kv->fch_gelu = kv->fch + 4 * C;
+    kv->att = kv->fch_gelu + 4 * C;
+    kv->logits = kv->att + cfg->max_seq_len;
+    kv->stats = kv->logits + cfg->vocab_size;
+    kv->pos = 0;
+    return GPT3_OK;
+}
+
+GPT3DEF void gpt3_kv_reset(GPT3KVCache *kv) { if (kv) kv->pos = 0; }
+
+GPT3DEF void gpt3_kv_free(GPT3KVCache *kv) {
+    if (!kv) return;
+    GPT3_FREE(kv->memory);
+    memset(kv, 0, sizeof(*kv));
+}
+
+/* gpt3_forward for one more position, t = kv->pos, reusing the cached keys
+   and values of positions < t. The same layer functions at B = T = 1, except
+   attention, which reads its past from the cache. */
+GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
+    if (!m || !m->params || !kv || !kv->memory) return GPT3_ERR_ARGUMENT;
+    const GPT3Config *cfg = &m->config;
+    if (token < 0 || token >= cfg->vocab_size) return GPT3_ERR_TOKEN;
+    if (kv->pos >= cfg->max_seq_len) return GPT3_ERR_SEQ_LEN;
+    int C = cfg->channels, NH = cfg->num_heads, hs = C / NH, t = kv->pos;
+    float *keys = kv->keys, *values = kv->values;
+    encoder_forward(kv->x, &token, m->w.wte, m->w.wpe + (size_t)t * C, 1, 1, C);
+    for (int l = 0; l < cfg->num_layers; l++) {
+        GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
+        int window = gpt3__layer_window(cfg, l, cfg->max_seq_len);
+        int rows = gpt3__cache_rows(cfg, l), start = attention_start(window, t);
+        layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln1w, lw.ln1b, 1, 1, C);
+        matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C);
+        memcpy(keys + (size_t)(t % rows) * C, kv->qkv + C, (size_t)C * sizeof(float));
+        memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
+        for (int h = 0; h < NH; h++)
+            attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
+                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs);
+        matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C);
+        residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
+        layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
+        matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C);
+        gelu_forward(kv->fch_gelu, kv->fch, 4 * (size_t)C);
+        matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C);
+        residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
+        keys += (size_t)rows * C;
+        values += (size_t)rows * C;
+    }
+    layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, m->w.lnfw, m->w.lnfb, 1, 1, C);
+    matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size);
+    kv->pos++;
+    return GPT3_OK;
+}
+
+/* ======================================================================== */
+/* Files: little-endian words, atomic writes                                */
+/* ======================================================================== */
+
+static int gpt3__little_endian(void) {
+    uint32_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* Reverse the bytes of each of n words of `width` bytes (2 or 4). */
+static void gpt3__swap(void *words, size_t n, size_t width) {
+    unsigned char *p = (unsigned char *)words;
+    for (size_t i = 0; i < n; i++, p += width) {
+        for (size_t a = 0, b = width - 1; a < b; a++, b--) {
+            unsigned char t = p[a];
+            p[a] = p[b];
+            p[b] = t;
+        }
+    }
+}
+
+/* Write n words of `width` bytes (int32, float32, uint16) little-endian. */
+static int gpt3__write_le(FILE *f, const void *words, size_t n, size_t width) {
+    if (gpt3__little_endian()) return fwrite(words, width, n, f) == n;
+    unsigned char chunk[4096];
+    const unsigned char *src = (const unsigned char *)words;
+    size_t per_chunk = sizeof(chunk) / width;
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < per_chunk ? n - done : per_chunk;
+        memcpy(chunk, src + width * done, width * k);
+        gpt3__swap(chunk, k, width);
+        if (fwrite(chunk, width, k, f) != k) return 0;
+        done += k;
+    }
+    return 1;
+}
+
+/* Read up to n little-endian words of `width` bytes; returns how many. */
+static size_t gpt3__read_le(FILE *f, void *words, size_t n, size_t width) {
+    size_t got = fread(words, width, n, f);
+    if (!gpt3__little_endian()) gpt3__swap(words, got, width);
+    return got;
+}
+
+static void gpt3__split64(uint32_t *words, uint64_t x) {
+    words[0] = (uint32_t)x;
+    words[1] = (uint32_t)(x >> 32);
+}
+
+static uint64_t gpt3__join64(const uint32_t *words) {
+    return (uint64_t)words[0] | ((uint64_t)words[1] << 32);
+}
+
+/* Bytes from the current position to the end of f, or -1 if unknown. */
+static long long gpt3__bytes_left(FILE *f) {
+    long here = ftell(f);
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0) return -1;
+    long end = ftell(f);
+    if (fseek(f, here, SEEK_SET) != 0 || end < 0) return -1;
+    return (long long)end - here;
+}
+
+/* Every file is written atomically: to "path.tmp" first, flushed to disk,
+   then renamed over path, so a failure at any point (a full disk, a crash)
+   leaves the previous file at path as it was. */
+typedef struct { FILE *f; char *tmp; int ok; } GPT3__AtomicFile;
+
+static int gpt3__atomic_open(GPT3__AtomicFile *a, const char *path) {
+    size_t len = strlen(path);
+    a->f = NULL;
+    a->ok = 1;
+    a->tmp = (char *)GPT3_MALLOC(len + 5);
+    if (!a->tmp) return GPT3_ERR_NOMEM;
+    memcpy(a->tmp, path, len);
+    memcpy(a->tmp + len, ".tmp", 5);
+    a->f = fopen(a->tmp, "wb");
+    if (a->f) return GPT3_OK;
+    GPT3_FREE(a->tmp);
+    return GPT3_ERR_OPEN;
+}
+
+static void gpt3__atomic_write_le(GPT3__AtomicFile *a, const void *words, size_t n,
+                                  size_t width) {
+    a->ok = a->ok && gpt3__write_le(a->f, words, n, width);
+}
+
+static int gpt3__atomic_commit(GPT3__AtomicFile *a, const char *path) {
+    int ok = a->ok && fflush(a->f) == 0;
+#ifdef GPT3__HAVE_FSYNC
+    ok = ok && fsync(fileno(a->f)) == 0;
+#endif
+    ok = (fclose(a->f) == 0) && ok;
+#ifdef _WIN32
+    if (ok) remove(path); /* Windows' rename does not replace */
+#endif
+    ok = ok && rename(a->tmp, path) == 0;
+    if (!ok) remove(a->tmp);
+    GPT3_FREE(a->tmp);
+    return ok ? GPT3_OK : GPT3_ERR_WRITE;
+}
+
+/* ======================================================================== */
+/* Data: token files and the batch loader                                   */
+/* ======================================================================== */
+
+/* A token file: 64 little-endian uint32 -- magic "GTKN", version 1,
+   vocab_size, the tokenizer's fingerprint, the token count (2 words, low
+   first), zeros -- then the tokens as little-endian uint16 (so V <= 65536,
+   as GPT-2/GPT-3's 50257). The fingerprint lets a program refuse tokens
+   made by another tokenizer. */
+#define GPT3__TOKENS_MAGIC 0x4E4B5447 /* "GTKN" */
+
+GPT3DEF int gpt3_tokens_save(const char *path, const uint16_t *tokens, size_t count,
+                             int vocab_size, uint32_t tokenizer_id) {
+    if (!path || (!tokens && count) || vocab_size < 1 || vocab_size > 65536)
+        return GPT3_ERR_ARGUMENT;
+    uint32_t header[64] = {0};
+    header[0] = GPT3__TOKENS_MAGIC;
+    header[1] = 1;
+    header[2] = (uint32_t)vocab_size;
+    header[3] = tokenizer_id;
+    gpt3__split64(header + 4, count);
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, path);
+    if (rc != GPT3_OK) return rc;
+    gpt3__atomic_write_le(&file, header, 64, 4);
+    gpt3__atomic_write_le(&file, tokens, count, 2);
+    return gpt3__atomic_commit(&file, path);
+}
+
+GPT3DEF int gpt3_tokens_load(GPT3Tokens *t, const char *path) {
+    if (!t || !path) return GPT3_ERR_ARGUMENT;
+    memset(t, 0, sizeof(*t));
+    FILE *f = fopen(path, "rb");
+    if (!f) return GPT3_ERR_OPEN;
+    uint32_t header[64];
+    size_t got = gpt3__read_le(f, header, 64, 4);
+    int rc = GPT3_OK;
+    uint64_t count = got == 64 ? gpt3__join64(header + 4) : 0;
+    if (got < 64 || header[0] != GPT3__TOKENS_MAGIC || header[1] != 1 ||
+        header[2] < 1 || header[2] > 65536)
+        rc = GPT3_ERR_DATA;
+    else {
+        long long left = gpt3__bytes_left(f);
+        if (left >= 0 && (uint64_t)left != 2 * count) rc = GPT3_ERR_DATA;
+    }
+    if (rc == GPT3_OK) {
+        t->tokens = (uint16_t *)GPT3_MALLOC(count ? (size_t)count * 2 : 1);
+        if (!t->tokens) rc = GPT3_ERR_NOMEM;
+        else if (gpt3__read_le(f, t->tokens, (size_t)count, 2) != count) rc = GPT3_ERR_DATA;
+    }
+    for (size_t i = 0; rc == GPT3_OK && i < count; i++)
+        if (t->tokens[i] >= header[2]) rc = GPT3_ERR_DATA;
+    fclose(f);
+    if (rc != GPT3_OK) {
+        gpt3_tokens_free(t);
+        return rc;
+    }
+    t->count = (size_t)count;
+    t->vocab_size = (int)header[2];
+    t->tokenizer_id = header[3];
+    return GPT3_OK;
+}
+
+GPT3DEF void gpt3_tokens_free(GPT3Tokens *t) {
+    if (!t) return;
+    GPT3_FREE(t->tokens);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Batches of B windows of T + 1 consecutive tokens: inputs are the first T,
+   targets the last T (each input's next token). Shuffled: each window
+   starts at a random offset from the loader's RNG. Sequential: windows
+   follow each other from the start, wrapping around at the end. */
+GPT3DEF int gpt3_loader_init(GPT3DataLoader *dl, const GPT3Tokens *data, int B, int T,
+                             int shuffle, uint64_t seed) {
+    if (!dl || !data || !data->tokens) return GPT3_ERR_ARGUMENT;
+    memset(dl, 0, sizeof(*dl));
+    if (B < 1 || T < 1) return GPT3_ERR_BATCH;
+    if (data->count < (size_t)T + 1) return GPT3_ERR_DATA_SHORT;
+    dl->tokens = data->tokens;
+    dl->count = data->count;
+    dl->B = B;
+    dl->T = T;
+    dl->shuffle = shuffle;
+    gpt3_rng_seed(&dl->rng, seed);
+    dl->inputs = (int *)GPT3_MALLOC((size_t)B * T * sizeof(int));
+    dl->targets = (int *)GPT3_MALLOC((size_t)B * T * sizeof(int));
+    if (dl->inputs && dl->targets) return GPT3_OK;
+    gpt3_loader_free(dl);
+    return GPT3_ERR_NOMEM;
+}
+
+GPT3DEF void gpt3_loader_next(GPT3DataLoader *dl) {
+    size_t T = (size_t)dl->T, last_start = dl->count - T - 1;
+    for (int b = 0; b < dl->B; b++) {
+        size_t start;
+        if (dl->shuffle) {
+            uint64_t r = ((uint64_t)gpt3_rng_u32(&dl->rng) << 32) | gpt3_rng_u32(&dl->rng);
+            start = (size_t)(r % (last_start + 1));
+        } else {
+            if (dl->position > last_start) dl->position = 0;
+            start = (size_t)dl->position;
+            dl->position += T;
+        }
+        for (size_t t = 0; t < T; t++) {
+            dl->inputs[b * T + t] = dl->tokens[start + t];
+            dl->targets[b * T + t] = dl->tokens[start + t + 1];
+        }
+    }
+}
+
+GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl) {
+    if (!dl) return;
+    GPT3_FREE(dl->inputs);
+    GPT3_FREE(dl->targets);
+    memset(dl, 0, sizeof(*dl));
 }
 
 /* ======================================================================== */
@@ -1291,42 +1733,6 @@ GPT3DEF int gpt3_sample(const float *logits, int V, float temperature, GPT3Rng *
 #define GPT3__VERSION 1
 #define GPT3__HEADER_INTS 256
 
-static int gpt3__little_endian(void) {
-    uint32_t one = 1;
-    unsigned char first;
-    memcpy(&first, &one, 1);
-    return first == 1;
-}
-
-static void gpt3__swap32(void *words, size_t n) {
-    unsigned char *p = (unsigned char *)words;
-    for (size_t i = 0; i < n; i++, p += 4) {
-        unsigned char t0 = p[0], t1 = p[1];
-        p[0] = p[3]; p[1] = p[2]; p[2] = t1; p[3] = t0;
-    }
-}
-
-/* Write n 4-byte words (int32 or float32) little-endian; 1 on success. */
-static int gpt3__write32(FILE *f, const void *words, size_t n) {
-    if (gpt3__little_endian()) return fwrite(words, 4, n, f) == n;
-    unsigned char chunk[4096];
-    const unsigned char *src = (const unsigned char *)words;
-    for (size_t done = 0; done < n;) {
-        size_t k = n - done < 1024 ? n - done : 1024;
-        memcpy(chunk, src + 4 * done, 4 * k);
-        gpt3__swap32(chunk, k);
-        if (fwrite(chunk, 4, k, f) != k) return 0;
-        done += k;
-    }
-    return 1;
-}
-
-/* Read up to n little-endian 4-byte words; returns how many were read. */
-static size_t gpt3__read32(FILE *f, void *words, size_t n) {
-    size_t got = fread(words, 4, n, f);
-    if (!gpt3__little_endian()) gpt3__swap32(words, got);
-    return got;
-}
 
 GPT3DEF int gpt3_save(const GPT3 *m, const char *checkpoint_path) {
     if (!m || !m->params || !checkpoint_path) return GPT3_ERR_ARGUMENT;
@@ -1340,35 +1746,18 @@ GPT3DEF int gpt3_save(const GPT3 *m, const char *checkpoint_path) {
     header[5] = c->num_heads;
     header[6] = c->channels;
     header[7] = c->local_window;
-    size_t len = strlen(checkpoint_path);
-    char *tmp = (char *)GPT3_MALLOC(len + 5);
-    if (!tmp) return GPT3_ERR_NOMEM;
-    memcpy(tmp, checkpoint_path, len);
-    memcpy(tmp + len, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        GPT3_FREE(tmp);
-        return GPT3_ERR_OPEN;
-    }
-    int ok = gpt3__write32(f, header, GPT3__HEADER_INTS) &&
-             gpt3__write32(f, m->params, m->num_parameters) && fflush(f) == 0;
-#ifdef GPT3__HAVE_FSYNC
-    ok = ok && fsync(fileno(f)) == 0;
-#endif
-    ok = (fclose(f) == 0) && ok;
-#ifdef _WIN32
-    if (ok) remove(checkpoint_path); /* Windows' rename does not replace */
-#endif
-    ok = ok && rename(tmp, checkpoint_path) == 0;
-    if (!ok) remove(tmp);
-    GPT3_FREE(tmp);
-    return ok ? GPT3_OK : GPT3_ERR_WRITE;
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, checkpoint_path);
+    if (rc != GPT3_OK) return rc;
+    gpt3__atomic_write_le(&file, header, GPT3__HEADER_INTS, 4);
+    gpt3__atomic_write_le(&file, m->params, m->num_parameters, 4);
+    return gpt3__atomic_commit(&file, checkpoint_path);
 }
 
 /* Validate the header of an open checkpoint and return its config. */
 static int gpt3__read_header(FILE *f, GPT3Config *cfg) {
     int32_t header[GPT3__HEADER_INTS];
-    size_t got = gpt3__read32(f, header, GPT3__HEADER_INTS);
+    size_t got = gpt3__read_le(f, header, GPT3__HEADER_INTS, 4);
     if (ferror(f)) return GPT3_ERR_READ;
     if (got >= 1 && header[0] != GPT3__MAGIC) return GPT3_ERR_NOT_CHECKPOINT;
     if (got < GPT3__HEADER_INTS) return GPT3_ERR_TRUNCATED;
@@ -1380,15 +1769,6 @@ static int gpt3__read_header(FILE *f, GPT3Config *cfg) {
     cfg->channels = header[6];
     cfg->local_window = header[7];
     return gpt3_check_config(cfg);
-}
-
-/* Bytes from the current position to the end of f, or -1 if unknown. */
-static long long gpt3__bytes_left(FILE *f) {
-    long here = ftell(f);
-    if (here < 0 || fseek(f, 0, SEEK_END) != 0) return -1;
-    long end = ftell(f);
-    if (fseek(f, here, SEEK_SET) != 0 || end < 0) return -1;
-    return (long long)end - here;
 }
 
 GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
@@ -1405,11 +1785,77 @@ GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
         if (left >= 0 && (double)left < need) rc = GPT3_ERR_TRUNCATED;
     }
     if (rc == GPT3_OK) rc = gpt3__alloc_params(m, &cfg);
-    if (rc == GPT3_OK && gpt3__read32(f, m->params, m->num_parameters) != m->num_parameters)
+    if (rc == GPT3_OK && gpt3__read_le(f, m->params, m->num_parameters, 4) != m->num_parameters)
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
     fclose(f);
     if (rc != GPT3_OK) gpt3_free(m);
     return rc;
+}
+
+/* ---- Training state -------------------------------------------------------
+   A separate file beside the checkpoint (a version-1 reader of the
+   parameters never needs it): 64 little-endian uint32 -- magic "GTST",
+   version 1, step, num_parameters (2 words, low first), data position
+   (2 words), data RNG state (2 words), 1 if AdamW moments follow -- then
+   AdamW's m and v, num_parameters float32 each. */
+#define GPT3__STATE_MAGIC 0x54535447 /* "GTST" */
+
+GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path) {
+    if (!m || !m->params || !st || !path || st->step < 0) return GPT3_ERR_ARGUMENT;
+    uint32_t header[64] = {0};
+    header[0] = GPT3__STATE_MAGIC;
+    header[1] = 1;
+    header[2] = (uint32_t)st->step;
+    gpt3__split64(header + 3, m->num_parameters);
+    gpt3__split64(header + 5, st->data_position);
+    gpt3__split64(header + 7, st->data_rng);
+    header[9] = m->adam_m != NULL;
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, path);
+    if (rc != GPT3_OK) return rc;
+    gpt3__atomic_write_le(&file, header, 64, 4);
+    if (m->adam_m) {
+        gpt3__atomic_write_le(&file, m->adam_m, m->num_parameters, 4);
+        gpt3__atomic_write_le(&file, m->adam_v, m->num_parameters, 4);
+    }
+    return gpt3__atomic_commit(&file, path);
+}
+
+GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
+    if (!m || !m->params || !st || !path) return GPT3_ERR_ARGUMENT;
+    uint32_t header[64];
+    FILE *f = fopen(path, "rb");
+    if (!f) return GPT3_ERR_OPEN;
+    size_t got = gpt3__read_le(f, header, 64, 4);
+    int rc = GPT3_OK;
+    if (got >= 1 && header[0] != GPT3__STATE_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
+    else if (got < 64) rc = GPT3_ERR_TRUNCATED;
+    else if (header[1] != 1) rc = GPT3_ERR_VERSION;
+    else if (gpt3__join64(header + 3) != m->num_parameters || header[2] > INT32_MAX)
+        rc = GPT3_ERR_MISMATCH;
+    size_t P = m->num_parameters;
+    float *mom1 = NULL, *mom2 = NULL;
+    if (rc == GPT3_OK && header[9]) {
+        mom1 = (float *)GPT3_MALLOC(P * sizeof(float));
+        mom2 = (float *)GPT3_MALLOC(P * sizeof(float));
+        if (!mom1 || !mom2) rc = GPT3_ERR_NOMEM;
+        else if (gpt3__read_le(f, mom1, P, 4) != P || gpt3__read_le(f, mom2, P, 4) != P)
+            rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
+    }
+    fclose(f);
+    if (rc != GPT3_OK) {
+        GPT3_FREE(mom1);
+        GPT3_FREE(mom2);
+        return rc;
+    }
+    GPT3_FREE(m->adam_m);
+    GPT3_FREE(m->adam_v);
+    m->adam_m = mom1;
+    m->adam_v = mom2;
+    st->step = (int)header[2];
+    st->data_position = gpt3__join64(header + 5);
+    st->data_rng = gpt3__join64(header + 7);
+    return GPT3_OK;
 }
 
 /* ======================================================================== */
@@ -1436,6 +1882,9 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "backward needs a forward with targets first: call gpt3_forward with "
         "non-NULL targets",
         "no preset of that name (see gpt3_preset_name for the list)",
+        "not a gpt3.h token file, or a corrupt one: make it again from the text",
+        "too few tokens: the data needs at least T + 1 tokens (use a smaller T or more text)",
+        "the file belongs to another model or tokenizer (different sizes or vocabulary)",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
     return messages[code];

@@ -768,21 +768,77 @@ static void test_schedule_and_clip(void) {
     gpt3_free(&m);
 }
 
-static void test_sample(void) {
-    float logits[4] = {0.0f, 1.0f, 2.0f, -1.0f};
-    GPT3Rng rng;
-    int counts[4] = {0, 0, 0, 0}, n = 40000;
-    gpt3_rng_seed(&rng, 21);
-    for (int i = 0; i < n; i++) counts[gpt3_sample(logits, 4, 1.0f, &rng)]++;
-    double z = exp(0.0) + exp(1.0) + exp(2.0) + exp(-1.0), worst = 0.0;
-    for (int v = 0; v < 4; v++) {
-        double p = exp(logits[v]) / z, sd = sqrt(n * p * (1 - p));
-        double dev = fabs(counts[v] - n * p) / sd;
+/* Draw n tokens and return the worst deviation, in standard deviations,
+   of a token's count from n p_v for the expected distribution p. */
+static double sample_deviation(GPT3Sampler *s, const float *logits, const double *p, int V, int n) {
+    int counts[8] = {0};
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) counts[gpt3_sampler_sample(s, logits)]++;
+    for (int v = 0; v < V; v++) {
+        double dev = p[v] > 0 ? fabs(counts[v] - n * p[v]) / sqrt(n * p[v] * (1 - p[v]) + 1e-9)
+                              : (counts[v] > 0 ? 1e9 : 0.0);
         if (dev > worst) worst = dev;
     }
-    int greedy = gpt3_sample(logits, 4, 0.0f, &rng) == 2 && gpt3_sample(NULL, 4, 1.0f, &rng) == -1;
-    check(worst < 5.0 && greedy, "sample: softmax frequencies, greedy at 0",
-          "worst deviation %.1f sd (tol 5)", worst);
+    return worst;
+}
+
+static void test_sampler(void) {
+    float logits[5] = {0.0f, 1.0f, 2.0f, -1.0f, 0.5f};
+    double p[5], z = 0.0, top2[5] = {0}, nucleus[5] = {0};
+    for (int v = 0; v < 5; v++) z += exp(logits[v]);
+    for (int v = 0; v < 5; v++) p[v] = exp(logits[v]) / z;
+    /* top-k 2: tokens 2 and 1 renormalised; top-p 0.8: 2, 1, 4 cover
+       0.55 + 0.20 + 0.12 = 0.87 >= 0.8, 2 and 1 alone only 0.75 */
+    top2[2] = p[2] / (p[2] + p[1]); top2[1] = p[1] / (p[2] + p[1]);
+    double mass = p[2] + p[1] + p[4];
+    nucleus[2] = p[2] / mass; nucleus[1] = p[1] / mass; nucleus[4] = p[4] / mass;
+    GPT3Sampler full, k2, p08, greedy;
+    gpt3_sampler_init(&full, 5, 1.0f, 0, 1.0f, 21);
+    gpt3_sampler_init(&k2, 5, 1.0f, 2, 1.0f, 22);
+    gpt3_sampler_init(&p08, 5, 1.0f, 0, 0.8f, 23);
+    gpt3_sampler_init(&greedy, 5, 0.0f, 0, 1.0f, 24);
+    double d1 = sample_deviation(&full, logits, p, 5, 40000);
+    double d2 = sample_deviation(&k2, logits, top2, 5, 40000);
+    double d3 = sample_deviation(&p08, logits, nucleus, 5, 40000);
+    int ok_greedy = gpt3_sampler_sample(&greedy, logits) == 2 && gpt3_sampler_sample(&greedy, NULL) == -1;
+    check(d1 < 5 && d2 < 5 && d3 < 5 && ok_greedy, "sampler: softmax, top-k, top-p, greedy",
+          "worst deviation %.1f, %.1f, %.1f sd (tol 5; a token outside top-k/p: 1e9)", d1, d2, d3);
+    GPT3Sampler bad;
+    int rc = gpt3_sampler_init(&bad, 5, 1.0f, -1, 1.0f, 1);
+    check(rc == GPT3_ERR_ARGUMENT && gpt3_sampler_init(&bad, 5, 1.0f, 0, 0.0f, 1) == GPT3_ERR_ARGUMENT,
+          "sampler: top_k < 0, top_p <= 0 rejected", "-> %s", gpt3_strerror(rc));
+    gpt3_sampler_free(&full); gpt3_sampler_free(&k2); gpt3_sampler_free(&p08); gpt3_sampler_free(&greedy);
+}
+
+/* Logits through the KV cache, one token at a time, must match a full
+   forward at every position: dense, and banded past the window. */
+static void test_kv_cache(const char *label, int local_window) {
+    GPT3Config cfg = small_config(local_window);
+    cfg.num_layers = 3;
+    cfg.max_seq_len = 12;
+    GPT3 m;
+    GPT3KVCache kv;
+    int tokens[12];
+    random_tokens(tokens, 12, cfg.vocab_size, 30);
+    gpt3_init(&m, &cfg, 31);
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 32);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params[i] += 0.2f * (gpt3_rng_float(&rng) - 0.5f);
+    gpt3_forward(&m, tokens, NULL, 1, 12);
+    gpt3_kv_init(&kv, &m);
+    double worst = 0.0;
+    int rc = GPT3_OK;
+    for (int t = 0; t < 12 && rc == GPT3_OK; t++) {
+        rc = gpt3_kv_forward(&m, &kv, tokens[t]);
+        double e = rel_error(kv.logits, m.logits + (size_t)t * cfg.vocab_size, cfg.vocab_size);
+        if (e > worst) worst = e;
+    }
+    int full = gpt3_kv_forward(&m, &kv, tokens[0]);
+    check(rc == GPT3_OK && worst < 1e-5 && full == GPT3_ERR_SEQ_LEN, label,
+          "12 positions, W %d: worst rel err %.1e (tol 1e-5); position 13 -> %s", local_window,
+          worst, gpt3_strerror(full));
+    gpt3_kv_free(&kv);
+    gpt3_free(&m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -973,7 +1029,9 @@ int main(int argc, char **argv) {
     test_training_bytes();
     test_init();
     test_schedule_and_clip();
-    test_sample();
+    test_sampler();
+    test_kv_cache("kv cache = full forward, dense", 0);
+    test_kv_cache("kv cache = full forward, banded past W", 3);
     test_checkpoint_roundtrip();
     test_bad_checkpoints();
     test_bad_inputs();
