@@ -101,6 +101,7 @@ enum {
     GPT3_ERR_DATA,           /* not a token file, or a corrupt one          */
     GPT3_ERR_DATA_SHORT,     /* fewer than T + 1 tokens                     */
     GPT3_ERR_MISMATCH,       /* a file that belongs to another model        */
+    GPT3_ERR_VOCAB,          /* encoder.json / vocab.bpe malformed or unmatched */
     GPT3_NUM_ERRORS
 };
 
@@ -318,6 +319,58 @@ GPT3DEF int  gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m);
 GPT3DEF int  gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token);
 GPT3DEF void gpt3_kv_reset(GPT3KVCache *kv);    /* forget every position   */
 GPT3DEF void gpt3_kv_free(GPT3KVCache *kv);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer                                                                */
+
+typedef struct { uint64_t hash; size_t offset, length, count; } GPT3TokenCacheEntry;
+typedef struct {
+    int vocab_size;           /* tokens, <|endoftext|> included              */
+    int is_bytes;             /* 1: the 256 bytes are the tokens, no BPE     */
+    int eot;                  /* id of "<|endoftext|>", -1 if none           */
+    uint32_t id;              /* fingerprint, stored in token files          */
+    int error_line;           /* after a failed load: the line at fault      */
+    unsigned char *bytes;     /* every token's bytes, back to back           */
+    size_t *offsets;          /* (V + 1) token i is bytes[offsets[i] .. offsets[i+1]) */
+    int (*merges)[3];         /* (num_merges) left, right, merged: by rank   */
+    int num_merges;
+    int byte_token[256];      /* the token of each single byte               */
+    uint32_t *token_table;    /* hash: bytes -> id + 1                       */
+    uint32_t *merge_table;    /* hash: (left, right) -> rank + 1             */
+    size_t token_table_size, merge_table_size;
+    size_t bytes_capacity, offsets_capacity, merges_capacity;
+    int *links;               /* scratch of the BPE merge loop               */
+    uint64_t *heap;
+    size_t links_capacity, heap_capacity;
+    GPT3TokenCacheEntry *cache; /* pieces already encoded                    */
+    unsigned char *cache_arena;
+    size_t cache_arena_size, cache_used, cache_entries;
+} GPT3Tokenizer;
+/* Bytes as tokens (V = 256). */
+GPT3DEF int  gpt3_tokenizer_bytes(GPT3Tokenizer *tok);
+/* GPT-2/GPT-3's files (or ones written by gpt3_tokenizer_save).
+   GPT3_ERR_VOCAB if one is malformed or they do not match (tok->error_line
+   says where). */
+GPT3DEF int  gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json,
+                                 const char *vocab_bpe);
+GPT3DEF int  gpt3_tokenizer_save(const GPT3Tokenizer *tok, const char *encoder_json,
+                                 const char *vocab_bpe);
+/* Learn a byte-level BPE of vocab_size tokens (256 bytes, the merges,
+   <|endoftext|>; fewer if the text runs out of repeated pairs) from text. */
+GPT3DEF int  gpt3_tokenizer_train(GPT3Tokenizer *tok, const void *text, size_t n,
+                                  int vocab_size);
+/* Encode n bytes of any kind (UTF-8 or not); *ids is allocated with
+   GPT3_MALLOC (free it with free() unless you replaced the allocator).
+   "<|endoftext|>" in the text is plain text, as tiktoken's encode_ordinary. */
+GPT3DEF int  gpt3_encode(GPT3Tokenizer *tok, const void *text, size_t n,
+                         int **ids, size_t *n_ids);
+/* Decode ids to bytes (*text allocated, NUL-terminated); GPT3_ERR_TOKEN for
+   an id outside [0, V). */
+GPT3DEF int  gpt3_decode(const GPT3Tokenizer *tok, const int *ids, size_t n,
+                         unsigned char **text, size_t *n_text);
+/* The bytes of one token (for streaming output), NULL if id is out of range. */
+GPT3DEF const unsigned char *gpt3_token_bytes(const GPT3Tokenizer *tok, int id, size_t *len);
+GPT3DEF void gpt3_tokenizer_free(GPT3Tokenizer *tok);
 
 /* ------------------------------------------------------------------------ */
 /* Data                                                                     */
@@ -1608,6 +1661,1035 @@ static int gpt3__atomic_commit(GPT3__AtomicFile *a, const char *path) {
 }
 
 /* ======================================================================== */
+/* Tokenizer: bytes, and GPT-2/GPT-3's byte-level BPE                       */
+/* ======================================================================== */
+
+/* Text becomes tokens in two stages, as in GPT-2 and GPT-3 (r50k_base):
+   1. Pre-tokenization splits the bytes into pieces with GPT-2's pattern
+        's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+      (contractions; a run of letters, of numbers, or of other characters,
+      each with at most one leading space; whitespace, leaving its last
+      character to the word that follows). \s is Unicode's White_Space.
+      A byte that is not part of well-formed UTF-8 counts as one character
+      that is neither letter, number nor space, as U+FFFD would.
+   2. Byte-pair encoding: each piece starts as its bytes, one token each;
+      the adjacent pair that comes first in the merge list (vocab.bpe) is
+      merged, again and again, until no pair of the list is left.
+   Tokens are byte strings, so decoding is concatenation, and any byte
+   string encodes and decodes back to itself. */
+
+/* BEGIN GENERATED UNICODE TABLES (dev/gen_unicode_tables.py, Unicode 15.0.0) */
+/* \p{L} letters (Lu Ll Lt Lm Lo): 659 ranges */
+static const uint32_t gpt3__unicode_letters[][2] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xAA, 0xAA}, {0xB5, 0xB5}, {0xBA, 0xBA}, {0xC0, 0xD6},
+    {0xD8, 0xF6}, {0xF8, 0x2C1}, {0x2C6, 0x2D1}, {0x2E0, 0x2E4}, {0x2EC, 0x2EC}, {0x2EE, 0x2EE},
+    {0x370, 0x374}, {0x376, 0x377}, {0x37A, 0x37D}, {0x37F, 0x37F}, {0x386, 0x386}, {0x388, 0x38A},
+    {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481}, {0x48A, 0x52F}, {0x531, 0x556},
+    {0x559, 0x559}, {0x560, 0x588}, {0x5D0, 0x5EA}, {0x5EF, 0x5F2}, {0x620, 0x64A}, {0x66E, 0x66F},
+    {0x671, 0x6D3}, {0x6D5, 0x6D5}, {0x6E5, 0x6E6}, {0x6EE, 0x6EF}, {0x6FA, 0x6FC}, {0x6FF, 0x6FF},
+    {0x710, 0x710}, {0x712, 0x72F}, {0x74D, 0x7A5}, {0x7B1, 0x7B1}, {0x7CA, 0x7EA}, {0x7F4, 0x7F5},
+    {0x7FA, 0x7FA}, {0x800, 0x815}, {0x81A, 0x81A}, {0x824, 0x824}, {0x828, 0x828}, {0x840, 0x858},
+    {0x860, 0x86A}, {0x870, 0x887}, {0x889, 0x88E}, {0x8A0, 0x8C9}, {0x904, 0x939}, {0x93D, 0x93D},
+    {0x950, 0x950}, {0x958, 0x961}, {0x971, 0x980}, {0x985, 0x98C}, {0x98F, 0x990}, {0x993, 0x9A8},
+    {0x9AA, 0x9B0}, {0x9B2, 0x9B2}, {0x9B6, 0x9B9}, {0x9BD, 0x9BD}, {0x9CE, 0x9CE}, {0x9DC, 0x9DD},
+    {0x9DF, 0x9E1}, {0x9F0, 0x9F1}, {0x9FC, 0x9FC}, {0xA05, 0xA0A}, {0xA0F, 0xA10}, {0xA13, 0xA28},
+    {0xA2A, 0xA30}, {0xA32, 0xA33}, {0xA35, 0xA36}, {0xA38, 0xA39}, {0xA59, 0xA5C}, {0xA5E, 0xA5E},
+    {0xA72, 0xA74}, {0xA85, 0xA8D}, {0xA8F, 0xA91}, {0xA93, 0xAA8}, {0xAAA, 0xAB0}, {0xAB2, 0xAB3},
+    {0xAB5, 0xAB9}, {0xABD, 0xABD}, {0xAD0, 0xAD0}, {0xAE0, 0xAE1}, {0xAF9, 0xAF9}, {0xB05, 0xB0C},
+    {0xB0F, 0xB10}, {0xB13, 0xB28}, {0xB2A, 0xB30}, {0xB32, 0xB33}, {0xB35, 0xB39}, {0xB3D, 0xB3D},
+    {0xB5C, 0xB5D}, {0xB5F, 0xB61}, {0xB71, 0xB71}, {0xB83, 0xB83}, {0xB85, 0xB8A}, {0xB8E, 0xB90},
+    {0xB92, 0xB95}, {0xB99, 0xB9A}, {0xB9C, 0xB9C}, {0xB9E, 0xB9F}, {0xBA3, 0xBA4}, {0xBA8, 0xBAA},
+    {0xBAE, 0xBB9}, {0xBD0, 0xBD0}, {0xC05, 0xC0C}, {0xC0E, 0xC10}, {0xC12, 0xC28}, {0xC2A, 0xC39},
+    {0xC3D, 0xC3D}, {0xC58, 0xC5A}, {0xC5D, 0xC5D}, {0xC60, 0xC61}, {0xC80, 0xC80}, {0xC85, 0xC8C},
+    {0xC8E, 0xC90}, {0xC92, 0xCA8}, {0xCAA, 0xCB3}, {0xCB5, 0xCB9}, {0xCBD, 0xCBD}, {0xCDD, 0xCDE},
+    {0xCE0, 0xCE1}, {0xCF1, 0xCF2}, {0xD04, 0xD0C}, {0xD0E, 0xD10}, {0xD12, 0xD3A}, {0xD3D, 0xD3D},
+    {0xD4E, 0xD4E}, {0xD54, 0xD56}, {0xD5F, 0xD61}, {0xD7A, 0xD7F}, {0xD85, 0xD96}, {0xD9A, 0xDB1},
+    {0xDB3, 0xDBB}, {0xDBD, 0xDBD}, {0xDC0, 0xDC6}, {0xE01, 0xE30}, {0xE32, 0xE33}, {0xE40, 0xE46},
+    {0xE81, 0xE82}, {0xE84, 0xE84}, {0xE86, 0xE8A}, {0xE8C, 0xEA3}, {0xEA5, 0xEA5}, {0xEA7, 0xEB0},
+    {0xEB2, 0xEB3}, {0xEBD, 0xEBD}, {0xEC0, 0xEC4}, {0xEC6, 0xEC6}, {0xEDC, 0xEDF}, {0xF00, 0xF00},
+    {0xF40, 0xF47}, {0xF49, 0xF6C}, {0xF88, 0xF8C}, {0x1000, 0x102A}, {0x103F, 0x103F},
+    {0x1050, 0x1055}, {0x105A, 0x105D}, {0x1061, 0x1061}, {0x1065, 0x1066}, {0x106E, 0x1070},
+    {0x1075, 0x1081}, {0x108E, 0x108E}, {0x10A0, 0x10C5}, {0x10C7, 0x10C7}, {0x10CD, 0x10CD},
+    {0x10D0, 0x10FA}, {0x10FC, 0x1248}, {0x124A, 0x124D}, {0x1250, 0x1256}, {0x1258, 0x1258},
+    {0x125A, 0x125D}, {0x1260, 0x1288}, {0x128A, 0x128D}, {0x1290, 0x12B0}, {0x12B2, 0x12B5},
+    {0x12B8, 0x12BE}, {0x12C0, 0x12C0}, {0x12C2, 0x12C5}, {0x12C8, 0x12D6}, {0x12D8, 0x1310},
+    {0x1312, 0x1315}, {0x1318, 0x135A}, {0x1380, 0x138F}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD},
+    {0x1401, 0x166C}, {0x166F, 0x167F}, {0x1681, 0x169A}, {0x16A0, 0x16EA}, {0x16F1, 0x16F8},
+    {0x1700, 0x1711}, {0x171F, 0x1731}, {0x1740, 0x1751}, {0x1760, 0x176C}, {0x176E, 0x1770},
+    {0x1780, 0x17B3}, {0x17D7, 0x17D7}, {0x17DC, 0x17DC}, {0x1820, 0x1878}, {0x1880, 0x1884},
+    {0x1887, 0x18A8}, {0x18AA, 0x18AA}, {0x18B0, 0x18F5}, {0x1900, 0x191E}, {0x1950, 0x196D},
+    {0x1970, 0x1974}, {0x1980, 0x19AB}, {0x19B0, 0x19C9}, {0x1A00, 0x1A16}, {0x1A20, 0x1A54},
+    {0x1AA7, 0x1AA7}, {0x1B05, 0x1B33}, {0x1B45, 0x1B4C}, {0x1B83, 0x1BA0}, {0x1BAE, 0x1BAF},
+    {0x1BBA, 0x1BE5}, {0x1C00, 0x1C23}, {0x1C4D, 0x1C4F}, {0x1C5A, 0x1C7D}, {0x1C80, 0x1C88},
+    {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF}, {0x1CE9, 0x1CEC}, {0x1CEE, 0x1CF3}, {0x1CF5, 0x1CF6},
+    {0x1CFA, 0x1CFA}, {0x1D00, 0x1DBF}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D}, {0x1F20, 0x1F45},
+    {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D},
+    {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4},
+    {0x1FC6, 0x1FCC}, {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4},
+    {0x1FF6, 0x1FFC}, {0x2071, 0x2071}, {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2102, 0x2102},
+    {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124},
+    {0x2126, 0x2126}, {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2139}, {0x213C, 0x213F},
+    {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2CE4}, {0x2CEB, 0x2CEE},
+    {0x2CF2, 0x2CF3}, {0x2D00, 0x2D25}, {0x2D27, 0x2D27}, {0x2D2D, 0x2D2D}, {0x2D30, 0x2D67},
+    {0x2D6F, 0x2D6F}, {0x2D80, 0x2D96}, {0x2DA0, 0x2DA6}, {0x2DA8, 0x2DAE}, {0x2DB0, 0x2DB6},
+    {0x2DB8, 0x2DBE}, {0x2DC0, 0x2DC6}, {0x2DC8, 0x2DCE}, {0x2DD0, 0x2DD6}, {0x2DD8, 0x2DDE},
+    {0x2E2F, 0x2E2F}, {0x3005, 0x3006}, {0x3031, 0x3035}, {0x303B, 0x303C}, {0x3041, 0x3096},
+    {0x309D, 0x309F}, {0x30A1, 0x30FA}, {0x30FC, 0x30FF}, {0x3105, 0x312F}, {0x3131, 0x318E},
+    {0x31A0, 0x31BF}, {0x31F0, 0x31FF}, {0x3400, 0x4DBF}, {0x4E00, 0xA48C}, {0xA4D0, 0xA4FD},
+    {0xA500, 0xA60C}, {0xA610, 0xA61F}, {0xA62A, 0xA62B}, {0xA640, 0xA66E}, {0xA67F, 0xA69D},
+    {0xA6A0, 0xA6E5}, {0xA717, 0xA71F}, {0xA722, 0xA788}, {0xA78B, 0xA7CA}, {0xA7D0, 0xA7D1},
+    {0xA7D3, 0xA7D3}, {0xA7D5, 0xA7D9}, {0xA7F2, 0xA801}, {0xA803, 0xA805}, {0xA807, 0xA80A},
+    {0xA80C, 0xA822}, {0xA840, 0xA873}, {0xA882, 0xA8B3}, {0xA8F2, 0xA8F7}, {0xA8FB, 0xA8FB},
+    {0xA8FD, 0xA8FE}, {0xA90A, 0xA925}, {0xA930, 0xA946}, {0xA960, 0xA97C}, {0xA984, 0xA9B2},
+    {0xA9CF, 0xA9CF}, {0xA9E0, 0xA9E4}, {0xA9E6, 0xA9EF}, {0xA9FA, 0xA9FE}, {0xAA00, 0xAA28},
+    {0xAA40, 0xAA42}, {0xAA44, 0xAA4B}, {0xAA60, 0xAA76}, {0xAA7A, 0xAA7A}, {0xAA7E, 0xAAAF},
+    {0xAAB1, 0xAAB1}, {0xAAB5, 0xAAB6}, {0xAAB9, 0xAABD}, {0xAAC0, 0xAAC0}, {0xAAC2, 0xAAC2},
+    {0xAADB, 0xAADD}, {0xAAE0, 0xAAEA}, {0xAAF2, 0xAAF4}, {0xAB01, 0xAB06}, {0xAB09, 0xAB0E},
+    {0xAB11, 0xAB16}, {0xAB20, 0xAB26}, {0xAB28, 0xAB2E}, {0xAB30, 0xAB5A}, {0xAB5C, 0xAB69},
+    {0xAB70, 0xABE2}, {0xAC00, 0xD7A3}, {0xD7B0, 0xD7C6}, {0xD7CB, 0xD7FB}, {0xF900, 0xFA6D},
+    {0xFA70, 0xFAD9}, {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFB1D, 0xFB1D}, {0xFB1F, 0xFB28},
+    {0xFB2A, 0xFB36}, {0xFB38, 0xFB3C}, {0xFB3E, 0xFB3E}, {0xFB40, 0xFB41}, {0xFB43, 0xFB44},
+    {0xFB46, 0xFBB1}, {0xFBD3, 0xFD3D}, {0xFD50, 0xFD8F}, {0xFD92, 0xFDC7}, {0xFDF0, 0xFDFB},
+    {0xFE70, 0xFE74}, {0xFE76, 0xFEFC}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0xFF66, 0xFFBE},
+    {0xFFC2, 0xFFC7}, {0xFFCA, 0xFFCF}, {0xFFD2, 0xFFD7}, {0xFFDA, 0xFFDC}, {0x10000, 0x1000B},
+    {0x1000D, 0x10026}, {0x10028, 0x1003A}, {0x1003C, 0x1003D}, {0x1003F, 0x1004D},
+    {0x10050, 0x1005D}, {0x10080, 0x100FA}, {0x10280, 0x1029C}, {0x102A0, 0x102D0},
+    {0x10300, 0x1031F}, {0x1032D, 0x10340}, {0x10342, 0x10349}, {0x10350, 0x10375},
+    {0x10380, 0x1039D}, {0x103A0, 0x103C3}, {0x103C8, 0x103CF}, {0x10400, 0x1049D},
+    {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10500, 0x10527}, {0x10530, 0x10563},
+    {0x10570, 0x1057A}, {0x1057C, 0x1058A}, {0x1058C, 0x10592}, {0x10594, 0x10595},
+    {0x10597, 0x105A1}, {0x105A3, 0x105B1}, {0x105B3, 0x105B9}, {0x105BB, 0x105BC},
+    {0x10600, 0x10736}, {0x10740, 0x10755}, {0x10760, 0x10767}, {0x10780, 0x10785},
+    {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x10800, 0x10805}, {0x10808, 0x10808},
+    {0x1080A, 0x10835}, {0x10837, 0x10838}, {0x1083C, 0x1083C}, {0x1083F, 0x10855},
+    {0x10860, 0x10876}, {0x10880, 0x1089E}, {0x108E0, 0x108F2}, {0x108F4, 0x108F5},
+    {0x10900, 0x10915}, {0x10920, 0x10939}, {0x10980, 0x109B7}, {0x109BE, 0x109BF},
+    {0x10A00, 0x10A00}, {0x10A10, 0x10A13}, {0x10A15, 0x10A17}, {0x10A19, 0x10A35},
+    {0x10A60, 0x10A7C}, {0x10A80, 0x10A9C}, {0x10AC0, 0x10AC7}, {0x10AC9, 0x10AE4},
+    {0x10B00, 0x10B35}, {0x10B40, 0x10B55}, {0x10B60, 0x10B72}, {0x10B80, 0x10B91},
+    {0x10C00, 0x10C48}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x10D00, 0x10D23},
+    {0x10E80, 0x10EA9}, {0x10EB0, 0x10EB1}, {0x10F00, 0x10F1C}, {0x10F27, 0x10F27},
+    {0x10F30, 0x10F45}, {0x10F70, 0x10F81}, {0x10FB0, 0x10FC4}, {0x10FE0, 0x10FF6},
+    {0x11003, 0x11037}, {0x11071, 0x11072}, {0x11075, 0x11075}, {0x11083, 0x110AF},
+    {0x110D0, 0x110E8}, {0x11103, 0x11126}, {0x11144, 0x11144}, {0x11147, 0x11147},
+    {0x11150, 0x11172}, {0x11176, 0x11176}, {0x11183, 0x111B2}, {0x111C1, 0x111C4},
+    {0x111DA, 0x111DA}, {0x111DC, 0x111DC}, {0x11200, 0x11211}, {0x11213, 0x1122B},
+    {0x1123F, 0x11240}, {0x11280, 0x11286}, {0x11288, 0x11288}, {0x1128A, 0x1128D},
+    {0x1128F, 0x1129D}, {0x1129F, 0x112A8}, {0x112B0, 0x112DE}, {0x11305, 0x1130C},
+    {0x1130F, 0x11310}, {0x11313, 0x11328}, {0x1132A, 0x11330}, {0x11332, 0x11333},
+    {0x11335, 0x11339}, {0x1133D, 0x1133D}, {0x11350, 0x11350}, {0x1135D, 0x11361},
+    {0x11400, 0x11434}, {0x11447, 0x1144A}, {0x1145F, 0x11461}, {0x11480, 0x114AF},
+    {0x114C4, 0x114C5}, {0x114C7, 0x114C7}, {0x11580, 0x115AE}, {0x115D8, 0x115DB},
+    {0x11600, 0x1162F}, {0x11644, 0x11644}, {0x11680, 0x116AA}, {0x116B8, 0x116B8},
+    {0x11700, 0x1171A}, {0x11740, 0x11746}, {0x11800, 0x1182B}, {0x118A0, 0x118DF},
+    {0x118FF, 0x11906}, {0x11909, 0x11909}, {0x1190C, 0x11913}, {0x11915, 0x11916},
+    {0x11918, 0x1192F}, {0x1193F, 0x1193F}, {0x11941, 0x11941}, {0x119A0, 0x119A7},
+    {0x119AA, 0x119D0}, {0x119E1, 0x119E1}, {0x119E3, 0x119E3}, {0x11A00, 0x11A00},
+    {0x11A0B, 0x11A32}, {0x11A3A, 0x11A3A}, {0x11A50, 0x11A50}, {0x11A5C, 0x11A89},
+    {0x11A9D, 0x11A9D}, {0x11AB0, 0x11AF8}, {0x11C00, 0x11C08}, {0x11C0A, 0x11C2E},
+    {0x11C40, 0x11C40}, {0x11C72, 0x11C8F}, {0x11D00, 0x11D06}, {0x11D08, 0x11D09},
+    {0x11D0B, 0x11D30}, {0x11D46, 0x11D46}, {0x11D60, 0x11D65}, {0x11D67, 0x11D68},
+    {0x11D6A, 0x11D89}, {0x11D98, 0x11D98}, {0x11EE0, 0x11EF2}, {0x11F02, 0x11F02},
+    {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x11FB0, 0x11FB0}, {0x12000, 0x12399},
+    {0x12480, 0x12543}, {0x12F90, 0x12FF0}, {0x13000, 0x1342F}, {0x13441, 0x13446},
+    {0x14400, 0x14646}, {0x16800, 0x16A38}, {0x16A40, 0x16A5E}, {0x16A70, 0x16ABE},
+    {0x16AD0, 0x16AED}, {0x16B00, 0x16B2F}, {0x16B40, 0x16B43}, {0x16B63, 0x16B77},
+    {0x16B7D, 0x16B8F}, {0x16E40, 0x16E7F}, {0x16F00, 0x16F4A}, {0x16F50, 0x16F50},
+    {0x16F93, 0x16F9F}, {0x16FE0, 0x16FE1}, {0x16FE3, 0x16FE3}, {0x17000, 0x187F7},
+    {0x18800, 0x18CD5}, {0x18D00, 0x18D08}, {0x1AFF0, 0x1AFF3}, {0x1AFF5, 0x1AFFB},
+    {0x1AFFD, 0x1AFFE}, {0x1B000, 0x1B122}, {0x1B132, 0x1B132}, {0x1B150, 0x1B152},
+    {0x1B155, 0x1B155}, {0x1B164, 0x1B167}, {0x1B170, 0x1B2FB}, {0x1BC00, 0x1BC6A},
+    {0x1BC70, 0x1BC7C}, {0x1BC80, 0x1BC88}, {0x1BC90, 0x1BC99}, {0x1D400, 0x1D454},
+    {0x1D456, 0x1D49C}, {0x1D49E, 0x1D49F}, {0x1D4A2, 0x1D4A2}, {0x1D4A5, 0x1D4A6},
+    {0x1D4A9, 0x1D4AC}, {0x1D4AE, 0x1D4B9}, {0x1D4BB, 0x1D4BB}, {0x1D4BD, 0x1D4C3},
+    {0x1D4C5, 0x1D505}, {0x1D507, 0x1D50A}, {0x1D50D, 0x1D514}, {0x1D516, 0x1D51C},
+    {0x1D51E, 0x1D539}, {0x1D53B, 0x1D53E}, {0x1D540, 0x1D544}, {0x1D546, 0x1D546},
+    {0x1D54A, 0x1D550}, {0x1D552, 0x1D6A5}, {0x1D6A8, 0x1D6C0}, {0x1D6C2, 0x1D6DA},
+    {0x1D6DC, 0x1D6FA}, {0x1D6FC, 0x1D714}, {0x1D716, 0x1D734}, {0x1D736, 0x1D74E},
+    {0x1D750, 0x1D76E}, {0x1D770, 0x1D788}, {0x1D78A, 0x1D7A8}, {0x1D7AA, 0x1D7C2},
+    {0x1D7C4, 0x1D7CB}, {0x1DF00, 0x1DF1E}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D},
+    {0x1E100, 0x1E12C}, {0x1E137, 0x1E13D}, {0x1E14E, 0x1E14E}, {0x1E290, 0x1E2AD},
+    {0x1E2C0, 0x1E2EB}, {0x1E4D0, 0x1E4EB}, {0x1E7E0, 0x1E7E6}, {0x1E7E8, 0x1E7EB},
+    {0x1E7ED, 0x1E7EE}, {0x1E7F0, 0x1E7FE}, {0x1E800, 0x1E8C4}, {0x1E900, 0x1E943},
+    {0x1E94B, 0x1E94B}, {0x1EE00, 0x1EE03}, {0x1EE05, 0x1EE1F}, {0x1EE21, 0x1EE22},
+    {0x1EE24, 0x1EE24}, {0x1EE27, 0x1EE27}, {0x1EE29, 0x1EE32}, {0x1EE34, 0x1EE37},
+    {0x1EE39, 0x1EE39}, {0x1EE3B, 0x1EE3B}, {0x1EE42, 0x1EE42}, {0x1EE47, 0x1EE47},
+    {0x1EE49, 0x1EE49}, {0x1EE4B, 0x1EE4B}, {0x1EE4D, 0x1EE4F}, {0x1EE51, 0x1EE52},
+    {0x1EE54, 0x1EE54}, {0x1EE57, 0x1EE57}, {0x1EE59, 0x1EE59}, {0x1EE5B, 0x1EE5B},
+    {0x1EE5D, 0x1EE5D}, {0x1EE5F, 0x1EE5F}, {0x1EE61, 0x1EE62}, {0x1EE64, 0x1EE64},
+    {0x1EE67, 0x1EE6A}, {0x1EE6C, 0x1EE72}, {0x1EE74, 0x1EE77}, {0x1EE79, 0x1EE7C},
+    {0x1EE7E, 0x1EE7E}, {0x1EE80, 0x1EE89}, {0x1EE8B, 0x1EE9B}, {0x1EEA1, 0x1EEA3},
+    {0x1EEA5, 0x1EEA9}, {0x1EEAB, 0x1EEBB}, {0x20000, 0x2A6DF}, {0x2A700, 0x2B739},
+    {0x2B740, 0x2B81D}, {0x2B820, 0x2CEA1}, {0x2CEB0, 0x2EBE0}, {0x2F800, 0x2FA1D},
+    {0x30000, 0x3134A}, {0x31350, 0x323AF},
+};
+/* \p{N} numbers (Nd Nl No): 137 ranges */
+static const uint32_t gpt3__unicode_numbers[][2] = {
+    {0x30, 0x39}, {0xB2, 0xB3}, {0xB9, 0xB9}, {0xBC, 0xBE}, {0x660, 0x669}, {0x6F0, 0x6F9},
+    {0x7C0, 0x7C9}, {0x966, 0x96F}, {0x9E6, 0x9EF}, {0x9F4, 0x9F9}, {0xA66, 0xA6F}, {0xAE6, 0xAEF},
+    {0xB66, 0xB6F}, {0xB72, 0xB77}, {0xBE6, 0xBF2}, {0xC66, 0xC6F}, {0xC78, 0xC7E}, {0xCE6, 0xCEF},
+    {0xD58, 0xD5E}, {0xD66, 0xD78}, {0xDE6, 0xDEF}, {0xE50, 0xE59}, {0xED0, 0xED9}, {0xF20, 0xF33},
+    {0x1040, 0x1049}, {0x1090, 0x1099}, {0x1369, 0x137C}, {0x16EE, 0x16F0}, {0x17E0, 0x17E9},
+    {0x17F0, 0x17F9}, {0x1810, 0x1819}, {0x1946, 0x194F}, {0x19D0, 0x19DA}, {0x1A80, 0x1A89},
+    {0x1A90, 0x1A99}, {0x1B50, 0x1B59}, {0x1BB0, 0x1BB9}, {0x1C40, 0x1C49}, {0x1C50, 0x1C59},
+    {0x2070, 0x2070}, {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2150, 0x2182}, {0x2185, 0x2189},
+    {0x2460, 0x249B}, {0x24EA, 0x24FF}, {0x2776, 0x2793}, {0x2CFD, 0x2CFD}, {0x3007, 0x3007},
+    {0x3021, 0x3029}, {0x3038, 0x303A}, {0x3192, 0x3195}, {0x3220, 0x3229}, {0x3248, 0x324F},
+    {0x3251, 0x325F}, {0x3280, 0x3289}, {0x32B1, 0x32BF}, {0xA620, 0xA629}, {0xA6E6, 0xA6EF},
+    {0xA830, 0xA835}, {0xA8D0, 0xA8D9}, {0xA900, 0xA909}, {0xA9D0, 0xA9D9}, {0xA9F0, 0xA9F9},
+    {0xAA50, 0xAA59}, {0xABF0, 0xABF9}, {0xFF10, 0xFF19}, {0x10107, 0x10133}, {0x10140, 0x10178},
+    {0x1018A, 0x1018B}, {0x102E1, 0x102FB}, {0x10320, 0x10323}, {0x10341, 0x10341},
+    {0x1034A, 0x1034A}, {0x103D1, 0x103D5}, {0x104A0, 0x104A9}, {0x10858, 0x1085F},
+    {0x10879, 0x1087F}, {0x108A7, 0x108AF}, {0x108FB, 0x108FF}, {0x10916, 0x1091B},
+    {0x109BC, 0x109BD}, {0x109C0, 0x109CF}, {0x109D2, 0x109FF}, {0x10A40, 0x10A48},
+    {0x10A7D, 0x10A7E}, {0x10A9D, 0x10A9F}, {0x10AEB, 0x10AEF}, {0x10B58, 0x10B5F},
+    {0x10B78, 0x10B7F}, {0x10BA9, 0x10BAF}, {0x10CFA, 0x10CFF}, {0x10D30, 0x10D39},
+    {0x10E60, 0x10E7E}, {0x10F1D, 0x10F26}, {0x10F51, 0x10F54}, {0x10FC5, 0x10FCB},
+    {0x11052, 0x1106F}, {0x110F0, 0x110F9}, {0x11136, 0x1113F}, {0x111D0, 0x111D9},
+    {0x111E1, 0x111F4}, {0x112F0, 0x112F9}, {0x11450, 0x11459}, {0x114D0, 0x114D9},
+    {0x11650, 0x11659}, {0x116C0, 0x116C9}, {0x11730, 0x1173B}, {0x118E0, 0x118F2},
+    {0x11950, 0x11959}, {0x11C50, 0x11C6C}, {0x11D50, 0x11D59}, {0x11DA0, 0x11DA9},
+    {0x11F50, 0x11F59}, {0x11FC0, 0x11FD4}, {0x12400, 0x1246E}, {0x16A60, 0x16A69},
+    {0x16AC0, 0x16AC9}, {0x16B50, 0x16B59}, {0x16B5B, 0x16B61}, {0x16E80, 0x16E96},
+    {0x1D2C0, 0x1D2D3}, {0x1D2E0, 0x1D2F3}, {0x1D360, 0x1D378}, {0x1D7CE, 0x1D7FF},
+    {0x1E140, 0x1E149}, {0x1E2F0, 0x1E2F9}, {0x1E4F0, 0x1E4F9}, {0x1E8C7, 0x1E8CF},
+    {0x1E950, 0x1E959}, {0x1EC71, 0x1ECAB}, {0x1ECAD, 0x1ECAF}, {0x1ECB1, 0x1ECB4},
+    {0x1ED01, 0x1ED2D}, {0x1ED2F, 0x1ED3D}, {0x1F100, 0x1F10C}, {0x1FBF0, 0x1FBF9},
+};
+/* \s = White_Space property (PropList.txt): 10 ranges */
+static const uint32_t gpt3__unicode_spaces[][2] = {
+    {0x9, 0xD}, {0x20, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
+    {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000},
+};
+/* END GENERATED UNICODE TABLES */
+
+enum { GPT3__OTHER, GPT3__LETTER, GPT3__NUMBER, GPT3__SPACE };
+
+static int gpt3__in_ranges(uint32_t cp, const uint32_t (*ranges)[2], size_t n) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < ranges[mid][0]) hi = mid;
+        else if (cp > ranges[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+
+#define GPT3__RANGES(table) table, sizeof(table) / sizeof(table[0])
+
+static int gpt3__char_class(uint32_t cp) {
+    if (cp < 128) {
+        if ((cp | 32) >= 'a' && (cp | 32) <= 'z') return GPT3__LETTER;
+        if (cp >= '0' && cp <= '9') return GPT3__NUMBER;
+        return (cp == ' ' || (cp >= 9 && cp <= 13)) ? GPT3__SPACE : GPT3__OTHER;
+    }
+    if (gpt3__in_ranges(cp, GPT3__RANGES(gpt3__unicode_letters))) return GPT3__LETTER;
+    if (gpt3__in_ranges(cp, GPT3__RANGES(gpt3__unicode_numbers))) return GPT3__NUMBER;
+    if (gpt3__in_ranges(cp, GPT3__RANGES(gpt3__unicode_spaces))) return GPT3__SPACE;
+    return GPT3__OTHER;
+}
+
+/* One character of s[i..n): its code point (or -1 for a byte that is not
+   part of well-formed UTF-8, Unicode Table 3-7), byte length and class. */
+typedef struct { int32_t cp; int len, cls; } GPT3__Char;
+
+static GPT3__Char gpt3__char_at(const unsigned char *s, size_t n, size_t i) {
+    GPT3__Char c = {-1, 1, GPT3__OTHER};
+    unsigned b0 = s[i];
+    int len = b0 < 0x80 ? 1 : b0 >= 0xC2 && b0 <= 0xDF ? 2 : b0 >= 0xE0 && b0 <= 0xEF ? 3
+            : b0 >= 0xF0 && b0 <= 0xF4 ? 4 : 0;
+    if (len == 0 || i + (size_t)len > n) return c;
+    /* the second byte's range depends on the first (no overlongs, no
+       surrogates, nothing above U+10FFFF); later bytes are 80..BF */
+    unsigned lo = b0 == 0xE0 ? 0xA0 : b0 == 0xF0 ? 0x90 : 0x80;
+    unsigned hi = b0 == 0xED ? 0x9F : b0 == 0xF4 ? 0x8F : 0xBF;
+    uint32_t cp = len == 1 ? b0 : len == 2 ? (b0 & 0x1F) : len == 3 ? (b0 & 0x0F) : (b0 & 0x07);
+    for (int k = 1; k < len; k++) {
+        unsigned b = s[i + k];
+        if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return c;
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    c.cp = (int32_t)cp;
+    c.len = len;
+    c.cls = gpt3__char_class(cp);
+    return c;
+}
+
+/* End of the run of characters of class cls starting at i; *last gets
+   the start of its last character. */
+static size_t gpt3__run_end(const unsigned char *s, size_t n, size_t i, int cls, size_t *last) {
+    *last = i;
+    while (i < n) {
+        GPT3__Char c = gpt3__char_at(s, n, i);
+        if (c.cls != cls) break;
+        *last = i;
+        i += (size_t)c.len;
+    }
+    return i;
+}
+
+/* Length in bytes of the pre-token that starts at s[i] (i < n): the
+   alternatives of the pattern, tried in its order. */
+static size_t gpt3__pretoken_length(const unsigned char *s, size_t n, size_t i) {
+    size_t last;
+    GPT3__Char c = gpt3__char_at(s, n, i);
+    if (s[i] == '\'' && i + 1 < n) {                         /* 's 't 'm 'd */
+        unsigned a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;  /* 're 've 'll */
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    }
+    if (c.cls != GPT3__SPACE)                                 /* \p{L}+ \p{N}+ [^\s\p{L}\p{N}]+ */
+        return gpt3__run_end(s, n, i, c.cls, &last) - i;
+    if (s[i] == ' ' && i + 1 < n) {                           /* the same after one space */
+        GPT3__Char next = gpt3__char_at(s, n, i + 1);
+        if (next.cls != GPT3__SPACE) return gpt3__run_end(s, n, i + 1, next.cls, &last) - i;
+    }
+    size_t end = gpt3__run_end(s, n, i, GPT3__SPACE, &last);
+    if (end == n) return end - i;                             /* \s+ at the end */
+    if (last > i) return last - i;                            /* \s+(?!\S) */
+    return (size_t)c.len;                                     /* \s */
+}
+
+/* GPT-2's byte <-> character map: the 188 printable bytes stand for
+   themselves; the other 68 (0..32, 127..160, 173: controls, space, DEL,
+   no-break space, soft hyphen) become the characters 256 .. 323 in order,
+   so that every token is a printable string in encoder.json and
+   vocab.bpe. encoder.json lists the single-byte tokens in the same order:
+   the printable bytes, then the others. */
+static int gpt3__byte_printable(unsigned b) {
+    return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+}
+
+static uint32_t gpt3__byte_char(unsigned b) {
+    if (gpt3__byte_printable(b)) return b;
+    return 256 + (b <= 32 ? b : b <= 160 ? 33 + (b - 127) : 67);
+}
+
+/* The byte a character of a vocabulary file stands for, or -1. */
+static int gpt3__char_byte(uint32_t cp) {
+    if (cp < 256) return gpt3__byte_printable(cp) ? (int)cp : -1;
+    uint32_t k = cp - 256;
+    return k < 33 ? (int)k : k < 67 ? (int)(127 + k - 33) : k == 67 ? 173 : -1;
+}
+
+/* The byte of the k-th single-byte token (k = 0 .. 255) in that order. */
+static unsigned char gpt3__byte_of_rank(int k) {
+    if (k < 94) return (unsigned char)(33 + k);
+    if (k < 106) return (unsigned char)(161 + k - 94);
+    if (k < 188) return (unsigned char)(174 + k - 106);
+    return (unsigned char)gpt3__char_byte((uint32_t)(256 + k - 188));
+}
+
+/* ---- Hash tables (open addressing; slot value 0 = empty) ---- */
+static uint64_t gpt3__hash_bytes(const unsigned char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static size_t gpt3__table_size(size_t entries) {
+    size_t size = 16;
+    while (size < 2 * entries) size *= 2;
+    return size;
+}
+
+/* Slot of the token with these bytes in tok->token_table (empty if none). */
+static size_t gpt3__token_slot(const GPT3Tokenizer *tok, const unsigned char *p, size_t n) {
+    size_t mask = tok->token_table_size - 1;
+    size_t slot = (size_t)gpt3__hash_bytes(p, n) & mask;
+    for (;; slot = (slot + 1) & mask) {
+        uint32_t entry = tok->token_table[slot];
+        if (entry == 0) return slot;
+        size_t len = tok->offsets[entry] - tok->offsets[entry - 1];
+        if (len == n && memcmp(tok->bytes + tok->offsets[entry - 1], p, n) == 0) return slot;
+    }
+}
+
+static int gpt3__token_id(const GPT3Tokenizer *tok, const unsigned char *p, size_t n) {
+    return (int)tok->token_table[gpt3__token_slot(tok, p, n)] - 1;
+}
+
+/* Slot of the merge (left, right) in tok->merge_table. */
+static size_t gpt3__merge_slot(const GPT3Tokenizer *tok, int left, int right) {
+    size_t mask = tok->merge_table_size - 1;
+    size_t slot = (size_t)gpt3__mix64(((uint64_t)(uint32_t)left << 32) | (uint32_t)right) & mask;
+    for (;; slot = (slot + 1) & mask) {
+        uint32_t entry = tok->merge_table[slot];
+        if (entry == 0) return slot;
+        const int *m = tok->merges[entry - 1];
+        if (m[0] == left && m[1] == right) return slot;
+    }
+}
+
+/* Rank of merging (left, right), or -1 if the merge list has no such pair. */
+static int gpt3__merge_rank(const GPT3Tokenizer *tok, int left, int right) {
+    return (int)tok->merge_table[gpt3__merge_slot(tok, left, right)] - 1;
+}
+
+/* ---- Growing arrays ---- */
+static int gpt3__reserve(void **data, size_t *capacity, size_t needed, size_t width) {
+    if (needed <= *capacity) return GPT3_OK;
+    size_t cap = *capacity ? *capacity : 64;
+    while (cap < needed) cap *= 2;
+    void *grown = GPT3_MALLOC(cap * width);
+    if (!grown) return GPT3_ERR_NOMEM;
+    if (*data) memcpy(grown, *data, *capacity * width);
+    GPT3_FREE(*data);
+    *data = grown;
+    *capacity = cap;
+    return GPT3_OK;
+}
+
+/* ---- Byte-pair encoding of one piece ----
+   Each piece starts as one token per byte in a linked list. A min-heap
+   holds every adjacent pair that the merge list knows, keyed by
+   (rank, position): the lowest rank first, the leftmost of equal ranks.
+   Pop a pair, skip it if one of its tokens has changed since it was
+   pushed, merge it, push the two new pairs it forms with its neighbours.
+   O(n log n) for a piece of n bytes, so a megabyte of spaces is no trap. */
+static void gpt3__heap_push(uint64_t *heap, size_t *n, uint64_t key) {
+    size_t i = (*n)++;
+    for (; i > 0 && heap[(i - 1) / 2] > key; i = (i - 1) / 2) heap[i] = heap[(i - 1) / 2];
+    heap[i] = key;
+}
+
+static uint64_t gpt3__heap_pop(uint64_t *heap, size_t *n) {
+    uint64_t top = heap[0], last = heap[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= *n) break;
+        if (child + 1 < *n && heap[child + 1] < heap[child]) child++;
+        if (heap[child] >= last) break;
+        heap[i] = heap[child];
+        i = child;
+    }
+    if (*n > 0) heap[i] = last;
+    return top;
+}
+
+static void gpt3__push_pair(GPT3Tokenizer *tok, int *sym, size_t *heap_n, int i, int j) {
+    int rank = gpt3__merge_rank(tok, sym[i], sym[j]);
+    if (rank >= 0) gpt3__heap_push(tok->heap, heap_n, ((uint64_t)rank << 32) | (uint32_t)i);
+}
+
+/* Appends the tokens of piece p[0..n) to *out. */
+typedef struct { int *data; size_t count, capacity; } GPT3__Ints;
+
+static int gpt3__bpe(GPT3Tokenizer *tok, const unsigned char *p, size_t n, GPT3__Ints *out) {
+    if (gpt3__reserve((void **)&out->data, &out->capacity, out->count + n, sizeof(int)) ||
+        gpt3__reserve((void **)&tok->links, &tok->links_capacity, 2 * n, sizeof(int)) ||
+        gpt3__reserve((void **)&tok->heap, &tok->heap_capacity, 3 * n, sizeof(uint64_t)))
+        return GPT3_ERR_NOMEM;
+    int *sym = out->data + out->count, *next = tok->links, *prev = tok->links + n;
+    size_t heap_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        sym[i] = tok->byte_token[p[i]];
+        next[i] = (int)i + 1;
+        prev[i] = (int)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) gpt3__push_pair(tok, sym, &heap_n, (int)i, (int)i + 1);
+    while (heap_n > 0) {
+        uint64_t key = gpt3__heap_pop(tok->heap, &heap_n);
+        int i = (int)(uint32_t)key, rank = (int)(key >> 32), j = next[i];
+        if (sym[i] < 0 || j >= (int)n || gpt3__merge_rank(tok, sym[i], sym[j]) != rank)
+            continue; /* stale: a token of this pair was merged since */
+        sym[i] = tok->merges[rank][2];
+        sym[j] = -1;
+        next[i] = next[j];
+        if (next[i] < (int)n) prev[next[i]] = i;
+        if (prev[i] >= 0) gpt3__push_pair(tok, sym, &heap_n, prev[i], i);
+        if (next[i] < (int)n) gpt3__push_pair(tok, sym, &heap_n, i, next[i]);
+    }
+    for (size_t i = 0; i < n; i++) if (sym[i] >= 0) out->data[out->count++] = sym[i];
+    return GPT3_OK;
+}
+
+/* ---- The cache of pieces already encoded ----
+   Text repeats its words: a piece seen before is looked up, not merged
+   again. Pieces up to 64 bytes; the cache empties itself when full. */
+#define GPT3__CACHE_SLOTS (1 << 16)
+#define GPT3__CACHE_MAX_PIECE 64
+
+static int gpt3__bpe_cached(GPT3Tokenizer *tok, const unsigned char *p, size_t n, GPT3__Ints *out) {
+    if (n > GPT3__CACHE_MAX_PIECE || !tok->cache) return gpt3__bpe(tok, p, n, out);
+    uint64_t h = gpt3__hash_bytes(p, n);
+    size_t slot = (size_t)h & (GPT3__CACHE_SLOTS - 1);
+    for (;; slot = (slot + 1) & (GPT3__CACHE_SLOTS - 1)) {
+        GPT3TokenCacheEntry *e = &tok->cache[slot];
+        if (e->length == 0) break;
+        if (e->hash == h && e->length == n && memcmp(tok->cache_arena + e->offset, p, n) == 0) {
+            if (gpt3__reserve((void **)&out->data, &out->capacity, out->count + e->count, sizeof(int)))
+                return GPT3_ERR_NOMEM;
+            memcpy(out->data + out->count, tok->cache_arena + e->offset + n, e->count * sizeof(int));
+            out->count += e->count;
+            return GPT3_OK;
+        }
+    }
+    size_t before = out->count;
+    int rc = gpt3__bpe(tok, p, n, out);
+    size_t count = out->count - before, need = tok->cache_used + n + count * sizeof(int);
+    if (rc != GPT3_OK || need > tok->cache_arena_size || tok->cache_entries >= GPT3__CACHE_SLOTS / 2) {
+        if (rc == GPT3_OK) { /* full: start afresh */
+            memset(tok->cache, 0, GPT3__CACHE_SLOTS * sizeof(GPT3TokenCacheEntry));
+            tok->cache_used = 0;
+            tok->cache_entries = 0;
+        }
+        return rc;
+    }
+    GPT3TokenCacheEntry *e = &tok->cache[slot];
+    e->hash = h;
+    e->offset = tok->cache_used;
+    e->length = n;
+    e->count = count;
+    memcpy(tok->cache_arena + tok->cache_used, p, n);
+    memcpy(tok->cache_arena + tok->cache_used + n, out->data + before, count * sizeof(int));
+    tok->cache_used = need;
+    tok->cache_entries++;
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_encode(GPT3Tokenizer *tok, const void *text, size_t n, int **ids, size_t *n_ids) {
+    if (!tok || (!text && n) || !ids || !n_ids) return GPT3_ERR_ARGUMENT;
+    const unsigned char *s = (const unsigned char *)text;
+    GPT3__Ints out = {NULL, 0, 0};
+    int rc = gpt3__reserve((void **)&out.data, &out.capacity, n / 3 + 16, sizeof(int));
+    if (tok->is_bytes) {
+        rc = gpt3__reserve((void **)&out.data, &out.capacity, n + 1, sizeof(int));
+        for (size_t i = 0; rc == GPT3_OK && i < n; i++) out.data[out.count++] = s[i];
+        n = 0;
+    }
+    for (size_t i = 0; rc == GPT3_OK && i < n;) {
+        size_t len = gpt3__pretoken_length(s, n, i);
+        rc = gpt3__bpe_cached(tok, s + i, len, &out);
+        i += len;
+    }
+    if (rc != GPT3_OK) {
+        GPT3_FREE(out.data);
+        return rc;
+    }
+    *ids = out.data;
+    *n_ids = out.count;
+    return GPT3_OK;
+}
+
+GPT3DEF const unsigned char *gpt3_token_bytes(const GPT3Tokenizer *tok, int id, size_t *len) {
+    if (!tok || id < 0 || id >= tok->vocab_size) return NULL;
+    if (tok->is_bytes) {
+        *len = 1;
+        return tok->bytes + id;
+    }
+    *len = tok->offsets[id + 1] - tok->offsets[id];
+    return tok->bytes + tok->offsets[id];
+}
+
+GPT3DEF int gpt3_decode(const GPT3Tokenizer *tok, const int *ids, size_t n,
+                        unsigned char **text, size_t *n_text) {
+    if (!tok || (!ids && n) || !text || !n_text) return GPT3_ERR_ARGUMENT;
+    size_t total = 0, len;
+    for (size_t i = 0; i < n; i++) {
+        if (!gpt3_token_bytes(tok, ids[i], &len)) return GPT3_ERR_TOKEN;
+        total += len;
+    }
+    unsigned char *out = (unsigned char *)GPT3_MALLOC(total + 1);
+    if (!out) return GPT3_ERR_NOMEM;
+    total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *b = gpt3_token_bytes(tok, ids[i], &len);
+        memcpy(out + total, b, len);
+        total += len;
+    }
+    out[total] = 0;
+    *text = out;
+    *n_text = total;
+    return GPT3_OK;
+}
+
+/* ---- Building a tokenizer ----
+   Loading (encoder.json + vocab.bpe) and training both add the tokens in
+   id order, then the merges in rank order, then index the merges. */
+static int gpt3__tokenizer_begin(GPT3Tokenizer *tok, size_t max_tokens) {
+    memset(tok, 0, sizeof(*tok));
+    tok->eot = -1;
+    tok->token_table_size = gpt3__table_size(max_tokens);
+    tok->token_table = (uint32_t *)GPT3_CALLOC(tok->token_table_size, sizeof(uint32_t));
+    tok->offsets = (size_t *)GPT3_CALLOC(max_tokens + 1, sizeof(size_t));
+    tok->offsets_capacity = max_tokens + 1;
+    return tok->token_table && tok->offsets ? GPT3_OK : GPT3_ERR_NOMEM;
+}
+
+/* Append a token with these bytes; its id is the next one. */
+static int gpt3__add_token(GPT3Tokenizer *tok, const unsigned char *p, size_t n) {
+    size_t V = (size_t)tok->vocab_size;
+    if (V + 2 > tok->offsets_capacity) return GPT3_ERR_VOCAB; /* more than announced */
+    size_t slot = gpt3__token_slot(tok, p, n);
+    if (tok->token_table[slot] != 0) return GPT3_ERR_VOCAB;   /* the same token twice */
+    if (gpt3__reserve((void **)&tok->bytes, &tok->bytes_capacity, tok->offsets[V] + n, 1))
+        return GPT3_ERR_NOMEM;
+    memcpy(tok->bytes + tok->offsets[V], p, n);
+    tok->offsets[V + 1] = tok->offsets[V] + n;
+    tok->token_table[slot] = (uint32_t)V + 1;
+    tok->vocab_size++;
+    return GPT3_OK;
+}
+
+static int gpt3__add_merge(GPT3Tokenizer *tok, int left, int right, int merged) {
+    if (gpt3__reserve((void **)&tok->merges, &tok->merges_capacity, (size_t)tok->num_merges + 1,
+                      sizeof(tok->merges[0])))
+        return GPT3_ERR_NOMEM;
+    tok->merges[tok->num_merges][0] = left;
+    tok->merges[tok->num_merges][1] = right;
+    tok->merges[tok->num_merges++][2] = merged;
+    return GPT3_OK;
+}
+
+/* Last step: the merge table, the single bytes' tokens, <|endoftext|>,
+   the encoding cache and the fingerprint (a hash of every token's bytes
+   and every merge: two tokenizers that differ anywhere differ here). */
+static int gpt3__tokenizer_finish(GPT3Tokenizer *tok) {
+    size_t V = (size_t)tok->vocab_size;
+    tok->merge_table_size = gpt3__table_size((size_t)tok->num_merges);
+    tok->merge_table = (uint32_t *)GPT3_CALLOC(tok->merge_table_size, sizeof(uint32_t));
+    tok->cache = (GPT3TokenCacheEntry *)GPT3_CALLOC(GPT3__CACHE_SLOTS, sizeof(GPT3TokenCacheEntry));
+    tok->cache_arena_size = (size_t)16 << 20;
+    tok->cache_arena = (unsigned char *)GPT3_MALLOC(tok->cache_arena_size);
+    if (!tok->merge_table || !tok->cache || !tok->cache_arena) return GPT3_ERR_NOMEM;
+    uint64_t fingerprint = gpt3__hash_bytes(tok->bytes, tok->offsets[V]);
+    for (size_t i = 0; i < V; i++)
+        fingerprint = (fingerprint ^ (tok->offsets[i + 1] - tok->offsets[i])) * 0x100000001b3ULL;
+    for (unsigned b = 0; b < 256; b++) {
+        unsigned char byte = (unsigned char)b;
+        tok->byte_token[b] = gpt3__token_id(tok, &byte, 1);
+        if (tok->byte_token[b] < 0) return GPT3_ERR_VOCAB; /* every byte needs a token */
+    }
+    for (int r = 0; r < tok->num_merges; r++) {
+        int *m = tok->merges[r];
+        size_t slot = gpt3__merge_slot(tok, m[0], m[1]);
+        if (tok->merge_table[slot] == 0) tok->merge_table[slot] = (uint32_t)r + 1;
+        fingerprint = (fingerprint ^ ((uint64_t)m[0] << 32 ^ (uint64_t)m[2])) * 0x100000001b3ULL;
+    }
+    const char *eot = "<|endoftext|>";
+    tok->eot = gpt3__token_id(tok, (const unsigned char *)eot, strlen(eot));
+    tok->id = (uint32_t)(fingerprint ^ (fingerprint >> 32));
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_tokenizer_bytes(GPT3Tokenizer *tok) {
+    if (!tok) return GPT3_ERR_ARGUMENT;
+    memset(tok, 0, sizeof(*tok));
+    tok->is_bytes = 1;
+    tok->vocab_size = 256;
+    tok->eot = -1;
+    tok->id = 0x42595445; /* "BYTE" */
+    tok->bytes = (unsigned char *)GPT3_MALLOC(256);
+    if (!tok->bytes) return GPT3_ERR_NOMEM;
+    for (int b = 0; b < 256; b++) tok->bytes[b] = (unsigned char)b;
+    return GPT3_OK;
+}
+
+GPT3DEF void gpt3_tokenizer_free(GPT3Tokenizer *tok) {
+    if (!tok) return;
+    GPT3_FREE(tok->bytes);
+    GPT3_FREE(tok->offsets);
+    GPT3_FREE(tok->merges);
+    GPT3_FREE(tok->token_table);
+    GPT3_FREE(tok->merge_table);
+    GPT3_FREE(tok->links);
+    GPT3_FREE(tok->heap);
+    GPT3_FREE(tok->cache);
+    GPT3_FREE(tok->cache_arena);
+    memset(tok, 0, sizeof(*tok));
+}
+
+/* ---- encoder.json and vocab.bpe ----
+   encoder.json maps each token, written as GPT-2's characters, to its id:
+   {"!": 0, "\"": 1, ..., "\u0120the": 262, ...}. vocab.bpe lists the
+   merges by rank, one "left right" pair a line, after a "#version" line. */
+typedef struct { unsigned char *data; size_t count, capacity; } GPT3__Bytes;
+
+static int gpt3__read_file(const char *path, GPT3__Bytes *out) {
+    FILE *f = fopen(path, "rb");
+    unsigned char chunk[65536];
+    size_t got;
+    memset(out, 0, sizeof(*out));
+    if (!f) return GPT3_ERR_OPEN;
+    int rc = GPT3_OK;
+    while (rc == GPT3_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        rc = gpt3__reserve((void **)&out->data, &out->capacity, out->count + got + 1, 1);
+        if (rc == GPT3_OK) memcpy(out->data + out->count, chunk, got);
+        out->count += got;
+    }
+    if (rc == GPT3_OK && ferror(f)) rc = GPT3_ERR_READ;
+    if (rc == GPT3_OK) rc = gpt3__reserve((void **)&out->data, &out->capacity, out->count + 1, 1);
+    if (rc == GPT3_OK) out->data[out->count] = 0;
+    fclose(f);
+    return rc;
+}
+
+/* A JSON string at *p (just after its opening quote), as the bytes its
+   characters stand for, into out; *p ends after the closing quote. */
+static int gpt3__json_token(const unsigned char **p, const unsigned char *end, GPT3__Bytes *out) {
+    out->count = 0;
+    while (*p < end && **p != '"') {
+        uint32_t cp;
+        if (**p == '\\') {
+            const unsigned char *e = *p + 1;
+            if (e >= end) return 0;
+            if (*e == 'u') {
+                if (end - e < 5) return 0;
+                char hex[5] = {(char)e[1], (char)e[2], (char)e[3], (char)e[4], 0};
+                char *stop;
+                cp = (uint32_t)strtoul(hex, &stop, 16);
+                if (stop != hex + 4) return 0;
+                *p = e + 5;
+            } else {
+                const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+                const char *at = strchr(from, *e);
+                if (!at || !*e) return 0;
+                cp = (unsigned char)to[at - from];
+                *p = e + 1;
+            }
+        } else {
+            GPT3__Char c = gpt3__char_at(*p, (size_t)(end - *p), 0);
+            if (c.cp < 0) return 0;
+            cp = (uint32_t)c.cp;
+            *p += c.len;
+        }
+        int b = gpt3__char_byte(cp);
+        if (b < 0 || gpt3__reserve((void **)&out->data, &out->capacity, out->count + 1, 1)) return 0;
+        out->data[out->count++] = (unsigned char)b;
+    }
+    if (*p >= end) return 0;
+    (*p)++;
+    return 1;
+}
+
+static const unsigned char *gpt3__skip_space(const unsigned char *p, const unsigned char *end, int *line) {
+    for (; p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'); p++) *line += *p == '\n';
+    return p;
+}
+
+typedef struct { long id; size_t offset, length; } GPT3__Entry;
+
+static int gpt3__by_id(const void *a, const void *b) {
+    long x = ((const GPT3__Entry *)a)->id, y = ((const GPT3__Entry *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Parse encoder.json into entries (id, bytes in pool). */
+static int gpt3__parse_encoder(const GPT3__Bytes *file, GPT3__Entry **entries, size_t *n,
+                               GPT3__Bytes *pool, int *line) {
+    const unsigned char *p = file->data, *end = file->data + file->count;
+    GPT3__Bytes token = {NULL, 0, 0};
+    size_t capacity = 0;
+    int rc = GPT3_ERR_VOCAB;
+    *line = 1;
+    *n = 0;
+    p = gpt3__skip_space(p, end, line);
+    if (p >= end || *p++ != '{') goto done;
+    for (;;) {
+        p = gpt3__skip_space(p, end, line);
+        if (p < end && *p == '}' && *n == 0) break;
+        if (p >= end || *p++ != '"' || !gpt3__json_token(&p, end, &token)) goto done;
+        p = gpt3__skip_space(p, end, line);
+        if (p >= end || *p++ != ':') goto done;
+        p = gpt3__skip_space(p, end, line);
+        char *stop;
+        long id = strtol((const char *)p, &stop, 10);
+        if (stop == (const char *)p || id < 0 || id > (1 << 24)) goto done;
+        p = (const unsigned char *)stop;
+        if (gpt3__reserve((void **)entries, &capacity, *n + 1, sizeof(GPT3__Entry)) ||
+            gpt3__reserve((void **)&pool->data, &pool->capacity, pool->count + token.count + 1, 1)) {
+            rc = GPT3_ERR_NOMEM;
+            goto done;
+        }
+        (*entries)[*n].id = id;
+        (*entries)[*n].offset = pool->count;
+        (*entries)[(*n)++].length = token.count;
+        memcpy(pool->data + pool->count, token.data, token.count);
+        pool->count += token.count;
+        p = gpt3__skip_space(p, end, line);
+        if (p < end && *p == ',') { p++; continue; }
+        if (p < end && *p == '}') break;
+        goto done;
+    }
+    rc = GPT3_OK;
+done:
+    GPT3_FREE(token.data);
+    return rc;
+}
+
+/* Add the merges of vocab.bpe; each must join two tokens into a third. */
+static int gpt3__parse_merges(GPT3Tokenizer *tok, const GPT3__Bytes *file) {
+    const unsigned char *p = file->data, *end = file->data + file->count;
+    GPT3__Bytes left = {NULL, 0, 0}, right = {NULL, 0, 0};
+    int rc = GPT3_OK;
+    for (int line = 1; rc == GPT3_OK && p < end; line++) {
+        const unsigned char *eol = (const unsigned char *)memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *stop = eol ? eol : end, *space;
+        if (stop > p && stop[-1] == '\r') stop--;
+        tok->error_line = line;
+        if (stop == p || (line == 1 && *p == '#')) { p = eol ? eol + 1 : end; continue; }
+        space = (const unsigned char *)memchr(p, ' ', (size_t)(stop - p));
+        rc = GPT3_ERR_VOCAB;
+        if (space && space > p && space + 1 < stop && !memchr(space + 1, ' ', (size_t)(stop - space - 1))) {
+            GPT3__Bytes *parts[2] = {&left, &right};
+            const unsigned char *from[2] = {p, space + 1}, *to[2] = {space, stop};
+            int ok = 1;
+            for (int k = 0; k < 2; k++) {
+                parts[k]->count = 0;
+                for (const unsigned char *c = from[k]; ok && c < to[k];) {
+                    GPT3__Char ch = gpt3__char_at(c, (size_t)(to[k] - c), 0);
+                    int b = ch.cp < 0 ? -1 : gpt3__char_byte((uint32_t)ch.cp);
+                    ok = b >= 0 && !gpt3__reserve((void **)&parts[k]->data, &parts[k]->capacity,
+                                                  parts[k]->count + 2 + (size_t)(stop - p), 1);
+                    if (ok) parts[k]->data[parts[k]->count++] = (unsigned char)b;
+                    c += ch.len;
+                }
+            }
+            int a = ok ? gpt3__token_id(tok, left.data, left.count) : -1;
+            int b = ok ? gpt3__token_id(tok, right.data, right.count) : -1;
+            if (ok) memcpy(left.data + left.count, right.data, right.count);
+            int merged = ok ? gpt3__token_id(tok, left.data, left.count + right.count) : -1;
+            if (a >= 0 && b >= 0 && merged >= 0) rc = gpt3__add_merge(tok, a, b, merged);
+        }
+        p = eol ? eol + 1 : end;
+    }
+    if (rc == GPT3_OK) tok->error_line = 0;
+    GPT3_FREE(left.data);
+    GPT3_FREE(right.data);
+    return rc;
+}
+
+GPT3DEF int gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json, const char *vocab_bpe) {
+    if (!tok || !encoder_json || !vocab_bpe) return GPT3_ERR_ARGUMENT;
+    GPT3__Bytes encoder = {NULL, 0, 0}, merges = {NULL, 0, 0}, pool = {NULL, 0, 0};
+    GPT3__Entry *entries = NULL;
+    size_t n = 0;
+    int line = 0, rc = gpt3__read_file(encoder_json, &encoder);
+    memset(tok, 0, sizeof(*tok));
+    if (rc == GPT3_OK) rc = gpt3__read_file(vocab_bpe, &merges);
+    if (rc == GPT3_OK) rc = gpt3__parse_encoder(&encoder, &entries, &n, &pool, &line);
+    if (rc == GPT3_OK) {
+        int error_line = line;
+        qsort(entries, n, sizeof(GPT3__Entry), gpt3__by_id);
+        rc = n >= 256 && n <= (1 << 24) ? gpt3__tokenizer_begin(tok, n) : GPT3_ERR_VOCAB;
+        for (size_t i = 0; rc == GPT3_OK && i < n; i++)   /* ids must be 0 .. n-1 */
+            rc = entries[i].id == (long)i ? gpt3__add_token(tok, pool.data + entries[i].offset,
+                                                            entries[i].length) : GPT3_ERR_VOCAB;
+        if (rc == GPT3_OK) rc = gpt3__parse_merges(tok, &merges);
+        else tok->error_line = error_line;
+    } else {
+        tok->error_line = line;
+    }
+    if (rc == GPT3_OK) rc = gpt3__tokenizer_finish(tok);
+    GPT3_FREE(encoder.data);
+    GPT3_FREE(merges.data);
+    GPT3_FREE(pool.data);
+    GPT3_FREE(entries);
+    if (rc != GPT3_OK) {
+        line = tok->error_line;
+        gpt3_tokenizer_free(tok);
+        tok->error_line = line;
+    }
+    return rc;
+}
+
+/* Append the UTF-8 of GPT-2's characters for bytes p[0..n) to out;
+   json: escape as JSON does (\uXXXX beyond ASCII, \" and \\). */
+static int gpt3__put_token(GPT3__Bytes *out, const unsigned char *p, size_t n, int json) {
+    if (gpt3__reserve((void **)&out->data, &out->capacity, out->count + 6 * n + 64, 1))
+        return GPT3_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = gpt3__byte_char(p[i]);
+        unsigned char *o = out->data + out->count;
+        if (json && (c == '"' || c == '\\')) out->count += (size_t)sprintf((char *)o, "\\%c", (int)c);
+        else if (json && c >= 127) out->count += (size_t)sprintf((char *)o, "\\u%04x", (unsigned)c);
+        else if (c < 128) out->data[out->count++] = (unsigned char)c;
+        else {
+            o[0] = (unsigned char)(0xC0 | (c >> 6));
+            o[1] = (unsigned char)(0x80 | (c & 0x3F));
+            out->count += 2;
+        }
+    }
+    return GPT3_OK;
+}
+
+static int gpt3__write_file(const char *path, const GPT3__Bytes *content) {
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, path);
+    if (rc != GPT3_OK) return rc;
+    file.ok = fwrite(content->data, 1, content->count, file.f) == content->count;
+    return gpt3__atomic_commit(&file, path);
+}
+
+GPT3DEF int gpt3_tokenizer_save(const GPT3Tokenizer *tok, const char *encoder_json,
+                                const char *vocab_bpe) {
+    if (!tok || tok->is_bytes || !tok->offsets || !encoder_json || !vocab_bpe)
+        return GPT3_ERR_ARGUMENT;
+    GPT3__Bytes json = {NULL, 0, 0}, bpe = {NULL, 0, 0};
+    int rc = GPT3_OK;
+    for (int i = 0; rc == GPT3_OK && i < tok->vocab_size; i++) {
+        rc = gpt3__reserve((void **)&json.data, &json.capacity, json.count + 32, 1);
+        if (rc == GPT3_OK) json.count += (size_t)sprintf((char *)json.data + json.count, "%s\"", i ? ", " : "{");
+        if (rc == GPT3_OK) rc = gpt3__put_token(&json, tok->bytes + tok->offsets[i],
+                                                tok->offsets[i + 1] - tok->offsets[i], 1);
+        if (rc == GPT3_OK) json.count += (size_t)sprintf((char *)json.data + json.count, "\": %d", i);
+    }
+    rc = rc ? rc : gpt3__reserve((void **)&json.data, &json.capacity, json.count + 2, 1);
+    if (rc == GPT3_OK) json.data[json.count++] = '}';
+    rc = rc ? rc : gpt3__reserve((void **)&bpe.data, &bpe.capacity, 32, 1);
+    if (rc == GPT3_OK) bpe.count = (size_t)sprintf((char *)bpe.data, "#version: 0.2\n");
+    for (int r = 0; rc == GPT3_OK && r < tok->num_merges; r++) {
+        for (int k = 0; rc == GPT3_OK && k < 2; k++) {
+            int id = tok->merges[r][k];
+            rc = gpt3__put_token(&bpe, tok->bytes + tok->offsets[id], tok->offsets[id + 1] - tok->offsets[id], 0);
+            if (rc == GPT3_OK) bpe.data[bpe.count++] = k == 0 ? ' ' : '\n';
+        }
+    }
+    if (rc == GPT3_OK) rc = gpt3__write_file(encoder_json, &json);
+    if (rc == GPT3_OK) rc = gpt3__write_file(vocab_bpe, &bpe);
+    GPT3_FREE(json.data);
+    GPT3_FREE(bpe.data);
+    return rc;
+}
+
+/* ---- Training a byte-level BPE (the algorithm GPT-2's vocabulary came from) ----
+   Split the text into pieces with the same pattern and count each distinct
+   piece. Every piece starts as its bytes. Then, until the vocabulary is
+   full: count every adjacent pair of tokens over all pieces (times each
+   piece's count), make the most frequent pair a new token (ties: the pair
+   of smallest ids), and merge it everywhere. */
+typedef struct { uint64_t hash; size_t offset, length, count; } GPT3__Piece;
+
+/* Count the distinct pieces of the text into a growing hash table. */
+static int gpt3__count_pieces(const unsigned char *s, size_t n, GPT3__Piece **table, size_t *size,
+                              size_t *used) {
+    *size = 1024;
+    *used = 0;
+    *table = (GPT3__Piece *)GPT3_CALLOC(*size, sizeof(GPT3__Piece));
+    for (size_t i = 0; *table && i < n;) {
+        size_t len = gpt3__pretoken_length(s, n, i), slot;
+        uint64_t h = gpt3__hash_bytes(s + i, len);
+        for (slot = (size_t)h & (*size - 1); (*table)[slot].length; slot = (slot + 1) & (*size - 1))
+            if ((*table)[slot].hash == h && (*table)[slot].length == len &&
+                memcmp(s + (*table)[slot].offset, s + i, len) == 0) break;
+        GPT3__Piece *e = &(*table)[slot];
+        if (!e->length) { e->hash = h; e->offset = i; e->length = len; (*used)++; }
+        e->count++;
+        i += len;
+        if (2 * *used > *size) { /* grow: rehash into a table twice the size */
+            GPT3__Piece *old = *table;
+            size_t old_size = *size;
+            *size *= 2;
+            *table = (GPT3__Piece *)GPT3_CALLOC(*size, sizeof(GPT3__Piece));
+            for (size_t k = 0; *table && k < old_size; k++) {
+                if (!old[k].length) continue;
+                for (slot = (size_t)old[k].hash & (*size - 1); (*table)[slot].length;) slot = (slot + 1) & (*size - 1);
+                (*table)[slot] = old[k];
+            }
+            GPT3_FREE(old);
+        }
+    }
+    return *table ? GPT3_OK : GPT3_ERR_NOMEM;
+}
+
+typedef struct { int left, right; size_t count; } GPT3__Pair;
+
+/* The most frequent adjacent pair over all words; count 0 if none. */
+static GPT3__Pair gpt3__best_pair(const int *syms, const size_t *start, const size_t *length,
+                                  const size_t *count, size_t words, GPT3__Pair *table,
+                                  size_t size, size_t *used_slots) {
+    GPT3__Pair best = {0, 0, 0};
+    size_t n_used = 0;
+    for (size_t w = 0; w < words; w++) {
+        for (size_t i = start[w]; i + 1 < start[w] + length[w]; i++) {
+            uint64_t key = ((uint64_t)(uint32_t)syms[i] << 32) | (uint32_t)syms[i + 1];
+            size_t slot = (size_t)gpt3__mix64(key) & (size - 1);
+            while (table[slot].count && (table[slot].left != syms[i] || table[slot].right != syms[i + 1]))
+                slot = (slot + 1) & (size - 1);
+            if (!table[slot].count) {
+                table[slot].left = syms[i];
+                table[slot].right = syms[i + 1];
+                used_slots[n_used++] = slot;
+            }
+            table[slot].count += count[w];
+        }
+    }
+    for (size_t k = 0; k < n_used; k++) {
+        GPT3__Pair *p = &table[used_slots[k]];
+        if (p->count > best.count || (p->count == best.count &&
+            (p->left < best.left || (p->left == best.left && p->right < best.right))))
+            best = *p;
+        p->count = 0;
+    }
+    return best;
+}
+
+GPT3DEF int gpt3_tokenizer_train(GPT3Tokenizer *tok, const void *text, size_t n, int vocab_size) {
+    if (!tok || (!text && n) || vocab_size < 257 || vocab_size > 65536) return GPT3_ERR_ARGUMENT;
+    const unsigned char *s = (const unsigned char *)text;
+    GPT3__Piece *pieces = NULL;
+    size_t table_size = 0, words = 0, total = 0;
+    int rc = gpt3__tokenizer_begin(tok, (size_t)vocab_size);
+    int byte_id[256];
+    for (int k = 0; rc == GPT3_OK && k < 256; k++) {
+        unsigned char b = gpt3__byte_of_rank(k);
+        byte_id[b] = k;
+        rc = gpt3__add_token(tok, &b, 1);
+    }
+    if (rc == GPT3_OK) rc = gpt3__count_pieces(s, n, &pieces, &table_size, &words);
+    for (size_t k = 0; pieces && k < table_size; k++) total += pieces[k].length;
+    int *syms = (int *)GPT3_MALLOC((total + 1) * sizeof(int));
+    size_t *start = (size_t *)GPT3_MALLOC((words + 1) * 3 * sizeof(size_t));
+    size_t pair_size = gpt3__table_size(total + 1);
+    GPT3__Pair *pairs = (GPT3__Pair *)GPT3_CALLOC(pair_size, sizeof(GPT3__Pair));
+    size_t *used_slots = (size_t *)GPT3_MALLOC((total + 1) * sizeof(size_t));
+    if (rc == GPT3_OK && (!syms || !start || !pairs || !used_slots)) rc = GPT3_ERR_NOMEM;
+    size_t *length = start + words + 1, *count = length + words + 1, w = 0, at = 0;
+    for (size_t k = 0; rc == GPT3_OK && k < table_size; k++) { /* table order: deterministic */
+        if (!pieces[k].length) continue;
+        start[w] = at;
+        length[w] = pieces[k].length;
+        count[w++] = pieces[k].count;
+        for (size_t i = 0; i < pieces[k].length; i++) syms[at++] = byte_id[s[pieces[k].offset + i]];
+    }
+    while (rc == GPT3_OK && tok->vocab_size < vocab_size - 1) {
+        GPT3__Pair best = gpt3__best_pair(syms, start, length, count, words, pairs, pair_size, used_slots);
+        if (best.count < 2) break; /* no pair repeats: the text has no more to teach */
+        size_t la = tok->offsets[best.left + 1] - tok->offsets[best.left];
+        size_t lb = tok->offsets[best.right + 1] - tok->offsets[best.right];
+        unsigned char *joined = (unsigned char *)GPT3_MALLOC(la + lb);
+        if (!joined) { rc = GPT3_ERR_NOMEM; break; }
+        memcpy(joined, tok->bytes + tok->offsets[best.left], la);
+        memcpy(joined + la, tok->bytes + tok->offsets[best.right], lb);
+        int merged = gpt3__token_id(tok, joined, la + lb);
+        if (merged < 0) { merged = tok->vocab_size; rc = gpt3__add_token(tok, joined, la + lb); }
+        GPT3_FREE(joined);
+        if (rc == GPT3_OK) rc = gpt3__add_merge(tok, best.left, best.right, merged);
+        for (size_t v = 0; rc == GPT3_OK && v < words; v++) { /* merge it everywhere */
+            size_t out = start[v];
+            for (size_t i = start[v]; i < start[v] + length[v]; i++) {
+                int pair = i + 1 < start[v] + length[v] && syms[i] == best.left && syms[i + 1] == best.right;
+                syms[out++] = pair ? merged : syms[i];
+                i += (size_t)pair;
+            }
+            length[v] = out - start[v];
+        }
+    }
+    if (rc == GPT3_OK) rc = gpt3__add_token(tok, (const unsigned char *)"<|endoftext|>", 13);
+    if (rc == GPT3_OK) rc = gpt3__tokenizer_finish(tok);
+    GPT3_FREE(pieces);
+    GPT3_FREE(syms);
+    GPT3_FREE(start);
+    GPT3_FREE(pairs);
+    GPT3_FREE(used_slots);
+    if (rc != GPT3_OK) gpt3_tokenizer_free(tok);
+    return rc;
+}
+
+/* ======================================================================== */
 /* Data: token files and the batch loader                                   */
 /* ======================================================================== */
 
@@ -1885,6 +2967,7 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "not a gpt3.h token file, or a corrupt one: make it again from the text",
         "too few tokens: the data needs at least T + 1 tokens (use a smaller T or more text)",
         "the file belongs to another model or tokenizer (different sizes or vocabulary)",
+        "encoder.json or vocab.bpe is malformed, or the two do not belong together",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
     return messages[code];
