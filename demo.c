@@ -1,119 +1,1002 @@
-/* demo.c - train a small GPT-3 from scratch and watch it learn.
+/* demo.c - the command-line front end of gpt3.h.
 
-   The model is the "tiny" teaching preset (2 layers, 64 channels, 4 heads,
-   layer 1 locally banded with window 16), its tokens are bytes (V = 256),
-   and its corpus is the short text below. It trains for a few hundred AdamW
-   steps with GPT-3's learning-rate schedule, printing the falling loss, and
-   shows a sample before and after. Build and run: `make run`. */
+       ./demo                  the main job: train a small GPT-3 on this project's
+                               own source and documentation, and watch it write
+       ./demo help             every command; ./demo COMMAND --help for its flags
+
+   Commands: prepare, train, generate, encode, decode, bpe-train, bench.
+   Statistics and progress go to stderr; stdout carries only the data a
+   command produces (ids, bytes, generated text). */
 #define GPT3_IMPLEMENTATION
 #include "gpt3.h"
 
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/stat.h>
+#include <unistd.h>
+#define HAVE_POSIX 1
+#endif
 
-static const char corpus[] =
-    "GPT-3 is a language model. It reads a text one token at a time and learns "
-    "to predict the next token. The model is a stack of transformer blocks. "
-    "Each block has attention and a small network. Attention lets a token look "
-    "at the tokens before it. The small network thinks about each token alone. "
-    "Between them, layer norm keeps the numbers in a good range, and the "
-    "residual stream carries what the model knows from block to block.\n"
-    "GPT-3 learns by gradient descent. The loss is the cross-entropy of the "
-    "next token: the model pays for every token it did not expect. The "
-    "gradient of the loss tells each weight which way to move, and the "
-    "optimizer moves it a little. Adam keeps a running mean of the gradient "
-    "and of its square, and weight decay pulls every weight towards zero.\n"
-    "In GPT-3 the layers take turns: a dense layer sees the whole past, and a "
-    "banded layer sees only a window of recent tokens. The banded layer is "
-    "cheaper, and the dense layer still sees far back.\n"
-    "After training, the model writes. It reads a prompt, predicts the next "
-    "token, picks one at random from what it predicts, adds it to the text, "
-    "and goes on. The temperature sets how bold the picks are: low is safe "
-    "and dull, high is bold and wild.\n"
-    "A language model learns what it reads. Give it stories and it tells "
-    "stories; give it code and it writes code; give it this text and it "
-    "talks about language models.\n";
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                            */
 
-#define B 8
-#define T 64
-#define STEPS 800
-
-static double seconds(void) { /* wall clock */
+static double now_seconds(void) {
     struct timespec ts;
     timespec_get(&ts, TIME_UTC);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Write n_new bytes after the prompt: each step runs the model on the last
-   T tokens and draws the next one from its logits at the last position. */
-static void generate(GPT3 *m, const char *prompt, int n_new, GPT3Sampler *rng) {
-    int tokens[T + 256], n = 0;
-    for (const char *p = prompt; *p && n < T; p++) tokens[n++] = (unsigned char)*p;
-    printf("  %s", prompt);
-    for (int i = 0; i < n_new && n < T + 256; i++) {
-        int start = n > T ? n - T : 0, len = n - start;
-        if (gpt3_forward(m, tokens + start, NULL, 1, len) != GPT3_OK) break;
-        int next = gpt3_sampler_sample(rng, m->logits + (size_t)(len - 1) * 256);
-        tokens[n++] = next;
-        putchar(next >= 32 && next < 127 ? next : next == '\n' ? ' ' : '?');
-        fflush(stdout);
-    }
-    printf("\n");
+static int fail(const char *what, int rc) {
+    fprintf(stderr, "demo: %s: %s\n", what ? what : "error", gpt3_strerror(rc));
+    return 1;
 }
 
-int main(void) {
-    GPT3Config cfg;
-    GPT3 model;
-    GPT3Rng data_rng;
-    GPT3Sampler sample_rng;
-    int inputs[B * T], targets[B * T], rc;
-    int n_text = (int)strlen(corpus);
+static int stderr_is_terminal(void) {
+#ifdef HAVE_POSIX
+    return isatty(2);
+#else
+    return 0;
+#endif
+}
 
-    gpt3_preset(&cfg, "tiny");
-    if ((rc = gpt3_init(&model, &cfg, 1337)) != GPT3_OK) {
-        fprintf(stderr, "demo: %s\n", gpt3_strerror(rc));
-        return 1;
+static void make_directory(const char *path) {
+#ifdef HAVE_POSIX
+    mkdir(path, 0755);
+#else
+    (void)path;
+#endif
+}
+
+/* Read a whole file; NULL (with a message) if it cannot be read. */
+static unsigned char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *data = NULL;
+    size_t capacity = 0;
+    *n = 0;
+    if (!f) {
+        fprintf(stderr, "demo: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
     }
-    gpt3_rng_seed(&data_rng, 42);
-    gpt3_sampler_init(&sample_rng, 256, 0.8f, 0, 1.0f, 7);
-    printf("GPT-3 \"tiny\": L %d, C %d, NH %d, W %d, V %d: %zu parameters, %.1f MB to train at B %d, T %d\n",
-           cfg.num_layers, cfg.channels, cfg.num_heads, cfg.local_window, cfg.vocab_size,
-           model.num_parameters, gpt3_training_bytes(&cfg, B, T) / 1e6, B, T);
-    printf("corpus: %d bytes of text held in demo.c\n\nbefore training:\n", n_text);
-    generate(&model, "The model", 120, &sample_rng);
-    printf("\n");
-
-    double start = seconds();
-    for (int step = 0; step < STEPS; step++) {
-        /* a batch of B random windows of the text: targets are inputs shifted by one */
-        for (int b = 0; b < B; b++) {
-            int offset = (int)(gpt3_rng_u32(&data_rng) % (uint32_t)(n_text - T));
-            for (int t = 0; t < T; t++) {
-                inputs[b * T + t] = (unsigned char)corpus[offset + t];
-                targets[b * T + t] = (unsigned char)corpus[offset + t + 1];
-            }
+    for (;;) {
+        if (*n + 65536 + 1 > capacity) {
+            capacity = 2 * capacity + 65536 + 1;
+            unsigned char *grown = (unsigned char *)realloc(data, capacity);
+            if (!grown) break;
+            data = grown;
         }
-        float lr = gpt3_lr_schedule(step, 5e-3f, 40, STEPS);
-        rc = gpt3_forward(&model, inputs, targets, B, T);
-        gpt3_zero_grad(&model);
-        if (rc == GPT3_OK) rc = gpt3_backward(&model);
-        float norm = gpt3_clip_grad_norm(&model, 1.0f);
-        if (rc == GPT3_OK) rc = gpt3_adamw_step(&model, lr, 0.9f, 0.95f, 1e-8f, 0.1f, step + 1);
-        if (rc != GPT3_OK) {
-            fprintf(stderr, "demo: step %d: %s\n", step, gpt3_strerror(rc));
-            gpt3_free(&model);
+        size_t got = fread(data + *n, 1, 65536, f);
+        *n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f) || !data;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "demo: cannot read %s\n", path);
+        free(data);
+        return NULL;
+    }
+    data[*n] = 0;
+    return data;
+}
+
+static unsigned char *read_stdin(size_t *n) {
+    unsigned char *data = NULL;
+    size_t capacity = 0, got;
+    *n = 0;
+    do {
+        if (*n + 65536 + 1 > capacity) {
+            capacity = 2 * capacity + 65536 + 1;
+            unsigned char *grown = (unsigned char *)realloc(data, capacity);
+            if (!grown) { free(data); return NULL; }
+            data = grown;
+        }
+        got = fread(data + *n, 1, 65536, stdin);
+        *n += got;
+    } while (got > 0);
+    return data;
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Flags: each command lists its options in a table                         */
+
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_SWITCH } OptionType;
+typedef struct {
+    const char *name;   /* without the leading "--" */
+    OptionType type;
+    void *value;
+    const char *help;
+} Option;
+
+static void print_usage(const char *command, const char *summary, const Option *opts, int n) {
+    fprintf(stderr, "usage: ./demo %s [flags]\n%s\n\nflags:\n", command, summary);
+    for (int i = 0; i < n; i++) {
+        char shown[64];
+        const Option *o = &opts[i];
+        if (o->type == OPT_INT) snprintf(shown, sizeof(shown), "%d", *(int *)o->value);
+        else if (o->type == OPT_FLOAT) snprintf(shown, sizeof(shown), "%g", *(float *)o->value);
+        else if (o->type == OPT_STRING) snprintf(shown, sizeof(shown), "%s", *(const char **)o->value ? *(const char **)o->value : "");
+        else shown[0] = 0;
+        fprintf(stderr, "  --%-14s %s%s%s%s\n", o->name, o->help, shown[0] ? " (default " : "",
+                shown, shown[0] ? ")" : "");
+    }
+}
+
+/* 0: parsed; 1: an error (printed); 2: --help was asked for (printed). */
+static int parse_flags(const char *command, const char *summary, int argc, char **argv,
+                       Option *opts, int n) {
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_usage(command, summary, opts, n);
+            return 2;
+        }
+        const Option *o = NULL;
+        for (int k = 0; k < n && arg[0] == '-' && arg[1] == '-'; k++)
+            if (strcmp(arg + 2, opts[k].name) == 0) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "demo %s: unknown flag '%s' (./demo %s --help lists the flags)\n", command, arg, command);
             return 1;
         }
-        if (step % 50 == 0 || step == STEPS - 1)
-            printf("step %3d/%d  loss %.4f  lr %.2e  grad norm %.3f  %.0f ms/step\n", step + 1,
-                   STEPS, model.mean_loss, lr, norm, 1000 * (seconds() - start) / (step + 1));
+        if (o->type == OPT_SWITCH) {
+            *(int *)o->value = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "demo %s: --%s needs a value\n", command, o->name);
+            return 1;
+        }
+        const char *text = argv[++i];
+        char *end = NULL;
+        errno = 0;
+        if (o->type == OPT_INT) {
+            long v = strtol(text, &end, 10);
+            if (*text == 0 || *end != 0 || errno || v < -2147483647L || v > 2147483647L) end = NULL;
+            else *(int *)o->value = (int)v;
+        } else if (o->type == OPT_FLOAT) {
+            float v = strtof(text, &end);
+            if (*text == 0 || *end != 0 || errno || v != v) end = NULL;
+            else *(float *)o->value = v;
+        } else {
+            *(const char **)o->value = text;
+            end = (char *)"";
+        }
+        if (!end) {
+            fprintf(stderr, "demo %s: --%s: '%s' is not a valid %s\n", command, o->name, text,
+                    o->type == OPT_INT ? "whole number" : "number");
+            return 1;
+        }
     }
-    printf("\nafter training:\n");
-    generate(&model, "The model", 120, &sample_rng);
-    rc = gpt3_save(&model, "demo.ckpt");
-    printf("\ncheckpoint: demo.ckpt (%s)\n", rc == GPT3_OK ? "saved" : gpt3_strerror(rc));
-    gpt3_free(&model);
-    return rc == GPT3_OK ? 0 : 1;
+    return 0;
+}
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* A value that must lie in [lo, hi]; prints why not. */
+static int check_range(const char *command, const char *flag, double v, double lo, double hi) {
+    if (v >= lo && v <= hi) return 1;
+    fprintf(stderr, "demo %s: --%s must be between %g and %g (got %g)\n", command, flag, lo, hi, v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizers                                                               */
+
+/* BPE from --encoder/--bpe, or the files beside a checkpoint, or bytes. */
+static int open_tokenizer(GPT3Tokenizer *tok, const char *encoder, const char *bpe,
+                          const char *beside) {
+    char enc_path[1024], bpe_path[1024];
+    if (!encoder && !bpe && beside) {
+        const char *slash = strrchr(beside, '/');
+        int dir = slash ? (int)(slash - beside + 1) : 0;
+        snprintf(enc_path, sizeof(enc_path), "%.*sencoder.json", dir, beside);
+        snprintf(bpe_path, sizeof(bpe_path), "%.*svocab.bpe", dir, beside);
+        if (file_exists(enc_path) && file_exists(bpe_path)) {
+            encoder = enc_path;
+            bpe = bpe_path;
+        }
+    }
+    if (!encoder && !bpe) return gpt3_tokenizer_bytes(tok) == GPT3_OK ? 0 : 1;
+    if (!encoder || !bpe) {
+        fprintf(stderr, "demo: give both --encoder (encoder.json) and --bpe (vocab.bpe), or neither for bytes\n");
+        return 1;
+    }
+    int rc = gpt3_tokenizer_load(tok, encoder, bpe);
+    if (rc == GPT3_ERR_VOCAB && tok->error_line > 0)
+        fprintf(stderr, "demo: %s / %s: line %d: %s\n", encoder, bpe, tok->error_line, gpt3_strerror(rc));
+    else if (rc != GPT3_OK)
+        fprintf(stderr, "demo: %s / %s: %s\n", encoder, bpe, gpt3_strerror(rc));
+    return rc != GPT3_OK;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    const char *encoder = NULL, *bpe = NULL;
+    Option opts[] = {
+        {"encoder", OPT_STRING, &encoder, "encoder.json of a BPE (none: bytes are tokens)"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe of that BPE"},
+    };
+    int rc = parse_flags("encode", "Reads bytes from stdin, writes token ids separated by spaces.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    GPT3Tokenizer tok;
+    if (open_tokenizer(&tok, encoder, bpe, NULL)) return 1;
+    size_t n, n_ids;
+    int *ids;
+    unsigned char *text = read_stdin(&n);
+    rc = text ? gpt3_encode(&tok, text, n, &ids, &n_ids) : GPT3_ERR_NOMEM;
+    if (rc != GPT3_OK) return fail("encode", rc);
+    for (size_t i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    free(ids);
+    free(text);
+    gpt3_tokenizer_free(&tok);
+    return 0;
+}
+
+static int cmd_decode(int argc, char **argv) {
+    const char *encoder = NULL, *bpe = NULL;
+    Option opts[] = {
+        {"encoder", OPT_STRING, &encoder, "encoder.json of a BPE (none: bytes are tokens)"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe of that BPE"},
+    };
+    int rc = parse_flags("decode", "Reads token ids (decimal, separated by whitespace) from stdin, writes the bytes.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    GPT3Tokenizer tok;
+    if (open_tokenizer(&tok, encoder, bpe, NULL)) return 1;
+    size_t n;
+    unsigned char *text = read_stdin(&n);
+    if (!text) return fail("decode", GPT3_ERR_NOMEM);
+    text[n] = 0;
+    int status = 0;
+    long position = 0;
+    for (char *p = (char *)text; status == 0;) {
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long id = strtol(p, &end, 10);
+        size_t len;
+        const unsigned char *bytes = end != p && !errno && id >= 0 && id <= 2147483647L
+                                         ? gpt3_token_bytes(&tok, (int)id, &len) : NULL;
+        position++;
+        if (!bytes) {
+            fprintf(stderr, "demo decode: id #%ld '%.*s' is not a token id in [0, %d)\n", position,
+                    (int)strcspn(p, " \n\t\r"), p, tok.vocab_size);
+            status = 1;
+            break;
+        }
+        fwrite(bytes, 1, len, stdout);
+        p = end;
+    }
+    free(text);
+    gpt3_tokenizer_free(&tok);
+    return status;
+}
+
+static int cmd_bpe_train(int argc, char **argv) {
+    const char *input = NULL, *out = "bpe";
+    int vocab = 1024;
+    Option opts[] = {
+        {"input", OPT_STRING, &input, "text file to learn from (required)"},
+        {"vocab-size", OPT_INT, &vocab, "tokens: 256 bytes + merges + <|endoftext|>"},
+        {"out", OPT_STRING, &out, "folder for encoder.json and vocab.bpe"},
+    };
+    int rc = parse_flags("bpe-train", "Learns a byte-level BPE (GPT-2's kind) from a text file.", argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (!input) { fprintf(stderr, "demo bpe-train: --input FILE is required\n"); return 1; }
+    if (!check_range("bpe-train", "vocab-size", vocab, 257, 65536)) return 1;
+    size_t n;
+    unsigned char *text = read_file(input, &n);
+    if (!text) return 1;
+    if (n == 0) { fprintf(stderr, "demo bpe-train: %s is empty\n", input); free(text); return 1; }
+    GPT3Tokenizer tok;
+    double t0 = now_seconds();
+    rc = gpt3_tokenizer_train(&tok, text, n, vocab);
+    free(text);
+    if (rc != GPT3_OK) return fail("bpe-train", rc);
+    char enc[1024], voc[1024];
+    make_directory(out);
+    snprintf(enc, sizeof(enc), "%s/encoder.json", out);
+    snprintf(voc, sizeof(voc), "%s/vocab.bpe", out);
+    rc = gpt3_tokenizer_save(&tok, enc, voc);
+    if (rc != GPT3_OK) return fail(enc, rc);
+    fprintf(stderr, "learned %d tokens (%d merges) from %zu bytes in %.1f s: %s, %s\n", tok.vocab_size,
+            tok.num_merges, n, now_seconds() - t0, enc, voc);
+    gpt3_tokenizer_free(&tok);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* prepare: text -> token files                                             */
+
+static int prepare_tokens(GPT3Tokenizer *tok, const unsigned char *text, size_t n,
+                          double val_fraction, const char *prefix) {
+    int *ids;
+    size_t n_ids;
+    int rc = gpt3_encode(tok, text, n, &ids, &n_ids);
+    if (rc != GPT3_OK) return fail("prepare", rc);
+    uint16_t *tokens = (uint16_t *)malloc((n_ids + 1) * sizeof(uint16_t));
+    if (!tokens) { free(ids); return fail("prepare", GPT3_ERR_NOMEM); }
+    for (size_t i = 0; i < n_ids; i++) tokens[i] = (uint16_t)ids[i];
+    size_t n_val = (size_t)(val_fraction * (double)n_ids), n_train = n_ids - n_val;
+    char train_path[1024], val_path[1024];
+    snprintf(train_path, sizeof(train_path), "%s.train.tok", prefix);
+    snprintf(val_path, sizeof(val_path), "%s.val.tok", prefix);
+    rc = gpt3_tokens_save(train_path, tokens, n_train, tok->vocab_size, tok->id);
+    if (rc == GPT3_OK) rc = gpt3_tokens_save(val_path, tokens + n_train, n_val, tok->vocab_size, tok->id);
+    free(ids);
+    free(tokens);
+    if (rc != GPT3_OK) return fail(train_path, rc);
+    fprintf(stderr, "%zu bytes -> %zu tokens (%.2f bytes/token, V %d): %s (%zu), %s (%zu)\n", n, n_ids,
+            n_ids ? (double)n / (double)n_ids : 0.0, tok->vocab_size, train_path, n_train, val_path, n_val);
+    return 0;
+}
+
+static int cmd_prepare(int argc, char **argv) {
+    const char *input = NULL, *out = NULL, *encoder = NULL, *bpe = NULL;
+    float val = 0.1f;
+    Option opts[] = {
+        {"input", OPT_STRING, &input, "text file (required)"},
+        {"out", OPT_STRING, &out, "prefix of the outputs PREFIX.train.tok, PREFIX.val.tok (default: the input's name)"},
+        {"encoder", OPT_STRING, &encoder, "encoder.json of a BPE (none: bytes are tokens)"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe of that BPE"},
+        {"val-fraction", OPT_FLOAT, &val, "the last part of the text kept for validation"},
+    };
+    int rc = parse_flags("prepare", "Turns a text file into token files for training and validation.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (!input) { fprintf(stderr, "demo prepare: --input FILE is required\n"); return 1; }
+    if (!check_range("prepare", "val-fraction", val, 0.0, 0.9)) return 1;
+    GPT3Tokenizer tok;
+    size_t n;
+    unsigned char *text = read_file(input, &n);
+    if (!text) return 1;
+    if (n == 0) { fprintf(stderr, "demo prepare: %s is empty\n", input); free(text); return 1; }
+    if (open_tokenizer(&tok, encoder, bpe, NULL)) { free(text); return 1; }
+    if (tok.vocab_size > 65536) {
+        fprintf(stderr, "demo prepare: token files hold at most 65536 different tokens\n");
+        free(text);
+        return 1;
+    }
+    rc = prepare_tokens(&tok, text, n, val, out ? out : input);
+    free(text);
+    gpt3_tokenizer_free(&tok);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* train                                                                    */
+
+typedef struct {
+    const char *data, *out, *model;
+    int layers, channels, heads, context, window;
+    int batch, seq, steps, warmup, eval_every, eval_batches, save_every, seed, resume;
+    float lr, weight_decay, beta1, beta2, eps, clip;
+} TrainArgs;
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_interrupt(int sig) { (void)sig; interrupted = 1; }
+
+/* Mean loss over n_batches sequential batches from the start of the data. */
+static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batches) {
+    GPT3DataLoader dl;
+    if (gpt3_loader_init(&dl, data, B, T, 0, 0) != GPT3_OK) return -1.0f;
+    double sum = 0.0;
+    for (int i = 0; i < n_batches; i++) {
+        gpt3_loader_next(&dl);
+        gpt3_forward(m, dl.inputs, dl.targets, B, T);
+        sum += m->mean_loss;
+    }
+    gpt3_loader_free(&dl);
+    return (float)(sum / n_batches);
+}
+
+/* The loss curve as a picture: train loss (a line) and validation loss
+   (dots) against the step, drawn from the metrics log. */
+static void write_svg(const char *tsv_path, const char *svg_path) {
+    size_t n;
+    unsigned char *text = read_file(tsv_path, &n);
+    if (!text) return;
+    int count = 0, capacity = 1024;
+    float *rows = (float *)malloc((size_t)capacity * 3 * sizeof(float));
+    float max_step = 1, lo = 1e30f, hi = -1e30f;
+    for (char *line = strchr((char *)text, '\n'); rows && line && line[1]; line = strchr(line + 1, '\n')) {
+        float step, train, val = -1;
+        char val_text[32] = "";
+        if (sscanf(line + 1, "%f\t%f\t%31[^\t]", &step, &train, val_text) < 2) continue;
+        if (val_text[0] != '-' && val_text[0]) val = strtof(val_text, NULL);
+        if (count == capacity) {
+            float *grown = (float *)realloc(rows, (size_t)capacity * 6 * sizeof(float));
+            if (!grown) break;
+            rows = grown;
+            capacity *= 2;
+        }
+        rows[3 * count] = step; rows[3 * count + 1] = train; rows[3 * count + 2] = val;
+        count++;
+        if (step > max_step) max_step = step;
+        if (train < lo) lo = train;
+        if (train > hi) hi = train;
+        if (val > 0 && val < lo) lo = val;
+        if (val > hi) hi = val;
+    }
+    free(text);
+    FILE *f = rows && count ? fopen(svg_path, "w") : NULL;
+    if (!f) { free(rows); return; }
+    float W = 640, H = 400, x0 = 60, y0 = 20, pw = 560, ph = 330;
+    if (hi - lo < 1e-3f) hi = lo + 1e-3f;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", x0, y0, pw, ph);
+    for (int k = 0; k <= 4; k++) {
+        float v = lo + (hi - lo) * k / 4, y = y0 + ph - ph * k / 4;
+        float s = max_step * k / 4, x = x0 + pw * k / 4;
+        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", x0 - 6, y + 4, v);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.0f</text>\n", x, y0 + ph + 16, s);
+        fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", x0, x0 + pw, y, y);
+    }
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", x0 + pw / 2, H - 12);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
+    for (int i = 0; i < count; i++)
+        fprintf(f, "%.1f,%.1f ", x0 + pw * rows[3 * i] / max_step, y0 + ph - ph * (rows[3 * i + 1] - lo) / (hi - lo));
+    fprintf(f, "\"/>\n");
+    for (int i = 0; i < count; i++)
+        if (rows[3 * i + 2] > 0)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#d62728\"/>\n", x0 + pw * rows[3 * i] / max_step,
+                    y0 + ph - ph * (rows[3 * i + 2] - lo) / (hi - lo));
+    fprintf(f, "<text x=\"%.0f\" y=\"35\" fill=\"#1f77b4\">train loss</text>\n", x0 + pw - 150);
+    fprintf(f, "<text x=\"%.0f\" y=\"52\" fill=\"#d62728\">validation loss</text>\n", x0 + pw - 150);
+    fprintf(f, "</svg>\n");
+    fclose(f);
+    free(rows);
+}
+
+static int load_data(const char *prefix, GPT3Tokens *train, GPT3Tokens *val) {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s.train.tok", prefix);
+    int rc = gpt3_tokens_load(train, path);
+    if (rc != GPT3_OK) {
+        fprintf(stderr, "demo train: %s: %s\n", path, gpt3_strerror(rc));
+        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  make it with: ./demo prepare --input TEXT --out %s\n", prefix);
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s.val.tok", prefix);
+    rc = gpt3_tokens_load(val, path);
+    if (rc != GPT3_OK) {
+        fprintf(stderr, "demo train: %s: %s\n", path, gpt3_strerror(rc));
+        gpt3_tokens_free(train);
+        return 1;
+    }
+    if (val->tokenizer_id != train->tokenizer_id || val->vocab_size != train->vocab_size) {
+        fprintf(stderr, "demo train: %s.train.tok and .val.tok come from different tokenizers\n", prefix);
+        gpt3_tokens_free(train);
+        gpt3_tokens_free(val);
+        return 1;
+    }
+    return 0;
+}
+
+/* The model to train: a preset or explicit sizes, vocabulary from the data. */
+static int train_config(const TrainArgs *a, int vocab_size, GPT3Config *cfg) {
+    int rc = gpt3_preset(cfg, a->model);
+    if (rc != GPT3_OK) {
+        fprintf(stderr, "demo train: no model preset '%s'; presets:", a->model);
+        for (int i = 0; gpt3_preset_name(i); i++) fprintf(stderr, " %s", gpt3_preset_name(i));
+        fprintf(stderr, "\n");
+        return 1;
+    }
+    cfg->vocab_size = vocab_size;
+    if (a->layers > 0) cfg->num_layers = a->layers;
+    if (a->channels > 0) cfg->channels = a->channels;
+    if (a->heads > 0) cfg->num_heads = a->heads;
+    if (a->context > 0) cfg->max_seq_len = a->context;
+    if (a->window >= 0) cfg->local_window = a->window;
+    rc = gpt3_check_config(cfg);
+    if (rc != GPT3_OK) {
+        fprintf(stderr, "demo train: L %d, C %d, NH %d, context %d, window %d: %s\n", cfg->num_layers,
+                cfg->channels, cfg->num_heads, cfg->max_seq_len, cfg->local_window, gpt3_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+static void progress(const TrainArgs *a, int step, float loss, float val, float lr, float norm,
+                     double tokens_per_s, double eta) {
+    char val_text[32] = "-";
+    if (val > 0) snprintf(val_text, sizeof(val_text), "%.4f", val);
+    fprintf(stderr, "%sstep %d/%d | loss %.4f | val %s | lr %.2e | norm %.2f | %.0f tok/s | ETA %.0fs%s",
+            stderr_is_terminal() ? "\r" : "", step, a->steps, loss, val_text, lr, norm, tokens_per_s, eta,
+            stderr_is_terminal() ? "   " : "\n");
+}
+
+static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, const char *state) {
+    int rc = gpt3_save(m, ckpt);
+    if (rc == GPT3_OK) rc = gpt3_save_state(m, st, state);
+    if (rc != GPT3_OK) fprintf(stderr, "\ndemo train: saving %s: %s\n", ckpt, gpt3_strerror(rc));
+    return rc;
+}
+
+static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Tokens *val,
+                        GPT3TrainState *st, const char *dir) {
+    char ckpt[1024], state[1024], tsv[1024], svg[1024];
+    snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", dir);
+    snprintf(state, sizeof(state), "%s/model.ckpt.state", dir);
+    snprintf(tsv, sizeof(tsv), "%s/metrics.tsv", dir);
+    snprintf(svg, sizeof(svg), "%s/loss.svg", dir);
+    int B = a->batch, T = a->seq;
+    GPT3DataLoader dl;
+    int rc = gpt3_loader_init(&dl, train, B, T, 1, (uint64_t)a->seed);
+    if (rc != GPT3_OK) return fail("the training data", rc);
+    if (st->step > 0) {
+        dl.position = st->data_position;
+        dl.rng.state = st->data_rng;
+    }
+    FILE *log = fopen(tsv, st->step > 0 ? "a" : "w");
+    if (!log) { gpt3_loader_free(&dl); fprintf(stderr, "demo train: cannot write %s\n", tsv); return 1; }
+    if (st->step == 0) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
+    int val_ok = val->count > (size_t)T;
+    float last_val = -1.0f, loss = 0.0f;
+    int status = 0, first = st->step;
+    double start = now_seconds();
+    signal(SIGINT, on_interrupt);
+    while (st->step < a->steps && !interrupted) {
+        double t0 = now_seconds();
+        gpt3_loader_next(&dl);
+        float lr = gpt3_lr_schedule(st->step, a->lr, a->warmup, a->steps);
+        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
+        gpt3_zero_grad(m);
+        if (rc == GPT3_OK) rc = gpt3_backward(m);
+        float norm = gpt3_clip_grad_norm(m, a->clip);
+        if (rc == GPT3_OK) rc = gpt3_adamw_step(m, lr, a->beta1, a->beta2, a->eps, a->weight_decay, st->step + 1);
+        if (rc != GPT3_OK) { status = fail("training step", rc); break; }
+        loss = m->mean_loss;
+        st->step++;
+        st->data_position = dl.position;
+        st->data_rng = dl.rng.state;
+        int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
+        float v = eval_now ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
+        if (eval_now) last_val = v;
+        double dt = now_seconds() - t0, rate = (double)B * T / dt;
+        double eta = (now_seconds() - start) / (st->step - first) * (a->steps - st->step);
+        fprintf(log, "%d\t%.6f\t", st->step, loss);
+        fprintf(log, eval_now ? "%.6f" : "-", v);
+        fprintf(log, "\t%.6e\t%.4f\t%.0f\n", lr, norm, rate);
+        fflush(log);
+        int log_every = a->steps / 25 > 1 ? a->steps / 25 : 1; /* lines, when not a terminal */
+        if (stderr_is_terminal() || eval_now || st->step % log_every == 0 || st->step == a->steps)
+            progress(a, st->step, loss, last_val, lr, norm, rate, eta);
+        if (st->step % a->save_every == 0 || st->step == a->steps) {
+            if (save_run(m, st, ckpt, state) != GPT3_OK) { status = 1; break; }
+            write_svg(tsv, svg);
+        }
+    }
+    signal(SIGINT, SIG_DFL);
+    fprintf(stderr, "\n");
+    fclose(log);
+    gpt3_loader_free(&dl);
+    if (interrupted && status == 0) {
+        status = save_run(m, st, ckpt, state) == GPT3_OK ? 130 : 1;
+        write_svg(tsv, svg);
+        fprintf(stderr, "interrupted at step %d: saved %s; continue with the same command and --resume\n",
+                st->step, ckpt);
+    }
+    return status;
+}
+
+static int cmd_train(int argc, char **argv) {
+    TrainArgs a = {NULL, "out", "mini", 0, 0, 0, 0, -1, 8, 0, 1000, 0, 100, 8, 200, 1337, 0,
+                   6e-4f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f};
+    Option opts[] = {
+        {"data", OPT_STRING, &a.data, "PREFIX of PREFIX.train.tok and PREFIX.val.tok (./demo prepare)"},
+        {"out", OPT_STRING, &a.out, "folder for model.ckpt, model.ckpt.state, metrics.tsv, loss.svg"},
+        {"model", OPT_STRING, &a.model, "preset: tiny, mini, teach, small, ..., 175b"},
+        {"layers", OPT_INT, &a.layers, "override the preset's L"},
+        {"channels", OPT_INT, &a.channels, "override C"},
+        {"heads", OPT_INT, &a.heads, "override NH"},
+        {"context", OPT_INT, &a.context, "override max_seq_len"},
+        {"window", OPT_INT, &a.window, "override local_window W (0: all layers dense)"},
+        {"batch", OPT_INT, &a.batch, "B"},
+        {"seq", OPT_INT, &a.seq, "T (default: the model's context)"},
+        {"steps", OPT_INT, &a.steps, "optimizer steps in all"},
+        {"lr", OPT_FLOAT, &a.lr, "peak learning rate"},
+        {"warmup", OPT_INT, &a.warmup, "linear warmup steps (default: steps / 20)"},
+        {"weight-decay", OPT_FLOAT, &a.weight_decay, "AdamW decay of the weight matrices"},
+        {"beta1", OPT_FLOAT, &a.beta1, "AdamW beta1"},
+        {"beta2", OPT_FLOAT, &a.beta2, "AdamW beta2"},
+        {"eps", OPT_FLOAT, &a.eps, "AdamW epsilon"},
+        {"clip", OPT_FLOAT, &a.clip, "gradient clipping norm (0: off)"},
+        {"eval-every", OPT_INT, &a.eval_every, "steps between validation losses"},
+        {"eval-batches", OPT_INT, &a.eval_batches, "batches per validation loss"},
+        {"save-every", OPT_INT, &a.save_every, "steps between checkpoints"},
+        {"seed", OPT_INT, &a.seed, "seed of the initialisation and the data order"},
+        {"resume", OPT_SWITCH, &a.resume, "continue the run saved in --out"},
+    };
+    int rc = parse_flags("train", "Trains a GPT-3 with AdamW and GPT-3's schedule (warmup, cosine decay to 10%).",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (!a.data) { fprintf(stderr, "demo train: --data PREFIX is required (make it with ./demo prepare)\n"); return 1; }
+    if (!check_range("train", "steps", a.steps, 1, 1e9) || !check_range("train", "batch", a.batch, 1, 1e6) ||
+        !check_range("train", "eval-every", a.eval_every, 1, 1e9) || !check_range("train", "save-every", a.save_every, 1, 1e9) ||
+        !check_range("train", "eval-batches", a.eval_batches, 1, 1e6) || !check_range("train", "lr", a.lr, 0, 10) ||
+        !check_range("train", "beta1", a.beta1, 0, 0.999999) || !check_range("train", "beta2", a.beta2, 0, 0.999999))
+        return 1;
+    if (a.warmup <= 0) a.warmup = a.steps / 20 > 0 ? a.steps / 20 : 1;
+    GPT3Tokens train, val;
+    if (load_data(a.data, &train, &val)) return 1;
+    GPT3Config cfg;
+    GPT3 m;
+    GPT3TrainState st = {0, 0, 0, train.tokenizer_id};
+    char ckpt[1024], state[1024];
+    snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", a.out);
+    snprintf(state, sizeof(state), "%s/model.ckpt.state", a.out);
+    int status = 1;
+    if (a.resume) {
+        rc = gpt3_load(&m, ckpt);
+        if (rc != GPT3_OK) { fail(ckpt, rc); goto done_data; }
+        rc = gpt3_load_state(&m, &st, state);
+        if (rc != GPT3_OK) { fail(state, rc); gpt3_free(&m); goto done_data; }
+        if (m.config.vocab_size != train.vocab_size || st.tokenizer_id != train.tokenizer_id) {
+            fprintf(stderr, "demo train: %s was trained on tokens of another tokenizer than %s.train.tok\n", ckpt, a.data);
+            gpt3_free(&m);
+            goto done_data;
+        }
+        cfg = m.config;
+        fprintf(stderr, "resuming %s at step %d of %d\n", ckpt, st.step, a.steps);
+    } else {
+        if (train_config(&a, train.vocab_size, &cfg)) goto done_data;
+        rc = gpt3_init(&m, &cfg, (uint64_t)a.seed);
+        if (rc != GPT3_OK) { fail("init", rc); goto done_data; }
+        make_directory(a.out);
+    }
+    if (a.seq <= 0) a.seq = cfg.max_seq_len;
+    if (a.seq > cfg.max_seq_len) {
+        fprintf(stderr, "demo train: --seq %d is longer than the model's context %d\n", a.seq, cfg.max_seq_len);
+        gpt3_free(&m);
+        goto done_data;
+    }
+    if (train.count < (size_t)a.seq + 1) {
+        fprintf(stderr, "demo train: %s.train.tok has %zu tokens; T = %d needs at least %d (use a smaller --seq or more text)\n",
+                a.data, train.count, a.seq, a.seq + 1);
+        gpt3_free(&m);
+        goto done_data;
+    }
+    fprintf(stderr, "model: L %d, C %d, NH %d, context %d, W %d, V %d: %zu parameters; B %d, T %d, %d steps\n",
+            cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size,
+            m.num_parameters, a.batch, a.seq, a.steps);
+    status = run_training(&a, &m, &train, &val, &st, a.out);
+    gpt3_free(&m);
+done_data:
+    gpt3_tokens_free(&train);
+    gpt3_tokens_free(&val);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/* generate                                                                 */
+
+typedef struct {
+    GPT3 *m;
+    GPT3KVCache kv;
+    int use_cache;
+    int *context;       /* (max_seq_len) the tokens the model sees           */
+    int n;              /* how many                                         */
+} Generator;
+
+/* Feed one token and leave its logits in *logits. The context holds at
+   most max_seq_len tokens: when it is full, the oldest half is dropped and
+   the cache refilled from the newer half (positions are absolute, so the
+   kept tokens must be run again at their new positions). */
+static int generator_feed(Generator *g, int token, const float **logits) {
+    int maxT = g->m->config.max_seq_len, rc = GPT3_OK;
+    if (g->n == maxT) {
+        int keep = maxT / 2;
+        memmove(g->context, g->context + g->n - keep, (size_t)keep * sizeof(int));
+        g->n = keep;
+        gpt3_kv_reset(&g->kv);
+        for (int i = 0; g->use_cache && rc == GPT3_OK && i < keep; i++) rc = gpt3_kv_forward(g->m, &g->kv, g->context[i]);
+    }
+    g->context[g->n++] = token;
+    if (rc != GPT3_OK) return rc;
+    if (g->use_cache) {
+        rc = gpt3_kv_forward(g->m, &g->kv, token);
+        *logits = g->kv.logits;
+    } else {
+        rc = gpt3_forward(g->m, g->context, NULL, 1, g->n);
+        *logits = g->m->logits + (size_t)(g->n - 1) * g->m->config.vocab_size;
+    }
+    return rc;
+}
+
+static void print_token(const GPT3Tokenizer *tok, int id) {
+    size_t len;
+    const unsigned char *bytes = gpt3_token_bytes(tok, id, &len);
+    if (bytes) fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+}
+
+/* Stream n_new tokens after the prompt to stdout; returns tokens/s. */
+static double generate(GPT3 *m, GPT3Tokenizer *tok, const char *prompt, int n_new,
+                       GPT3Sampler *sampler, int use_cache, int stop_at_eot, int echo) {
+    Generator g;
+    int *ids = NULL, maxT = m->config.max_seq_len;
+    size_t n_ids = 0;
+    memset(&g, 0, sizeof(g));
+    g.m = m;
+    g.use_cache = use_cache;
+    g.context = (int *)malloc((size_t)maxT * sizeof(int));
+    if (!g.context || gpt3_kv_init(&g.kv, m) != GPT3_OK || gpt3_encode(tok, prompt, strlen(prompt), &ids, &n_ids) != GPT3_OK) {
+        fprintf(stderr, "demo: out of memory\n");
+        free(g.context);
+        gpt3_kv_free(&g.kv);
+        return -1;
+    }
+    if (n_ids == 0) { /* an empty prompt starts from <|endoftext|> or a newline */
+        ids[0] = tok->eot >= 0 ? tok->eot : '\n';
+        n_ids = 1;
+    }
+    size_t skip = n_ids > (size_t)maxT ? n_ids - (size_t)maxT : 0;
+    if (skip) fprintf(stderr, "[the prompt has %zu tokens; the model's context is %d: it sees the last %d]\n", n_ids, maxT, maxT);
+    if (echo) fwrite(prompt, 1, strlen(prompt), stdout);
+    const float *logits = NULL;
+    int rc = GPT3_OK;
+    for (size_t i = skip; rc == GPT3_OK && i < n_ids; i++) rc = generator_feed(&g, ids[i], &logits);
+    double t0 = now_seconds();
+    int made = 0;
+    for (; rc == GPT3_OK && made < n_new; made++) {
+        int next = gpt3_sampler_sample(sampler, logits);
+        if (stop_at_eot && next == tok->eot) break;
+        print_token(tok, next);
+        rc = generator_feed(&g, next, &logits);
+    }
+    double rate = made / (now_seconds() - t0 + 1e-9);
+    if (rc != GPT3_OK) fprintf(stderr, "\ndemo: %s\n", gpt3_strerror(rc));
+    free(ids);
+    free(g.context);
+    gpt3_kv_free(&g.kv);
+    return rc == GPT3_OK ? rate : -1;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model = "out/model.ckpt", *prompt = "", *encoder = NULL, *bpe = NULL;
+    int max_tokens = 200, top_k = 0, seed = 42, no_cache = 0, no_stop = 0;
+    float temperature = 0.8f, top_p = 0.95f;
+    Option opts[] = {
+        {"model", OPT_STRING, &model, "checkpoint"},
+        {"prompt", OPT_STRING, &prompt, "text to continue (empty: start a new text)"},
+        {"max-tokens", OPT_INT, &max_tokens, "tokens to write"},
+        {"temperature", OPT_FLOAT, &temperature, "sampling temperature (0: always the likeliest)"},
+        {"top-k", OPT_INT, &top_k, "sample from the k likeliest tokens (0: all)"},
+        {"top-p", OPT_FLOAT, &top_p, "sample from the likeliest tokens holding this much probability (1: all)"},
+        {"seed", OPT_INT, &seed, "seed of the sampler"},
+        {"encoder", OPT_STRING, &encoder, "encoder.json (default: the one beside the checkpoint, else bytes)"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
+        {"no-cache", OPT_SWITCH, &no_cache, "recompute the whole context for every token (slow; for comparison)"},
+        {"no-stop", OPT_SWITCH, &no_stop, "do not stop at <|endoftext|>"},
+    };
+    int rc = parse_flags("generate", "Continues a prompt, streaming tokens to stdout as they are made.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (!check_range("generate", "max-tokens", max_tokens, 0, 1e9) || !check_range("generate", "top-k", top_k, 0, 1e9) ||
+        !check_range("generate", "top-p", top_p, 1e-6, 1) || !check_range("generate", "temperature", temperature, 0, 100))
+        return 1;
+    GPT3 m;
+    GPT3Tokenizer tok;
+    GPT3Sampler sampler;
+    rc = gpt3_load(&m, model);
+    if (rc != GPT3_OK) {
+        fail(model, rc);
+        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or ./demo train --help)\n");
+        return 1;
+    }
+    if (open_tokenizer(&tok, encoder, bpe, model)) { gpt3_free(&m); return 1; }
+    if (tok.vocab_size != m.config.vocab_size) {
+        fprintf(stderr, "demo generate: the tokenizer has %d tokens but %s expects %d: give the model's --encoder and --bpe\n",
+                tok.vocab_size, model, m.config.vocab_size);
+        gpt3_tokenizer_free(&tok);
+        gpt3_free(&m);
+        return 1;
+    }
+    gpt3_sampler_init(&sampler, m.config.vocab_size, temperature, top_k, top_p, (uint64_t)seed);
+    double rate = generate(&m, &tok, prompt, max_tokens, &sampler, !no_cache, !no_stop, 1);
+    printf("\n");
+    if (rate >= 0) fprintf(stderr, "[%.1f tokens/s%s]\n", rate, no_cache ? ", without the KV cache" : "");
+    gpt3_sampler_free(&sampler);
+    gpt3_tokenizer_free(&tok);
+    gpt3_free(&m);
+    return rate < 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* bench: the tokenizer's speed, and generation with and without the cache  */
+
+static int cmd_bench(int argc, char **argv) {
+    const char *model_name = "mini", *text_path = "fixtures/tokenizer/bench.txt";
+    const char *encoder = "fixtures/gpt2/encoder.json", *bpe = "fixtures/gpt2/vocab.bpe";
+    int n_new = 64, prompt_tokens = 32;
+    Option opts[] = {
+        {"model", OPT_STRING, &model_name, "preset of the (randomly initialised) model to generate with"},
+        {"tokens", OPT_INT, &n_new, "tokens to generate"},
+        {"prompt-tokens", OPT_INT, &prompt_tokens, "tokens of prompt before them"},
+        {"text", OPT_STRING, &text_path, "text to encode (repeated to 4 MB)"},
+        {"encoder", OPT_STRING, &encoder, "encoder.json of the BPE to time"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
+    };
+    int rc = parse_flags("bench", "Tokenizer MB/s; generation tokens/s with and without the KV cache.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    GPT3Tokenizer tok;
+    size_t n;
+    unsigned char *text = read_file(text_path, &n);
+    if (!text || n == 0 || open_tokenizer(&tok, encoder, bpe, NULL)) { free(text); return 1; }
+    size_t big_n = 4u << 20;
+    unsigned char *big = (unsigned char *)malloc(big_n);
+    for (size_t i = 0; big && i < big_n; i++) big[i] = text[i % n];
+    double best = 1e30;
+    size_t n_ids = 0;
+    for (int rep = 0; big && rep < 3; rep++) { /* the first run fills the cache: take the best */
+        int *ids;
+        double t0 = now_seconds();
+        if (gpt3_encode(&tok, big, big_n, &ids, &n_ids) != GPT3_OK) break;
+        double dt = now_seconds() - t0;
+        if (dt < best) best = dt;
+        free(ids);
+    }
+    fprintf(stderr, "tokenizer: BPE encode %.1f MB/s (%zu tokens from %.1f MB of %s)\n", big_n / best / 1e6,
+            n_ids, big_n / 1e6, text_path);
+    free(big);
+    free(text);
+    gpt3_tokenizer_free(&tok);
+
+    GPT3Config cfg;
+    GPT3 m;
+    if (gpt3_preset(&cfg, model_name) != GPT3_OK) return fail(model_name, GPT3_ERR_PRESET);
+    if (prompt_tokens + n_new > cfg.max_seq_len) n_new = cfg.max_seq_len - prompt_tokens;
+    if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) return fail("init", rc);
+    GPT3Tokenizer bytes;
+    gpt3_tokenizer_bytes(&bytes);
+    char *prompt = (char *)calloc((size_t)prompt_tokens + 1, 1);
+    for (int i = 0; prompt && i < prompt_tokens; i++) prompt[i] = 'a' + (char)(i % 26);
+    int byte_model = cfg.vocab_size == 256;
+    for (int cache = 1; prompt && byte_model && cache >= 0; cache--) {
+        GPT3Sampler s;
+        gpt3_sampler_init(&s, cfg.vocab_size, 1.0f, 0, 1.0f, 1);
+        double rate = generate(&m, &bytes, prompt, n_new, &s, cache, 0, 0);
+        printf("\n");
+        fprintf(stderr, "generation (%s, %d prompt + %d new tokens): %.1f tokens/s %s the KV cache\n", model_name,
+                prompt_tokens, n_new, rate, cache ? "with" : "without");
+        gpt3_sampler_free(&s);
+    }
+    free(prompt);
+    gpt3_tokenizer_free(&bytes);
+    gpt3_free(&m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The main job                                                             */
+
+static const char *corpus_files[] = {"README.md", "gpt3.h", "demo.c", "test_gpt3.c"};
+
+static int cmd_main_job(void) {
+    const char *dir = "demo_out";
+    char corpus_path[256], enc[256], voc[256], prefix[256];
+    snprintf(corpus_path, sizeof(corpus_path), "%s/corpus.txt", dir);
+    snprintf(enc, sizeof(enc), "%s/encoder.json", dir);
+    snprintf(voc, sizeof(voc), "%s/vocab.bpe", dir);
+    snprintf(prefix, sizeof(prefix), "%s/corpus", dir);
+    fprintf(stderr, "== gpt3.h: train a small GPT-3 from scratch on this project's own source and documentation\n\n");
+    /* 1. the corpus: the files of this repository */
+    size_t total = 0, n;
+    unsigned char *corpus = NULL;
+    for (int i = 0; i < COUNT(corpus_files); i++) {
+        unsigned char *text = read_file(corpus_files[i], &n);
+        if (!text) {
+            fprintf(stderr, "demo: run ./demo from the repository's folder (it reads %s)\n", corpus_files[i]);
+            free(corpus);
+            return 1;
+        }
+        unsigned char *grown = (unsigned char *)realloc(corpus, total + n + 1);
+        if (!grown) { free(text); free(corpus); return fail("corpus", GPT3_ERR_NOMEM); }
+        corpus = grown;
+        memcpy(corpus + total, text, n);
+        total += n;
+        free(text);
+    }
+    make_directory(dir);
+    /* 2. a BPE tokenizer learned from it, and the token files */
+    GPT3Tokenizer tok;
+    double t0 = now_seconds();
+    int rc = gpt3_tokenizer_train(&tok, corpus, total, 512);
+    if (rc == GPT3_OK) rc = gpt3_tokenizer_save(&tok, enc, voc);
+    if (rc != GPT3_OK) { free(corpus); return fail("bpe", rc); }
+    fprintf(stderr, "1. corpus: %s, %zu bytes\n2. tokenizer: a %d-token BPE learned from it in %.1f s -> %s, %s\n",
+            "README.md gpt3.h demo.c test_gpt3.c", total, tok.vocab_size, now_seconds() - t0, enc, voc);
+    fprintf(stderr, "3. ");
+    rc = prepare_tokens(&tok, corpus, total, 0.1, prefix);
+    free(corpus);
+    if (rc) { gpt3_tokenizer_free(&tok); return 1; }
+    /* 3. the model: "mini" (4 layers, layers 1 and 3 banded with W 32) */
+    TrainArgs a = {prefix, dir, "mini", 0, 0, 0, 0, -1, 8, 128, 500, 25, 100, 8, 100, 1337, 0,
+                   2e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f};
+    GPT3Tokens train, val;
+    GPT3Config cfg;
+    GPT3 m;
+    GPT3TrainState st = {0, 0, 0, tok.id};
+    GPT3Sampler sampler;
+    if (load_data(prefix, &train, &val) || train_config(&a, train.vocab_size, &cfg)) { gpt3_tokenizer_free(&tok); return 1; }
+    gpt3_init(&m, &cfg, (uint64_t)a.seed);
+    fprintf(stderr, "4. model: GPT-3 \"mini\": L %d, C %d, NH %d, context %d, layers 1 and 3 locally banded (W %d), V %d: %zu parameters\n",
+            cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size, m.num_parameters);
+    const char *prompt = "The model";
+    float before = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
+    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f). It writes:\n\n",
+            before, cfg.vocab_size, log((double)cfg.vocab_size));
+    gpt3_sampler_init(&sampler, cfg.vocab_size, 0.8f, 0, 0.95f, 7);
+    generate(&m, &tok, prompt, 60, &sampler, 1, 1, 1);
+    fprintf(stderr, "\n\n5. training: B %d, T %d, %d steps, AdamW, peak lr %g, warmup %d, cosine to 10%%\n",
+            a.batch, a.seq, a.steps, a.lr, a.warmup);
+    rc = run_training(&a, &m, &train, &val, &st, dir);
+    if (rc == GPT3_OK) {
+        float after = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
+        fprintf(stderr, "after training: validation loss %.3f (was %.3f). It writes:\n\n", after, before);
+        generate(&m, &tok, prompt, 200, &sampler, 1, 1, 1);
+        fprintf(stderr, "\n\nwritten in %s/: model.ckpt (the parameters), model.ckpt.state (to resume), "
+                "metrics.tsv (the log), loss.svg (the loss curves: open it in a browser), encoder.json + vocab.bpe\n",
+                dir);
+        fprintf(stderr, "next:\n  ./demo generate --model %s/model.ckpt --prompt \"static int\" --max-tokens 300\n"
+                "  ./demo train --data %s --out %s --steps 1200 --resume       (train further)\n"
+                "  ./demo help\n", dir, prefix, dir);
+    }
+    gpt3_sampler_free(&sampler);
+    gpt3_free(&m);
+    gpt3_tokens_free(&train);
+    gpt3_tokens_free(&val);
+    gpt3_tokenizer_free(&tok);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void print_help(void) {
+    fprintf(stderr,
+            "gpt3.h demo: GPT-3 in one C header\n\n"
+            "  ./demo                 train a small GPT-3 on this project's own text and show it writing\n"
+            "  ./demo prepare         text file -> token files (train/validation split)\n"
+            "  ./demo train           train a model on token files, with checkpoints and --resume\n"
+            "  ./demo generate        continue a prompt, streaming tokens\n"
+            "  ./demo encode          stdin bytes -> token ids\n"
+            "  ./demo decode          token ids on stdin -> bytes\n"
+            "  ./demo bpe-train       learn a byte-level BPE from a text file\n"
+            "  ./demo bench           tokenizer and generation speed\n\n"
+            "./demo COMMAND --help lists a command's flags.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return cmd_main_job();
+    const char *cmd = argv[1];
+    struct { const char *name; int (*run)(int, char **); } commands[] = {
+        {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
+        {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
+        {"bench", cmd_bench},
+    };
+    for (int i = 0; i < COUNT(commands); i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        print_help();
+        return 0;
+    }
+    fprintf(stderr, "demo: unknown command '%s'\n\n", cmd);
+    print_help();
+    return 1;
 }

@@ -264,10 +264,12 @@ typedef struct {
     int step;                 /* optimizer steps taken                      */
     uint64_t data_position;   /* the data loader's position                 */
     uint64_t data_rng;        /* and its RNG state                          */
+    uint32_t tokenizer_id;    /* fingerprint of the training data's tokenizer */
 } GPT3TrainState;
 GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path);
 /* Replaces m's AdamW moments; GPT3_ERR_MISMATCH if the file was written
-   for a model with another number of parameters. */
+   for other parameters than m's (another model, or another step of the
+   same run: the state keeps a fingerprint of the parameters it goes with). */
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path);
 
 /* Global L2 norm of m->grads (computed in double), returned as it was
@@ -2878,9 +2880,15 @@ GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
    A separate file beside the checkpoint (a version-1 reader of the
    parameters never needs it): 64 little-endian uint32 -- magic "GTST",
    version 1, step, num_parameters (2 words, low first), data position
-   (2 words), data RNG state (2 words), 1 if AdamW moments follow -- then
+   (2 words), data RNG state (2 words), 1 if AdamW moments follow, a
+   fingerprint of the parameters, the tokenizer's fingerprint -- then
    AdamW's m and v, num_parameters float32 each. */
 #define GPT3__STATE_MAGIC 0x54535447 /* "GTST" */
+
+static uint32_t gpt3__params_fingerprint(const GPT3 *m) {
+    uint64_t h = gpt3__hash_bytes((const unsigned char *)m->params, m->num_parameters * sizeof(float));
+    return (uint32_t)(h ^ (h >> 32));
+}
 
 GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path) {
     if (!m || !m->params || !st || !path || st->step < 0) return GPT3_ERR_ARGUMENT;
@@ -2892,6 +2900,8 @@ GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char 
     gpt3__split64(header + 5, st->data_position);
     gpt3__split64(header + 7, st->data_rng);
     header[9] = m->adam_m != NULL;
+    header[10] = gpt3__params_fingerprint(m);
+    header[11] = st->tokenizer_id;
     GPT3__AtomicFile file;
     int rc = gpt3__atomic_open(&file, path);
     if (rc != GPT3_OK) return rc;
@@ -2913,7 +2923,8 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     if (got >= 1 && header[0] != GPT3__STATE_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
     else if (got < 64) rc = GPT3_ERR_TRUNCATED;
     else if (header[1] != 1) rc = GPT3_ERR_VERSION;
-    else if (gpt3__join64(header + 3) != m->num_parameters || header[2] > INT32_MAX)
+    else if (gpt3__join64(header + 3) != m->num_parameters || header[2] > INT32_MAX ||
+             header[10] != gpt3__params_fingerprint(m))
         rc = GPT3_ERR_MISMATCH;
     size_t P = m->num_parameters;
     float *mom1 = NULL, *mom2 = NULL;
@@ -2937,6 +2948,7 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     st->step = (int)header[2];
     st->data_position = gpt3__join64(header + 5);
     st->data_rng = gpt3__join64(header + 7);
+    st->tokenizer_id = header[11];
     return GPT3_OK;
 }
 
