@@ -1006,6 +1006,315 @@ static void test_bad_inputs(void) {
     gpt3_free(&m);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Tokenizer                                                                */
+
+static int open_gpt2(GPT3Tokenizer *tok) {
+    char enc[512], bpe[512];
+    snprintf(enc, sizeof(enc), "%s/gpt2/encoder.json", fixture_dir);
+    snprintf(bpe, sizeof(bpe), "%s/gpt2/vocab.bpe", fixture_dir);
+    return gpt3_tokenizer_load(tok, enc, bpe);
+}
+
+static int read_u32(FILE *f, uint32_t *x) { return fread(x, 4, 1, f) == 1; }
+
+/* fixtures/tokenizer/cases.bin: ids of OpenAI's tokenizer (tiktoken
+   r50k_base) for text in many scripts, emoji, odd whitespace and
+   contractions, and of dev/reference_bpe.py for bytes that are not UTF-8.
+   Every case must give exactly those ids and decode back to its bytes. */
+static void test_tokenizer_fixtures(void) {
+    GPT3Tokenizer tok;
+    char path[512];
+    int rc = open_gpt2(&tok);
+    snprintf(path, sizeof(path), "%s/tokenizer/cases.bin", fixture_dir);
+    FILE *f = fopen(path, "rb");
+    uint32_t header[4] = {0, 0, 0, 0};
+    int ok = rc == GPT3_OK && f && fread(header, 4, 4, f) == 4 && header[0] == 0x4B4F5447;
+    check(ok && tok.vocab_size == 50257 && tok.num_merges == 50000 && tok.eot == 50256,
+          "tokenizer: GPT-2 encoder.json + vocab.bpe load", "V %d, %d merges, <|endoftext|> %d: %s",
+          tok.vocab_size, tok.num_merges, tok.eot, gpt3_strerror(rc));
+    int cases = 0, wrong_ids = 0, wrong_bytes = 0, first_bad = -1;
+    size_t total_bytes = 0;
+    for (uint32_t c = 0; ok && c < header[2]; c++) {
+        uint32_t n_bytes, n_ids;
+        if (!read_u32(f, &n_bytes)) break;
+        unsigned char *bytes = (unsigned char *)malloc(n_bytes + 1);
+        if (!bytes || fread(bytes, 1, n_bytes, f) != n_bytes || !read_u32(f, &n_ids)) { free(bytes); break; }
+        uint32_t *want = (uint32_t *)malloc((n_ids + 1) * sizeof(uint32_t));
+        if (!want || fread(want, 4, n_ids, f) != n_ids) { free(bytes); free(want); break; }
+        int *ids = NULL;
+        size_t n = 0;
+        unsigned char *back = NULL;
+        size_t n_back = 0;
+        int same = gpt3_encode(&tok, bytes, n_bytes, &ids, &n) == GPT3_OK && n == n_ids;
+        for (size_t i = 0; same && i < n; i++) same = ids[i] == (int)want[i];
+        int round = gpt3_decode(&tok, ids, n, &back, &n_back) == GPT3_OK && n_back == n_bytes &&
+                    memcmp(back, bytes, n_bytes) == 0;
+        wrong_ids += !same;
+        wrong_bytes += !round;
+        if ((!same || !round) && first_bad < 0) first_bad = (int)c;
+        cases++;
+        total_bytes += n_bytes;
+        free(bytes); free(want); free(ids); free(back);
+    }
+    check(ok && cases == (int)header[2] && wrong_ids == 0, "tokenizer: ids = OpenAI's on every case",
+          "%d cases (%zu bytes; see fixtures/tokenizer/cases.index.txt): %d wrong, first #%d", cases,
+          total_bytes, wrong_ids, first_bad);
+    check(ok && cases == (int)header[2] && wrong_bytes == 0, "tokenizer: every case decodes to its bytes",
+          "%d cases, %d wrong", cases, wrong_bytes);
+    if (f) fclose(f);
+    gpt3_tokenizer_free(&tok);
+}
+
+/* Random bytes of every kind (NUL, invalid UTF-8) round-trip through the
+   GPT-2 BPE, a trained BPE and the byte tokenizer. */
+static int roundtrips(GPT3Tokenizer *tok, const unsigned char *bytes, size_t n) {
+    int *ids = NULL;
+    size_t n_ids = 0, n_back = 0;
+    unsigned char *back = NULL;
+    int ok = gpt3_encode(tok, bytes, n, &ids, &n_ids) == GPT3_OK &&
+             gpt3_decode(tok, ids, n_ids, &back, &n_back) == GPT3_OK && n_back == n &&
+             memcmp(back, bytes, n) == 0;
+    free(ids);
+    free(back);
+    return ok;
+}
+
+static void test_tokenizer_train(void) {
+    const char *text = "the cat sat on the mat. the cat ate the rat. that's the cat's hat! "
+                       "1234 5678 the the the   spaces\tand\ttabs\n\nnew lines. "
+                       "the cat sat on the mat. the cat ate the rat. that's the cat's hat! "
+                       "1234 5678 the the the   spaces\tand\ttabs\n\nnew lines. ";
+    GPT3Tokenizer a, b, loaded, bytes, gpt2;
+    int rc1 = gpt3_tokenizer_train(&a, text, strlen(text), 300);
+    int rc2 = gpt3_tokenizer_train(&b, text, strlen(text), 300);
+    int rc3 = gpt3_tokenizer_save(&a, "test_encoder.json", "test_vocab.bpe");
+    int rc4 = gpt3_tokenizer_load(&loaded, "test_encoder.json", "test_vocab.bpe");
+    int *ids = NULL;
+    size_t n = 0;
+    gpt3_encode(&a, "the cat", 7, &ids, &n);
+    check(rc1 == GPT3_OK && rc2 == GPT3_OK && rc3 == GPT3_OK && rc4 == GPT3_OK && a.id == b.id &&
+              loaded.id == a.id && a.vocab_size == 300 && a.eot == 299 && n < 7,
+          "bpe-train: deterministic, saves and loads back",
+          "V %d, %d merges; \"the cat\" -> %zu tokens; fingerprints %08x %08x %08x", a.vocab_size,
+          a.num_merges, n, a.id, b.id, loaded.id);
+    free(ids);
+    gpt3_tokenizer_bytes(&bytes);
+    open_gpt2(&gpt2);
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 40);
+    int ok = 1;
+    unsigned char buf[600];
+    for (int trial = 0; trial < 200; trial++) {
+        size_t len = gpt3_rng_u32(&rng) % sizeof(buf);
+        for (size_t i = 0; i < len; i++) /* mostly ASCII, some high bytes */
+            buf[i] = (unsigned char)(gpt3_rng_u32(&rng) % 4 ? 32 + gpt3_rng_u32(&rng) % 95 : gpt3_rng_u32(&rng) % 256);
+        ok &= roundtrips(&a, buf, len) && roundtrips(&loaded, buf, len) && roundtrips(&bytes, buf, len) &&
+              roundtrips(&gpt2, buf, len);
+    }
+    memset(buf, ' ', sizeof(buf)); /* a long run of one piece */
+    ok &= roundtrips(&gpt2, buf, sizeof(buf));
+    check(ok, "tokenizers: any bytes round-trip", "200 random byte strings, 3 tokenizers");
+    gpt3_tokenizer_free(&a); gpt3_tokenizer_free(&b); gpt3_tokenizer_free(&loaded);
+    gpt3_tokenizer_free(&bytes); gpt3_tokenizer_free(&gpt2);
+    remove("test_encoder.json");
+    remove("test_vocab.bpe");
+}
+
+static void expect_vocab_error(const char *label, const char *encoder, const char *merges, int want, int want_line) {
+    GPT3Tokenizer tok;
+    write_bytes("test_bad_encoder.json", encoder, strlen(encoder));
+    write_bytes("test_bad_vocab.bpe", merges, strlen(merges));
+    int rc = gpt3_tokenizer_load(&tok, "test_bad_encoder.json", "test_bad_vocab.bpe");
+    check(rc == want && (want_line == 0 || tok.error_line == want_line) && (rc == GPT3_OK) == (tok.bytes != NULL), label,
+          "-> %s (line %d)", gpt3_strerror(rc), tok.error_line);
+    gpt3_tokenizer_free(&tok);
+    remove("test_bad_encoder.json");
+    remove("test_bad_vocab.bpe");
+}
+
+/* A small valid encoder.json: the 256 single bytes in GPT-2's order, plus
+   "ab" and <|endoftext|>. */
+static char *small_encoder(const char *extra) {
+    char *json = (char *)malloc(8192);
+    size_t n = (size_t)sprintf(json, "{");
+    for (int k = 0; k < 256; k++) {
+        uint32_t c = gpt3__byte_char(gpt3__byte_of_rank(k));
+        char key[8];
+        if (c == '"' || c == '\\') sprintf(key, "\\%c", (char)c);
+        else if (c < 127) sprintf(key, "%c", (char)c);
+        else sprintf(key, "\\u%04x", (unsigned)c);
+        n += (size_t)sprintf(json + n, "\"%s\": %d, ", key, k);
+    }
+    sprintf(json + n, "\"ab\": 256, \"<|endoftext|>\": 257%s}", extra);
+    return json;
+}
+
+static void test_tokenizer_bad_files(void) {
+    GPT3Tokenizer tok;
+    int rc = gpt3_tokenizer_load(&tok, "no/such/encoder.json", "no/such/vocab.bpe");
+    check(rc == GPT3_ERR_OPEN, "tokenizer: missing files", "-> %s", gpt3_strerror(rc));
+    char *good = small_encoder("");
+    expect_vocab_error("tokenizer: a small valid pair loads", good, "#version: 0.2\na b\n", GPT3_OK, 0);
+    expect_vocab_error("tokenizer: merge line without a pair", good, "#version: 0.2\na b\nab\n", GPT3_ERR_VOCAB, 3);
+    expect_vocab_error("tokenizer: merge of tokens not in encoder", good, "#version: 0.2\nb c\n", GPT3_ERR_VOCAB, 2);
+    expect_vocab_error("tokenizer: encoder.json cut short", "{\"a\": 0, \"b\": ", "", GPT3_ERR_VOCAB, 1);
+    expect_vocab_error("tokenizer: encoder.json not JSON", "hello\nworld", "", GPT3_ERR_VOCAB, 1);
+    expect_vocab_error("tokenizer: encoder.json without the bytes", "{\"a\": 0}", "", GPT3_ERR_VOCAB, 0);
+    char *gap = small_encoder(", \"abc\": 999");
+    expect_vocab_error("tokenizer: ids with a gap", gap, "", GPT3_ERR_VOCAB, 0);
+    char *dup = small_encoder(", \"ab\": 258");
+    expect_vocab_error("tokenizer: the same token twice", dup, "", GPT3_ERR_VOCAB, 0);
+    free(good); free(gap); free(dup);
+}
+
+/* A GPT-2 checkpoint in Hugging Face's layout (dev/make_hf_fixture.py),
+   converted by dev/convert_hf_gpt2.py: our logits must match the float64
+   PyTorch model written in Hugging Face's convention (Conv1D weights). */
+static void test_hf_converted(void) {
+    char ckpt[512], ref[512];
+    snprintf(ckpt, sizeof(ckpt), "%s/hf_tiny/model.ckpt", fixture_dir);
+    snprintf(ref, sizeof(ref), "%s/hf_tiny/reference.bin", fixture_dir);
+    GPT3 m;
+    int rc = gpt3_load(&m, ckpt);
+    FILE *f = fopen(ref, "rb");
+    int32_t header[8];
+    int ok = rc == GPT3_OK && f && fread(header, 4, 8, f) == 8 && header[0] == 0x46524648 &&
+             header[3] == m.config.vocab_size && header[2] <= m.config.max_seq_len;
+    int T = ok ? header[2] : 0, V = ok ? header[3] : 0;
+    int *tokens = (int *)malloc((size_t)(T + 1) * sizeof(int));
+    float *logits = alloc_floats((size_t)T * V);
+    ok = ok && fread(tokens, 4, (size_t)T, f) == (size_t)T && fread(logits, 4, (size_t)T * V, f) == (size_t)T * V;
+    double e = ok && gpt3_forward(&m, tokens, NULL, 1, T) == GPT3_OK ? rel_error(m.logits, logits, (size_t)T * V) : 1.0;
+    check(ok && m.config.local_window == 0 && e < TOL_LOGITS, "hugging face gpt-2 -> checkpoint: logits",
+          "T %d, V %d: rel err %.1e (tol %.0e)", T, V, e, TOL_LOGITS);
+    if (f) fclose(f);
+    free(tokens);
+    free(logits);
+    gpt3_free(&m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Data and training state                                                  */
+
+static void test_token_files(void) {
+    uint16_t tokens[100];
+    for (int i = 0; i < 100; i++) tokens[i] = (uint16_t)(i * 7 % 50);
+    GPT3Tokens t;
+    int rc1 = gpt3_tokens_save("test_data.tok", tokens, 100, 50, 0xABCD);
+    int rc2 = gpt3_tokens_load(&t, "test_data.tok");
+    int same = rc1 == GPT3_OK && rc2 == GPT3_OK && t.count == 100 && t.vocab_size == 50 &&
+               t.tokenizer_id == 0xABCD && memcmp(t.tokens, tokens, sizeof(tokens)) == 0;
+    GPT3DataLoader seq, shuf;
+    int rc3 = gpt3_loader_init(&seq, &t, 2, 10, 0, 1), rc4 = gpt3_loader_init(&shuf, &t, 3, 10, 1, 1);
+    int shifted = rc3 == GPT3_OK && rc4 == GPT3_OK;
+    for (int round = 0; shifted && round < 8; round++) { /* sequential wraps after 9 windows */
+        gpt3_loader_next(&seq);
+        gpt3_loader_next(&shuf);
+        for (int i = 0; i + 1 < 10; i++) {
+            shifted &= seq.targets[i] == seq.inputs[i + 1] && shuf.targets[10 + i] == shuf.inputs[10 + i + 1];
+        }
+        shifted &= seq.inputs[10] == tokens[((2 * round + 1) * 10) % 90];
+    }
+    check(same && shifted, "token files and the batch loader", "100 tokens round-trip; targets = inputs shifted by one");
+    GPT3DataLoader short_dl;
+    int rc5 = gpt3_loader_init(&short_dl, &t, 1, 100, 0, 1);
+    check(rc5 == GPT3_ERR_DATA_SHORT, "data: fewer than T + 1 tokens", "T 100 of 100 tokens -> %s", gpt3_strerror(rc5));
+    gpt3_loader_free(&seq); gpt3_loader_free(&shuf);
+
+    size_t n;
+    unsigned char *bytes = read_all("test_data.tok", &n);
+    struct { const char *label; size_t length; int offset, value; } bad[] = {
+        {"data: token file cut short", 256 + 150, -1, 0},
+        {"data: not a token file (magic)", 256 + 200, 0, 'X'},
+        {"data: token >= vocab_size", 256 + 200, 256 + 11, 0x7f},
+        {"data: empty file", 0, -1, 0},
+    };
+    for (int i = 0; bytes && i < 4; i++) {
+        unsigned char *copy = (unsigned char *)malloc(n);
+        memcpy(copy, bytes, n);
+        if (bad[i].offset >= 0) copy[bad[i].offset] = (unsigned char)bad[i].value;
+        write_bytes("test_bad.tok", copy, bad[i].length);
+        GPT3Tokens b;
+        int rc = gpt3_tokens_load(&b, "test_bad.tok");
+        check(rc == GPT3_ERR_DATA && b.tokens == NULL, bad[i].label, "-> %s", gpt3_strerror(rc));
+        free(copy);
+    }
+    free(bytes);
+    gpt3_tokens_free(&t);
+    remove("test_data.tok");
+    remove("test_bad.tok");
+}
+
+static void test_train_state(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 a, b;
+    int inputs[16], targets[16];
+    random_tokens(inputs, 16, cfg.vocab_size, 50);
+    random_tokens(targets, 16, cfg.vocab_size, 51);
+    gpt3_init(&a, &cfg, 5);
+    train_steps(&a, inputs, targets, 2, 8, 3, 1e-2f);
+    GPT3TrainState st = {3, 12345, 0x1122334455667788ULL, 77}, back;
+    int rc1 = gpt3_save(&a, "test_state.ckpt"), rc2 = gpt3_save_state(&a, &st, "test_state.ckpt.state");
+    int rc3 = gpt3_load(&b, "test_state.ckpt"), rc4 = gpt3_load_state(&b, &back, "test_state.ckpt.state");
+    int same = rc1 == GPT3_OK && rc2 == GPT3_OK && rc3 == GPT3_OK && rc4 == GPT3_OK && back.step == 3 &&
+               back.data_position == 12345 && back.data_rng == st.data_rng && back.tokenizer_id == 77 &&
+               memcmp(a.adam_m, b.adam_m, a.num_parameters * 4) == 0 &&
+               memcmp(a.adam_v, b.adam_v, a.num_parameters * 4) == 0;
+    /* continuing either model gives the same parameters */
+    train_steps(&a, inputs, targets, 2, 8, 2, 1e-2f);
+    for (int step = 4; step <= 5; step++) {
+        gpt3_forward(&b, inputs, targets, 2, 8);
+        gpt3_zero_grad(&b);
+        gpt3_backward(&b);
+        gpt3_clip_grad_norm(&b, 1.0f);
+        gpt3_adamw_step(&b, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+    }
+    check(same, "training state: save/load restores AdamW and the data position", "step %d, position %llu",
+          back.step, (unsigned long long)back.data_position);
+    int rc5 = gpt3_load_state(&a, &back, "test_state.ckpt.state"); /* a has moved on 2 steps */
+    check(rc5 == GPT3_ERR_MISMATCH, "training state: refused for other parameters", "-> %s", gpt3_strerror(rc5));
+    gpt3_free(&a); gpt3_free(&b);
+    remove("test_state.ckpt");
+    remove("test_state.ckpt.state");
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <signal.h>
+#include <sys/resource.h>
+/* A disk that fills while saving: with the file size limited below the
+   checkpoint's size, the save fails and the previous checkpoint is intact. */
+static void test_disk_full(void) {
+    GPT3Config cfg = small_config(0);
+    GPT3 m;
+    gpt3_init(&m, &cfg, 8);
+    int rc1 = gpt3_save(&m, "test_full.ckpt");
+    size_t n_before = 0;
+    unsigned char *before = read_all("test_full.ckpt", &n_before);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params[i] += 1.0f;
+    struct rlimit old, small;
+    getrlimit(RLIMIT_FSIZE, &old);
+    small = old;
+    small.rlim_cur = 2000; /* bytes: the checkpoint is larger */
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &small);
+    int rc2 = gpt3_save(&m, "test_full.ckpt");
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    size_t n_after = 0;
+    unsigned char *after = read_all("test_full.ckpt", &n_after);
+    FILE *tmp = fopen("test_full.ckpt.tmp", "rb");
+    int intact = before && after && n_before == n_after && memcmp(before, after, n_after) == 0;
+    check(rc1 == GPT3_OK && rc2 == GPT3_ERR_WRITE && intact && !tmp, "checkpoint: disk full while saving",
+          "-> %s; previous file intact, no temporary left", gpt3_strerror(rc2));
+    if (tmp) fclose(tmp);
+    free(before);
+    free(after);
+    gpt3_free(&m);
+    remove("test_full.ckpt");
+}
+#endif
+
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
     test_encoder_grad();
@@ -1035,6 +1344,15 @@ int main(int argc, char **argv) {
     test_checkpoint_roundtrip();
     test_bad_checkpoints();
     test_bad_inputs();
+    test_tokenizer_fixtures();
+    test_tokenizer_train();
+    test_tokenizer_bad_files();
+    test_hf_converted();
+    test_token_files();
+    test_train_state();
+#if defined(__unix__) || defined(__APPLE__)
+    test_disk_full();
+#endif
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
 }
