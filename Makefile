@@ -1,8 +1,10 @@
 # gpt3.h - build the demo and the tests.
 #   make            build demo and test_gpt3
-#   make test       build and run the tests
-#   make sanitize   build and run the tests under AddressSanitizer + UBSan
-#   make run        build and run the demo
+#   make run        the main job: build the demo, train a small GPT-3 on this
+#                   project's own text, show it writing (about 2 minutes)
+#   make test       build and run the tests (test_gpt3, then test_cli.sh)
+#   make sanitize   the same tests built with AddressSanitizer + UBSan
+#   make bench      tokenizer and generation speed
 #   make CC=clang   any C99 compiler works; OpenMP is used when it has it
 CC ?= cc
 OPT ?= -O3
@@ -20,27 +22,36 @@ LDLIBS = -lm
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-.PHONY: all test sanitize run demo clean
+.PHONY: all test sanitize run bench clean
 
 all: demo test_gpt3
 
 demo: demo.c gpt3.h
 	$(CC) $(ALL_CFLAGS) -o $@ demo.c $(LDLIBS)
+	@echo "built ./demo: 'make run' (or ./demo) runs the main job, ./demo help lists the commands"
 
 test_gpt3: test_gpt3.c gpt3.h
 	$(CC) $(ALL_CFLAGS) -o $@ test_gpt3.c $(LDLIBS)
 
-test: test_gpt3
+test: test_gpt3 demo
 	./test_gpt3
+	./test_cli.sh
 
 test_gpt3_sanitize: test_gpt3.c gpt3.h
 	$(CC) $(SAN_FLAGS) $(WARN) $(OPENMP) $(EXTRA_CFLAGS) -o $@ test_gpt3.c $(LDLIBS)
 
-sanitize: test_gpt3_sanitize
+demo_sanitize: demo.c gpt3.h
+	$(CC) $(SAN_FLAGS) $(WARN) $(OPENMP) $(EXTRA_CFLAGS) -o $@ demo.c $(LDLIBS)
+
+sanitize: test_gpt3_sanitize demo_sanitize
 	./test_gpt3_sanitize
+	DEMO=./demo_sanitize ./test_cli.sh
 
 run: demo
 	./demo
 
+bench: demo
+	./demo bench
+
 clean:
-	rm -f demo test_gpt3 test_gpt3_sanitize *.o test_*.ckpt test_*.ckpt.tmp
+	rm -f demo test_gpt3 test_gpt3_sanitize demo_sanitize *.o test_*.ckpt test_*.tmp

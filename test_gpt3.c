@@ -1140,7 +1140,7 @@ static char *small_encoder(const char *extra) {
     size_t n = (size_t)sprintf(json, "{");
     for (int k = 0; k < 256; k++) {
         uint32_t c = gpt3__byte_char(gpt3__byte_of_rank(k));
-        char key[8];
+        char key[16];
         if (c == '"' || c == '\\') sprintf(key, "\\%c", (char)c);
         else if (c < 127) sprintf(key, "%c", (char)c);
         else sprintf(key, "\\u%04x", (unsigned)c);

@@ -1,0 +1,103 @@
+#!/bin/sh
+# test_cli.sh - the command-line tool: a resumed run equals a straight one,
+# and every kind of bad input gets a clear message and a non-zero exit.
+# Run by `make test` after test_gpt3; prints one line per test and
+# "N passed, M failed".
+DEMO=${DEMO:-./demo}
+W=$(mktemp -d "${TMPDIR:-/tmp}/gpt3cli.XXXXXX") || exit 1
+trap 'rm -rf "$W"' EXIT
+ENC=fixtures/gpt2/encoder.json
+BPE=fixtures/gpt2/vocab.bpe
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+bad() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; }
+
+# expect_error NAME PATTERN COMMAND...: non-zero exit and PATTERN in stderr
+expect_error() {
+    name=$1 pattern=$2
+    shift 2
+    if "$@" >"$W/out" 2>"$W/err"; then
+        bad "$name (exit 0)"
+    elif grep -q -- "$pattern" "$W/err"; then
+        ok "$name: $(head -n 1 "$W/err" | cut -c1-90)"
+    else
+        bad "$name: no '$pattern' in: $(head -n 2 "$W/err")"
+    fi
+}
+
+# ---- encode / decode
+ids=$(printf 'Hello world' | $DEMO encode --encoder $ENC --bpe $BPE)
+[ "$ids" = "15496 995" ] && ok "cli encode: 'Hello world' -> $ids" || bad "cli encode: got '$ids'"
+printf '\377\000caf\351 \342\202 ok' >"$W/odd.bin"
+$DEMO encode --encoder $ENC --bpe $BPE <"$W/odd.bin" | $DEMO decode --encoder $ENC --bpe $BPE >"$W/back.bin"
+cmp -s "$W/odd.bin" "$W/back.bin" && ok "cli encode | decode: invalid UTF-8 and NUL round-trip" || bad "cli round trip"
+printf 'bytes\n' | $DEMO encode | $DEMO decode >"$W/b.txt" && [ "$(cat "$W/b.txt")" = bytes ] &&
+    ok "cli encode | decode: byte tokenizer" || bad "cli byte tokenizer"
+expect_error "cli decode: id out of range" "not a token id" sh -c "echo '15496 50257' | $DEMO decode --encoder $ENC --bpe $BPE"
+expect_error "cli decode: not a number" "not a token id" sh -c "echo '12 x3' | $DEMO decode"
+expect_error "cli encode: missing vocab file" "cannot open" sh -c "echo hi | $DEMO encode --encoder $W/none.json --bpe $BPE"
+expect_error "cli encode: only --encoder" "both --encoder" sh -c "echo hi | $DEMO encode --encoder $ENC"
+printf '{"a": 0, "b": 1,\n oops}' >"$W/bad.json"
+expect_error "cli encode: malformed encoder.json" "line 2" sh -c "echo hi | $DEMO encode --encoder $W/bad.json --bpe $BPE"
+head -c 300000 $BPE >"$W/short.bpe"; echo "zz qq" >>"$W/short.bpe"
+expect_error "cli encode: vocab.bpe that does not match" "do not belong together" sh -c "echo hi | $DEMO encode --encoder $ENC --bpe $W/short.bpe"
+
+# ---- flags
+expect_error "cli: unknown command" "unknown command" $DEMO frobnicate
+expect_error "cli: unknown flag" "unknown flag '--colour'" $DEMO train --colour red
+expect_error "cli: bad number" "not a valid whole number" $DEMO train --data x --steps ten
+expect_error "cli: flag without value" "needs a value" $DEMO generate --max-tokens
+expect_error "cli: value out of range" "must be between" $DEMO generate --top-p 1.5
+$DEMO train --help 2>"$W/help" && grep -q -- "--resume" "$W/help" && ok "cli: train --help lists the flags" || bad "cli: train --help"
+
+# ---- prepare
+expect_error "cli prepare: missing file" "cannot open" $DEMO prepare --input "$W/none.txt"
+: >"$W/empty.txt"
+expect_error "cli prepare: empty file" "is empty" $DEMO prepare --input "$W/empty.txt"
+for i in 1 2 3 4 5 6 7 8; do cat README.md; done | head -c 60000 >"$W/text.txt"
+$DEMO prepare --input "$W/text.txt" --out "$W/text" 2>/dev/null && ok "cli prepare: bytes" || bad "cli prepare"
+echo "a tiny corpus" >"$W/tiny.txt"
+$DEMO prepare --input "$W/tiny.txt" --out "$W/tiny" 2>/dev/null
+expect_error "cli train: corpus shorter than T+1" "needs at least 65" $DEMO train --data "$W/tiny" --model tiny --out "$W/t0"
+expect_error "cli train: missing token files" "prepare" $DEMO train --data "$W/nothing" --out "$W/t0"
+head -c 600 "$W/text.train.tok" >"$W/cut.train.tok"; cp "$W/text.val.tok" "$W/cut.val.tok"
+expect_error "cli train: corrupt token file" "corrupt" $DEMO train --data "$W/cut" --out "$W/t0"
+expect_error "cli train: unknown preset" "no model preset" $DEMO train --data "$W/text" --model huge --out "$W/t0"
+expect_error "cli train: heads do not divide" "invalid config" $DEMO train --data "$W/text" --model tiny --heads 5 --out "$W/t0"
+
+# ---- a resumed run is bit-identical to a straight one
+TRAIN="$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 12 --eval-every 4 --eval-batches 2 --save-every 5"
+$TRAIN --out "$W/straight" 2>/dev/null
+$TRAIN --out "$W/split" --stop-after 6 2>/dev/null
+$TRAIN --out "$W/split" --resume 2>/dev/null
+if cmp -s "$W/straight/model.ckpt" "$W/split/model.ckpt" && cmp -s "$W/straight/model.ckpt.state" "$W/split/model.ckpt.state"; then
+    ok "cli train: 12 steps = 6 + --resume + 6, bit-identical"
+else
+    bad "cli train: resumed run differs from the straight one"
+fi
+[ -s "$W/straight/loss.svg" ] && grep -q "<svg" "$W/straight/loss.svg" && [ "$(wc -l <"$W/straight/metrics.tsv")" -eq 13 ] &&
+    ok "cli train: metrics.tsv (12 rows) and loss.svg written" || bad "cli train: metrics / svg"
+cp "$W/straight/model.ckpt" "$W/other.ckpt"
+$DEMO bpe-train --input "$W/text.txt" --vocab-size 300 --out "$W/bpe" 2>/dev/null
+$DEMO prepare --input "$W/text.txt" --out "$W/bpetext" --encoder "$W/bpe/encoder.json" --bpe "$W/bpe/vocab.bpe" 2>/dev/null
+expect_error "cli train: resume on another tokenizer's tokens" "another tokenizer" $DEMO train --data "$W/bpetext" --out "$W/straight" --resume
+expect_error "cli train: resume without a run" "cannot open" $DEMO train --data "$W/text" --out "$W/nothing" --resume
+
+# ---- generate
+out=$($DEMO generate --model "$W/straight/model.ckpt" --prompt "The " --max-tokens 20 --seed 1 2>/dev/null)
+[ ${#out} -ge 5 ] && ok "cli generate: streams text (${#out} bytes)" || bad "cli generate: '$out'"
+again=$($DEMO generate --model "$W/straight/model.ckpt" --prompt "The " --max-tokens 20 --seed 1 --no-cache 2>/dev/null)
+[ "$out" = "$again" ] && ok "cli generate: with and without the KV cache, the same text" || bad "cli generate: cache changes the text"
+long=$(head -c 300 README.md)
+expect_error "cli generate: missing checkpoint" "train one first" $DEMO generate --model "$W/none.ckpt"
+$DEMO generate --model "$W/straight/model.ckpt" --prompt "$long" --max-tokens 5 >/dev/null 2>"$W/err" &&
+    grep -q "it sees the last 64" "$W/err" && ok "cli generate: prompt longer than the context: $(head -n 1 "$W/err")" ||
+    bad "cli generate: long prompt"
+expect_error "cli generate: tokenizer of another size" "expects 256" $DEMO generate --model "$W/straight/model.ckpt" --encoder $ENC --bpe $BPE
+printf 'GPT3' >"$W/trunc.ckpt"
+expect_error "cli generate: truncated checkpoint" "truncated" $DEMO generate --model "$W/trunc.ckpt"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
