@@ -546,6 +546,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     if (!log) { gpt3_loader_free(&dl); fprintf(stderr, "demo train: cannot write %s\n", tsv); return 1; }
     if (st->step == 0) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
     int val_ok = val->count > (size_t)T;
+    if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
     float last_val = -1.0f, loss = 0.0f;
     int status = 0, first = st->step;
     double start = now_seconds();
@@ -565,10 +566,10 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         st->step++;
         st->data_position = dl.position;
         st->data_rng = dl.rng.state;
+        double dt = now_seconds() - t0, rate = (double)B * T / dt;
         int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
         float v = eval_now ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
         if (eval_now) last_val = v;
-        double dt = now_seconds() - t0, rate = (double)B * T / dt;
         double eta = (now_seconds() - start) / (st->step - first) * (a->steps - st->step);
         fprintf(log, "%d\t%.6f\t", st->step, loss);
         fprintf(log, eval_now ? "%.6f" : "-", v);

@@ -1,4 +1,4 @@
-/* gpt3.h - v0.1.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.2.0 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -6,7 +6,14 @@
    describes it: GPT-2's architecture with alternating dense and locally
    banded sparse attention. Forward pass, backward pass (every gradient derived
    in a comment above the code that computes it), AdamW, the GPT-3 learning
-   rate schedule, checkpoints. C99, libc and libm only; OpenMP if you have it.
+   rate schedule, checkpoints that resume, generation with a KV cache and
+   top-k/top-p sampling, GPT-2/GPT-3's BPE tokenizer (and training your own),
+   token files and batches. C99, libc and libm only; OpenMP if you have it.
+
+   The sections, in the order the data flows:
+       config and presets, parameters, layers (forward beside backward),
+       the loss head, the model, the optimizer, generation (sampling, the KV
+       cache), files, the tokenizer, data, checkpoints, errors.
 
    Do this:
        #define GPT3_IMPLEMENTATION
@@ -59,6 +66,9 @@
    bit-identical for any thread count. Without OpenMP it runs on one thread.
 
    Revision history:
+       0.2.0  tokenizers (bytes, GPT-2 BPE, BPE training), token files and
+              the batch loader, training state for resuming, the KV cache,
+              top-k/top-p sampler
        0.1.0  forward, backward, AdamW, schedule, clipping, checkpoints v1,
               presets of Table 2.1
 */
