@@ -9,8 +9,8 @@
 CC ?= cc
 OPT ?= -O3
 WARN = -Wall -Wextra
-# Never -Ofast / -ffast-math: they change results and have broken GELU's
-# backward in other projects.
+# No fast-math optimisation, ever: it changes results and has broken
+# GELU's backward in other projects.
 
 # -march=native when the compiler has it; -fopenmp when it has OpenMP
 # (macOS's Apple clang does not: the build then runs on one thread).

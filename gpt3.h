@@ -38,7 +38,7 @@
            gpt3_zero_grad(&m);
            gpt3_backward(&m);
            gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
-           printf("step %d loss %f\n", step, m.mean_loss);
+           fprintf(stderr, "step %d loss %f\n", step, m.mean_loss);
        }
        gpt3_free(&m);
 
@@ -527,9 +527,12 @@ GPT3DEF int gpt3_check_config(const GPT3Config *cfg) {
         cfg->num_heads < 1 || cfg->channels < 1 || cfg->local_window < 0 ||
         cfg->channels % cfg->num_heads != 0)
         return GPT3_ERR_CONFIG;
-    /* 4C and 3C*C must fit an int (loops index rows of a matrix with int) */
+    /* 4C must fit an int (loops index the rows of a matrix with int), and
+       the parameter count a size_t, with room to spare (175B is 1.7e11) */
+    double C = cfg->channels, L = cfg->num_layers;
+    double params = ((double)cfg->vocab_size + cfg->max_seq_len + 2) * C + L * (12 * C * C + 13 * C);
     if (cfg->channels > 8192 * 4 || cfg->vocab_size > (1 << 28) ||
-        cfg->max_seq_len > (1 << 24))
+        cfg->max_seq_len > (1 << 24) || params > 1e15)
         return GPT3_ERR_CONFIG;
     return GPT3_OK;
 }
@@ -2740,7 +2743,8 @@ GPT3DEF int gpt3_tokens_load(GPT3Tokens *t, const char *path) {
     int rc = GPT3_OK;
     uint64_t count = got == 64 ? gpt3__join64(header + 4) : 0;
     if (got < 64 || header[0] != GPT3__TOKENS_MAGIC || header[1] != 1 ||
-        header[2] < 1 || header[2] > 65536)
+        header[2] < 1 || header[2] > 65536 || count > ((uint64_t)1 << 40) ||
+        count > SIZE_MAX / 4)
         rc = GPT3_ERR_DATA;
     else {
         long long left = gpt3__bytes_left(f);

@@ -931,6 +931,10 @@ static void test_bad_checkpoints(void) {
     bad[12] = 0xff; bad[13] = 0xff; bad[14] = 0xff; bad[15] = 0x7f; /* vocab 2^31-1 */
     expect_load_error("checkpoint: absurd vocab_size", bad, n, GPT3_ERR_CONFIG);
     memcpy(bad, good, n);
+    bad[16] = 0xff; bad[17] = 0xff; bad[18] = 0xff; bad[19] = 0x7f; /* L 2^31-1 */
+    bad[24] = 0x00; bad[25] = 0x80;                                  /* C 32768 */
+    expect_load_error("checkpoint: parameter count past 1e15", bad, n, GPT3_ERR_CONFIG);
+    memcpy(bad, good, n);
     bad[17] = 0x10; /* num_layers 4098: needs far more bytes than the file has */
     expect_load_error("checkpoint: header promises more than the file", bad, n, GPT3_ERR_TRUNCATED);
 
@@ -1229,8 +1233,9 @@ static void test_token_files(void) {
         {"data: not a token file (magic)", 256 + 200, 0, 'X'},
         {"data: token >= vocab_size", 256 + 200, 256 + 11, 0x7f},
         {"data: empty file", 0, -1, 0},
+        {"data: a count of 2^63 + 100 tokens", 256 + 200, 23, 0x80},
     };
-    for (int i = 0; bytes && i < 4; i++) {
+    for (int i = 0; bytes && i < 5; i++) {
         unsigned char *copy = (unsigned char *)malloc(n);
         memcpy(copy, bytes, n);
         if (bad[i].offset >= 0) copy[bad[i].offset] = (unsigned char)bad[i].value;
