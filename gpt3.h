@@ -200,6 +200,7 @@ typedef struct {
     float *losses;    /* (B, T)          per-position cross-entropy        */
     /* backward scratch, one layer's worth, reused from layer to layer     */
     float *dresidual; /* (B, T, C)       dL/d(residual stream)             */
+    float *dbranch;   /* (B, T, C)       dL/d(a branch before its dropout) */
     float *dln;       /* (B, T, C)       dL/d(LayerNorm output)            */
     float *datty;     /* (B, T, C)                                         */
     float *dqkv;      /* (B, T, 3C)                                        */
@@ -207,6 +208,38 @@ typedef struct {
     float *dfch;      /* (B, T, 4C)                                        */
     float *dlogits;   /* (B, T, V)                                         */
 } GPT3Activations;
+
+/* Low-rank adapters (LoRA) on the four matrices of every block. */
+typedef struct {
+    int rank;            /* r                                               */
+    float alpha;         /* the update is scaled by alpha / r               */
+    size_t num_parameters;
+    float *params;       /* per layer: A (r, in) then B (out, r) for qkvw,
+                            attprojw, fcw, fcprojw in turn                  */
+    float *grads, *adam_m, *adam_v;
+    float *u;            /* (L, 4, B*T, r) s x A^T, kept for the backward   */
+    float *du;           /* (B*T, r) scratch                                */
+    size_t u_capacity;
+} GPT3LoRA;
+
+/* A task head on the final hidden states (see gpt3_head_attach). */
+enum { GPT3_HEAD_BINARY, GPT3_HEAD_CLASSES, GPT3_HEAD_TAGS };
+typedef struct {
+    int kind;            /* GPT3_HEAD_BINARY: sigmoid, one logit; CLASSES:
+                            softmax over K, one label a sequence; TAGS: softmax
+                            over K, one label a token                       */
+    int num_classes;     /* K (1 for binary)                                */
+    float *params;       /* weight (K, C) then bias (K)                     */
+    float *grads, *adam_m, *adam_v;
+    float *hidden;       /* (B, C) the last real token's state (sequence heads) */
+    float *logits;       /* (B, K) or (B, T, K) after a forward             */
+    float *dlogits, *lse, *losses, *dhidden;
+    int *labels;         /* (B) or (B, T) copy of the last forward's labels  */
+    int *lengths;        /* (B) real tokens of each sequence                 */
+    size_t capacity;     /* rows allocated                                   */
+    float mean_loss;     /* loss of the last forward with labels, else -1    */
+    int has_labels;
+} GPT3Head;
 
 typedef struct {
     GPT3Config config;
@@ -230,6 +263,19 @@ typedef struct {
     float *logits;       /* (B, T, V) after every forward                   */
     float mean_loss;     /* mean cross-entropy of the last forward; -1 when
                             it had no targets                               */
+    /* fine-tuning: all off after init and load */
+    int training;        /* 1: dropout is on                                */
+    float dropout;       /* p at every dropout site                         */
+    uint64_t dropout_seed; /* changes with every training forward           */
+    int frozen_layers;   /* the lowest blocks that do not train (the input
+                            embeddings freeze with them)                    */
+    int frozen_final;    /* 1: the final LayerNorm and the tied output head
+                            do not train either                             */
+    GPT3LoRA *lora;      /* adapters, or NULL                               */
+    GPT3Head *head;      /* a task head, or NULL                            */
+    const float *teacher_logits; /* distillation: the teacher's logits for
+                            the next forward (same shape as ours), or NULL  */
+    float distill_temperature, distill_alpha;
 } GPT3;
 
 /* ------------------------------------------------------------------------ */
@@ -291,6 +337,39 @@ GPT3DEF float gpt3_clip_grad_norm(GPT3 *m, float max_norm);
    then 0.1 max_lr. */
 GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps,
                                int decay_steps);
+
+/* ------------------------------------------------------------------------ */
+/* Fine-tuning                                                              */
+
+/* Train only the top k blocks (with the final LayerNorm and the output
+   head); 0: nothing of the model (a task head or adapters alone); < 0 or
+   >= L: everything (the default). Frozen parameters keep their values, get
+   no gradient and no optimizer update, and cost no backward work below the
+   lowest block that trains. */
+GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks);
+/* training 1: dropout p on the embeddings, the attention probabilities and
+   the residual branches; 0: evaluation (no dropout). */
+GPT3DEF void gpt3_set_training(GPT3 *m, int training, float dropout, uint64_t seed);
+/* Knowledge distillation for the next forwards (LM or head): the loss
+   becomes (1 - alpha) hard + alpha tau^2 KL(teacher || student) at
+   temperature tau. teacher_logits has the shape of this model's logits
+   (B, T, V) or the head's; NULL turns it off. */
+GPT3DEF void gpt3_set_distillation(GPT3 *m, const float *teacher_logits, float temperature,
+                                   float alpha);
+/* LoRA adapters of rank r (scale alpha / r) on every block's four
+   matrices; they train with the model's AdamW step. Merge to fold them
+   into the weights (then save as a normal checkpoint). */
+GPT3DEF int  gpt3_lora_attach(GPT3 *m, int rank, float alpha, uint64_t seed);
+GPT3DEF int  gpt3_lora_merge(GPT3 *m);
+/* A task head: GPT3_HEAD_BINARY (num_classes 1), GPT3_HEAD_CLASSES or
+   GPT3_HEAD_TAGS. It trains with the model's AdamW step. */
+GPT3DEF int  gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed);
+/* inputs (B, T) right-padded, lengths (B) or NULL; labels (B) for a
+   sequence head, (B, T) for tags (negative: ignored), or NULL. After it:
+   m->head->logits, and m->head->mean_loss with labels. */
+GPT3DEF int  gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths,
+                               const int *labels, int B, int T);
+GPT3DEF int  gpt3_head_backward(GPT3 *m);
 
 /* ------------------------------------------------------------------------ */
 /* Generation: random numbers, sampling, the KV cache                       */
@@ -460,6 +539,15 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 #endif
 
 #define GPT3__PI 3.14159265358979323846
+
+/* splitmix64's finaliser: a 64-bit hash behind every random number here
+   (initialisation, dropout masks, sampling) and the hash tables. */
+static uint64_t gpt3__mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+#define GPT3__GOLDEN 0x9E3779B97F4A7C15ULL
 
 /* ======================================================================== */
 /* Config and presets                                                       */
@@ -801,6 +889,30 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias,
     }
 }
 
+/* ---- Dropout ---------------------------------------------------------------
+   While training, each value is kept with probability 1 - p and scaled up so
+   that its expectation is unchanged (off at evaluation):
+       y_i = x_i k_i,   k_i = 1/(1 - p) with probability 1 - p, else 0,
+   and so dL/dx_i = k_i dL/dy_i. The mask is never stored: k_i is a hash of
+   (seed, site, i), recomputed by the backward pass, the same whatever thread
+   asks. A site is one place in the network (the embedding, a layer's
+   attention probabilities, a residual branch).                            */
+typedef struct { uint64_t seed; float p; } GPT3__Dropout; /* p = 0: off */
+
+static float gpt3__dropout_scale(const GPT3__Dropout *d, uint64_t site, uint64_t i) {
+    if (!d || d->p <= 0.0f) return 1.0f;
+    uint64_t h = gpt3__mix64(gpt3__mix64(d->seed ^ (site * 0xD1B54A32D192ED03ULL)) + i * GPT3__GOLDEN);
+    float u = (float)(h >> 40) / 16777216.0f; /* uniform in [0, 1) */
+    return u < d->p ? 0.0f : 1.0f / (1.0f - d->p);
+}
+
+/* In place: x = dropout(x); the backward pass is the same call on dL/dx. */
+static void dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t site) {
+    if (!d || d->p <= 0.0f) return;
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) x[i] *= gpt3__dropout_scale(d, site, i);
+}
+
 /* ---- Causal self-attention, dense or locally banded ----------------------
    qkv holds, for each position, q (C values), k (C), v (C); head h owns
    channels h*hs .. (h+1)*hs-1 of each. For one head and position t, the
@@ -819,10 +931,12 @@ static int attention_start(int window, int t) { return t - window + 1 > 0 ? t - 
 /* One query row of one head: positions start .. start+n-1, where position
    s lives in row s % rows of keys and values (rows apart by stride floats;
    the KV cache keeps a banded layer's keys in a ring of W rows). Writes
-   att[0..n) and out[0..hs). */
+   att[0..n) and out[0..hs). With dropout, out uses att[j] k_j, where k_j is
+   the dropout scale of the probability numbered drop_index + start + j. */
 static void attention_row(float *out, float *att, const float *q, const float *keys,
                           const float *values, size_t stride, int start, int n,
-                          int rows, int hs) {
+                          int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
+                          uint64_t drop_index) {
     float scale = 1.0f / sqrtf((float)hs), maxval = -FLT_MAX, sum = 0.0f;
     for (int j = 0; j < n; j++) {
         att[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs) * scale;
@@ -836,12 +950,19 @@ static void attention_row(float *out, float *att, const float *q, const float *k
     for (int j = 0; j < n; j++) {
         const float *v = values + (size_t)((start + j) % rows) * stride;
         att[j] /= sum;
-        for (int i = 0; i < hs; i++) out[i] += att[j] * v[i];
+        float a = att[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)(start + j));
+        for (int i = 0; i < hs; i++) out[i] += a * v[i];
     }
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
-                              int B, int T, int C, int NH, int window) {
+/* The number of the probability (b, h, t, s = 0) among a layer's, for dropout. */
+static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
+    return (((uint64_t)b * NH + h) * T + t) * T;
+}
+
+static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
+                              int C, int NH, int window, const GPT3__Dropout *drop,
+                              uint64_t site) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = attention_span(window, T);
     #pragma omp parallel for collapse(3)
@@ -853,7 +974,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
                 int start = attention_start(window, t), n = t - start + 1;
                 attention_row(out + ((size_t)b * T + t) * C + h * hs, a,
                               seq + (size_t)t * 3 * C + h * hs, seq + C + h * hs,
-                              seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs);
+                              seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs,
+                              drop, site, attention_drop_index(b, h, t, NH, T));
                 for (int j = n; j < span; j++) a[j] = 0.0f;
             }
         }
@@ -868,11 +990,13 @@ static void attention_forward(float *out, float *att, const float *qkv,
    and the scaled dot product:
        dL/dq_t = sum_s dL/dscore[t,s] k_s / sqrt(hs)
        dL/dk_s = sum_t dL/dscore[t,s] q_t / sqrt(hs).
-   datt is scratch of att's shape. Split over (b, h): a head's slice of
-   dqkv is written by one thread only.                                     */
+   With dropout the output used att[t,s] k_ts, so dv_s gets att k and
+   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape. Split
+   over (b, h): a head's slice of dqkv is written by one thread only.      */
 static void attention_backward(float *dqkv, float *datt, const float *dout,
-                               const float *qkv, const float *att,
-                               int B, int T, int C, int NH, int window) {
+                               const float *qkv, const float *att, int B, int T,
+                               int C, int NH, int window, const GPT3__Dropout *drop,
+                               uint64_t site) {
     int hs = C / NH, span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel for collapse(2)
@@ -885,14 +1009,16 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
                 const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 int start = attention_start(window, t), n = t - start + 1;
+                uint64_t index = attention_drop_index(b, h, t, NH, T) + (uint64_t)start;
                 float att_dot_datt = 0.0f;
                 for (int j = 0; j < n; j++) {
                     size_t s_row = ((size_t)b * T + start + j) * 3 * C;
                     const float *v = qkv + s_row + 2 * C + h * hs;
                     float *dv = dqkv + s_row + 2 * C + h * hs;
-                    da[j] = gpt3__dot(d_o, v, hs);
+                    float keep = gpt3__dropout_scale(drop, site, index + (uint64_t)j);
+                    da[j] = gpt3__dot(d_o, v, hs) * keep;
                     att_dot_datt += a[j] * da[j];
-                    for (int i = 0; i < hs; i++) dv[i] += a[j] * d_o[i];
+                    for (int i = 0; i < hs; i++) dv[i] += a[j] * keep * d_o[i];
                 }
                 for (int j = 0; j < n; j++) {
                     size_t s_row = ((size_t)b * T + start + j) * 3 * C;
@@ -946,6 +1072,34 @@ static void residual_forward(float *out, const float *inp1, const float *inp2, s
     for (size_t i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
 }
 
+/* ---- LoRA: a low-rank update of a frozen matrix (Hu et al. 2021) ----------
+   W' = W + s B A with A (r, in), B (out, r), s = alpha / r, so a Linear
+   layer becomes
+       y = x W^T + b + s (x A^T) B^T.
+   With u = s x A^T (N, r), kept for the backward pass, y += u B^T, and
+       dL/dB = dy^T u,   dL/du = dy B,   dL/dA = s (dL/du)^T x,
+       dL/dx += s (dL/du) A.
+   B starts at zero, so a new adapter leaves the model as it was.          */
+static void lora_forward(float *out, float *u, const float *inp, const float *A,
+                         const float *Bm, float s, int N, int in, int outdim, int r) {
+    matmul_forward(u, inp, A, NULL, 1, N, in, r);
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        float *un = u + (size_t)n * r, *y = out + (size_t)n * outdim;
+        for (int j = 0; j < r; j++) un[j] *= s;
+        for (int o = 0; o < outdim; o++) y[o] += gpt3__dot(un, Bm + (size_t)o * r, r);
+    }
+}
+
+static void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
+                          const float *inp, const float *u, const float *A, const float *Bm,
+                          float s, int N, int in, int outdim, int r) {
+    memset(du, 0, (size_t)N * r * sizeof(float));
+    matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim); /* du = dy B, dB += dy^T u */
+    for (size_t i = 0; i < (size_t)N * r; i++) du[i] *= s;
+    matmul_backward(dinp, dA, NULL, du, inp, A, 1, N, in, r);    /* dx += du A, dA += du^T x */
+}
+
 /* ======================================================================== */
 /* Loss head: softmax cross-entropy over the vocabulary                     */
 /* ======================================================================== */
@@ -977,11 +1131,12 @@ static int crossentropy_forward(float *losses, float *lse, const float *logits,
 
 /* dl/dz_v = p_v - 1[v = y]   (the softmax and the log cancel), so
        dL/dz[n,v] = (p[n,v] - 1[v = y_n]) / N,
-   and 0 for ignored positions.                                             */
+   and 0 for ignored positions; all of it times scale (the weight of this
+   loss in a mixture, 1 alone).                                             */
 static void crossentropy_backward(float *dlogits, const float *logits,
                                   const float *lse, const int *targets,
-                                  int count, int B, int T, int V) {
-    float inv_n = count > 0 ? 1.0f / (float)count : 0.0f;
+                                  int count, int B, int T, int V, float scale) {
+    float inv_n = count > 0 ? scale / (float)count : 0.0f;
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
         const float *z = logits + (size_t)bt * V;
@@ -993,6 +1148,57 @@ static void crossentropy_backward(float *dlogits, const float *logits,
             dz[v] += (p - (v == y ? 1.0f : 0.0f)) * inv_n;
         }
     }
+}
+
+/* ---- Binary cross-entropy (Section 4) -----------------------------------
+   One logit z per example, yhat = sigma(z) = 1 / (1 + e^-z), label y in {0, 1}:
+       l = -[ y log yhat + (1 - y) log(1 - yhat) ].
+   Since log yhat = -log(1 + e^-z) and log(1 - yhat) = -z - log(1 + e^-z),
+       l = (1 - y) z + log(1 + e^-z) = max(z, 0) - y z + log(1 + e^-|z|),
+   the last form never overflows. By the chain rule, with
+   d yhat / dz = yhat (1 - yhat):
+       dl/dz = -[ y / yhat - (1 - y) / (1 - yhat) ] yhat (1 - yhat) = yhat - y,
+   and over the empirical risk L = (1/N) sum_i l_i, dL/dz_i = (yhat_i - y_i) / N. */
+static float bce_forward(float z, int y) {
+    return fmaxf(z, 0.0f) - (float)y * z + log1pf(expf(-fabsf(z)));
+}
+
+static float gpt3__sigmoid(float z) {
+    return z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
+}
+
+static float bce_backward(float z, int y, float inv_n) {
+    return (gpt3__sigmoid(z) - (float)y) * inv_n;
+}
+
+/* ---- Knowledge distillation (Hinton et al. 2015) --------------------------
+   The student learns the teacher's distribution softened by a temperature
+   tau: with p = softmax(t / tau) (teacher logits t) and q = softmax(z / tau)
+   (student logits z),
+       l_KD = tau^2 KL(p || q) = tau^2 sum_k p_k (log p_k - log q_k),
+       dl_KD/dz_k = tau^2 (q_k - p_k) / tau = tau (q_k - p_k)
+   (the tau^2 keeps the gradient's size independent of tau). The loss mixes
+   it with the hard labels' loss: L = (1 - alpha) L_hard + alpha L_KD. A
+   binary head is the case K = 2 with logits (0, z).                       */
+/* log sum_k exp(z_k / tau) */
+static double gpt3__logsumexp(const float *z, int K, float tau) {
+    float maxval = -FLT_MAX;
+    double sum = 0.0;
+    for (int k = 0; k < K; k++) if (z[k] > maxval) maxval = z[k];
+    for (int k = 0; k < K; k++) sum += exp((double)(z[k] - maxval) / tau);
+    return maxval / tau + log(sum);
+}
+
+/* One row: returns l_KD; if dz, adds scale * dl_KD/dz to it. */
+static float distill_row(float *dz, const float *z, const float *t, int K, float tau, float scale) {
+    double lse_t = gpt3__logsumexp(t, K, tau), lse_z = gpt3__logsumexp(z, K, tau), kl = 0.0;
+    for (int k = 0; k < K; k++) {
+        double log_p = t[k] / tau - lse_t, log_q = z[k] / tau - lse_z;
+        double p = exp(log_p), q = exp(log_q);
+        kl += p * (log_p - log_q);
+        if (dz) dz[k] += (float)(scale * tau * (q - p));
+    }
+    return (float)(tau * tau * kl);
 }
 
 /* ======================================================================== */
@@ -1022,7 +1228,7 @@ static size_t gpt3__att_offset(const GPT3Config *cfg, int l, int B, int T) {
     return offset;
 }
 
-#define GPT3__NUM_ACTIVATIONS 29
+#define GPT3__NUM_ACTIVATIONS 30
 
 static void gpt3__activation_views(GPT3Activations *a,
                                    float **views[GPT3__NUM_ACTIVATIONS]) {
@@ -1031,7 +1237,7 @@ static void gpt3__activation_views(GPT3Activations *a,
         &a->atty, &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean,
         &a->ln2_rstd, &a->fch, &a->fch_gelu, &a->fcproj, &a->residual3,
         &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits, &a->lse, &a->losses,
-        &a->dresidual, &a->dln, &a->datty, &a->dqkv, &a->datt, &a->dfch,
+        &a->dresidual, &a->dbranch, &a->dln, &a->datty, &a->dqkv, &a->datt, &a->dfch,
         &a->dlogits};
     memcpy(views, v, sizeof(v));
 }
@@ -1049,7 +1255,7 @@ static size_t gpt3__activation_sizes(const GPT3Config *cfg, int B, int T,
         L * BT * C, L * BT * C, L * BT * C, L * BT * C, L * BT,
         L * BT, L * BT * 4 * C, L * BT * 4 * C, L * BT * C, L * BT * C,
         BT * C, BT, BT, BT * V, BT, BT,
-        BT * C, BT * C, BT * C, BT * 3 * C, datt, BT * 4 * C,
+        BT * C, BT * C, BT * C, BT * C, BT * 3 * C, datt, BT * 4 * C,
         BT * V};
     for (int i = 0; i < GPT3__NUM_ACTIVATIONS; i++) {
         sizes[i] = s[i];
@@ -1109,12 +1315,6 @@ static GPT3Activations gpt3__layer_acts(const GPT3Activations *a,
 /* Element `index` of the standard normal stream of `seed`: Box-Muller on
    draws 2 index + 1 and 2 index + 2 of splitmix64. Counter-based, so each
    parameter's value is the same whatever thread computes it. */
-static uint64_t gpt3__mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-#define GPT3__GOLDEN 0x9E3779B97F4A7C15ULL
 
 static float gpt3__normal_at(uint64_t seed, uint64_t index) {
     uint64_t a = gpt3__mix64(seed + (2 * index + 1) * GPT3__GOLDEN);
@@ -1211,124 +1411,255 @@ static int gpt3__check_batch(const GPT3 *m, const int *inputs, const int *target
     return GPT3_OK;
 }
 
-/* The forward pass, as in Section 2.1 of the paper (GPT-2's pre-LN block):
-       x_0   = wte[tokens] + wpe[positions]
-       x'_l  = x_l  + attention_l(LayerNorm1_l(x_l))          l = 0 .. L-1
-       x_l+1 = x'_l + fcproj_l(GELU(fc_l(LayerNorm2_l(x'_l))))
-       logits = LayerNormF(x_L) wte^T,   loss = cross-entropy(logits, targets) */
-GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
+/* The four matrices of a block, in the order LoRA keeps its adapters. */
+enum { GPT3__QKV, GPT3__ATTPROJ, GPT3__FC, GPT3__FCPROJ };
+
+/* Layer l's adapter for matrix k: A (r, in), B (out, r), and their gradients. */
+static void gpt3__lora_views(const GPT3LoRA *lora, int l, int k, int C, float **A, float **Bm,
+                             float **dA, float **dB) {
+    static const int in_c[4] = {1, 1, 1, 4}, out_c[4] = {3, 1, 4, 1};
+    size_t r = (size_t)lora->rank, c = (size_t)C, offset = (size_t)l * 16 * r * c;
+    for (int j = 0; j < k; j++) offset += r * c * (size_t)(in_c[j] + out_c[j]);
+    *A = lora->params + offset;
+    *Bm = *A + r * c * (size_t)in_c[k];
+    *dA = lora->grads + offset;
+    *dB = *dA + r * c * (size_t)in_c[k];
+}
+
+/* u of layer l, matrix k for (B, T): (B*T, r). */
+static float *gpt3__lora_u(const GPT3 *m, int l, int k, int B, int T) {
+    return m->lora->u + ((size_t)l * 4 + (size_t)k) * (size_t)B * T * m->lora->rank;
+}
+
+/* y = x W^T + b, and the adapter's s (x A^T) B^T when LoRA is on. */
+static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float *inp,
+                                 const float *w, const float *b, int B, int T, int in, int outdim) {
+    matmul_forward(out, inp, w, b, B, T, in, outdim);
+    if (!m->lora) return;
+    float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
+    gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
+    lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank);
+}
+
+static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw, float *db,
+                                  const float *dout, const float *inp, const float *w,
+                                  int B, int T, int in, int outdim) {
+    matmul_backward(dinp, dw, db, dout, inp, w, B, T, in, outdim);
+    if (!m->lora) return;
+    float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
+    gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
+    lora_backward(dinp, dA, dB, m->lora->du, dout, inp, gpt3__lora_u(m, l, k, B, T), A, Bm, s,
+                  B * T, in, outdim, m->lora->rank);
+}
+
+static GPT3__Dropout gpt3__dropout_of(const GPT3 *m) {
+    GPT3__Dropout d;
+    d.seed = m->dropout_seed;
+    d.p = m->training ? m->dropout : 0.0f;
+    return d;
+}
+
+/* Dropout sites: 0 the embeddings; per layer, its attention probabilities
+   and its two residual branches. */
+static uint64_t gpt3__site(int l, int which) { return 1 + 3 * (uint64_t)l + (uint64_t)which; }
+
+/* Room for the adapters' u at (B, T). */
+static int gpt3__reserve_lora(GPT3 *m, int B, int T) {
+    GPT3LoRA *lora = m->lora;
+    size_t need = (size_t)m->config.num_layers * 4 * B * T * lora->rank;
+    if (need <= lora->u_capacity) return GPT3_OK;
+    GPT3_FREE(lora->u);
+    GPT3_FREE(lora->du);
+    lora->u = (float *)GPT3_MALLOC(need * sizeof(float));
+    lora->du = (float *)GPT3_MALLOC((size_t)B * T * lora->rank * sizeof(float));
+    lora->u_capacity = lora->u && lora->du ? need : 0;
+    return lora->u_capacity ? GPT3_OK : GPT3_ERR_NOMEM;
+}
+
+/* Validate, make room, keep the tokens: the start of every forward. */
+static int gpt3__begin_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
     int rc = gpt3__check_batch(m, inputs, targets, B, T);
     if (rc != GPT3_OK) return rc;
     m->has_targets = 0;
+    if (m->head) m->head->has_labels = 0;
     rc = gpt3__reserve_activations(m, B, T);
+    if (rc == GPT3_OK && m->lora) rc = gpt3__reserve_lora(m, B, T);
     if (rc != GPT3_OK) return rc;
-    const GPT3Config *cfg = &m->config;
-    int C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads, V = cfg->vocab_size;
-    size_t btc = (size_t)B * T * C;
-    GPT3Activations *a = &m->acts;
     memcpy(m->inputs, inputs, (size_t)B * T * sizeof(int));
-    if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
     m->B = B;
     m->T = T;
+    if (m->training) m->dropout_seed = gpt3__mix64(m->dropout_seed + 1);
+    return GPT3_OK;
+}
 
+/* The body of the forward pass, as in Section 2.1 of the paper (GPT-2's
+   pre-LN block), up to the final hidden states a->lnf (B, T, C):
+       x_0   = wte[tokens] + wpe[positions]
+       x'_l  = x_l  + attention_l(LayerNorm1_l(x_l))          l = 0 .. L-1
+       x_l+1 = x'_l + fcproj_l(GELU(fc_l(LayerNorm2_l(x'_l))))
+       h     = LayerNormF(x_L)
+   With dropout on, it acts on the embeddings, the attention probabilities
+   and each branch before it joins the residual stream. */
+static void gpt3__forward_body(GPT3 *m) {
+    const GPT3Config *cfg = &m->config;
+    int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
+    size_t btc = (size_t)B * T * C;
+    GPT3Activations *a = &m->acts;
+    GPT3__Dropout drop = gpt3__dropout_of(m);
     encoder_forward(a->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
+    dropout_apply(a->encoded, btc, &drop, 0);
     for (int l = 0; l < L; l++) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
         GPT3Activations la = gpt3__layer_acts(a, cfg, l, B, T);
         const float *x = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * btc;
         layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, x, lw.ln1w, lw.ln1b, B, T, C);
-        matmul_forward(la.qkv, la.ln1, lw.qkvw, lw.qkvb, B, T, C, 3 * C);
-        attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T));
-        matmul_forward(la.attproj, la.atty, lw.attprojw, lw.attprojb, B, T, C, C);
+        gpt3__linear_forward(m, l, GPT3__QKV, la.qkv, la.ln1, lw.qkvw, lw.qkvb, B, T, C, 3 * C);
+        attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T),
+                          &drop, gpt3__site(l, 0));
+        gpt3__linear_forward(m, l, GPT3__ATTPROJ, la.attproj, la.atty, lw.attprojw, lw.attprojb,
+                             B, T, C, C);
+        dropout_apply(la.attproj, btc, &drop, gpt3__site(l, 1));
         residual_forward(la.residual2, x, la.attproj, btc);
         layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lw.ln2w, lw.ln2b, B, T, C);
-        matmul_forward(la.fch, la.ln2, lw.fcw, lw.fcb, B, T, C, 4 * C);
+        gpt3__linear_forward(m, l, GPT3__FC, la.fch, la.ln2, lw.fcw, lw.fcb, B, T, C, 4 * C);
         gelu_forward(la.fch_gelu, la.fch, 4 * btc);
-        matmul_forward(la.fcproj, la.fch_gelu, lw.fcprojw, lw.fcprojb, B, T, 4 * C, C);
+        gpt3__linear_forward(m, l, GPT3__FCPROJ, la.fcproj, la.fch_gelu, lw.fcprojw, lw.fcprojb,
+                             B, T, 4 * C, C);
+        dropout_apply(la.fcproj, btc, &drop, gpt3__site(l, 2));
         residual_forward(la.residual3, la.residual2, la.fcproj, btc);
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * btc,
                       m->w.lnfw, m->w.lnfb, B, T, C);
-    matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, C, V);
-    m->logits = a->logits;
+}
 
+/* Distillation on rows of logits (rows, K) against m->teacher_logits:
+   returns alpha * sum of l_KD over the rows that count (targets[r] >= 0,
+   or all rows if targets is NULL) and, if dz, adds alpha dl_KD/dz / N. */
+static double gpt3__distill(const GPT3 *m, float *dz, const float *z, const int *targets,
+                            size_t rows, int K, float inv_n) {
+    double sum = 0.0;
+    float tau = m->distill_temperature, alpha = m->distill_alpha;
+    #pragma omp parallel for reduction(+ : sum) schedule(static)
+    for (long long r = 0; r < (long long)rows; r++) {
+        if (targets && targets[r] < 0) continue;
+        sum += distill_row(dz ? dz + (size_t)r * K : NULL, z + (size_t)r * K,
+                           m->teacher_logits + (size_t)r * K, K, tau, alpha * inv_n);
+    }
+    return alpha * sum;
+}
+
+/* The LM head: logits = h wte^T (the tied output head), then the
+   cross-entropy of the next token (and distillation, when asked). */
+GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
+    int rc = gpt3__begin_forward(m, inputs, targets, B, T);
+    if (rc != GPT3_OK) return rc;
+    int V = m->config.vocab_size;
+    GPT3Activations *a = &m->acts;
+    if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
+    gpt3__forward_body(m);
+    matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V);
+    m->logits = a->logits;
     int count = crossentropy_forward(a->losses, a->lse, a->logits,
                                      targets ? m->targets : NULL, B, T, V);
     m->mean_loss = -1.0f;
-    if (targets) {
-        double sum = 0.0;
-        for (size_t i = 0; i < (size_t)B * T; i++) sum += a->losses[i];
-        m->mean_loss = count > 0 ? (float)(sum / count) : 0.0f;
-        m->has_targets = 1;
+    if (!targets) return GPT3_OK;
+    double sum = 0.0, kd = 0.0;
+    for (size_t i = 0; i < (size_t)B * T; i++) sum += a->losses[i];
+    if (m->teacher_logits && count > 0) {
+        kd = gpt3__distill(m, NULL, a->logits, m->targets, (size_t)B * T, V, 0.0f);
+        sum *= 1.0 - m->distill_alpha;
     }
+    m->mean_loss = count > 0 ? (float)((sum + kd) / count) : 0.0f;
+    m->has_targets = 1;
     return GPT3_OK;
 }
 
 GPT3DEF void gpt3_zero_grad(GPT3 *m) {
-    if (m && m->grads) memset(m->grads, 0, m->num_parameters * sizeof(float));
+    if (!m) return;
+    if (m->grads) memset(m->grads, 0, m->num_parameters * sizeof(float));
+    if (m->lora) memset(m->lora->grads, 0, m->lora->num_parameters * sizeof(float));
+    if (m->head) {
+        size_t n = (size_t)m->head->num_classes * (m->config.channels + 1);
+        memset(m->head->grads, 0, n * sizeof(float));
+    }
 }
 
-/* The forward pass in reverse. Each residual connection passes its
-   gradient through unchanged, so one buffer, dresidual, carries
-   dL/dx down the stream and every branch adds its part to it. */
-GPT3DEF int gpt3_backward(GPT3 *m) {
-    if (!m || !m->params) return GPT3_ERR_ARGUMENT;
-    if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
+/* The body's backward pass, from a->dln = dL/dh down the stream. Each
+   residual connection passes its gradient through unchanged, so one
+   buffer, dresidual, carries dL/dx down and every branch adds its part.
+   Frozen parameters get no gradient, and the pass stops at the lowest block
+   that trains (or that has an adapter). */
+static void gpt3__backward_body(GPT3 *m) {
     const GPT3Config *cfg = &m->config;
-    int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers;
-    int NH = cfg->num_heads, V = cfg->vocab_size;
-    size_t btc = (size_t)B * T * C, count = 0;
+    int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
+    size_t btc = (size_t)B * T * C;
     GPT3Activations *a = &m->acts;
-    for (size_t i = 0; i < (size_t)B * T; i++) count += m->targets[i] >= 0;
-
-    memset(a->dlogits, 0, (size_t)B * T * V * sizeof(float));
+    GPT3__Dropout drop = gpt3__dropout_of(m);
+    GPT3Tensors none;
+    memset(&none, 0, sizeof(none));
     memset(a->dresidual, 0, btc * sizeof(float));
-    memset(a->dln, 0, btc * sizeof(float));
-    crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V);
-    matmul_backward(a->dln, m->dw.wte, NULL, a->dlogits, a->lnf, m->w.wte, B, T, C, V);
-    layernorm_backward(a->dresidual, m->dw.lnfw, m->dw.lnfb, a->dln,
-                       a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw,
-                       a->lnf_mean, a->lnf_rstd, B, T, C);
-    for (int l = L - 1; l >= 0; l--) {
+    layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
+                       a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
+                       a->lnf_rstd, B, T, C);
+    int lowest = m->lora ? 0 : m->frozen_layers;
+    /* a branch's gradient before its dropout: dresidual itself when off */
+    float *dbranch = drop.p > 0.0f ? a->dbranch : a->dresidual;
+    for (int l = L - 1; l >= lowest; l--) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
-        GPT3Tensors ldw = gpt3__layer_tensors(&m->dw, l, C);
+        GPT3Tensors ldw = l >= m->frozen_layers ? gpt3__layer_tensors(&m->dw, l, C) : none;
         GPT3Activations la = gpt3__layer_acts(a, cfg, l, B, T);
         const float *x = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * btc;
         memset(a->dfch, 0, 4 * btc * sizeof(float));
         memset(a->dln, 0, btc * sizeof(float));
         memset(a->datty, 0, btc * sizeof(float));
         memset(a->dqkv, 0, 3 * btc * sizeof(float));
-        /* MLP branch: dL/dfcproj = dresidual */
-        matmul_backward(a->dfch, ldw.fcprojw, ldw.fcprojb, a->dresidual, la.fch_gelu,
-                        lw.fcprojw, B, T, 4 * C, C);
+        /* MLP branch: dL/dfcproj = dropout'(dresidual) */
+        if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
+        dropout_apply(dbranch, btc, &drop, gpt3__site(l, 2));
+        gpt3__linear_backward(m, l, GPT3__FCPROJ, a->dfch, ldw.fcprojw, ldw.fcprojb, dbranch,
+                              la.fch_gelu, lw.fcprojw, B, T, 4 * C, C);
         gelu_backward(a->dfch, la.fch, a->dfch, 4 * btc);
-        matmul_backward(a->dln, ldw.fcw, ldw.fcb, a->dfch, la.ln2, lw.fcw, B, T, C, 4 * C);
+        gpt3__linear_backward(m, l, GPT3__FC, a->dln, ldw.fcw, ldw.fcb, a->dfch, la.ln2, lw.fcw,
+                              B, T, C, 4 * C);
         layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
                            la.ln2_mean, la.ln2_rstd, B, T, C);
-        /* attention branch: dL/dattproj = dresidual */
+        /* attention branch: dL/dattproj = dropout'(dresidual) */
         memset(a->dln, 0, btc * sizeof(float));
-        matmul_backward(a->datty, ldw.attprojw, ldw.attprojb, a->dresidual, la.atty,
-                        lw.attprojw, B, T, C, C);
+        if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
+        dropout_apply(dbranch, btc, &drop, gpt3__site(l, 1));
+        gpt3__linear_backward(m, l, GPT3__ATTPROJ, a->datty, ldw.attprojw, ldw.attprojb, dbranch,
+                              la.atty, lw.attprojw, B, T, C, C);
         attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, B, T, C, NH,
-                           gpt3__layer_window(cfg, l, T));
-        matmul_backward(a->dln, ldw.qkvw, ldw.qkvb, a->dqkv, la.ln1, lw.qkvw, B, T, C, 3 * C);
+                           gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0));
+        gpt3__linear_backward(m, l, GPT3__QKV, a->dln, ldw.qkvw, ldw.qkvb, a->dqkv, la.ln1,
+                              lw.qkvw, B, T, C, 3 * C);
         layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
                            la.ln1_mean, la.ln1_rstd, B, T, C);
     }
+    if (m->frozen_layers > 0) return; /* the input embeddings are frozen */
+    dropout_apply(a->dresidual, btc, &drop, 0);
     encoder_backward(m->dw.wte, m->dw.wpe, a->dresidual, m->inputs, B, T, C);
-    return GPT3_OK;
 }
 
-GPT3DEF void gpt3_free(GPT3 *m) {
-    if (!m) return;
-    GPT3_FREE(m->params);
-    GPT3_FREE(m->grads);
-    GPT3_FREE(m->adam_m);
-    GPT3_FREE(m->adam_v);
-    GPT3_FREE(m->acts_memory);
-    GPT3_FREE(m->inputs);
-    GPT3_FREE(m->targets);
-    memset(m, 0, sizeof(*m));
+/* The LM head's backward: dL/dlogits from the cross-entropy (and the
+   distillation term), through logits = h wte^T, then the body. */
+GPT3DEF int gpt3_backward(GPT3 *m) {
+    if (!m || !m->params) return GPT3_ERR_ARGUMENT;
+    if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
+    int B = m->B, T = m->T, C = m->config.channels, V = m->config.vocab_size;
+    size_t count = 0, rows = (size_t)B * T;
+    GPT3Activations *a = &m->acts;
+    for (size_t i = 0; i < rows; i++) count += m->targets[i] >= 0;
+    float inv_n = count ? 1.0f / (float)count : 0.0f;
+    memset(a->dlogits, 0, rows * V * sizeof(float));
+    memset(a->dln, 0, rows * C * sizeof(float));
+    if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
+    crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
+                          m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
+    matmul_backward(a->dln, m->frozen_final ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
+                    m->w.wte, B, T, C, V);
+    gpt3__backward_body(m);
+    return GPT3_OK;
 }
 
 /* ======================================================================== */
@@ -1345,10 +1676,32 @@ GPT3DEF void gpt3_free(GPT3 *m) {
        theta <- theta - eta ( mhat / (sqrt(vhat) + eps) + lambda theta ),
    with lambda = weight_decay for the 2-D weight matrices and 0 for biases
    and LayerNorm parameters. */
+typedef struct { float lr, beta1, beta2, eps, correction1, correction2; } GPT3__Adam;
+
+/* One AdamW update of n parameters with weight decay lambda. */
+static void gpt3__adamw(const GPT3__Adam *h, float *theta, const float *g, float *mom1,
+                        float *mom2, size_t n, float lambda) {
+    #pragma omp parallel for
+    for (long long j = 0; j < (long long)n; j++) {
+        mom1[j] = h->beta1 * mom1[j] + (1.0f - h->beta1) * g[j];
+        mom2[j] = h->beta2 * mom2[j] + (1.0f - h->beta2) * g[j] * g[j];
+        float mhat = mom1[j] / h->correction1, vhat = mom2[j] / h->correction2;
+        theta[j] -= h->lr * (mhat / (sqrtf(vhat) + h->eps) + lambda * theta[j]);
+    }
+}
+
+/* Does tensor i (of layer l, for the per-layer tensors) train? */
+static int gpt3__trains(const GPT3 *m, int i, int l) {
+    if (i == 0) return !m->frozen_final;                    /* wte: output head */
+    if (i == 1) return m->frozen_layers == 0;               /* wpe */
+    if (i >= 14) return !m->frozen_final;                   /* lnfw, lnfb */
+    return l >= m->frozen_layers;
+}
+
 GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
                             float eps, float weight_decay, int t) {
     if (!m || !m->params || t < 1) return GPT3_ERR_ARGUMENT;
-    if (!m->adam_m) {
+    if (!m->adam_m) { /* calloc: frozen parts are never touched, so cost no memory */
         m->adam_m = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
         m->adam_v = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
         if (!m->adam_m || !m->adam_v) {
@@ -1358,36 +1711,60 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
             return GPT3_ERR_NOMEM;
         }
     }
-    float correction1 = (float)(1.0 - pow(beta1, t));
-    float correction2 = (float)(1.0 - pow(beta2, t));
-    size_t offset = 0;
+    GPT3__Adam h = {lr, beta1, beta2, eps, (float)(1.0 - pow(beta1, t)),
+                    (float)(1.0 - pow(beta2, t))};
+    size_t offset = 0, L = (size_t)m->config.num_layers;
     for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
         float lambda = gpt3__tensor_is_decayed(i) ? weight_decay : 0.0f;
-        long long n = (long long)m->tensor_sizes[i];
-        float *theta = m->params + offset, *g = m->grads + offset;
-        float *mom1 = m->adam_m + offset, *mom2 = m->adam_v + offset;
-        #pragma omp parallel for
-        for (long long j = 0; j < n; j++) {
-            mom1[j] = beta1 * mom1[j] + (1.0f - beta1) * g[j];
-            mom2[j] = beta2 * mom2[j] + (1.0f - beta2) * g[j] * g[j];
-            float mhat = mom1[j] / correction1, vhat = mom2[j] / correction2;
-            theta[j] -= lr * (mhat / (sqrtf(vhat) + eps) + lambda * theta[j]);
+        int per_layer = i >= 2 && i <= 13;
+        size_t parts = per_layer ? L : 1, n = m->tensor_sizes[i] / parts;
+        for (size_t l = 0; l < parts; l++) {
+            size_t at = offset + l * n;
+            if (gpt3__trains(m, i, (int)l))
+                gpt3__adamw(&h, m->params + at, m->grads + at, m->adam_m + at, m->adam_v + at, n, lambda);
         }
         offset += m->tensor_sizes[i];
+    }
+    if (m->lora) {
+        GPT3LoRA *a = m->lora;
+        gpt3__adamw(&h, a->params, a->grads, a->adam_m, a->adam_v, a->num_parameters, weight_decay);
+    }
+    if (m->head) { /* the weight decays, the bias does not */
+        GPT3Head *hd = m->head;
+        size_t nw = (size_t)hd->num_classes * m->config.channels;
+        gpt3__adamw(&h, hd->params, hd->grads, hd->adam_m, hd->adam_v, nw, weight_decay);
+        gpt3__adamw(&h, hd->params + nw, hd->grads + nw, hd->adam_m + nw, hd->adam_v + nw,
+                    (size_t)hd->num_classes, 0.0f);
     }
     return GPT3_OK;
 }
 
-/* ||g|| = sqrt(sum_j g_j^2) over every parameter; if it exceeds max_norm the
-   whole gradient is scaled to length max_norm, keeping its direction. */
+/* The gradients of everything that trains: the model, the adapters, the head. */
+static int gpt3__gradient_parts(GPT3 *m, float *parts[3], size_t sizes[3]) {
+    parts[0] = m->grads;
+    sizes[0] = m->num_parameters;
+    parts[1] = m->lora ? m->lora->grads : NULL;
+    sizes[1] = m->lora ? m->lora->num_parameters : 0;
+    parts[2] = m->head ? m->head->grads : NULL;
+    sizes[2] = m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
+    return 3;
+}
+
+/* ||g|| = sqrt(sum_j g_j^2) over every parameter (model, adapters, head);
+   if it exceeds max_norm the whole gradient is scaled to length max_norm,
+   keeping its direction. */
 GPT3DEF float gpt3_clip_grad_norm(GPT3 *m, float max_norm) {
     if (!m || !m->grads) return 0.0f;
+    float *parts[3];
+    size_t sizes[3];
     double sum = 0.0;
-    for (size_t j = 0; j < m->num_parameters; j++) sum += (double)m->grads[j] * m->grads[j];
+    int n = gpt3__gradient_parts(m, parts, sizes);
+    for (int k = 0; k < n; k++)
+        for (size_t j = 0; j < sizes[k]; j++) sum += (double)parts[k][j] * parts[k][j];
     double norm = sqrt(sum), coef = max_norm / (norm + 1e-6);
-    if (max_norm > 0.0f && coef < 1.0) {
-        for (size_t j = 0; j < m->num_parameters; j++) m->grads[j] *= (float)coef;
-    }
+    if (max_norm > 0.0f && coef < 1.0)
+        for (int k = 0; k < n; k++)
+            for (size_t j = 0; j < sizes[k]; j++) parts[k][j] *= (float)coef;
     return (float)norm;
 }
 
@@ -1402,6 +1779,276 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps, int dec
     if (step >= decay_steps) return min_lr;
     double progress = (double)(step - warmup_steps) / (double)(decay_steps - warmup_steps);
     return (float)(min_lr + 0.5 * (max_lr - min_lr) * (1.0 + cos(GPT3__PI * progress)));
+}
+
+/* ======================================================================== */
+/* Fine-tuning: freezing, dropout, LoRA, task heads, distillation           */
+/* ======================================================================== */
+
+/* Train only the top `trainable_blocks` blocks (and the final LayerNorm and
+   the tied output head); the blocks below and the input embeddings keep
+   their values, get no gradient, and the backward pass stops above them.
+   0: nothing of the model trains (a task head alone, or adapters);
+   negative or >= L: everything trains (the default). */
+GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks) {
+    int L = m->config.num_layers;
+    if (trainable_blocks < 0 || trainable_blocks >= L) trainable_blocks = L;
+    m->frozen_layers = trainable_blocks == L ? 0 : L - trainable_blocks;
+    m->frozen_final = trainable_blocks == 0;
+}
+
+/* Dropout with probability p while training (training = 1); evaluation
+   (training = 0) never drops. seed starts the masks' sequence. */
+GPT3DEF void gpt3_set_training(GPT3 *m, int training, float dropout, uint64_t seed) {
+    m->training = training;
+    m->dropout = dropout;
+    m->dropout_seed = seed;
+}
+
+GPT3DEF void gpt3_set_distillation(GPT3 *m, const float *teacher_logits, float temperature,
+                                   float alpha) {
+    m->teacher_logits = teacher_logits;
+    m->distill_temperature = temperature > 0.0f ? temperature : 1.0f;
+    m->distill_alpha = alpha;
+}
+
+/* Allocate n floats for params (filled with N(0, std) from seed, or 0),
+   grads and the two AdamW moments (all 0). */
+static int gpt3__alloc_trainable(size_t n, float std, uint64_t seed, float **params,
+                                 float **grads, float **mom1, float **mom2) {
+    *params = (float *)GPT3_CALLOC(n, sizeof(float));
+    *grads = (float *)GPT3_CALLOC(n, sizeof(float));
+    *mom1 = (float *)GPT3_CALLOC(n, sizeof(float));
+    *mom2 = (float *)GPT3_CALLOC(n, sizeof(float));
+    if (!*params || !*grads || !*mom1 || !*mom2) return GPT3_ERR_NOMEM;
+    for (size_t j = 0; std > 0.0f && j < n; j++) (*params)[j] = std * gpt3__normal_at(seed, j);
+    return GPT3_OK;
+}
+
+static void gpt3__free_lora(GPT3 *m) {
+    GPT3LoRA *a = m->lora;
+    if (!a) return;
+    GPT3_FREE(a->params); GPT3_FREE(a->grads); GPT3_FREE(a->adam_m); GPT3_FREE(a->adam_v);
+    GPT3_FREE(a->u); GPT3_FREE(a->du);
+    GPT3_FREE(a);
+    m->lora = NULL;
+}
+
+/* Adapters of rank r on qkvw, attprojw, fcw and fcprojw of every block:
+   A ~ N(0, 0.02), B = 0, scale alpha / r. */
+GPT3DEF int gpt3_lora_attach(GPT3 *m, int rank, float alpha, uint64_t seed) {
+    if (!m || !m->params || rank < 1 || rank > m->config.channels || m->lora) return GPT3_ERR_ARGUMENT;
+    m->lora = (GPT3LoRA *)GPT3_CALLOC(1, sizeof(GPT3LoRA));
+    if (!m->lora) return GPT3_ERR_NOMEM;
+    GPT3LoRA *a = m->lora;
+    a->rank = rank;
+    a->alpha = alpha;
+    a->num_parameters = (size_t)m->config.num_layers * 16 * rank * m->config.channels;
+    int rc = gpt3__alloc_trainable(a->num_parameters, 0.0f, 0, &a->params, &a->grads,
+                                   &a->adam_m, &a->adam_v);
+    for (int l = 0; rc == GPT3_OK && l < m->config.num_layers; l++) {
+        for (int k = 0; k < 4; k++) {
+            float *A, *Bm, *dA, *dB;
+            gpt3__lora_views(a, l, k, m->config.channels, &A, &Bm, &dA, &dB);
+            for (float *p = A; p < Bm; p++) *p = 0.02f * gpt3__normal_at(seed, (uint64_t)(p - a->params));
+        }
+    }
+    if (rc != GPT3_OK) gpt3__free_lora(m);
+    return rc;
+}
+
+/* W <- W + (alpha / r) B A for every adapter, then drop the adapters: the
+   model is a plain model again, saved as a normal checkpoint. */
+GPT3DEF int gpt3_lora_merge(GPT3 *m) {
+    if (!m || !m->lora) return GPT3_ERR_ARGUMENT;
+    int C = m->config.channels, r = m->lora->rank;
+    static const int in_c[4] = {1, 1, 1, 4}, out_c[4] = {3, 1, 4, 1};
+    float s = m->lora->alpha / (float)r;
+    for (int l = 0; l < m->config.num_layers; l++) {
+        GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
+        float *weights[4] = {lw.qkvw, lw.attprojw, lw.fcw, lw.fcprojw};
+        for (int k = 0; k < 4; k++) {
+            float *A, *Bm, *dA, *dB, *W = weights[k];
+            int in = in_c[k] * C, out = out_c[k] * C;
+            gpt3__lora_views(m->lora, l, k, C, &A, &Bm, &dA, &dB);
+            #pragma omp parallel for
+            for (int o = 0; o < out; o++)
+                for (int j = 0; j < r; j++)
+                    for (int i = 0; i < in; i++) W[(size_t)o * in + i] += s * Bm[o * r + j] * A[(size_t)j * in + i];
+        }
+    }
+    gpt3__free_lora(m);
+    return GPT3_OK;
+}
+
+static void gpt3__free_head(GPT3 *m) {
+    GPT3Head *h = m->head;
+    if (!h) return;
+    GPT3_FREE(h->params); GPT3_FREE(h->grads); GPT3_FREE(h->adam_m); GPT3_FREE(h->adam_v);
+    GPT3_FREE(h->hidden); GPT3_FREE(h->labels);
+    GPT3_FREE(h);
+    m->head = NULL;
+}
+
+/* A linear head on the final hidden states h (B, T, C): logits = h W^T + b.
+   BINARY and CLASSES read the state of each sequence's last real token;
+   TAGS read every token. W ~ N(0, 0.02), b = 0. */
+GPT3DEF int gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed) {
+    if (!m || !m->params || m->head || kind < GPT3_HEAD_BINARY || kind > GPT3_HEAD_TAGS ||
+        num_classes < 1 || num_classes > (1 << 20) || (kind == GPT3_HEAD_BINARY && num_classes != 1))
+        return GPT3_ERR_ARGUMENT;
+    m->head = (GPT3Head *)GPT3_CALLOC(1, sizeof(GPT3Head));
+    if (!m->head) return GPT3_ERR_NOMEM;
+    GPT3Head *h = m->head;
+    h->kind = kind;
+    h->num_classes = num_classes;
+    h->mean_loss = -1.0f;
+    size_t nw = (size_t)num_classes * m->config.channels;
+    int rc = gpt3__alloc_trainable(nw + (size_t)num_classes, 0.02f, seed, &h->params, &h->grads,
+                                   &h->adam_m, &h->adam_v);
+    if (rc == GPT3_OK) memset(h->params + nw, 0, (size_t)num_classes * sizeof(float));
+    if (rc != GPT3_OK) gpt3__free_head(m);
+    return rc;
+}
+
+/* Room for the head's rows at (B, T). */
+static int gpt3__reserve_head(GPT3Head *h, int B, int T, int C) {
+    size_t rows = (size_t)B * T, K = (size_t)h->num_classes;
+    if (rows <= h->capacity) return GPT3_OK;
+    GPT3_FREE(h->hidden);
+    GPT3_FREE(h->labels);
+    h->hidden = (float *)GPT3_MALLOC((2 * (size_t)B * C + rows * (2 * K + 2)) * sizeof(float));
+    h->labels = (int *)GPT3_MALLOC((rows + (size_t)B) * sizeof(int));
+    h->capacity = h->hidden && h->labels ? rows : 0;
+    if (!h->capacity) return GPT3_ERR_NOMEM;
+    h->dhidden = h->hidden + (size_t)B * C;
+    h->logits = h->dhidden + (size_t)B * C;
+    h->dlogits = h->logits + rows * K;
+    h->lse = h->dlogits + rows * K;
+    h->losses = h->lse + rows;
+    h->lengths = h->labels + rows;
+    return GPT3_OK;
+}
+
+/* labels: (B) for BINARY (0 or 1) and CLASSES (0 .. K-1), (B, T) for TAGS
+   (0 .. K-1, negative = ignored); NULL for inference. lengths: (B) real
+   tokens of each right-padded sequence (NULL: all T). Padding comes last,
+   so causal attention never lets a real token see it, and no padded
+   position counts in a loss. */
+static int gpt3__check_head_batch(const GPT3Head *h, const int *lengths, const int *labels,
+                                  int B, int T) {
+    int K = h->num_classes, tags = h->kind == GPT3_HEAD_TAGS;
+    for (int b = 0; lengths && b < B; b++)
+        if (lengths[b] < 1 || lengths[b] > T) return GPT3_ERR_ARGUMENT;
+    size_t n = labels ? (tags ? (size_t)B * T : (size_t)B) : 0;
+    int top = h->kind == GPT3_HEAD_BINARY ? 2 : K;
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] >= top || (!tags && labels[i] < 0)) return GPT3_ERR_TARGET;
+    return GPT3_OK;
+}
+
+/* Loss and, if dz, dL/dlogits of the head's rows: binary cross-entropy
+   or softmax cross-entropy, mixed with distillation when a teacher is set.
+   Returns the mean loss. */
+static float gpt3__head_loss(GPT3 *m, float *dz) {
+    GPT3Head *h = m->head;
+    int K = h->num_classes, B = m->B, T = m->T, tags = h->kind == GPT3_HEAD_TAGS;
+    size_t rows = tags ? (size_t)B * T : (size_t)B, count = 0;
+    for (size_t r = 0; r < rows; r++) count += h->labels[r] >= 0;
+    float inv_n = count ? 1.0f / (float)count : 0.0f, hard = m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f;
+    double sum = 0.0, kd = 0.0;
+    if (h->kind == GPT3_HEAD_BINARY) {
+        for (size_t r = 0; r < rows; r++) {
+            float z = h->logits[r];
+            sum += bce_forward(z, h->labels[r]);
+            if (dz) dz[r] += hard * bce_backward(z, h->labels[r], inv_n);
+            if (m->teacher_logits) { /* the binary case of distillation: logits (0, z) */
+                float z2[2] = {0.0f, z}, t2[2] = {0.0f, m->teacher_logits[r]}, d2[2] = {0.0f, 0.0f};
+                kd += m->distill_alpha * distill_row(d2, z2, t2, 2, m->distill_temperature,
+                                                     m->distill_alpha * inv_n);
+                if (dz) dz[r] += d2[1];
+            }
+        }
+    } else {
+        crossentropy_forward(h->losses, h->lse, h->logits, h->labels, 1, (int)rows, K);
+        for (size_t r = 0; r < rows; r++) sum += h->losses[r];
+        if (dz) crossentropy_backward(dz, h->logits, h->lse, h->labels, (int)count, 1, (int)rows, K, hard);
+        if (m->teacher_logits) kd = gpt3__distill(m, dz, h->logits, h->labels, rows, K, inv_n);
+    }
+    return count ? (float)((hard * sum + kd) / count) : 0.0f;
+}
+
+GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, const int *labels,
+                              int B, int T) {
+    if (!m || !m->head) return GPT3_ERR_ARGUMENT;
+    GPT3Head *h = m->head;
+    int C = m->config.channels, K = h->num_classes, tags = h->kind == GPT3_HEAD_TAGS;
+    int rc = gpt3__check_batch(m, inputs, NULL, B, T);
+    if (rc == GPT3_OK) rc = gpt3__check_head_batch(h, lengths, labels, B, T);
+    if (rc == GPT3_OK) rc = gpt3__begin_forward(m, inputs, NULL, B, T);
+    if (rc == GPT3_OK) rc = gpt3__reserve_head(h, B, T, C);
+    if (rc != GPT3_OK) return rc;
+    for (int b = 0; b < B; b++) h->lengths[b] = lengths ? lengths[b] : T;
+    for (int b = 0; labels && b < B; b++) {
+        if (!tags) { h->labels[b] = labels[b]; continue; }
+        for (int t = 0; t < T; t++) /* padding never counts */
+            h->labels[b * T + t] = t < h->lengths[b] ? labels[b * T + t] : -1;
+    }
+    gpt3__forward_body(m);
+    const float *W = h->params, *bias = h->params + (size_t)K * C;
+    if (tags) {
+        matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K);
+    } else { /* the state of the last real token: it has seen the whole sequence */
+        for (int b = 0; b < B; b++)
+            memcpy(h->hidden + (size_t)b * C, m->acts.lnf + ((size_t)b * T + h->lengths[b] - 1) * C,
+                   (size_t)C * sizeof(float));
+        matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K);
+    }
+    h->has_labels = labels != NULL;
+    h->mean_loss = labels ? gpt3__head_loss(m, NULL) : -1.0f;
+    return GPT3_OK;
+}
+
+/* dL/dlogits, then logits = h W^T + b backwards into the head's gradient
+   and dL/dh; a sequence head's dL/dh lands on each last real token. Then
+   the body, unless nothing in it trains. */
+GPT3DEF int gpt3_head_backward(GPT3 *m) {
+    if (!m || !m->head) return GPT3_ERR_ARGUMENT;
+    GPT3Head *h = m->head;
+    if (!h->has_labels) return GPT3_ERR_NO_TARGETS;
+    int B = m->B, T = m->T, C = m->config.channels, K = h->num_classes;
+    int tags = h->kind == GPT3_HEAD_TAGS, rows = tags ? B * T : B;
+    float *dW = h->grads, *db = h->grads + (size_t)K * C;
+    memset(h->dlogits, 0, (size_t)rows * K * sizeof(float));
+    gpt3__head_loss(m, h->dlogits);
+    memset(m->acts.dln, 0, (size_t)B * T * C * sizeof(float));
+    if (tags) {
+        matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K);
+    } else {
+        memset(h->dhidden, 0, (size_t)B * C * sizeof(float));
+        matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K);
+        for (int b = 0; b < B; b++)
+            memcpy(m->acts.dln + ((size_t)b * T + h->lengths[b] - 1) * C, h->dhidden + (size_t)b * C,
+                   (size_t)C * sizeof(float));
+    }
+    if (m->lora || !m->frozen_final) gpt3__backward_body(m);
+    return GPT3_OK;
+}
+
+/* Free everything the model owns: parameters, optimizer state,
+   activations, adapters and head. */
+GPT3DEF void gpt3_free(GPT3 *m) {
+    if (!m) return;
+    gpt3__free_lora(m);
+    gpt3__free_head(m);
+    GPT3_FREE(m->params);
+    GPT3_FREE(m->grads);
+    GPT3_FREE(m->adam_m);
+    GPT3_FREE(m->adam_v);
+    GPT3_FREE(m->acts_memory);
+    GPT3_FREE(m->inputs);
+    GPT3_FREE(m->targets);
+    memset(m, 0, sizeof(*m));
 }
 
 /* ======================================================================== */
@@ -1555,7 +2202,7 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         for (int h = 0; h < NH; h++)
             attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
-                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs);
+                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0);
         matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);

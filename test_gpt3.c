@@ -169,17 +169,19 @@ static void test_layernorm_grad(void) {
 typedef struct {
     float *out, *att, *qkv, *r;
     int B, T, C, NH, window;
+    const GPT3__Dropout *drop;
 } AttentionCase;
 
 static double attention_objective(void *p) {
     AttentionCase *c = (AttentionCase *)p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window);
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
-static void test_attention_grad(const char *name, int T, int window) {
+static void test_attention_grad(const char *name, int T, int window, float dropout) {
+    GPT3__Dropout drop = {99, dropout};
     AttentionCase c;
-    c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window;
+    c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window; c.drop = &drop;
     /* att holds exactly B*NH*T*span floats: a banded layer that touched a
        dense T x T row would write out of bounds (caught by ASan). */
     size_t n_att = (size_t)c.B * c.NH * T * attention_span(window, T);
@@ -191,7 +193,7 @@ static void test_attention_grad(const char *name, int T, int window) {
     float *dqkv = alloc_floats(n_qkv), *datt = alloc_floats(n_att);
     fill_normal(c.qkv, n_qkv, 1.0f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
     attention_objective(&c);
-    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window);
+    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7);
     double e = fd_error(c.qkv, n_qkv, dqkv, attention_objective, &c, FD_H);
     check(e < FD_TOL, name, "T %d window %d: err %.1e (tol %.0e)", T, window, e, FD_TOL);
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv); free(datt);
@@ -207,7 +209,7 @@ static void test_attention_band_definition(void) {
     GPT3Rng rng;
     gpt3_rng_seed(&rng, 4);
     fill_normal(qkv, n_qkv, 1.0f, &rng);
-    attention_forward(out, att, qkv, B, T, C, NH, W);
+    attention_forward(out, att, qkv, B, T, C, NH, W, NULL, 0);
     double max_err = 0.0;
     for (int h = 0; h < NH; h++) {
         for (int t = 0; t < T; t++) {
@@ -310,7 +312,7 @@ static void test_crossentropy_grad(void) {
     float *dlogits = alloc_floats(n);
     fill_normal(c.logits, n, 2.0f, &rng);
     int count = crossentropy_forward(c.losses, c.lse, c.logits, targets, c.B, c.T, c.V);
-    crossentropy_backward(dlogits, c.logits, c.lse, targets, count, c.B, c.T, c.V);
+    crossentropy_backward(dlogits, c.logits, c.lse, targets, count, c.B, c.T, c.V, 1.0f);
     double e = fd_error(c.logits, n, dlogits, loss_objective, &c, 1e-3f);
     int ignored_zero = 1;
     for (int v = 0; v < c.V; v++) ignored_zero &= dlogits[1 * c.V + v] == 0.0f && dlogits[4 * c.V + v] == 0.0f;
@@ -1325,9 +1327,10 @@ int main(int argc, char **argv) {
     test_encoder_grad();
     test_layernorm_grad();
     test_matmul_grad();
-    test_attention_grad("fd: attention, dense causal", 7, 7);
-    test_attention_grad("fd: attention, banded with T > W", 9, 3);
-    test_attention_grad("fd: attention, window 1 (self only)", 4, 1);
+    test_attention_grad("fd: attention, dense causal", 7, 7, 0.0f);
+    test_attention_grad("fd: attention, banded with T > W", 9, 3, 0.0f);
+    test_attention_grad("fd: attention, window 1 (self only)", 4, 1, 0.0f);
+    test_attention_grad("fd: attention, dropout 0.3 on probabilities", 7, 7, 0.3f);
     test_attention_band_definition();
     test_gelu_grad();
     test_crossentropy_grad();
