@@ -269,8 +269,7 @@ typedef struct {
     uint64_t dropout_seed; /* changes with every training forward           */
     int frozen_layers;   /* the lowest blocks that do not train (the input
                             embeddings freeze with them)                    */
-    int frozen_final;    /* 1: the final LayerNorm and the tied output head
-                            do not train either                             */
+    int frozen_final;    /* 1: the final LayerNorm does not train either    */
     GPT3LoRA *lora;      /* adapters, or NULL                               */
     GPT3Head *head;      /* a task head, or NULL                            */
     const float *teacher_logits; /* distillation: the teacher's logits for
@@ -341,11 +340,12 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps,
 /* ------------------------------------------------------------------------ */
 /* Fine-tuning                                                              */
 
-/* Train only the top k blocks (with the final LayerNorm and the output
-   head); 0: nothing of the model (a task head or adapters alone); < 0 or
-   >= L: everything (the default). Frozen parameters keep their values, get
-   no gradient and no optimizer update, and cost no backward work below the
-   lowest block that trains. */
+/* Train only the top k blocks (with the final LayerNorm; the tied
+   embedding/output head only when everything trains); 0: nothing of the
+   model (a task head or adapters alone); < 0 or >= L: everything (the
+   default). Frozen parameters keep their values, get no gradient and no
+   optimizer update, and cost no backward work below the lowest block that
+   trains. */
 GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks);
 /* training 1: dropout p on the embeddings, the attention probabilities and
    the residual branches; 0: evaluation (no dropout). */
@@ -1656,7 +1656,7 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
     crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
                           m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
-    matmul_backward(a->dln, m->frozen_final ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
+    matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
                     m->w.wte, B, T, C, V);
     gpt3__backward_body(m);
     return GPT3_OK;
@@ -1692,8 +1692,7 @@ static void gpt3__adamw(const GPT3__Adam *h, float *theta, const float *g, float
 
 /* Does tensor i (of layer l, for the per-layer tensors) train? */
 static int gpt3__trains(const GPT3 *m, int i, int l) {
-    if (i == 0) return !m->frozen_final;                    /* wte: output head */
-    if (i == 1) return m->frozen_layers == 0;               /* wpe */
+    if (i <= 1) return m->frozen_layers == 0; /* wte (tied: input and output), wpe */
     if (i >= 14) return !m->frozen_final;                   /* lnfw, lnfb */
     return l >= m->frozen_layers;
 }
@@ -1785,11 +1784,13 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps, int dec
 /* Fine-tuning: freezing, dropout, LoRA, task heads, distillation           */
 /* ======================================================================== */
 
-/* Train only the top `trainable_blocks` blocks (and the final LayerNorm and
-   the tied output head); the blocks below and the input embeddings keep
-   their values, get no gradient, and the backward pass stops above them.
-   0: nothing of the model trains (a task head alone, or adapters);
-   negative or >= L: everything trains (the default). */
+/* Train only the top `trainable_blocks` blocks and the final LayerNorm;
+   the blocks below and the embeddings keep their values, get no gradient,
+   and the backward pass stops above them. The LM head is the token
+   embedding (tied), so it trains only when everything does: half of a
+   tied weight's gradient is not its gradient. 0: nothing of the model
+   trains (a task head alone, or adapters); negative or >= L: everything
+   trains (the default). */
 GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks) {
     int L = m->config.num_layers;
     if (trainable_blocks < 0 || trainable_blocks >= L) trainable_blocks = L;

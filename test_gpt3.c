@@ -1322,6 +1322,227 @@ static void test_disk_full(void) {
 }
 #endif
 
+/* ------------------------------------------------------------------------ */
+/* Fine-tuning                                                              */
+
+/* Central differences of a fine-tuning loss over every trainable array
+   (the model's 16 tensors, the adapters, the head) against the backward. */
+typedef struct {
+    GPT3 *m;
+    const int *inputs, *lengths, *labels;
+    int B, T, head;           /* head: use gpt3_head_forward, else the LM */
+    uint64_t dropout_seed;    /* the same masks at every evaluation */
+} TaskCase;
+
+static double task_objective(void *p) {
+    TaskCase *c = (TaskCase *)p;
+    c->m->dropout_seed = c->dropout_seed;
+    if (c->head) {
+        gpt3_head_forward(c->m, c->inputs, c->lengths, c->labels, c->B, c->T);
+        return c->m->head->mean_loss;
+    }
+    gpt3_forward(c->m, c->inputs, c->labels, c->B, c->T);
+    return c->m->mean_loss;
+}
+
+/* Worst FD error over the arrays that train; name gets the worst one's. */
+static double task_fd(TaskCase *c, const char **worst_name) {
+    GPT3 *m = c->m;
+    task_objective(c);
+    gpt3_zero_grad(m);
+    if (c->head) gpt3_head_backward(m);
+    else gpt3_backward(m);
+    float *arrays[3] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL};
+    float *grads[3] = {m->grads, m->lora ? m->lora->grads : NULL, m->head ? m->head->grads : NULL};
+    size_t sizes[3] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
+                       m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0};
+    const char *names[3] = {"model", "lora", "head"};
+    double worst = 0.0;
+    for (int k = 0; k < 3; k++) {
+        if (!sizes[k]) continue;
+        float *analytic = alloc_floats(sizes[k]);
+        memcpy(analytic, grads[k], sizes[k] * sizeof(float));
+        /* with a frozen model, only the parts that train are checked (the
+           freezing test checks that the others get no gradient) */
+        double e;
+        if (k == 0 && (m->frozen_layers || m->frozen_final)) {
+            e = 0.0;
+            size_t offset = 0;
+            for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+                int per = i >= 2 && i <= 13, parts = per ? m->config.num_layers : 1;
+                size_t n = m->tensor_sizes[i] / (size_t)parts;
+                for (int l = 0; l < parts; l++) {
+                    size_t at = offset + (size_t)l * n;
+                    if (!gpt3__trains(m, i, l)) continue;
+                    double el = fd_error(arrays[k] + at, n, analytic + at, task_objective, c, FD_H);
+                    if (el > e) e = el;
+                }
+                offset += m->tensor_sizes[i];
+            }
+        } else {
+            e = fd_error(arrays[k], sizes[k], analytic, task_objective, c, FD_H);
+        }
+        if (e > worst) { worst = e; *worst_name = names[k]; }
+        free(analytic);
+    }
+    return worst;
+}
+
+static void perturb(float *x, size_t n, float amount, uint64_t seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) x[i] += amount * (gpt3_rng_float(&rng) - 0.5f);
+}
+
+static void task_check(const char *label, TaskCase *c) {
+    const char *worst_name = "-";
+    double e = task_fd(c, &worst_name);
+    check(e < 5e-3, label, "worst err %.1e in %s (tol 5e-3)", e, worst_name);
+}
+
+static void test_head_grads(void) {
+    GPT3Config cfg = small_config(3);
+    int inputs[14] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7, 1, 6, 8, 2};
+    int lengths[2] = {7, 4};
+    int bin[2] = {1, 0}, cls[2] = {2, 0};
+    int tags[14] = {0, 1, 2, -1, 1, 0, 2, 1, 1, 0, 2, 2, 2, 2}; /* -1 ignored; 11..13 are padding */
+    struct { const char *label; int kind, K; const int *labels; } heads[] = {
+        {"fd: binary head, BCE (sigma(z) - y)", GPT3_HEAD_BINARY, 1, bin},
+        {"fd: 3-class head, softmax CE", GPT3_HEAD_CLASSES, 3, cls},
+        {"fd: tag head, ignored labels and padding", GPT3_HEAD_TAGS, 3, tags},
+    };
+    for (int i = 0; i < 3; i++) {
+        GPT3 m;
+        gpt3_init(&m, &cfg, 60 + i);
+        perturb(m.params, m.num_parameters, 0.3f, 61);
+        gpt3_head_attach(&m, heads[i].kind, heads[i].K, 62);
+        perturb(m.head->params, (size_t)heads[i].K * (cfg.channels + 1), 0.5f, 63);
+        TaskCase c = {&m, inputs, lengths, heads[i].labels, 2, 7, 1, 0};
+        task_check(heads[i].label, &c);
+        gpt3_free(&m);
+    }
+}
+
+static void test_finetune_grads(void) {
+    GPT3Config cfg = small_config(3);
+    int inputs[14] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7, 1, 6, 8, 2};
+    int completion[14] = {-1, -1, -1, 9, 0, 3, 10, -1, -1, -1, -1, 6, 8, 2}; /* prompt masked */
+    int cls[2] = {2, 0};
+    GPT3 m;
+    /* LoRA on a frozen model, with a classification head */
+    gpt3_init(&m, &cfg, 70);
+    perturb(m.params, m.num_parameters, 0.3f, 71);
+    gpt3_freeze(&m, 0);
+    gpt3_lora_attach(&m, 2, 4.0f, 72);
+    perturb(m.lora->params, m.lora->num_parameters, 0.4f, 73); /* B != 0: every path live */
+    gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 74);
+    TaskCase c = {&m, inputs, NULL, cls, 2, 7, 1, 0};
+    task_check("fd: LoRA adapters (frozen model) + head", &c);
+    gpt3_free(&m);
+    /* dropout everywhere, LM loss on the completion only, top block trains */
+    gpt3_init(&m, &cfg, 75);
+    perturb(m.params, m.num_parameters, 0.3f, 76);
+    gpt3_freeze(&m, 1);
+    gpt3_set_training(&m, 1, 0.2f, 77);
+    TaskCase d = {&m, inputs, NULL, completion, 2, 7, 0, 1234};
+    task_check("fd: dropout 0.2, completion-only LM, top block", &d);
+    gpt3_free(&m);
+    /* distillation of the LM and of a classifier */
+    float teacher[14 * 11], teacher_cls[6];
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 78);
+    for (int i = 0; i < 14 * 11; i++) teacher[i] = 3.0f * (gpt3_rng_float(&rng) - 0.5f);
+    for (int i = 0; i < 6; i++) teacher_cls[i] = 3.0f * (gpt3_rng_float(&rng) - 0.5f);
+    gpt3_init(&m, &cfg, 79);
+    perturb(m.params, m.num_parameters, 0.3f, 80);
+    gpt3_set_distillation(&m, teacher, 2.0f, 0.7f);
+    TaskCase e = {&m, inputs, NULL, completion, 2, 7, 0, 0};
+    task_check("fd: distillation, LM (tau 2, alpha 0.7)", &e);
+    gpt3_set_distillation(&m, teacher_cls, 3.0f, 0.5f);
+    gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 81);
+    TaskCase f = {&m, inputs, NULL, cls, 2, 7, 1, 0};
+    task_check("fd: distillation, classifier (tau 3, alpha 0.5)", &f);
+    gpt3_free(&m);
+}
+
+static void test_freezing(void) {
+    GPT3Config cfg = small_config(3);
+    cfg.num_layers = 3;
+    GPT3 m, before;
+    int inputs[16], targets[16];
+    random_tokens(inputs, 16, cfg.vocab_size, 90);
+    random_tokens(targets, 16, cfg.vocab_size, 91);
+    gpt3_init(&m, &cfg, 92);
+    gpt3_init(&before, &cfg, 92);
+    gpt3_freeze(&m, 1); /* only block 2 and the final LayerNorm */
+    train_steps(&m, inputs, targets, 2, 8, 3, 1e-2f);
+    int frozen_same = 1, trained_moved = 1, no_state = 1, no_grad = 1;
+    size_t offset = 0;
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+        int per = i >= 2 && i <= 13, parts = per ? cfg.num_layers : 1;
+        size_t n = m.tensor_sizes[i] / (size_t)parts;
+        for (int l = 0; l < parts; l++) {
+            size_t at = offset + (size_t)l * n;
+            int same = memcmp(m.params + at, before.params + at, n * sizeof(float)) == 0;
+            if (gpt3__trains(&m, i, l)) { trained_moved &= !same; continue; }
+            frozen_same &= same;
+            for (size_t j = 0; j < n; j++) {
+                no_state &= m.adam_m[at + j] == 0.0f && m.adam_v[at + j] == 0.0f;
+                no_grad &= m.grads[at + j] == 0.0f;
+            }
+        }
+        offset += m.tensor_sizes[i];
+    }
+    check(frozen_same && trained_moved && no_state && no_grad, "freezing: top block trains, the rest bit-identical",
+          "frozen: unchanged %s, no gradient %s, no AdamW state %s; trainable moved %s",
+          frozen_same ? "yes" : "no", no_grad ? "yes" : "no", no_state ? "yes" : "no", trained_moved ? "yes" : "no");
+    gpt3_free(&m);
+    gpt3_free(&before);
+}
+
+/* Merged adapters give the same logits as the adapters themselves. */
+static void test_lora_merge(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int inputs[8];
+    random_tokens(inputs, 8, cfg.vocab_size, 93);
+    gpt3_init(&m, &cfg, 94);
+    gpt3_lora_attach(&m, 3, 6.0f, 95);
+    perturb(m.lora->params, m.lora->num_parameters, 0.5f, 96);
+    gpt3_forward(&m, inputs, NULL, 1, 8);
+    float *with = alloc_floats(8 * (size_t)cfg.vocab_size);
+    memcpy(with, m.logits, 8 * (size_t)cfg.vocab_size * sizeof(float));
+    int rc = gpt3_lora_merge(&m);
+    gpt3_forward(&m, inputs, NULL, 1, 8);
+    double e = rel_error(m.logits, with, 8 * (size_t)cfg.vocab_size);
+    check(rc == GPT3_OK && m.lora == NULL && e < 1e-5, "LoRA: merged weights = adapters", "rel err %.1e (tol 1e-5)", e);
+    free(with);
+    gpt3_free(&m);
+}
+
+/* A right-padded sequence gives its head the same logits as alone. */
+static void test_padding(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    int batch[16], lengths[2] = {8, 5}, alone[5];
+    random_tokens(batch, 16, cfg.vocab_size, 97);
+    for (int t = 5; t < 8; t++) batch[8 + t] = 0; /* padding */
+    memcpy(alone, batch + 8, sizeof(alone));
+    gpt3_init(&m, &cfg, 98);
+    gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 4, 99);
+    gpt3_head_forward(&m, batch, lengths, NULL, 2, 8);
+    float padded[4];
+    memcpy(padded, m.head->logits + 4, sizeof(padded));
+    gpt3_head_forward(&m, alone, NULL, NULL, 1, 5);
+    double e = rel_error(padded, m.head->logits, 4);
+    int bad_len[2] = {8, 9}, bad_label[2] = {0, 4};
+    int rc1 = gpt3_head_forward(&m, batch, bad_len, NULL, 2, 8);
+    int rc2 = gpt3_head_forward(&m, batch, lengths, bad_label, 2, 8);
+    check(e < 1e-6 && rc1 == GPT3_ERR_ARGUMENT && rc2 == GPT3_ERR_TARGET, "heads: padding changes nothing; bad lengths/labels",
+          "rel err %.1e; length > T -> %s; label 4 of 4 -> %s", e, gpt3_strerror(rc1), gpt3_strerror(rc2));
+    gpt3_free(&m);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
     test_encoder_grad();
@@ -1361,6 +1582,11 @@ int main(int argc, char **argv) {
 #if defined(__unix__) || defined(__APPLE__)
     test_disk_full();
 #endif
+    test_head_grads();
+    test_finetune_grads();
+    test_freezing();
+    test_lora_merge();
+    test_padding();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
 }

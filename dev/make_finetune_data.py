@@ -73,11 +73,14 @@ def fill(template, vocab):
     return cap(template)
 
 # ---------------------------------------------------------------- 1. sentiment
-POS_ADJ = words("great wonderful excellent lovely delightful superb fantastic brilliant "
-                "pleasant enjoyable charming impressive amazing perfect")
-NEG_ADJ = words("awful terrible boring dull disappointing poor bland horrible annoying "
-                "dreadful mediocre tedious sloppy forgettable")
-INTENS = ["", "", "very ", "really ", "truly ", "quite ", "so ", "extremely ", "absolutely "]
+# (mild, strong) adjectives: mild ones take any intensifier ("very dull"), strong
+# ones only a few ("absolutely awful", never "very excellent")
+ADJ = {"positive": (words("good nice pleasant enjoyable charming impressive lovely"),
+                    words("great wonderful excellent superb fantastic brilliant amazing perfect")),
+       "negative": (words("bad boring dull disappointing poor bland annoying tedious sloppy"),
+                    words("awful terrible horrible dreadful useless"))}
+MILD_INTENS = ["", "", "very ", "really ", "quite ", "so ", "pretty "]
+STRONG_INTENS = ["", "", "absolutely ", "truly ", "simply "]
 POS_VERB = ["loved", "enjoyed", "adored", "really liked", "was impressed by"]
 NEG_VERB = ["hated", "disliked", "regretted", "could not stand", "was let down by"]
 POS_CLAUSE = ["I would recommend it", "we will be back", "it was worth the money",
@@ -87,7 +90,7 @@ NEG_CLAUSE = ["I would not recommend it", "we will not be back", "it was a waste
 PRODUCTS = words("phone lamp kettle backpack blender headset umbrella tent bicycle toaster")
 BRANDS = words("Zentra Lumio Krellon Pallix Quenby Torvo")
 FILMS = words("film movie sequel documentary thriller comedy cartoon musical")
-TITLES = items("Silver Tide, Paper Lanterns, Night at Harrow, Ten Quiet Rooms, Copper Sky")
+TITLES = items("Silver Tide, Paper Boats, Night at Harrow, Ten Quiet Rooms, Copper Sky")
 MEALS = words("soup pizza dinner breakfast curry cake salad lunch burger pasta")
 EATERIES = items("the Blue Fig, Casa Pell, the Copper Pot, Nina's Kitchen, the Harbour Grill")
 TRIPS = items("trip, holiday, cruise, tour, train ride, flight")
@@ -110,29 +113,37 @@ def subject():
     n = rng.choice(TRIPS)
     return rng.choice(["the " + n, "our %s to %s" % (n, rng.choice(RESORTS))]), n
 
+def adjective(label):
+    """An adjective of the given polarity, sometimes with an intensifier."""
+    mild, strong = ADJ[label]
+    if rng.random() < 0.6:
+        return rng.choice(MILD_INTENS) + rng.choice(mild)
+    return rng.choice(STRONG_INTENS) + rng.choice(strong)
+
 def sentiment_maker(label):
     """A function that returns one random sentence with the given label."""
     good = label == "positive"
-    adjs, opposite = (POS_ADJ, NEG_ADJ) if good else (NEG_ADJ, POS_ADJ)
+    other = "negative" if good else "positive"
     verbs, clauses = (POS_VERB, POS_CLAUSE) if good else (NEG_VERB, NEG_CLAUSE)
     def make():
         s, noun = subject()
-        S, adj = cap(s), rng.choice(INTENS) + rng.choice(adjs)
+        S, adj = cap(s), adjective(label)
         templates = [
             f"{S} was {adj}.",
             f"Honestly, {s} was {adj}.",
             f"I thought {s} was {adj}.",
             f"{S} was {adj} and {rng.choice(clauses)}.",
-            f"What {a_an(rng.choice(adjs))} {noun}!",
+            f"What {a_an(rng.choice(sum(ADJ[label], [])))} {noun}!",
             f"I {rng.choice(verbs)} {s}.",
             f"My friends said {s} was {adj}.",
             f"Overall, {s} was {adj}.",
             # a contrast: the label follows the final verdict, not the first impression
-            f"{S} seemed {rng.choice(opposite)} at first, but it was {adj} in the end.",
+            f"{S} seemed {rng.choice(ADJ[other][0])} at first, but it was {adj} in the end.",
         ]
-        if not good:   # simple negation, only ever of a positive word (so: negative)
-            templates.append(rng.choice([f"{S} was not {rng.choice(POS_ADJ)} at all.",
-                                         f"Sadly, {s} was not very {rng.choice(POS_ADJ)}."]))
+        if not good:   # simple negation, only ever of a mild positive word (so: negative)
+            pos = rng.choice(ADJ["positive"][0])
+            templates.append(rng.choice([f"{S} was not {pos} at all.",
+                                         f"Sadly, {s} was not very {pos}."]))
         return rng.choice(templates)
     return make
 
@@ -197,7 +208,7 @@ TOPIC_TEMPLATES = {
                 "A new study from {lab} looks at {field}.",
                 "{name} used a microscope to count {cells}.",
                 "Scientists at {lab} published new data on {field}.",
-                "Under the microscope, {material} changed shape in {force}."],
+                "Under the microscope, {material} changed shape when exposed to {force}."],
     "food": ["{name} baked {bake} at the {bakery} this morning.",
              "This {soup} recipe needs {ingredient} and {ingredient2}.",
              "The chef at {eatery} serves {dish} with {ingredient}.",
@@ -458,10 +469,16 @@ def self_check():
             assert " %s " % h not in train_text, ("held-out name in train", h)
     return ner
 
-def summary(name, labels):
-    counts = Counter(labels)
-    return "  %-22s %4d  %s" % (name, sum(counts.values()) if name.endswith("tsv") else
-                                 len(labels), "  ".join("%s=%d" % kv for kv in sorted(counts.items())))
+def summary(name, n, labels, extra=""):
+    """One line: file name, number of examples, and how often each label occurs."""
+    counts = "  ".join("%s=%d" % c for c in sorted(Counter(labels).items()))
+    return "  %-20s %4d  %s%s" % (name, n, counts, extra)
+
+def uses_held_out(typ, ent):
+    """Does this entity mention use a name that was held out of train?"""
+    if typ == "PER":
+        return any(w in NAMES["first"][1] + NAMES["last"][1] for w in ent.split())
+    return ent in NAMES[typ][1]
 
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
@@ -478,7 +495,7 @@ def main():
     seen = set()
     for sp, n in zip(SPLITS, SIZES["ner"]):
         sents = unique_samples(lambda: ner_sentence(sp), n, seen)
-        write_lines(f"ner.{sp}.conll",
+        write_lines(f"ner.{sp}.conll",   # sentences separated by one blank line
                     sum([["%s %s" % tt for tt in s] + [""] for s in sents], [])[:-1])
     qa = build_qa(SIZES["qa"])
     for sp, rows in zip(SPLITS, qa):
@@ -486,21 +503,18 @@ def main():
 
     ner = self_check()
     print("wrote %s (self-check passed)" % os.path.normpath(OUT_DIR))
-    print("  file                  lines/sentences, label distribution")
+    print("  file                 size  labels (ner: sentences; entity mentions by type)")
     for task, splits in data.items():
         for sp, rows in zip(SPLITS, splits):
-            print(summary(f"{task}.{sp}.tsv", [lab for lab, _ in rows]))
-    train_ents = set(e for s in ner[0] for e in spans(s))
+            print(summary(f"{task}.{sp}.tsv", len(rows), [lab for lab, _ in rows]))
     for sp, sents in zip(SPLITS, ner):
         ents = [e for s in sents for e in spans(s)]
-        unseen = sum(e not in train_ents for e in ents)
-        print(summary(f"ner.{sp}.conll", [s for s in sents]).rstrip() +
-              "  entities: " + "  ".join("%s=%d" % kv for kv in sorted(Counter(
-                  t for t, _ in ents).items())) +
-              "  no-entity=%d" % sum(not spans(s) for s in sents) +
-              ("  unseen-in-train=%d%%" % round(100 * unseen / len(ents)) if sp != "train" else ""))
+        new = sum(uses_held_out(t, e) for t, e in ents)
+        print(summary(f"ner.{sp}.conll", len(sents), [t for t, _ in ents],
+                      "  no-entity=%d  held-out names=%d%%"
+                      % (sum(not spans(s) for s in sents), round(100 * new / len(ents)))))
     for sp, rows in zip(SPLITS, qa):
-        print(summary(f"qa.{sp}.tsv", [task for task, _, _ in rows]))
+        print(summary(f"qa.{sp}.tsv", len(rows), [task for task, _, _ in rows]))
     texts = [b for task in data for sp in SPLITS for _, b in check_tsv(f"{task}.{sp}.tsv")]
     print("  sentiment/topic texts: max %d chars, %d%% under 100" % (
         max(map(len, texts)), round(100 * sum(len(t) < 100 for t in texts) / len(texts))))
