@@ -464,6 +464,34 @@ GPT3DEF const unsigned char *gpt3_token_bytes(const GPT3Tokenizer *tok, int id, 
 GPT3DEF void gpt3_tokenizer_free(GPT3Tokenizer *tok);
 
 /* ------------------------------------------------------------------------ */
+/* Evaluation                                                               */
+
+typedef struct {
+    double precision, recall, f1;
+    long support;             /* gold examples (or entities) of the class     */
+} GPT3Score;
+typedef struct {
+    int num_classes;          /* classes, or entity types                     */
+    long *confusion;          /* (K, K) [gold][predicted]; classes only       */
+    GPT3Score *per_class;     /* (K)                                          */
+    GPT3Score macro, weighted, micro;
+    double accuracy;          /* classes: correct / total                     */
+    long total;
+    const char **class_names; /* entity reports: the types found in the tags  */
+} GPT3Report;
+/* Classification: gold and predicted labels in [0, K) (gold < 0: skipped). */
+GPT3DEF int    gpt3_report_classes(GPT3Report *r, const int *gold, const int *pred, size_t n, int K);
+/* Entity-level scores of BIO tag sequences (seqeval's rules): tags index
+   tag_names ("O", "B-PER", "I-PER", ...); a tag < 0 separates sentences. */
+GPT3DEF int    gpt3_report_entities(GPT3Report *r, const int *gold, const int *pred, size_t n,
+                                    const char *const *tag_names, int n_tags);
+/* scikit-learn's classification_report layout (and the confusion matrix
+   for classes) into buf; returns the length it needed. */
+GPT3DEF size_t gpt3_report_format(const GPT3Report *r, const char *const *class_names,
+                                  char *buf, size_t size);
+GPT3DEF void   gpt3_report_free(GPT3Report *r);
+
+/* ------------------------------------------------------------------------ */
 /* Data                                                                     */
 
 /* Tokens of a token file (see gpt3_tokens_save). */
@@ -509,6 +537,7 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 
 #include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2218,6 +2247,227 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
     matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size);
     kv->pos++;
     return GPT3_OK;
+}
+
+/* ======================================================================== */
+/* Evaluation: accuracy, precision, recall, F1, entities                    */
+/* ======================================================================== */
+
+/* For class k, over the examples whose gold label is known:
+       precision_k = TP_k / (TP_k + FP_k)   (of those predicted k, how many are)
+       recall_k    = TP_k / (TP_k + FN_k)   (of those that are k, how many found)
+       F1_k        = 2 P R / (P + R)        (0 when P + R = 0, as scikit-learn)
+   macro: the plain mean over classes; weighted: weighted by support (the
+   number of gold examples of the class); micro: from the summed counts. */
+static GPT3Score gpt3__score(long tp, long predicted, long support) {
+    GPT3Score s;
+    s.precision = predicted ? (double)tp / (double)predicted : 0.0;
+    s.recall = support ? (double)tp / (double)support : 0.0;
+    s.f1 = s.precision + s.recall > 0 ? 2 * s.precision * s.recall / (s.precision + s.recall) : 0.0;
+    s.support = support;
+    return s;
+}
+
+/* Per-class scores, their macro/weighted/micro averages, from counts. */
+static void gpt3__report_scores(GPT3Report *r, const long *tp, const long *predicted,
+                                const long *support) {
+    long all_tp = 0, all_pred = 0, all_support = 0;
+    memset(&r->macro, 0, sizeof(r->macro));
+    memset(&r->weighted, 0, sizeof(r->weighted));
+    for (int k = 0; k < r->num_classes; k++) {
+        GPT3Score s = gpt3__score(tp[k], predicted[k], support[k]);
+        r->per_class[k] = s;
+        r->macro.precision += s.precision / r->num_classes;
+        r->macro.recall += s.recall / r->num_classes;
+        r->macro.f1 += s.f1 / r->num_classes;
+        r->weighted.precision += s.precision * s.support;
+        r->weighted.recall += s.recall * s.support;
+        r->weighted.f1 += s.f1 * s.support;
+        all_tp += tp[k];
+        all_pred += predicted[k];
+        all_support += support[k];
+    }
+    if (all_support) {
+        r->weighted.precision /= all_support;
+        r->weighted.recall /= all_support;
+        r->weighted.f1 /= all_support;
+    }
+    r->macro.support = r->weighted.support = all_support;
+    r->micro = gpt3__score(all_tp, all_pred, all_support);
+}
+
+static int gpt3__report_alloc(GPT3Report *r, int K) {
+    memset(r, 0, sizeof(*r));
+    if (K < 1 || K > 65536) return GPT3_ERR_ARGUMENT;
+    r->num_classes = K;
+    r->confusion = (long *)GPT3_CALLOC((size_t)K * K, sizeof(long));
+    r->per_class = (GPT3Score *)GPT3_CALLOC((size_t)K, sizeof(GPT3Score));
+    if (r->confusion && r->per_class) return GPT3_OK;
+    gpt3_report_free(r);
+    return GPT3_ERR_NOMEM;
+}
+
+GPT3DEF int gpt3_report_classes(GPT3Report *r, const int *gold, const int *pred, size_t n, int K) {
+    if (!r || (n && (!gold || !pred))) return GPT3_ERR_ARGUMENT;
+    int rc = gpt3__report_alloc(r, K);
+    if (rc != GPT3_OK) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (gold[i] < 0) continue; /* not labelled */
+        if (gold[i] >= K || pred[i] < 0 || pred[i] >= K) { gpt3_report_free(r); return GPT3_ERR_TARGET; }
+        r->confusion[(size_t)gold[i] * K + pred[i]]++;
+    }
+    long *counts = (long *)GPT3_CALLOC(3 * (size_t)K, sizeof(long));
+    if (!counts) { gpt3_report_free(r); return GPT3_ERR_NOMEM; }
+    long correct = 0;
+    for (int g = 0; g < K; g++) {
+        for (int p = 0; p < K; p++) {
+            long c = r->confusion[(size_t)g * K + p];
+            counts[K + p] += c;        /* predicted p */
+            counts[2 * K + g] += c;    /* support of g */
+            if (g == p) { counts[g] += c; correct += c; }
+        }
+    }
+    gpt3__report_scores(r, counts, counts + K, counts + 2 * K);
+    r->total = r->micro.support;
+    r->accuracy = r->total ? (double)correct / (double)r->total : 0.0;
+    GPT3_FREE(counts);
+    return GPT3_OK;
+}
+
+/* ---- Entities (named-entity recognition with BIO tags) ----
+   A tag is "O", or "B-TYPE" (begins an entity), or "I-TYPE" (inside one).
+   As conlleval and seqeval (default mode) read them: an entity begins at a
+   B-, or at an I- that does not continue an entity of its type (after O,
+   or after another type); it ends before an O, a B-, another type, or a
+   boundary (a tag < 0, between sentences). An entity counts as found only
+   if its span and type are exactly those of a gold entity. */
+typedef struct { size_t start, end; int type; } GPT3__Entity;
+
+/* The type of a tag (index into types[]), -1 for O; *begins: a B- tag. */
+static int gpt3__tag_type(const char *tag, const char *const *types, int n_types, int *begins) {
+    *begins = tag[0] == 'B';
+    if ((tag[0] != 'B' && tag[0] != 'I') || tag[1] != '-') return -1;
+    for (int k = 0; k < n_types; k++) if (strcmp(tag + 2, types[k]) == 0) return k;
+    return -1;
+}
+
+/* The entities of a tag sequence into *out (allocated); their count. */
+static size_t gpt3__entities(const int *tags, size_t n, const char *const *tag_names,
+                             const char *const *types, int n_types, GPT3__Entity *out) {
+    size_t count = 0;
+    int open = -1; /* the type of the entity in progress, -1 if none */
+    for (size_t i = 0; i <= n; i++) {
+        int begins = 0, type = i < n && tags[i] >= 0 ? gpt3__tag_type(tag_names[tags[i]], types, n_types, &begins) : -1;
+        if (open >= 0 && (type != open || begins)) { out[count - 1].end = i; open = -1; }
+        if (type >= 0 && open < 0) {
+            out[count].start = i;
+            out[count++].type = type;
+            open = type;
+        }
+    }
+    return count;
+}
+
+GPT3DEF int gpt3_report_entities(GPT3Report *r, const int *gold, const int *pred, size_t n,
+                                 const char *const *tag_names, int n_tags) {
+    if (!r || !tag_names || n_tags < 1 || (n && (!gold || !pred))) return GPT3_ERR_ARGUMENT;
+    for (size_t i = 0; i < n; i++)
+        if (gold[i] >= n_tags || pred[i] >= n_tags) return GPT3_ERR_TARGET;
+    /* the entity types, in the order they first appear among the tag names */
+    const char **types = (const char **)GPT3_MALLOC((size_t)n_tags * sizeof(char *));
+    GPT3__Entity *g = (GPT3__Entity *)GPT3_MALLOC((n + 1) * sizeof(GPT3__Entity));
+    GPT3__Entity *p = (GPT3__Entity *)GPT3_MALLOC((n + 1) * sizeof(GPT3__Entity));
+    int n_types = 0, rc = types && g && p ? GPT3_OK : GPT3_ERR_NOMEM;
+    for (int t = 0; rc == GPT3_OK && t < n_tags; t++) {
+        int begins, known = gpt3__tag_type(tag_names[t], types, n_types, &begins) >= 0;
+        if (!known && (tag_names[t][0] == 'B' || tag_names[t][0] == 'I') && tag_names[t][1] == '-')
+            types[n_types++] = tag_names[t] + 2;
+    }
+    if (rc == GPT3_OK) rc = gpt3__report_alloc(r, n_types > 0 ? n_types : 1);
+    if (rc == GPT3_OK) {
+        size_t ng = gpt3__entities(gold, n, tag_names, types, n_types, g);
+        size_t np = gpt3__entities(pred, n, tag_names, types, n_types, p);
+        long *counts = (long *)GPT3_CALLOC(3 * (size_t)r->num_classes, sizeof(long));
+        if (!counts) rc = GPT3_ERR_NOMEM;
+        for (size_t i = 0, j = 0; counts && i < ng; i++) { /* both lists are in order of start */
+            counts[2 * r->num_classes + g[i].type]++;
+            while (j < np && p[j].start < g[i].start) j++;
+            if (j < np && p[j].start == g[i].start && p[j].end == g[i].end && p[j].type == g[i].type)
+                counts[g[i].type]++;
+        }
+        for (size_t j = 0; counts && j < np; j++) counts[r->num_classes + p[j].type]++;
+        if (counts) gpt3__report_scores(r, counts, counts + r->num_classes, counts + 2 * r->num_classes);
+        r->total = r->micro.support;
+        r->accuracy = r->micro.f1;
+        r->class_names = types;
+        types = NULL;
+        GPT3_FREE(counts);
+    }
+    GPT3_FREE(types);
+    GPT3_FREE(g);
+    GPT3_FREE(p);
+    if (rc != GPT3_OK) gpt3_report_free(r);
+    return rc;
+}
+
+GPT3DEF void gpt3_report_free(GPT3Report *r) {
+    if (!r) return;
+    GPT3_FREE(r->confusion);
+    GPT3_FREE(r->per_class);
+    GPT3_FREE((void *)r->class_names);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Append to buf (size bytes, kept NUL-terminated) as snprintf would. */
+static void gpt3__append(char *buf, size_t size, size_t *used, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    if (*used < size) {
+        int n = vsnprintf(buf + *used, size - *used, fmt, args);
+        if (n > 0) *used += (size_t)n;
+    }
+    va_end(args);
+}
+
+/* The report as scikit-learn's classification_report lays it out, then
+   (for classes) the confusion matrix, rows gold and columns predicted.
+   names: the class names (NULL: the entity types of an entity report). */
+GPT3DEF size_t gpt3_report_format(const GPT3Report *r, const char *const *names, char *buf,
+                                  size_t size) {
+    size_t used = 0, width = 12;
+    const char *const *label = names ? names : r->class_names;
+    if (!buf || !size) return 0;
+    buf[0] = 0;
+    for (int k = 0; label && k < r->num_classes; k++) if (strlen(label[k]) > width) width = strlen(label[k]);
+    gpt3__append(buf, size, &used, "%*s %9s %9s %9s %9s\n\n", (int)width, "", "precision", "recall",
+                 "f1-score", "support");
+    for (int k = 0; k < r->num_classes; k++) {
+        const GPT3Score *s = &r->per_class[k];
+        gpt3__append(buf, size, &used, "%*s %9.4f %9.4f %9.4f %9ld\n", (int)width,
+                     label ? label[k] : "?", s->precision, s->recall, s->f1, s->support);
+    }
+    gpt3__append(buf, size, &used, "\n");
+    if (!r->class_names)
+        gpt3__append(buf, size, &used, "%*s %9s %9s %9.4f %9ld\n", (int)width, "accuracy", "", "",
+                     r->accuracy, r->total);
+    else
+        gpt3__append(buf, size, &used, "%*s %9.4f %9.4f %9.4f %9ld\n", (int)width, "micro avg",
+                     r->micro.precision, r->micro.recall, r->micro.f1, r->micro.support);
+    const GPT3Score *avg[2] = {&r->macro, &r->weighted};
+    const char *avg_name[2] = {"macro avg", "weighted avg"};
+    for (int k = 0; k < 2; k++)
+        gpt3__append(buf, size, &used, "%*s %9.4f %9.4f %9.4f %9ld\n", (int)width, avg_name[k],
+                     avg[k]->precision, avg[k]->recall, avg[k]->f1, avg[k]->support);
+    if (r->class_names) return used;
+    gpt3__append(buf, size, &used, "\nconfusion matrix (rows: gold, columns: predicted)\n%*s", (int)width, "");
+    for (int p = 0; p < r->num_classes; p++) gpt3__append(buf, size, &used, " %9.9s", label ? label[p] : "?");
+    for (int g = 0; g < r->num_classes; g++) {
+        gpt3__append(buf, size, &used, "\n%*s", (int)width, label ? label[g] : "?");
+        for (int p = 0; p < r->num_classes; p++)
+            gpt3__append(buf, size, &used, " %9ld", r->confusion[(size_t)g * r->num_classes + p]);
+    }
+    gpt3__append(buf, size, &used, "\n");
+    return used;
 }
 
 /* ======================================================================== */

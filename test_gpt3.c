@@ -1543,6 +1543,69 @@ static void test_padding(void) {
     gpt3_free(&m);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Evaluation reports, against examples worked by hand                      */
+
+static int near(double a, double b) { return fabs(a - b) < 1e-9; }
+
+static void test_report_classes(void) {
+    /* class 0: TP 1 of 2 predicted, 2 gold; class 1: TP 2 of 3, 2 gold;
+       class 2: TP 1 of 1, 2 gold; one unlabelled example (gold -1) */
+    int gold[7] = {0, 0, 1, 1, 2, 2, -1}, pred[7] = {0, 1, 1, 1, 2, 0, 2};
+    GPT3Report r;
+    int rc = gpt3_report_classes(&r, gold, pred, 7, 3);
+    int ok = rc == GPT3_OK && near(r.accuracy, 4.0 / 6) && r.total == 6 &&
+             near(r.per_class[0].precision, 0.5) && near(r.per_class[0].recall, 0.5) &&
+             near(r.per_class[1].precision, 2.0 / 3) && near(r.per_class[1].recall, 1.0) &&
+             near(r.per_class[1].f1, 0.8) && near(r.per_class[2].f1, 2.0 / 3) &&
+             near(r.macro.f1, (0.5 + 0.8 + 2.0 / 3) / 3) && near(r.weighted.recall, 4.0 / 6) &&
+             r.confusion[0 * 3 + 1] == 1 && r.confusion[2 * 3 + 0] == 1 && r.confusion[1 * 3 + 1] == 2;
+    char text[2048];
+    const char *names[3] = {"cat", "dog", "bird"};
+    gpt3_report_format(&r, names, text, sizeof(text));
+    ok &= strstr(text, "precision") && strstr(text, "macro avg") && strstr(text, "weighted avg") &&
+          strstr(text, "confusion matrix") && strstr(text, "0.8000");
+    check(ok, "report: classes = a hand-worked example", "accuracy %.4f, macro F1 %.4f", r.accuracy, r.macro.f1);
+    gpt3_report_free(&r);
+    int never[4] = {0, 0, 0, 0}, gold2[4] = {0, 1, 0, 1};
+    rc = gpt3_report_classes(&r, gold2, never, 4, 2); /* class 1 never predicted: P 0, not NaN */
+    ok = rc == GPT3_OK && r.per_class[1].precision == 0.0 && r.per_class[1].f1 == 0.0 && near(r.accuracy, 0.5);
+    check(ok, "report: a class never predicted scores 0", "precision %.1f, F1 %.1f", r.per_class[1].precision, r.per_class[1].f1);
+    gpt3_report_free(&r);
+    int bad[1] = {5};
+    rc = gpt3_report_classes(&r, bad, never, 1, 2);
+    check(rc == GPT3_ERR_TARGET, "report: a label outside the classes", "-> %s", gpt3_strerror(rc));
+}
+
+static void test_report_entities(void) {
+    const char *tags[5] = {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"};
+    /* sentence 1: PER(0,2) LOC(3,4) found exactly. sentence 2 (after the
+       boundary -1): gold has two adjacent PER (B-PER B-PER), predicted one
+       long PER: neither counts; I-LOC I-LOC after O is one LOC (no B-). */
+    int gold[10] = {1, 2, 0, 3, -1, 1, 1, 0, 4, 4};
+    int pred[10] = {1, 2, 0, 3, -1, 1, 2, 0, 4, 4};
+    GPT3Report r;
+    int rc = gpt3_report_entities(&r, gold, pred, 10, tags, 5);
+    int per = rc == GPT3_OK && r.num_classes == 2 && strcmp(r.class_names[0], "PER") == 0 ? 0 : 1;
+    int ok = rc == GPT3_OK && per == 0 && r.per_class[0].support == 3 && near(r.per_class[0].precision, 0.5) &&
+             near(r.per_class[0].recall, 1.0 / 3) && near(r.per_class[0].f1, 0.4) &&
+             r.per_class[1].support == 2 && near(r.per_class[1].f1, 1.0) &&
+             near(r.micro.precision, 0.75) && near(r.micro.recall, 0.6) && near(r.micro.f1, 2 * 0.75 * 0.6 / 1.35);
+    char text[2048];
+    gpt3_report_format(&r, NULL, text, sizeof(text));
+    ok &= strstr(text, "PER") && strstr(text, "micro avg") != NULL;
+    check(ok, "report: entities, seqeval's rules", "PER P %.3f R %.3f F1 %.3f; micro F1 %.4f",
+          rc == GPT3_OK ? r.per_class[0].precision : 0, rc == GPT3_OK ? r.per_class[0].recall : 0,
+          rc == GPT3_OK ? r.per_class[0].f1 : 0, r.micro.f1);
+    gpt3_report_free(&r);
+    /* an I- of another type ends the entity and starts a new one */
+    int g2[3] = {1, 4, 4}, p2[3] = {1, 2, 4};
+    rc = gpt3_report_entities(&r, g2, p2, 3, tags, 5); /* gold PER(0,1) LOC(1,3); pred PER(0,2) LOC(2,3) */
+    ok = rc == GPT3_OK && r.micro.support == 2 && near(r.micro.precision, 0.0);
+    check(ok, "report: entities, I- of another type", "micro precision %.2f of %ld gold", r.micro.precision, r.micro.support);
+    gpt3_report_free(&r);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
     test_encoder_grad();
@@ -1587,6 +1650,8 @@ int main(int argc, char **argv) {
     test_freezing();
     test_lora_merge();
     test_padding();
+    test_report_classes();
+    test_report_entities();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
 }
