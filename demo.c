@@ -891,6 +891,673 @@ static int cmd_bench(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_main_job(void);
+
+static int argmax(const float *z, int K) {
+    int best = 0;
+    for (int k = 1; k < K; k++) if (z[k] > z[best]) best = k;
+    return best;
+}
+
+/* ------------------------------------------------------------------------ */
+/* finetune: the five steps of the articles                                 */
+/*   1. load a pretrained model   2. add a task head   3. set the           */
+/*   hyperparameters   4. train, evaluating on dev each epoch, stopping     */
+/*   early   5. test and report                                             */
+
+enum { TASK_CLASSIFY, TASK_NER, TASK_GENERATE };
+
+typedef struct {
+    int *ids;        /* the tokens                                          */
+    int n;
+    int label;       /* classify: the class                                 */
+    int *targets;    /* ner: the tag of each token (-1: a word's later sub-
+                        tokens); generate: the next token (-1: the prompt)  */
+    int *words;      /* ner: the gold tag of each word                      */
+    int n_words;
+} Example;
+
+typedef struct {
+    Example *ex;
+    int count, capacity;
+    char **labels;   /* classify: class names; ner: tag names (the label set
+                        is the training file's)                             */
+    int n_labels;
+} Dataset;
+
+static void dataset_free(Dataset *d, int free_labels) {
+    for (int i = 0; i < d->count; i++) {
+        free(d->ex[i].ids);
+        free(d->ex[i].targets);
+        free(d->ex[i].words);
+    }
+    free(d->ex);
+    for (int i = 0; free_labels && i < d->n_labels; i++) free(d->labels[i]);
+    if (free_labels) free(d->labels);
+    memset(d, 0, sizeof(*d));
+}
+
+/* The index of name in the label set; added if allowed, else -1. */
+static int label_index(Dataset *d, const char *name, int may_add) {
+    for (int k = 0; k < d->n_labels; k++) if (strcmp(d->labels[k], name) == 0) return k;
+    if (!may_add) return -1;
+    char **grown = (char **)realloc(d->labels, (size_t)(d->n_labels + 1) * sizeof(char *));
+    if (!grown) return -1;
+    d->labels = grown;
+    d->labels[d->n_labels] = (char *)malloc(strlen(name) + 1);
+    if (!d->labels[d->n_labels]) return -1;
+    strcpy(d->labels[d->n_labels], name);
+    return d->n_labels++;
+}
+
+static Example *new_example(Dataset *d) {
+    if (d->count == d->capacity) {
+        int cap = d->capacity ? 2 * d->capacity : 256;
+        Example *grown = (Example *)realloc(d->ex, (size_t)cap * sizeof(Example));
+        if (!grown) return NULL;
+        d->ex = grown;
+        d->capacity = cap;
+    }
+    memset(&d->ex[d->count], 0, sizeof(Example));
+    return &d->ex[d->count++];
+}
+
+/* Tokens of text (n bytes) appended to e->ids; -1 on failure. */
+static int append_tokens(GPT3Tokenizer *tok, Example *e, const char *text, size_t n) {
+    int *ids;
+    size_t n_ids;
+    if (gpt3_encode(tok, text, n, &ids, &n_ids) != GPT3_OK) return -1;
+    int *grown = (int *)realloc(e->ids, (e->n + n_ids + 2) * sizeof(int));
+    if (!grown) { free(ids); return -1; }
+    e->ids = grown;
+    memcpy(e->ids + e->n, ids, n_ids * sizeof(int));
+    e->n += (int)n_ids;
+    free(ids);
+    return (int)n_ids;
+}
+
+/* TSV: "label<TAB>text" (classify) or "prompt<TAB>completion" (generate). */
+static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, int is_train, int max_len) {
+    size_t size;
+    char *text = (char *)read_file(path, &size);
+    if (!text) return 1;
+    int line_no = 0, status = 0;
+    for (char *line = text; status == 0 && line < text + size; line_no++) {
+        char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
+        if (end > line && end[-1] == '\r') end--;
+        *end = 0;
+        char *tab = strchr(line, '\t');
+        if (end > line) {
+            Example *e = tab && tab > line && tab + 1 < end ? new_example(d) : NULL;
+            if (!tab || tab == line || tab + 1 >= end) {
+                fprintf(stderr, "demo finetune: %s:%d: expected %s, separated by one tab\n", path, line_no + 1,
+                        task == TASK_CLASSIFY ? "label<TAB>text" : "prompt<TAB>completion");
+                status = 1;
+            } else if (!e) {
+                status = 1;
+            } else if (task == TASK_CLASSIFY) {
+                *tab = 0;
+                e->label = label_index(d, line, is_train);
+                if (e->label < 0) {
+                    fprintf(stderr, "demo finetune: %s:%d: the label '%s' does not appear in the training data\n",
+                            path, line_no + 1, line);
+                    status = 1;
+                } else if (append_tokens(tok, e, tab + 1, strlen(tab + 1)) < 0) {
+                    status = 1;
+                }
+                if (e->n > max_len) e->n = max_len;
+            } else {
+                int n_prompt = append_tokens(tok, e, line, (size_t)(tab - line));
+                int n_completion = append_tokens(tok, e, tab + 1, strlen(tab + 1));
+                if (n_prompt < 0 || n_completion < 0) { status = 1; break; }
+                if (tok->eot >= 0) e->ids[e->n++] = tok->eot; /* where a completion ends */
+                int keep = e->n > max_len + 1 ? max_len + 1 : e->n, drop = e->n - keep;
+                memmove(e->ids, e->ids + drop, (size_t)keep * sizeof(int)); /* long prompts lose their start */
+                e->n = keep - 1; /* inputs: all but the last token; targets: the next ones */
+                e->targets = (int *)malloc((size_t)(e->n + 1) * sizeof(int));
+                if (!e->targets) { status = 1; break; }
+                for (int t = 0; t < e->n; t++)
+                    e->targets[t] = t + 1 + drop >= n_prompt ? e->ids[t + 1] : -1;
+            }
+        }
+        line = eol ? eol + 1 : text + size;
+    }
+    free(text);
+    if (status == 0 && d->count == 0) {
+        fprintf(stderr, "demo finetune: %s has no examples\n", path);
+        status = 1;
+    }
+    return status;
+}
+
+/* CoNLL: "token tag" lines, a blank line between sentences. Each word is
+   tokenized with a space before it (but the first); its tag sits on its
+   first sub-token, the others get -1 (ignored). */
+static int finish_sentence(GPT3Tokenizer *tok, Example *e, char **words, int *tags, int n_words, int max_len) {
+    e->targets = (int *)malloc(((size_t)max_len + 64) * sizeof(int));
+    e->words = (int *)malloc(((size_t)n_words + 1) * sizeof(int));
+    if (!e->targets || !e->words) return 1;
+    for (int w = 0; w < n_words; w++) {
+        char piece[512];
+        snprintf(piece, sizeof(piece), "%s%s", w ? " " : "", words[w]);
+        int before = e->n, got = append_tokens(tok, e, piece, strlen(piece));
+        if (got < 0) return 1;
+        if (e->n > max_len) { e->n = before; break; } /* a sentence longer than the context is cut */
+        for (int t = before; t < e->n; t++) e->targets[t] = t == before ? tags[w] : -1;
+        e->words[e->n_words++] = tags[w];
+    }
+    return 0;
+}
+
+static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int max_len) {
+    size_t size;
+    char *text = (char *)read_file(path, &size);
+    if (!text) return 1;
+    char *words[1024];
+    int tags[1024], n_words = 0, line_no = 0, status = 0;
+    for (char *line = text; status == 0 && line <= text + size; line_no++) {
+        char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
+        if (end > line && end[-1] == '\r') end--;
+        *end = 0;
+        char *space = strchr(line, ' ');
+        if (end == line || line == text + size) { /* the end of a sentence */
+            if (n_words > 0) {
+                Example *e = new_example(d);
+                status = !e || finish_sentence(tok, e, words, tags, n_words, max_len);
+            }
+            n_words = 0;
+        } else if (!space || space == line || strchr(space + 1, ' ') || !space[1]) {
+            fprintf(stderr, "demo finetune: %s:%d: expected 'token tag' (one space between)\n", path, line_no + 1);
+            status = 1;
+        } else if (strcmp(space + 1, "O") != 0 && (strlen(space + 1) < 3 || (space[1] != 'B' && space[1] != 'I') || space[2] != '-')) {
+            fprintf(stderr, "demo finetune: %s:%d: '%s' is not a BIO tag (O, B-TYPE, I-TYPE)\n", path, line_no + 1, space + 1);
+            status = 1;
+        } else if (n_words < 1024) {
+            *space = 0;
+            tags[n_words] = label_index(d, space + 1, is_train);
+            if (tags[n_words] < 0) {
+                fprintf(stderr, "demo finetune: %s:%d: the tag '%s' does not appear in the training data (tag sets differ)\n",
+                        path, line_no + 1, space + 1);
+                status = 1;
+            }
+            words[n_words++] = line;
+        }
+        if (!eol) break;
+        line = eol + 1;
+    }
+    if (status == 0 && n_words > 0) {
+        Example *e = new_example(d);
+        status = !e || finish_sentence(tok, e, words, tags, n_words, max_len);
+    }
+    free(text);
+    if (status == 0 && d->count == 0) {
+        fprintf(stderr, "demo finetune: %s has no sentences\n", path);
+        status = 1;
+    }
+    return status;
+}
+
+typedef struct {
+    int task, epochs, batch, patience, trainable, lora_rank, seed;
+    float lr, weight_decay, dropout, lora_alpha, distill_alpha, distill_temperature;
+    GPT3 *teacher;   /* distillation, or NULL */
+    const char *report_path;
+} FinetuneArgs;
+
+/* A batch of examples order[from .. from+B): right-padded inputs, lengths,
+   labels (per sequence or per token). Returns T (the longest). */
+static int make_batch(const Dataset *d, const int *order, int from, int B, int task,
+                      int *inputs, int *lengths, int *labels) {
+    int T = 1;
+    for (int b = 0; b < B; b++) if (d->ex[order[from + b]].n > T) T = d->ex[order[from + b]].n;
+    for (int b = 0; b < B; b++) {
+        const Example *e = &d->ex[order[from + b]];
+        lengths[b] = e->n > 0 ? e->n : 1;
+        for (int t = 0; t < T; t++) {
+            inputs[b * T + t] = t < e->n ? e->ids[t] : 0;
+            if (task != TASK_CLASSIFY) labels[b * T + t] = t < e->n ? e->targets[t] : -1;
+        }
+        if (task == TASK_CLASSIFY) labels[b] = e->label;
+    }
+    return T;
+}
+
+/* The task's forward: the head for classify and ner, the LM for generate. */
+static int task_forward(GPT3 *m, int task, const int *inputs, const int *lengths, const int *labels, int B, int T) {
+    return task == TASK_GENERATE ? gpt3_forward(m, inputs, labels, B, T)
+                                 : gpt3_head_forward(m, inputs, lengths, labels, B, T);
+}
+
+/* The teacher's logits for the batch, for distillation. */
+static const float *teacher_logits(GPT3 *teacher, int task, const int *inputs, const int *lengths, int B, int T) {
+    if (!teacher || task_forward(teacher, task, inputs, lengths, NULL, B, T) != GPT3_OK) return NULL;
+    return task == TASK_GENERATE ? teacher->logits : teacher->head->logits;
+}
+
+/* Evaluate on a dataset: fills r (classify, ner), returns the mean loss
+   (generate: its exp is the perplexity). */
+static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Report *r, const char *const *tag_names) {
+    int maxT = m->config.max_seq_len, n = d->count;
+    int *order = (int *)malloc((size_t)n * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
+    int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
+    size_t total_words = 0, at = 0;
+    for (int i = 0; i < n; i++) total_words += (size_t)d->ex[i].n_words + 1;
+    int *gold = (int *)malloc((total_words + (size_t)n + 1) * sizeof(int)), *pred = (int *)malloc((total_words + (size_t)n + 1) * sizeof(int));
+    double loss_sum = 0.0;
+    int batches = 0;
+    gpt3_set_training(m, 0, 0.0f, 0);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int from = 0; order && inputs && lengths && labels && gold && pred && from < n; from += B) {
+        int b_count = n - from < B ? n - from : B;
+        int T = make_batch(d, order, from, b_count, task, inputs, lengths, labels);
+        if (task_forward(m, task, inputs, lengths, labels, b_count, T) != GPT3_OK) break;
+        loss_sum += task == TASK_GENERATE ? m->mean_loss : m->head->mean_loss;
+        batches++;
+        for (int b = 0; b < b_count && task != TASK_GENERATE; b++) {
+            const Example *e = &d->ex[from + b];
+            const float *z = m->head->logits;
+            int K = m->head->num_classes;
+            if (task == TASK_CLASSIFY) {
+                gold[at] = e->label;
+                pred[at++] = K == 1 ? z[b] > 0.0f : argmax(z + (size_t)b * K, K);
+                continue;
+            }
+            for (int t = 0, w = 0; t < e->n && w < e->n_words; t++) {
+                if (e->targets[t] < 0) continue; /* a later sub-token */
+                gold[at] = e->words[w++];
+                pred[at++] = argmax(z + ((size_t)b * T + t) * K, K);
+            }
+            gold[at] = pred[at] = -1; /* a boundary between sentences */
+            at++;
+        }
+    }
+    if (r && task == TASK_CLASSIFY) gpt3_report_classes(r, gold, pred, at, d->n_labels);
+    if (r && task == TASK_NER) gpt3_report_entities(r, gold, pred, at, tag_names, d->n_labels);
+    free(order); free(inputs); free(lengths); free(labels); free(gold); free(pred);
+    return batches ? loss_sum / batches : 0.0;
+}
+
+/* Higher is better: macro F1 (classify), entity micro F1 (ner), minus the
+   loss (generate). */
+static double task_metric(int task, const GPT3Report *r, double loss) {
+    return task == TASK_CLASSIFY ? r->macro.f1 : task == TASK_NER ? r->micro.f1 : -loss;
+}
+
+/* Print a report to stderr and append it to the report file. */
+static void show_report(const FinetuneArgs *a, const char *title, int task, const GPT3Report *r,
+                        double loss, const Dataset *train) {
+    char text[16384];
+    if (task == TASK_GENERATE)
+        snprintf(text, sizeof(text), "loss %.4f, perplexity %.3f\n", loss, exp(loss));
+    else
+        gpt3_report_format(r, task == TASK_CLASSIFY ? (const char *const *)train->labels : NULL, text, sizeof(text));
+    fprintf(stderr, "\n-- %s --\n%s", title, text);
+    FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
+    if (f) {
+        fprintf(f, "\n-- %s --\n%s", title, text);
+        fclose(f);
+    }
+}
+
+/* Copies of everything that trains: the best dev epoch's values. */
+typedef struct { float *params, *lora, *head; } Snapshot;
+
+static void snapshot(GPT3 *m, Snapshot *s, int restore) {
+    float *live[3] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL};
+    size_t n[3] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
+                   m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0};
+    float **copy[3] = {&s->params, &s->lora, &s->head};
+    for (int k = 0; k < 3; k++) {
+        if (!n[k]) continue;
+        if (!*copy[k]) *copy[k] = (float *)malloc(n[k] * sizeof(float));
+        if (!*copy[k]) continue;
+        if (restore) memcpy(live[k], *copy[k], n[k] * sizeof(float));
+        else memcpy(*copy[k], live[k], n[k] * sizeof(float));
+    }
+}
+
+/* Steps 2 to 5 for one task. Returns the test metric. */
+static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test) {
+    int task = a->task, B = a->batch, maxT = m->config.max_seq_len, rc = GPT3_OK;
+    /* 2. the task head */
+    if (task == TASK_CLASSIFY)
+        rc = train->n_labels == 2 ? gpt3_head_attach(m, GPT3_HEAD_BINARY, 1, (uint64_t)a->seed)
+                                  : gpt3_head_attach(m, GPT3_HEAD_CLASSES, train->n_labels, (uint64_t)a->seed);
+    if (task == TASK_NER) rc = gpt3_head_attach(m, GPT3_HEAD_TAGS, train->n_labels, (uint64_t)a->seed);
+    if (rc != GPT3_OK) return fail("head", rc), -1e30;
+    /* 3. what trains, and how */
+    gpt3_freeze(m, a->trainable);
+    if (a->lora_rank > 0 && (rc = gpt3_lora_attach(m, a->lora_rank, a->lora_alpha, (uint64_t)a->seed)) != GPT3_OK)
+        return fail("LoRA", rc), -1e30;
+    fprintf(stderr, "head: %s; trains: %s%s; AdamW lr %g, weight decay %g, dropout %g, batch %d, up to %d epochs, patience %d%s\n",
+            task == TASK_GENERATE ? "the LM head (loss on the completion only)" : m->head->kind == GPT3_HEAD_BINARY ? "binary (sigmoid + BCE)" :
+            m->head->kind == GPT3_HEAD_CLASSES ? "classes (softmax + cross-entropy)" : "tags (a softmax per token)",
+            a->trainable < 0 ? "everything" : a->trainable == 0 ? "the head only" : "the top blocks and the head",
+            a->lora_rank > 0 ? " + LoRA adapters" : "", a->lr, a->weight_decay, a->dropout, B, a->epochs, a->patience,
+            a->teacher ? ", distilled from a teacher" : "");
+    int *order = (int *)malloc((size_t)train->count * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
+    int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
+    const char *const *tags = (const char *const *)train->labels;
+    GPT3Report r;
+    Snapshot best = {NULL, NULL, NULL};
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, (uint64_t)a->seed);
+    double loss = evaluate_task(m, dev, task, B, &r, tags), best_metric = task_metric(task, &r, loss);
+    show_report(a, "dev, before fine-tuning", task, &r, loss, train);
+    gpt3_report_free(&r);
+    snapshot(m, &best, 0);
+    int steps_per_epoch = (train->count + B - 1) / B, total = a->epochs * steps_per_epoch, step = 0, waited = 0;
+    for (int i = 0; order && i < train->count; i++) order[i] = i;
+    /* 4. train, with the dev score after each epoch */
+    for (int epoch = 1; order && inputs && lengths && labels && epoch <= a->epochs && waited < a->patience; epoch++) {
+        for (int i = train->count - 1; i > 0; i--) { /* shuffle */
+            int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        double t0 = now_seconds(), sum = 0.0;
+        for (int from = 0; from < train->count; from += B, step++) {
+            int b_count = train->count - from < B ? train->count - from : B;
+            int T = make_batch(train, order, from, b_count, task, inputs, lengths, labels);
+            const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
+            gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
+            gpt3_set_training(m, 1, a->dropout, m->dropout_seed ? m->dropout_seed : (uint64_t)a->seed);
+            rc = task_forward(m, task, inputs, lengths, labels, b_count, T);
+            gpt3_zero_grad(m);
+            if (rc == GPT3_OK) rc = task == TASK_GENERATE ? gpt3_backward(m) : gpt3_head_backward(m);
+            gpt3_clip_grad_norm(m, 1.0f);
+            float lr = gpt3_lr_schedule(step, a->lr, total / 10 + 1, total);
+            if (rc == GPT3_OK) rc = gpt3_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, a->weight_decay, step + 1);
+            if (rc != GPT3_OK) { fail("fine-tuning step", rc); break; }
+            sum += task == TASK_GENERATE ? m->mean_loss : m->head->mean_loss;
+        }
+        gpt3_set_distillation(m, NULL, 1.0f, 0.0f);
+        if (rc != GPT3_OK) break;
+        loss = evaluate_task(m, dev, task, B, &r, tags);
+        double metric = task_metric(task, &r, loss);
+        char title[128];
+        snprintf(title, sizeof(title), "dev, epoch %d (train loss %.4f, %.1f s)%s", epoch,
+                 sum / steps_per_epoch, now_seconds() - t0, metric > best_metric ? ": best so far" : "");
+        show_report(a, title, task, &r, loss, train);
+        gpt3_report_free(&r);
+        if (metric > best_metric) { best_metric = metric; waited = 0; snapshot(m, &best, 0); }
+        else if (++waited >= a->patience) fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
+    }
+    /* 5. test the best epoch's model */
+    snapshot(m, &best, 1);
+    loss = evaluate_task(m, test, task, B, &r, tags);
+    double result = task_metric(task, &r, loss);
+    show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
+    gpt3_report_free(&r);
+    free(best.params); free(best.lora); free(best.head);
+    free(order); free(inputs); free(lengths); free(labels);
+    return result;
+}
+
+static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int maxT) {
+    return task == TASK_NER ? load_conll(path, tok, d, is_train, maxT) : load_tsv(path, task, tok, d, is_train, maxT);
+}
+
+/* One file split into train / dev / test (80 / 10 / 10) by a seeded shuffle. */
+static void split_dataset(Dataset *all, Dataset *train, Dataset *dev, Dataset *test, int seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, (uint64_t)seed);
+    for (int i = all->count - 1; i > 0; i--) {
+        int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)(i + 1));
+        Example t = all->ex[i];
+        all->ex[i] = all->ex[j];
+        all->ex[j] = t;
+    }
+    Dataset *parts[3] = {train, dev, test};
+    int cut[4] = {0, all->count * 8 / 10, all->count * 9 / 10, all->count};
+    for (int k = 0; k < 3; k++) {
+        parts[k]->labels = all->labels;
+        parts[k]->n_labels = all->n_labels;
+        for (int i = cut[k]; i < cut[k + 1]; i++) {
+            Example *e = new_example(parts[k]);
+            if (e) *e = all->ex[i];
+        }
+    }
+    free(all->ex);
+    all->ex = NULL;
+    all->count = 0;
+}
+
+static int parse_trainable(const char *text, int *trainable) {
+    if (strcmp(text, "all") == 0) { *trainable = -1; return 1; }
+    if (strcmp(text, "head") == 0) { *trainable = 0; return 1; }
+    if (strncmp(text, "top:", 4) == 0) {
+        char *end;
+        long k = strtol(text + 4, &end, 10);
+        if (*end == 0 && k >= 1 && k < 100000) { *trainable = (int)k; return 1; }
+    }
+    fprintf(stderr, "demo finetune: --trainable must be all, head or top:K (got '%s')\n", text);
+    return 0;
+}
+
+/* Load the base (step 1): a checkpoint, or a preset initialised at random. */
+static int open_base(GPT3 *m, const char *model, const char *init, int vocab_size, int context, int seed) {
+    if (init) {
+        GPT3Config cfg;
+        if (gpt3_preset(&cfg, init) != GPT3_OK) return fail(init, GPT3_ERR_PRESET);
+        cfg.vocab_size = vocab_size;
+        if (context > 0) cfg.max_seq_len = context;
+        int rc = gpt3_init(m, &cfg, (uint64_t)seed);
+        return rc != GPT3_OK ? fail("init", rc) : 0;
+    }
+    int rc = gpt3_load(m, model);
+    if (rc != GPT3_OK) return fail(model, rc);
+    if (m->config.vocab_size != vocab_size) {
+        fprintf(stderr, "demo finetune: %s has %d tokens but its tokenizer %d: give the model's --encoder/--bpe\n",
+                model, m->config.vocab_size, vocab_size);
+        gpt3_free(m);
+        return 1;
+    }
+    return 0;
+}
+
+static const char *task_names[3] = {"classify", "ner", "generate"};
+
+typedef struct {
+    const char *train, *dev, *test, *data, *model, *init, *encoder, *bpe, *out, *teacher, *trainable;
+    int task, context, split_seed;
+    FinetuneArgs a;
+} FinetuneFlags;
+
+/* Steps 1-5 from flags; *score gets the test metric. */
+static int finetune_files(FinetuneFlags *f, double *score, GPT3 *keep) {
+    GPT3Tokenizer tok;
+    GPT3 m, teacher;
+    Dataset train = {0}, dev = {0}, test = {0}, all = {0};
+    int status = 1;
+    if (open_tokenizer(&tok, f->encoder, f->bpe, f->init ? NULL : f->model)) return 1;
+    memset(&teacher, 0, sizeof(teacher));
+    fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
+    if (open_base(&m, f->model, f->init, tok.vocab_size, f->context, f->a.seed)) { gpt3_tokenizer_free(&tok); return 1; }
+    int maxT = m.config.max_seq_len;
+    if (f->data) {
+        if (load_task_data(f->task, f->data, &tok, &all, 1, maxT) == 0) {
+            split_dataset(&all, &train, &dev, &test, f->split_seed);
+            status = train.count && dev.count && test.count ? 0 : (fprintf(stderr, "demo finetune: %s is too small to split\n", f->data), 1);
+        }
+    } else if (!f->train || !f->dev || !f->test) {
+        fprintf(stderr, "demo finetune: give --train, --dev and --test files, or --data FILE to split (none: the built-in examples)\n");
+    } else if (load_task_data(f->task, f->train, &tok, &train, 1, maxT) == 0) {
+        dev.labels = test.labels = train.labels;
+        dev.n_labels = test.n_labels = train.n_labels;
+        status = load_task_data(f->task, f->dev, &tok, &dev, 0, maxT) || load_task_data(f->task, f->test, &tok, &test, 0, maxT);
+    }
+    if (status == 0 && f->teacher) { /* a teacher: the same tokenizer, and its head beside it */
+        char head_path[1024];
+        snprintf(head_path, sizeof(head_path), "%s.head", f->teacher);
+        int rc = gpt3_load(&teacher, f->teacher);
+        if (rc == GPT3_OK && teacher.config.vocab_size != m.config.vocab_size) rc = GPT3_ERR_MISMATCH;
+        if (rc == GPT3_OK && f->task != TASK_GENERATE) rc = gpt3_head_load(&teacher, head_path);
+        if (rc != GPT3_OK) { fail(f->teacher, rc); status = 1; }
+        f->a.teacher = &teacher;
+    }
+    if (status == 0) {
+        fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,
+                f->task == TASK_NER ? "sentences" : "examples", train.n_labels,
+                f->task == TASK_CLASSIFY ? "classes" : f->task == TASK_NER ? "tags" : "(labels unused)");
+        *score = run_finetune(&m, &f->a, &train, &dev, &test);
+        status = *score < -1e29;
+    }
+    if (status == 0 && f->out) { /* the fine-tuned model: adapters merged, a normal checkpoint */
+        char path[1024];
+        make_directory(f->out);
+        if (m.lora) gpt3_lora_merge(&m);
+        snprintf(path, sizeof(path), "%s/model.ckpt", f->out);
+        int rc = gpt3_save(&m, path);
+        snprintf(path, sizeof(path), "%s/model.ckpt.head", f->out);
+        if (rc == GPT3_OK && m.head) rc = gpt3_head_save(&m, path);
+        if (rc != GPT3_OK) status = fail(path, rc);
+        else fprintf(stderr, "saved %s/model.ckpt%s; reports in %s\n", f->out, m.head ? " and model.ckpt.head" : "", f->a.report_path);
+    }
+    dataset_free(&train, 1);
+    dev.labels = test.labels = NULL;
+    dev.n_labels = test.n_labels = 0;
+    dataset_free(&dev, 0);
+    dataset_free(&test, 0);
+    gpt3_free(&teacher);
+    if (keep && status == 0) *keep = m;
+    else gpt3_free(&m);
+    gpt3_tokenizer_free(&tok);
+    return status;
+}
+
+static void report_path_for(FinetuneFlags *f, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s.report.txt", f->out ? f->out : ".", task_names[f->task]);
+    make_directory(f->out ? f->out : ".");
+    FILE *clear = fopen(buf, "w");
+    if (clear) fclose(clear);
+    f->a.report_path = buf;
+}
+
+/* The built-in examples: each task on the datasets in data/finetune/, from
+   the main job's model, then a distillation of the topic classifier into a
+   model a tenth of its size. */
+static int finetune_builtin(FinetuneFlags *base) {
+    const char *ckpt = "demo_out/model.ckpt";
+    if (!file_exists(ckpt)) {
+        fprintf(stderr, "no pretrained model at %s: training one first (the main job, ./demo)\n\n", ckpt);
+        if (cmd_main_job() != 0) return 1;
+    }
+    struct { const char *name, *what; int task, trainable, lora; } runs[] = {
+        {"sentiment", "binary classification, everything trains", TASK_CLASSIFY, -1, 0},
+        {"topic", "4 classes, the model frozen, LoRA adapters (rank 4) and the head train", TASK_CLASSIFY, 0, 4},
+        {"ner", "named entities (BIO tags), the top 2 blocks and the head train", TASK_NER, 2, 0},
+        {"qa", "prompt -> completion, the LM loss on the completion only", TASK_GENERATE, -1, 0},
+    };
+    double scores[5];
+    char train[256], dev[256], test[256], out[256], report[1024];
+    for (int i = 0; i < 4; i++) {
+        FinetuneFlags f = *base;
+        const char *ext = runs[i].task == TASK_NER ? "conll" : "tsv";
+        snprintf(train, sizeof(train), "data/finetune/%s.train.%s", runs[i].name, ext);
+        snprintf(dev, sizeof(dev), "data/finetune/%s.dev.%s", runs[i].name, ext);
+        snprintf(test, sizeof(test), "data/finetune/%s.test.%s", runs[i].name, ext);
+        snprintf(out, sizeof(out), "demo_out/finetune/%s", runs[i].name);
+        make_directory("demo_out/finetune");
+        f.train = train; f.dev = dev; f.test = test; f.out = out; f.model = ckpt;
+        f.task = f.a.task = runs[i].task;
+        f.a.trainable = runs[i].trainable;
+        f.a.lora_rank = runs[i].lora;
+        if (runs[i].lora) f.a.lr = 3e-3f;
+        report_path_for(&f, report, sizeof(report));
+        fprintf(stderr, "\n==== %d. %s: %s ====\n", i + 1, runs[i].name, runs[i].what);
+        if (finetune_files(&f, &scores[i], NULL)) return 1;
+    }
+    /* distillation: the topic classifier teaches a "tiny" model from scratch */
+    FinetuneFlags f = *base;
+    snprintf(train, sizeof(train), "data/finetune/topic.train.tsv");
+    snprintf(dev, sizeof(dev), "data/finetune/topic.dev.tsv");
+    snprintf(test, sizeof(test), "data/finetune/topic.test.tsv");
+    f.train = train; f.dev = dev; f.test = test; f.out = "demo_out/finetune/student";
+    f.model = ckpt; f.init = "tiny"; f.context = 128; f.encoder = "demo_out/encoder.json"; f.bpe = "demo_out/vocab.bpe";
+    f.teacher = "demo_out/finetune/topic/model.ckpt";
+    f.task = f.a.task = TASK_CLASSIFY;
+    f.a.trainable = -1;
+    f.a.lr = 3e-3f;
+    f.a.distill_alpha = 0.7f;
+    f.a.distill_temperature = 2.0f;
+    report_path_for(&f, report, sizeof(report));
+    fprintf(stderr, "\n==== 5. distillation: the topic classifier (\"mini\", 0.9M) teaches \"tiny\" (0.1M) from scratch ====\n");
+    if (finetune_files(&f, &scores[4], NULL)) return 1;
+    fprintf(stderr, "\n==== summary (test set) ====\n"
+            "sentiment  macro F1 %.4f\ntopic      macro F1 %.4f   (teacher)\nstudent    macro F1 %.4f   (distilled, 1/8 of the parameters)\n"
+            "ner        entity F1 %.4f\nqa         perplexity %.3f\nreports and models: demo_out/finetune/\n",
+            scores[0], scores[1], scores[4], scores[2], exp(-scores[3]));
+    return 0;
+}
+
+static int cmd_finetune(int argc, char **argv) {
+    FinetuneFlags f;
+    const char *task = "classify";
+    memset(&f, 0, sizeof(f));
+    f.model = "demo_out/model.ckpt";
+    f.trainable = "all";
+    f.split_seed = 1;
+    f.a.epochs = 4;
+    f.a.batch = 16;
+    f.a.patience = 2;
+    f.a.seed = 1;
+    f.a.lr = 1e-3f;
+    f.a.weight_decay = 0.01f;
+    f.a.dropout = 0.1f;
+    f.a.lora_alpha = 8.0f;
+    f.a.distill_alpha = 0.5f;
+    f.a.distill_temperature = 2.0f;
+    Option opts[] = {
+        {"task", OPT_STRING, &task, "classify (TSV label<TAB>text), ner (CoNLL), generate (TSV prompt<TAB>completion)"},
+        {"train", OPT_STRING, &f.train, "training file"},
+        {"dev", OPT_STRING, &f.dev, "dev file: scored every epoch, for early stopping"},
+        {"test", OPT_STRING, &f.test, "test file: scored once at the end"},
+        {"data", OPT_STRING, &f.data, "one file to split 80/10/10 instead of --train/--dev/--test"},
+        {"split-seed", OPT_INT, &f.split_seed, "seed of that split"},
+        {"model", OPT_STRING, &f.model, "the pretrained checkpoint (its tokenizer is the one beside it)"},
+        {"init", OPT_STRING, &f.init, "start from a random preset instead (tiny, mini, ...)"},
+        {"context", OPT_INT, &f.context, "with --init: the context length"},
+        {"encoder", OPT_STRING, &f.encoder, "encoder.json (default: beside the model)"},
+        {"bpe", OPT_STRING, &f.bpe, "vocab.bpe"},
+        {"out", OPT_STRING, &f.out, "folder for the report and the fine-tuned model"},
+        {"epochs", OPT_INT, &f.a.epochs, "epochs at most"},
+        {"batch", OPT_INT, &f.a.batch, "examples per step"},
+        {"lr", OPT_FLOAT, &f.a.lr, "peak learning rate (warmup 10%, cosine decay to 10%)"},
+        {"weight-decay", OPT_FLOAT, &f.a.weight_decay, "AdamW weight decay"},
+        {"dropout", OPT_FLOAT, &f.a.dropout, "dropout while training"},
+        {"patience", OPT_INT, &f.a.patience, "epochs without a better dev score before stopping"},
+        {"trainable", OPT_STRING, &f.trainable, "all, head, or top:K (the top K blocks and the head)"},
+        {"lora-rank", OPT_INT, &f.a.lora_rank, "LoRA adapters of this rank (0: none)"},
+        {"lora-alpha", OPT_FLOAT, &f.a.lora_alpha, "LoRA scale alpha (the update is alpha/r B A)"},
+        {"teacher", OPT_STRING, &f.teacher, "distil from this fine-tuned checkpoint (and its .head)"},
+        {"distill-alpha", OPT_FLOAT, &f.a.distill_alpha, "weight of the teacher's soft targets"},
+        {"distill-temperature", OPT_FLOAT, &f.a.distill_temperature, "softening temperature tau"},
+        {"seed", OPT_INT, &f.a.seed, "seed of the head, the order and dropout"},
+    };
+    int rc = parse_flags("finetune", "Fine-tunes a pretrained GPT-3 on a task; with no data files, runs the built-in examples.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    f.task = -1;
+    for (int k = 0; k < 3; k++) if (strcmp(task, task_names[k]) == 0) f.task = k;
+    if (f.task < 0) { fprintf(stderr, "demo finetune: --task must be classify, ner or generate\n"); return 1; }
+    f.a.task = f.task;
+    if (!parse_trainable(f.trainable, &f.a.trainable)) return 1;
+    if (!check_range("finetune", "epochs", f.a.epochs, 0, 1e6) || !check_range("finetune", "batch", f.a.batch, 1, 4096) ||
+        !check_range("finetune", "dropout", f.a.dropout, 0, 0.9) || !check_range("finetune", "patience", f.a.patience, 1, 1e6) ||
+        !check_range("finetune", "lora-rank", f.a.lora_rank, 0, 4096) || !check_range("finetune", "distill-alpha", f.a.distill_alpha, 0, 1))
+        return 1;
+    if (f.a.trainable == 0 && f.a.lora_rank == 0 && f.task == TASK_GENERATE) {
+        fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
+        return 1;
+    }
+    if (!f.train && !f.dev && !f.test && !f.data) return finetune_builtin(&f);
+    char report[1024];
+    report_path_for(&f, report, sizeof(report));
+    double score;
+    return finetune_files(&f, &score, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The main job                                                             */
 
@@ -986,6 +1653,7 @@ static void print_help(void) {
             "  ./demo encode          stdin bytes -> token ids\n"
             "  ./demo decode          token ids on stdin -> bytes\n"
             "  ./demo bpe-train       learn a byte-level BPE from a text file\n"
+            "  ./demo finetune        fine-tune on a task (classify, ner, generate); alone: the built-in examples\n"
             "  ./demo bench           tokenizer and generation speed\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
 }
@@ -996,7 +1664,7 @@ int main(int argc, char **argv) {
     struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
         {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
-        {"bench", cmd_bench},
+        {"bench", cmd_bench}, {"finetune", cmd_finetune},
     };
     for (int i = 0; i < COUNT(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);

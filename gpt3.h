@@ -370,6 +370,11 @@ GPT3DEF int  gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed)
 GPT3DEF int  gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths,
                                const int *labels, int B, int T);
 GPT3DEF int  gpt3_head_backward(GPT3 *m);
+/* A head in a file of its own (16 uint32: "GHED", version 1, kind, K, C;
+   then weight and bias as float32). Load attaches it to m;
+   GPT3_ERR_MISMATCH if m has other channels. */
+GPT3DEF int  gpt3_head_save(const GPT3 *m, const char *path);
+GPT3DEF int  gpt3_head_load(GPT3 *m, const char *path);
 
 /* ------------------------------------------------------------------------ */
 /* Generation: random numbers, sampling, the KV cache                       */
@@ -3862,6 +3867,48 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     st->data_rng = gpt3__join64(header + 7);
     st->tokenizer_id = header[11];
     return GPT3_OK;
+}
+
+/* ---- Task heads ------------------------------------------------------------
+   16 little-endian uint32 -- magic "GHED", version 1, kind, num_classes,
+   channels, zeros -- then the weight (K, C) and bias (K) as float32. */
+#define GPT3__HEAD_MAGIC 0x44454847 /* "GHED" */
+
+GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
+    if (!m || !m->head || !path) return GPT3_ERR_ARGUMENT;
+    uint32_t header[16] = {0};
+    header[0] = GPT3__HEAD_MAGIC;
+    header[1] = 1;
+    header[2] = (uint32_t)m->head->kind;
+    header[3] = (uint32_t)m->head->num_classes;
+    header[4] = (uint32_t)m->config.channels;
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, path);
+    if (rc != GPT3_OK) return rc;
+    gpt3__atomic_write_le(&file, header, 16, 4);
+    gpt3__atomic_write_le(&file, m->head->params, (size_t)m->head->num_classes * (m->config.channels + 1), 4);
+    return gpt3__atomic_commit(&file, path);
+}
+
+GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
+    if (!m || !m->params || !path || m->head) return GPT3_ERR_ARGUMENT;
+    uint32_t header[16];
+    FILE *f = fopen(path, "rb");
+    if (!f) return GPT3_ERR_OPEN;
+    size_t got = gpt3__read_le(f, header, 16, 4);
+    int rc = GPT3_OK;
+    if (got >= 1 && header[0] != GPT3__HEAD_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
+    else if (got < 16) rc = GPT3_ERR_TRUNCATED;
+    else if (header[1] != 1) rc = GPT3_ERR_VERSION;
+    else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
+    else rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
+    size_t n = rc == GPT3_OK ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
+    if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n) {
+        rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
+        gpt3__free_head(m);
+    }
+    fclose(f);
+    return rc;
 }
 
 /* ======================================================================== */
