@@ -1145,7 +1145,8 @@ static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Repo
     int *gold = (int *)malloc((total_words + (size_t)n + 1) * sizeof(int)), *pred = (int *)malloc((total_words + (size_t)n + 1) * sizeof(int));
     double loss_sum = 0.0;
     int batches = 0;
-    gpt3_set_training(m, 0, 0.0f, 0);
+    if (r) memset(r, 0, sizeof(*r)); /* generate fills no report */
+    m->training = 0; /* evaluation: no dropout */
     for (int i = 0; i < n; i++) order[i] = i;
     for (int from = 0; order && inputs && lengths && labels && gold && pred && from < n; from += B) {
         int b_count = n - from < B ? n - from : B;
@@ -1246,7 +1247,9 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
     show_report(a, "dev, before fine-tuning", task, &r, loss, train);
     gpt3_report_free(&r);
     snapshot(m, &best, 0);
+    gpt3_set_training(m, 1, a->dropout, (uint64_t)a->seed);
     int steps_per_epoch = (train->count + B - 1) / B, total = a->epochs * steps_per_epoch, step = 0, waited = 0;
+    int best_epoch = 0;
     for (int i = 0; order && i < train->count; i++) order[i] = i;
     /* 4. train, with the dev score after each epoch */
     for (int epoch = 1; order && inputs && lengths && labels && epoch <= a->epochs && waited < a->patience; epoch++) {
@@ -1261,7 +1264,7 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
             int T = make_batch(train, order, from, b_count, task, inputs, lengths, labels);
             const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
-            gpt3_set_training(m, 1, a->dropout, m->dropout_seed ? m->dropout_seed : (uint64_t)a->seed);
+            m->training = 1; /* dropout on (evaluation turned it off) */
             rc = task_forward(m, task, inputs, lengths, labels, b_count, T);
             gpt3_zero_grad(m);
             if (rc == GPT3_OK) rc = task == TASK_GENERATE ? gpt3_backward(m) : gpt3_head_backward(m);
@@ -1280,11 +1283,15 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
                  sum / steps_per_epoch, now_seconds() - t0, metric > best_metric ? ": best so far" : "");
         show_report(a, title, task, &r, loss, train);
         gpt3_report_free(&r);
-        if (metric > best_metric) { best_metric = metric; waited = 0; snapshot(m, &best, 0); }
+        if (metric > best_metric) { best_metric = metric; best_epoch = epoch; waited = 0; snapshot(m, &best, 0); }
         else if (++waited >= a->patience) fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
     }
     /* 5. test the best epoch's model */
     snapshot(m, &best, 1);
+    loss = evaluate_task(m, dev, task, B, &r, tags);
+    fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
+            best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
+    gpt3_report_free(&r);
     loss = evaluate_task(m, test, task, B, &r, tags);
     double result = task_metric(task, &r, loss);
     show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
@@ -1463,7 +1470,6 @@ static int finetune_builtin(FinetuneFlags *base) {
         f.task = f.a.task = runs[i].task;
         f.a.trainable = runs[i].trainable;
         f.a.lora_rank = runs[i].lora;
-        if (runs[i].lora) f.a.lr = 3e-3f;
         report_path_for(&f, report, sizeof(report));
         fprintf(stderr, "\n==== %d. %s: %s ====\n", i + 1, runs[i].name, runs[i].what);
         if (finetune_files(&f, &scores[i], NULL)) return 1;
@@ -1482,12 +1488,19 @@ static int finetune_builtin(FinetuneFlags *base) {
     f.a.distill_alpha = 0.7f;
     f.a.distill_temperature = 2.0f;
     report_path_for(&f, report, sizeof(report));
-    fprintf(stderr, "\n==== 5. distillation: the topic classifier (\"mini\", 0.9M) teaches \"tiny\" (0.1M) from scratch ====\n");
+    fprintf(stderr, "\n==== 5. distillation: the topic classifier (\"mini\") teaches a \"tiny\" model from scratch ====\n");
     if (finetune_files(&f, &scores[4], NULL)) return 1;
+    GPT3Config big = {0, 0, 0, 0, 0, 0}, small = {0, 0, 0, 0, 0, 0};
+    gpt3_preset(&big, "mini");
+    gpt3_preset(&small, "tiny");
+    big.vocab_size = small.vocab_size = 512;
+    small.max_seq_len = 128;
     fprintf(stderr, "\n==== summary (test set) ====\n"
-            "sentiment  macro F1 %.4f\ntopic      macro F1 %.4f   (teacher)\nstudent    macro F1 %.4f   (distilled, 1/8 of the parameters)\n"
+            "sentiment  macro F1 %.4f\ntopic      macro F1 %.4f   (teacher, %zu parameters)\n"
+            "student    macro F1 %.4f   (distilled, %zu parameters)\n"
             "ner        entity F1 %.4f\nqa         perplexity %.3f\nreports and models: demo_out/finetune/\n",
-            scores[0], scores[1], scores[4], scores[2], exp(-scores[3]));
+            scores[0], scores[1], gpt3_num_parameters(&big), scores[4], gpt3_num_parameters(&small), scores[2],
+            exp(-scores[3]));
     return 0;
 }
 
@@ -1551,7 +1564,10 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
         return 1;
     }
-    if (!f.train && !f.dev && !f.test && !f.data) return finetune_builtin(&f);
+    if (!f.train && !f.dev && !f.test && !f.data) { /* the built-in examples' settings */
+        if (argc == 0) { f.a.epochs = 6; f.a.lr = 3e-3f; }
+        return finetune_builtin(&f);
+    }
     char report[1024];
     report_path_for(&f, report, sizeof(report));
     double score;

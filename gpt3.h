@@ -1,4 +1,4 @@
-/* gpt3.h - v0.2.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.3.0 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -6,14 +6,17 @@
    describes it: GPT-2's architecture with alternating dense and locally
    banded sparse attention. Forward pass, backward pass (every gradient derived
    in a comment above the code that computes it), AdamW, the GPT-3 learning
-   rate schedule, checkpoints that resume, generation with a KV cache and
+   rate schedule, checkpoints that resume, fine-tuning (task heads with the
+   binary and softmax cross-entropies, freezing, LoRA, dropout,
+   distillation, evaluation reports), generation with a KV cache and
    top-k/top-p sampling, GPT-2/GPT-3's BPE tokenizer (and training your own),
    token files and batches. C99, libc and libm only; OpenMP if you have it.
 
    The sections, in the order the data flows:
        config and presets, parameters, layers (forward beside backward),
-       the loss head, the model, the optimizer, generation (sampling, the KV
-       cache), files, the tokenizer, data, checkpoints, errors.
+       the loss heads, the model, the optimizer, fine-tuning, generation
+       (sampling, the KV cache), evaluation, files, the tokenizer, data,
+       checkpoints, errors.
 
    Do this:
        #define GPT3_IMPLEMENTATION
@@ -66,6 +69,8 @@
    bit-identical for any thread count. Without OpenMP it runs on one thread.
 
    Revision history:
+       0.3.0  fine-tuning: task heads (binary, classes, tags), freezing,
+              LoRA, dropout, distillation, evaluation reports, head files
        0.2.0  tokenizers (bytes, GPT-2 BPE, BPE training), token files and
               the batch loader, training state for resuming, the KV cache,
               top-k/top-p sampler
@@ -1135,7 +1140,7 @@ static void lora_backward(float *dinp, float *dA, float *dB, float *du, const fl
 }
 
 /* ======================================================================== */
-/* Loss head: softmax cross-entropy over the vocabulary                     */
+/* Loss heads: cross-entropy, binary cross-entropy, distillation            */
 /* ======================================================================== */
 
 /* For one position with logits z (V) and target y:

@@ -99,5 +99,42 @@ expect_error "cli generate: tokenizer of another size" "expects 256" $DEMO gener
 printf 'GPT3' >"$W/trunc.ckpt"
 expect_error "cli generate: truncated checkpoint" "truncated" $DEMO generate --model "$W/trunc.ckpt"
 
+# ---- finetune: it learns, and bad input is refused
+NER="--task ner --train data/finetune/ner.train.conll --dev data/finetune/ner.dev.conll --test data/finetune/ner.test.conll"
+FT="$DEMO finetune $NER --init tiny --context 128 --lr 3e-3 --patience 3"
+f1() { grep -A8 '^-- test' "$1" | awk '/micro avg/ { print $5 }'; }
+$FT --epochs 0 --out "$W/ft0" 2>"$W/ft0.err"
+$FT --epochs 3 --out "$W/ft3" 2>"$W/ft3.err"
+before=$(f1 "$W/ft0.err"); after=$(f1 "$W/ft3.err")
+if [ -n "$before" ] && [ -n "$after" ] && awk -v a="$after" -v b="$before" 'BEGIN { exit !(a >= b + 0.1) }'; then
+    ok "cli finetune: NER test entity F1 $before (untrained head) -> $after (3 epochs)"
+else
+    bad "cli finetune: NER F1 did not improve clearly: '$before' -> '$after'"
+fi
+[ -s "$W/ft3/ner.report.txt" ] && grep -q "epoch 3" "$W/ft3/ner.report.txt" && [ -s "$W/ft3/model.ckpt.head" ] &&
+    ok "cli finetune: dev reports each epoch, test report, model and head saved" || bad "cli finetune: report/model files"
+SENT="--task classify --train data/finetune/sentiment.train.tsv --dev data/finetune/sentiment.dev.tsv --test data/finetune/sentiment.test.tsv"
+$DEMO finetune $SENT --init tiny --context 128 --lr 2e-2 --epochs 5 --patience 2 --out "$W/es" 2>"$W/es.err"
+restored=$(grep '^restored' "$W/es.err")
+if echo "$restored" | grep -q 'epoch (3 of 5' &&
+   [ "$(echo "$restored" | sed 's/.*score \([0-9.]*\), as it was \([0-9.]*\)/\1 \2/' | awk '{ print ($1 == $2) }')" = 1 ] &&
+   grep -q 'stopping early' "$W/es.err"; then
+    ok "cli finetune: early stopping restores the best dev epoch: $restored"
+else
+    bad "cli finetune: early stopping: '$restored'"
+fi
+printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
+printf 'positive\tfine\nneutral\tso so\n' >"$W/unseen.tsv"
+printf 'positive\tfine\nno tab here\n' >"$W/malformed.tsv"
+CLS="$DEMO finetune --task classify --init tiny --train $W/a.tsv"
+expect_error "cli finetune: label unseen in training" "unseen.tsv:2: the label 'neutral'" $CLS --dev "$W/unseen.tsv" --test "$W/a.tsv"
+expect_error "cli finetune: malformed line, with its number" "malformed.tsv:2: expected label<TAB>text" $CLS --dev "$W/malformed.tsv" --test "$W/a.tsv"
+printf 'Ann B-PER\nruns O\n\n' >"$W/a.conll"; printf 'Ann B-PERSON\n\n' >"$W/b.conll"; printf 'Ann B-PER extra\n' >"$W/c.conll"
+expect_error "cli finetune: tag set mismatch" "tag sets differ" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/b.conll" --test "$W/a.conll"
+expect_error "cli finetune: malformed CoNLL line" "c.conll:1: expected 'token tag'" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/c.conll" --test "$W/a.conll"
+expect_error "cli finetune: checkpoint of another size" "another model" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher fixtures/dense.ckpt
+expect_error "cli finetune: model and tokenizer differ" "has 61 tokens but its tokenizer 256" $DEMO finetune --task classify --model fixtures/dense.ckpt --train "$W/a.tsv" --dev "$W/a.tsv" --test "$W/a.tsv"
+expect_error "cli finetune: bad --trainable" "all, head or top:K" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable some
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
