@@ -45,7 +45,7 @@ demo_sanitize: demo.c gpt3.h
 
 sanitize: test_gpt3_sanitize demo_sanitize
 	./test_gpt3_sanitize
-	DEMO=./demo_sanitize ./test_cli.sh
+	DEMO=./demo_sanitize QUICK=1 ./test_cli.sh
 
 run: demo
 	./demo
