@@ -1372,7 +1372,7 @@ typedef struct {
 } FinetuneFlags;
 
 /* Steps 1-5 from flags; *score gets the test metric. */
-static int finetune_files(FinetuneFlags *f, double *score, GPT3 *keep) {
+static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
     GPT3 m, teacher;
     Dataset train = {0}, dev = {0}, test = {0}, all = {0};
@@ -1427,8 +1427,7 @@ static int finetune_files(FinetuneFlags *f, double *score, GPT3 *keep) {
     dataset_free(&dev, 0);
     dataset_free(&test, 0);
     gpt3_free(&teacher);
-    if (keep && status == 0) *keep = m;
-    else gpt3_free(&m);
+    gpt3_free(&m);
     gpt3_tokenizer_free(&tok);
     return status;
 }
@@ -1472,7 +1471,7 @@ static int finetune_builtin(FinetuneFlags *base) {
         f.a.lora_rank = runs[i].lora;
         report_path_for(&f, report, sizeof(report));
         fprintf(stderr, "\n==== %d. %s: %s ====\n", i + 1, runs[i].name, runs[i].what);
-        if (finetune_files(&f, &scores[i], NULL)) return 1;
+        if (finetune_files(&f, &scores[i])) return 1;
     }
     /* distillation: the topic classifier teaches a "tiny" model from scratch */
     FinetuneFlags f = *base;
@@ -1489,7 +1488,7 @@ static int finetune_builtin(FinetuneFlags *base) {
     f.a.distill_temperature = 2.0f;
     report_path_for(&f, report, sizeof(report));
     fprintf(stderr, "\n==== 5. distillation: the topic classifier (\"mini\") teaches a \"tiny\" model from scratch ====\n");
-    if (finetune_files(&f, &scores[4], NULL)) return 1;
+    if (finetune_files(&f, &scores[4])) return 1;
     GPT3Config big = {0, 0, 0, 0, 0, 0}, small = {0, 0, 0, 0, 0, 0};
     gpt3_preset(&big, "mini");
     gpt3_preset(&small, "tiny");
@@ -1571,7 +1570,7 @@ static int cmd_finetune(int argc, char **argv) {
     char report[1024];
     report_path_for(&f, report, sizeof(report));
     double score;
-    return finetune_files(&f, &score, NULL);
+    return finetune_files(&f, &score);
 }
 
 /* ------------------------------------------------------------------------ */

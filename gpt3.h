@@ -1354,7 +1354,6 @@ static GPT3Activations gpt3__layer_acts(const GPT3Activations *a,
 /* Element `index` of the standard normal stream of `seed`: Box-Muller on
    draws 2 index + 1 and 2 index + 2 of splitmix64. Counter-based, so each
    parameter's value is the same whatever thread computes it. */
-
 static float gpt3__normal_at(uint64_t seed, uint64_t index) {
     uint64_t a = gpt3__mix64(seed + (2 * index + 1) * GPT3__GOLDEN);
     uint64_t b = gpt3__mix64(seed + (2 * index + 2) * GPT3__GOLDEN);
