@@ -227,6 +227,12 @@ typedef struct {
     size_t u_capacity;
 } GPT3LoRA;
 
+/* Per-thread buffers of the packed matmul (allocated with the model). */
+typedef struct {
+    float *memory;       /* threads x GPT3__PANEL_FLOATS                     */
+    int threads;         /* the most threads a matmul uses                   */
+} GPT3Scratch;
+
 /* A task head on the final hidden states (see gpt3_head_attach). */
 enum { GPT3_HEAD_BINARY, GPT3_HEAD_CLASSES, GPT3_HEAD_TAGS };
 typedef struct {
@@ -280,6 +286,7 @@ typedef struct {
     const float *teacher_logits; /* distillation: the teacher's logits for
                             the next forward (same shape as ours), or NULL  */
     float distill_temperature, distill_alpha;
+    GPT3Scratch scratch; /* the matmul's packing buffers, one set per thread */
 } GPT3;
 
 /* ------------------------------------------------------------------------ */
@@ -833,98 +840,241 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias,
 
 /* ---- Matmul (torch.nn.Linear) --------------------------------------------
    out[n,o] = sum_i inp[n,i] weight[o,i] + bias[o],  i.e.  out = inp W^T + b,
-   for the N = B*T rows n. The simple reference version: blocked so that a
-   block of weight rows stays in cache while a block of input rows passes
-   over it, and each output is the dot product below. A faster kernel can
-   replace these two functions; the tests compare against this one.       */
-#define GPT3__ROW_BLOCK 32
-#define GPT3__COL_BLOCK 64
-
-/* Dot product with 8 independent partial sums, so the compiler can keep
-   them in one vector register; summed in a fixed order (deterministic). */
-static float gpt3__dot(const float *a, const float *b, int n) {
-    float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) lane[k] += a[i + k] * b[i + k];
-    float sum = 0.0f;
-    for (; i < n; i++) sum += a[i] * b[i];
-    for (int k = 0; k < 8; k++) sum += lane[k];
-    return sum;
-}
-
-static void matmul_forward(float *out, const float *inp, const float *weight,
-                           const float *bias, int B, int T, int C, int OC) {
-    /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
-    int N = B * T;
-    int n_blocks = (N + GPT3__ROW_BLOCK - 1) / GPT3__ROW_BLOCK;
-    int o_blocks = (OC + GPT3__COL_BLOCK - 1) / GPT3__COL_BLOCK;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (int nb = 0; nb < n_blocks; nb++) {
-        for (int ob = 0; ob < o_blocks; ob++) {
-            int n_end = nb * GPT3__ROW_BLOCK + GPT3__ROW_BLOCK;
-            int o_end = ob * GPT3__COL_BLOCK + GPT3__COL_BLOCK;
-            if (n_end > N) n_end = N;
-            if (o_end > OC) o_end = OC;
-            for (int n = nb * GPT3__ROW_BLOCK; n < n_end; n++) {
-                const float *x = inp + (size_t)n * C;
-                float *y = out + (size_t)n * OC;
-                for (int o = ob * GPT3__COL_BLOCK; o < o_end; o++)
-                    y[o] = (bias ? bias[o] : 0.0f) + gpt3__dot(x, weight + (size_t)o * C, C);
-            }
-        }
-    }
-}
-
-/* From out[n,o] = sum_i inp[n,i] W[o,i] + b[o]:
+   for the N = B*T rows n. From it, by the chain rule:
        dL/dinp[n,i] = sum_o dout[n,o] W[o,i]      dinp = dout W
        dL/dW[o,i]   = sum_n dout[n,o] inp[n,i]    dW   = dout^T inp
        dL/db[o]     = sum_n dout[n,o].
-   Each is a sum of scaled rows (axpy), which vectorises. dinp is split
-   over row blocks and dW, db over output blocks, so no two threads write
-   the same element. Any of dinp, dweight, dbias may be NULL.              */
-static void matmul_backward(float *dinp, float *dweight, float *dbias,
-                            const float *dout, const float *inp,
-                            const float *weight, int B, int T, int C, int OC) {
+   Three matrix products, which are nearly all of the model's arithmetic.
+   First the simple reference versions, then the fast ones the model uses;
+   the tests hold the fast ones to the reference at awkward shapes.        */
+
+/* Dot product with 16 independent partial sums, so the compiler keeps
+   them in vector registers; summed in a fixed order (deterministic). */
+#define GPT3__LANES 16
+static float gpt3__dot(const float *a, const float *b, int n) {
+    float lane[GPT3__LANES] = {0};
+    int i = 0;
+    for (; i + GPT3__LANES <= n; i += GPT3__LANES)
+        for (int k = 0; k < GPT3__LANES; k++) lane[k] += a[i + k] * b[i + k];
+    float sum = 0.0f;
+    for (; i < n; i++) sum += a[i] * b[i];
+    for (int k = 0; k < GPT3__LANES; k++) sum += lane[k];
+    return sum;
+}
+
+/* Reference: every output is one dot product, the outputs o split over
+   the threads (so one row, as in generation, uses them all). */
+static void matmul_forward_reference(float *out, const float *inp, const float *weight,
+                                     const float *bias, int B, int T, int C, int OC) {
+    /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++)
+        for (int n = 0; n < B * T; n++)
+            out[(size_t)n * OC + o] = (bias ? bias[o] : 0.0f) +
+                                      gpt3__dot(inp + (size_t)n * C, weight + (size_t)o * C, C);
+}
+
+/* Reference: each gradient a sum of scaled rows. dinp is split over rows
+   n and dW, db over rows o, so no two threads write the same element.
+   Any of dinp, dweight, dbias may be NULL. */
+static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
+                                      const float *dout, const float *inp,
+                                      const float *weight, int B, int T, int C, int OC) {
     int N = B * T;
-    int n_blocks = (N + GPT3__ROW_BLOCK - 1) / GPT3__ROW_BLOCK;
-    int o_blocks = (OC + GPT3__COL_BLOCK - 1) / GPT3__COL_BLOCK;
-    if (dinp) {
-        #pragma omp parallel for schedule(static)
-        for (int nb = 0; nb < n_blocks; nb++) {
-            int n_end = nb * GPT3__ROW_BLOCK + GPT3__ROW_BLOCK;
-            if (n_end > N) n_end = N;
-            for (int o0 = 0; o0 < OC; o0 += GPT3__COL_BLOCK) {
-                int o_end = o0 + GPT3__COL_BLOCK < OC ? o0 + GPT3__COL_BLOCK : OC;
-                for (int n = nb * GPT3__ROW_BLOCK; n < n_end; n++) {
-                    float *dx = dinp + (size_t)n * C;
-                    for (int o = o0; o < o_end; o++) {
-                        float d = dout[(size_t)n * OC + o];
-                        const float *w = weight + (size_t)o * C;
-                        for (int i = 0; i < C; i++) dx[i] += d * w[i];
+    #pragma omp parallel for
+    for (int n = 0; n < N; n++)
+        for (int o = 0; dinp && o < OC; o++)
+            for (int i = 0; i < C; i++)
+                dinp[(size_t)n * C + i] += dout[(size_t)n * OC + o] * weight[(size_t)o * C + i];
+    #pragma omp parallel for
+    for (int o = 0; o < OC; o++)
+        for (int n = 0; n < N; n++) {
+            float d = dout[(size_t)n * OC + o];
+            if (dbias) dbias[o] += d;
+            for (int i = 0; dweight && i < C; i++) dweight[(size_t)o * C + i] += d * inp[(size_t)n * C + i];
+        }
+}
+
+/* The fast products: C (M,N) += A (M,K) B (K,N), packed and blocked as in
+   BLIS (Van Zee & van de Geijn 2015; Goto & van de Geijn 2008):
+     - B is copied, KC rows x NC columns at a time, into panels of NR
+       columns stored k by k (a panel stays in the L2 cache);
+     - A is copied, KC columns at a time, into slivers of MR rows, k by k
+       (a sliver stays in the L1 cache);
+     - the micro-kernel multiplies one sliver by one panel: an MR x NR tile
+       of C held in registers (8 x 48 floats = 24 AVX-512 registers), each
+       step k one broadcast of A times one row of B. It is plain C that the
+       compiler vectorises: as fast as hand-written intrinsics here.
+   Each element of C is one thread's, summed in the same order whatever the
+   thread count: results are deterministic and independent of threads.
+   An operand is a strided view, element (i, k) at p[i * si + k * sk], so
+   the transposed products need no transposed copies of the tensors.      */
+#define GPT3__MR 8
+#define GPT3__NR 48
+#define GPT3__KC 256
+#define GPT3__NC 384
+#define GPT3__MC 256
+#define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * GPT3__NC)
+
+typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
+
+static int gpt3__min(int a, int b) { return a < b ? a : b; }
+
+/* The threads a parallel region may use (1 without OpenMP). */
+static int gpt3__max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Inside a parallel region: this thread's share [lo, hi) of 0..n, cut at
+   multiples of unit; returns the thread's number. */
+static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
+    int id = 0, threads = 1, units = (n + unit - 1) / unit;
+#ifdef _OPENMP
+    id = omp_get_thread_num();
+    threads = omp_get_num_threads();
+#endif
+    *lo = gpt3__min(n, (int)((long long)units * id / threads) * unit);
+    *hi = gpt3__min(n, (int)((long long)units * (id + 1) / threads) * unit);
+    return id;
+}
+
+/* dst[k * width + r] = x(i0 + r, k0 + k) for r < rows; zero up to width. */
+static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
+                       int width) {
+    const float *src = x.p + (size_t)i0 * x.si + (size_t)k0 * x.sk;
+    if (x.sk == 1) { /* rows are contiguous: read along them */
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < kc; k++) dst[k * width + r] = src[(size_t)r * x.si + k];
+    } else {
+        for (int k = 0; k < kc; k++)
+            for (int r = 0; r < rows; r++) dst[k * width + r] = src[(size_t)k * x.sk + r * x.si];
+    }
+    for (int k = 0; k < kc; k++)
+        for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
+}
+
+/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for the MR x NR tile. */
+static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, size_t ldc) {
+    float acc[GPT3__MR][GPT3__NR];
+    memset(acc, 0, sizeof(acc));
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < GPT3__MR; r++) {
+            float ar = a[k * GPT3__MR + r];
+            for (int j = 0; j < GPT3__NR; j++) acc[r][j] += ar * b[k * GPT3__NR + j];
+        }
+    for (int r = 0; r < GPT3__MR; r++)
+        for (int j = 0; j < GPT3__NR; j++) c[r * ldc + j] += acc[r][j];
+}
+
+/* A tile at the edge of C: computed whole into a scratch tile, then the
+   rows x cols that exist are added. */
+static void gpt3__edge_tile(int kc, const float *a, const float *b, float *c, size_t ldc,
+                            int rows, int cols) {
+    float tile[GPT3__MR * GPT3__NR];
+    memset(tile, 0, sizeof(tile));
+    gpt3__microkernel(kc, a, b, tile, GPT3__NR);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) c[r * ldc + j] += tile[r * GPT3__NR + j];
+}
+
+/* Rows i0..i1 and columns j0..j1 of C, on one thread with its buffers. */
+static void gpt3__gemm_block(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b,
+                             int i0, int i1, int j0, int j1, int K, float *panels) {
+    float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
+    for (int ic = i0; ic < i1; ic += GPT3__MC) {
+        int mc = gpt3__min(GPT3__MC, i1 - ic);
+        for (int pc = 0; pc < K; pc += GPT3__KC) {
+            int kc = gpt3__min(GPT3__KC, K - pc);
+            for (int ir = 0; ir < mc; ir += GPT3__MR)
+                gpt3__pack(pa + (size_t)ir * kc, a, ic + ir, gpt3__min(GPT3__MR, mc - ir), pc, kc,
+                           GPT3__MR);
+            for (int jc = j0; jc < j1; jc += GPT3__NC) {
+                int nc = gpt3__min(GPT3__NC, j1 - jc);
+                for (int jr = 0; jr < nc; jr += GPT3__NR)
+                    gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc,
+                               kc, GPT3__NR);
+                for (int ir = 0; ir < mc; ir += GPT3__MR)
+                    for (int jr = 0; jr < nc; jr += GPT3__NR) {
+                        int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
+                        float *tile = c + (size_t)(ic + ir) * ldc + jc + jr;
+                        const float *sa = pa + (size_t)ir * kc, *sb = pb + (size_t)jr * kc;
+                        if (rows == GPT3__MR && cols == GPT3__NR)
+                            gpt3__microkernel(kc, sa, sb, tile, ldc);
+                        else
+                            gpt3__edge_tile(kc, sa, sb, tile, ldc, rows, cols);
                     }
-                }
             }
         }
     }
-    if (!dweight && !dbias) return;
-    #pragma omp parallel for schedule(static)
-    for (int ob = 0; ob < o_blocks; ob++) {
-        int o_end = ob * GPT3__COL_BLOCK + GPT3__COL_BLOCK;
-        if (o_end > OC) o_end = OC;
-        for (int n0 = 0; n0 < N; n0 += GPT3__ROW_BLOCK) {
-            int n_end = n0 + GPT3__ROW_BLOCK < N ? n0 + GPT3__ROW_BLOCK : N;
-            for (int o = ob * GPT3__COL_BLOCK; o < o_end; o++) {
-                for (int n = n0; n < n_end; n++) {
-                    float d = dout[(size_t)n * OC + o];
-                    const float *x = inp + (size_t)n * C;
-                    if (dbias) dbias[o] += d;
-                    if (!dweight) continue;
-                    float *dw = dweight + (size_t)o * C;
-                    for (int i = 0; i < C; i++) dw[i] += d * x[i];
-                }
-            }
-        }
+}
+
+/* C += A B over the threads: each takes a share of the longer side of C
+   (whole tiles), so the operand it copies in full is the smaller one. */
+static void gpt3__gemm(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b, int M, int N,
+                       int K, const GPT3Scratch *scratch) {
+    int by_rows = M / GPT3__MR > N / GPT3__NR;
+    int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
+    int units = (extent + unit - 1) / unit;
+    int threads = gpt3__min(scratch->threads, units);
+    #pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int lo, hi;
+        float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
+                                              GPT3__PANEL_FLOATS;
+        if (by_rows)
+            gpt3__gemm_block(c, ldc, a, b, lo, hi, 0, N, K, panels);
+        else
+            gpt3__gemm_block(c, ldc, a, b, 0, M, lo, hi, K, panels);
+    }
+}
+
+/* With a few rows (generation: one token) each weight is used once, speed
+   is memory bandwidth, and packing would only add traffic: the reference
+   versions are then the fast ones. */
+#define GPT3__FEW_ROWS 4
+
+static void matmul_forward(float *out, const float *inp, const float *weight,
+                           const float *bias, int B, int T, int C, int OC,
+                           const GPT3Scratch *scratch) {
+    /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
+    int N = B * T;
+    if (N <= GPT3__FEW_ROWS) {
+        matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
+        return;
+    }
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
+    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1}; /* wt(o, i) = W[o, i] */
+    gpt3__gemm(out, (size_t)OC, x, wt, N, OC, C, scratch);
+}
+
+static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int B, int T, int C,
+                            int OC, const GPT3Scratch *scratch) {
+    int N = B * T;
+    if (N <= GPT3__FEW_ROWS) {
+        matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
+        return;
+    }
+    if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
+        GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
+        gpt3__gemm(dinp, (size_t)C, d, w, N, C, OC, scratch);
+    }
+    if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
+        GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
+        gpt3__gemm(dweight, (size_t)C, dt, x, OC, C, N, scratch);
+    }
+    if (!dbias) return;
+    #pragma omp parallel num_threads(scratch->threads)
+    {
+        int lo, hi;
+        gpt3__thread_range(OC, 1, &lo, &hi);
+        for (int n = 0; n < N; n++)
+            for (int o = lo; o < hi; o++) dbias[o] += dout[(size_t)n * OC + o];
     }
 }
 
@@ -1120,8 +1270,9 @@ static void residual_forward(float *out, const float *inp1, const float *inp2, s
        dL/dx += s (dL/du) A.
    B starts at zero, so a new adapter leaves the model as it was.          */
 static void lora_forward(float *out, float *u, const float *inp, const float *A,
-                         const float *Bm, float s, int N, int in, int outdim, int r) {
-    matmul_forward(u, inp, A, NULL, 1, N, in, r);
+                         const float *Bm, float s, int N, int in, int outdim, int r,
+                         const GPT3Scratch *scratch) {
+    matmul_forward(u, inp, A, NULL, 1, N, in, r, scratch);
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float *un = u + (size_t)n * r, *y = out + (size_t)n * outdim;
@@ -1132,11 +1283,12 @@ static void lora_forward(float *out, float *u, const float *inp, const float *A,
 
 static void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
                           const float *inp, const float *u, const float *A, const float *Bm,
-                          float s, int N, int in, int outdim, int r) {
+                          float s, int N, int in, int outdim, int r,
+                          const GPT3Scratch *scratch) {
     memset(du, 0, (size_t)N * r * sizeof(float));
-    matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim); /* du = dy B, dB += dy^T u */
+    matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim, scratch); /* du = dy B, dB += dy^T u */
     for (size_t i = 0; i < (size_t)N * r; i++) du[i] *= s;
-    matmul_backward(dinp, dA, NULL, du, inp, A, 1, N, in, r);    /* dx += du A, dA += du^T x */
+    matmul_backward(dinp, dA, NULL, du, inp, A, 1, N, in, r, scratch);    /* dx += du A, dA += du^T x */
 }
 
 /* ======================================================================== */
@@ -1374,7 +1526,10 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     if (m->num_parameters > SIZE_MAX / sizeof(float)) return GPT3_ERR_NOMEM;
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
     m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
-    if (!m->params || !m->grads) {
+    m->scratch.threads = gpt3__max_threads();
+    m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads * GPT3__PANEL_FLOATS *
+                                             sizeof(float));
+    if (!m->params || !m->grads || !m->scratch.memory) {
         gpt3_free(m);
         return GPT3_ERR_NOMEM;
     }
@@ -1472,22 +1627,23 @@ static float *gpt3__lora_u(const GPT3 *m, int l, int k, int B, int T) {
 /* y = x W^T + b, and the adapter's s (x A^T) B^T when LoRA is on. */
 static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float *inp,
                                  const float *w, const float *b, int B, int T, int in, int outdim) {
-    matmul_forward(out, inp, w, b, B, T, in, outdim);
+    matmul_forward(out, inp, w, b, B, T, in, outdim, &m->scratch);
     if (!m->lora) return;
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
-    lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank);
+    lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank,
+                 &m->scratch);
 }
 
 static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw, float *db,
                                   const float *dout, const float *inp, const float *w,
                                   int B, int T, int in, int outdim) {
-    matmul_backward(dinp, dw, db, dout, inp, w, B, T, in, outdim);
+    matmul_backward(dinp, dw, db, dout, inp, w, B, T, in, outdim, &m->scratch);
     if (!m->lora) return;
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
     lora_backward(dinp, dA, dB, m->lora->du, dout, inp, gpt3__lora_u(m, l, k, B, T), A, Bm, s,
-                  B * T, in, outdim, m->lora->rank);
+                  B * T, in, outdim, m->lora->rank, &m->scratch);
 }
 
 static GPT3__Dropout gpt3__dropout_of(const GPT3 *m) {
@@ -1595,7 +1751,8 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
     GPT3Activations *a = &m->acts;
     if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
     gpt3__forward_body(m);
-    matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V);
+    matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V,
+                   &m->scratch);
     m->logits = a->logits;
     int count = crossentropy_forward(a->losses, a->lse, a->logits,
                                      targets ? m->targets : NULL, B, T, V);
@@ -1695,7 +1852,7 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
                           m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
     matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
-                    m->w.wte, B, T, C, V);
+                    m->w.wte, B, T, C, V, &m->scratch);
     gpt3__backward_body(m);
     return GPT3_OK;
 }
@@ -2036,12 +2193,12 @@ GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, co
     gpt3__forward_body(m);
     const float *W = h->params, *bias = h->params + (size_t)K * C;
     if (tags) {
-        matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K);
+        matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K, &m->scratch);
     } else { /* the state of the last real token: it has seen the whole sequence */
         for (int b = 0; b < B; b++)
             memcpy(h->hidden + (size_t)b * C, m->acts.lnf + ((size_t)b * T + h->lengths[b] - 1) * C,
                    (size_t)C * sizeof(float));
-        matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K);
+        matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K, &m->scratch);
     }
     h->has_labels = labels != NULL;
     h->mean_loss = labels ? gpt3__head_loss(m, NULL) : -1.0f;
@@ -2062,10 +2219,12 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
     gpt3__head_loss(m, h->dlogits);
     memset(m->acts.dln, 0, (size_t)B * T * C * sizeof(float));
     if (tags) {
-        matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K);
+        matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K,
+                        &m->scratch);
     } else {
         memset(h->dhidden, 0, (size_t)B * C * sizeof(float));
-        matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K);
+        matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K,
+                        &m->scratch);
         for (int b = 0; b < B; b++)
             memcpy(m->acts.dln + ((size_t)b * T + h->lengths[b] - 1) * C, h->dhidden + (size_t)b * C,
                    (size_t)C * sizeof(float));
@@ -2087,6 +2246,7 @@ GPT3DEF void gpt3_free(GPT3 *m) {
     GPT3_FREE(m->acts_memory);
     GPT3_FREE(m->inputs);
     GPT3_FREE(m->targets);
+    GPT3_FREE(m->scratch.memory);
     memset(m, 0, sizeof(*m));
 }
 
@@ -2236,24 +2396,24 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         int window = gpt3__layer_window(cfg, l, cfg->max_seq_len);
         int rows = gpt3__cache_rows(cfg, l), start = attention_start(window, t);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln1w, lw.ln1b, 1, 1, C);
-        matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C);
+        matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C, &m->scratch);
         memcpy(keys + (size_t)(t % rows) * C, kv->qkv + C, (size_t)C * sizeof(float));
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         for (int h = 0; h < NH; h++)
             attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
                           values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0);
-        matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C);
+        matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
-        matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C);
+        matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C, &m->scratch);
         gelu_forward(kv->fch_gelu, kv->fch, 4 * (size_t)C);
-        matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C);
+        matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C, &m->scratch);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         keys += (size_t)rows * C;
         values += (size_t)rows * C;
     }
     layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, m->w.lnfw, m->w.lnfb, 1, 1, C);
-    matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size);
+    matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size, &m->scratch);
     kv->pos++;
     return GPT3_OK;
 }

@@ -98,6 +98,76 @@ static double weighted_sum(const float *out, const float *r, size_t n) {
 #define FD_TOL 1e-3
 
 /* ---- Matmul ---- */
+/* The packed matmul's per-thread buffers, as a model allocates them. */
+static GPT3Scratch scratch;
+
+static void scratch_init(void) {
+    scratch.threads = gpt3__max_threads();
+    scratch.memory = alloc_floats((size_t)scratch.threads * GPT3__PANEL_FLOATS);
+}
+
+/* The fast (packed, tiled, threaded) matmul against the reference, at
+   shapes that are not multiples of the tiles (MR 8, NR 48, KC 256): one
+   row, edges in every direction, K past one KC block. Sums in another
+   order, so they agree to float rounding: 1e-5 relative to the size of the
+   terms (sum |a||b|), where a wrong or missing tile is off by O(1). */
+static double relative_error(const float *x, const float *ref, const float *scale, size_t n) {
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)x[i] - ref[i]) / (scale[i] + 1e-30);
+        if (e > worst || e != e) worst = e != e ? INFINITY : e;
+    }
+    return worst;
+}
+
+static void matmul_case(int N, int C, int OC, double *worst) {
+    size_t n_in = (size_t)N * C, n_w = (size_t)OC * C, n_out = (size_t)N * OC;
+    float *inp = alloc_floats(n_in), *w = alloc_floats(n_w), *bias = alloc_floats(OC);
+    float *dout = alloc_floats(n_out), *out = alloc_floats(n_out), *ref = alloc_floats(n_out);
+    float *d[3], *dref[3], *scale[3];
+    size_t n[3] = {n_in, n_w, (size_t)OC};
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, (uint64_t)N * 1000003 + C * 1009 + OC);
+    fill_normal(inp, n_in, 1.0f, &rng); fill_normal(w, n_w, 1.0f, &rng);
+    fill_normal(bias, OC, 1.0f, &rng); fill_normal(dout, n_out, 1.0f, &rng);
+    for (int k = 0; k < 3; k++) {
+        d[k] = alloc_floats(n[k]); dref[k] = alloc_floats(n[k]); scale[k] = alloc_floats(n[k]);
+        fill_normal(d[k], n[k], 1.0f, &rng); /* both start from the same values: += */
+        memcpy(dref[k], d[k], n[k] * sizeof(float));
+    }
+    matmul_forward(out, inp, w, bias, 1, N, C, OC, &scratch);
+    matmul_forward_reference(ref, inp, w, bias, 1, N, C, OC);
+    matmul_backward(d[0], d[1], d[2], dout, inp, w, 1, N, C, OC, &scratch);
+    matmul_backward_reference(dref[0], dref[1], dref[2], dout, inp, w, 1, N, C, OC);
+    /* the scale of each output: the same sums over absolute values */
+    float *ain = alloc_floats(n_in), *aw = alloc_floats(n_w), *ad = alloc_floats(n_out);
+    float *ascale = alloc_floats(n_out);
+    for (size_t i = 0; i < n_in; i++) ain[i] = fabsf(inp[i]);
+    for (size_t i = 0; i < n_w; i++) aw[i] = fabsf(w[i]);
+    for (size_t i = 0; i < n_out; i++) ad[i] = fabsf(dout[i]);
+    matmul_forward_reference(ascale, ain, aw, NULL, 1, N, C, OC);
+    for (int k = 0; k < 3; k++) for (size_t i = 0; i < n[k]; i++) scale[k][i] = 1.0f;
+    matmul_backward_reference(scale[0], scale[1], scale[2], ad, ain, aw, 1, N, C, OC);
+    double e[4] = {relative_error(out, ref, ascale, n_out), relative_error(d[0], dref[0], scale[0], n_in),
+                   relative_error(d[1], dref[1], scale[1], n_w), relative_error(d[2], dref[2], scale[2], OC)};
+    for (int k = 0; k < 4; k++) if (e[k] > *worst) *worst = e[k];
+    for (int k = 0; k < 3; k++) { free(d[k]); free(dref[k]); free(scale[k]); }
+    free(inp); free(w); free(bias); free(dout); free(out); free(ref);
+    free(ain); free(aw); free(ad); free(ascale);
+}
+
+static void test_matmul_fast(void) {
+    static const int shapes[][3] = { /* N rows, C in, OC out */
+        {1, 1, 1}, {1, 67, 129}, {5, 17, 3}, {8, 48, 48}, {9, 49, 47}, {7, 257, 95},
+        {33, 300, 97}, {64, 513, 50}, {130, 31, 400}, {260, 96, 1}, {17, 1, 260},
+    };
+    double worst = 0.0;
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        matmul_case(shapes[i][0], shapes[i][1], shapes[i][2], &worst);
+    check(worst < 1e-5, "matmul: packed forward, dinp, dweight, dbias = reference at odd shapes",
+          "worst relative error %.1e (tol 1e-5)", worst);
+}
+
 typedef struct {
     float *out, *inp, *weight, *bias, *r;
     int B, T, C, OC;
@@ -105,7 +175,7 @@ typedef struct {
 
 static double matmul_objective(void *p) {
     MatmulCase *c = (MatmulCase *)p;
-    matmul_forward(c->out, c->inp, c->weight, c->bias, c->B, c->T, c->C, c->OC);
+    matmul_forward(c->out, c->inp, c->weight, c->bias, c->B, c->T, c->C, c->OC, &scratch);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->OC);
 }
 
@@ -120,7 +190,7 @@ static void test_matmul_grad(void) {
     float *dinp = alloc_floats(n_in), *dw = alloc_floats(n_w), *db = alloc_floats(c.OC);
     fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 0.3f, &rng);
     fill_normal(c.bias, c.OC, 0.1f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
-    matmul_backward(dinp, dw, db, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC);
+    matmul_backward(dinp, dw, db, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
     double e1 = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
     double e2 = fd_error(c.weight, n_w, dw, matmul_objective, &c, FD_H);
     double e3 = fd_error(c.bias, c.OC, db, matmul_objective, &c, FD_H);
@@ -333,7 +403,7 @@ static void test_fd_detects_error(void) {
     float *dinp = alloc_floats(n_in);
     fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 1.0f, &rng);
     fill_normal(c.r, n_out, 1.0f, &rng);
-    matmul_backward(dinp, NULL, NULL, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC);
+    matmul_backward(dinp, NULL, NULL, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
     dinp[7] *= 1.01f; /* one gradient 1% off */
     double e = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
     check(e > FD_TOL, "fd: checker flags a gradient 1% off", "err %.1e (> tol %.0e)", e, FD_TOL);
@@ -1618,9 +1688,11 @@ static void test_report_entities(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
+    scratch_init();
     test_encoder_grad();
     test_layernorm_grad();
     test_matmul_grad();
+    test_matmul_fast();
     test_attention_grad("fd: attention, dense causal", 7, 7, 0.0f);
     test_attention_grad("fd: attention, banded with T > W", 9, 3, 0.0f);
     test_attention_grad("fd: attention, window 1 (self only)", 4, 1, 0.0f);
