@@ -826,32 +826,316 @@ static int cmd_generate(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* bench: the tokenizer's speed, and generation with and without the cache  */
+/* bench: speed and memory, case by case (issue: CPU speed)                  */
+/*                                                                          */
+/* Every figure is the median of --runs timed runs after warm-up. The       */
+/* machine's own limits are measured in the same run: the FMA peak (a loop  */
+/* of independent multiply-adds, 1 thread and all) and the read bandwidth   */
+/* (a sum over 512 MB). Human-readable lines go to stderr; --tsv prints     */
+/* "case<TAB>metric<TAB>value" lines on stdout for dev/bench_compare.py,    */
+/* which runs the same cases in PyTorch side by side.                       */
 
-static int cmd_bench(int argc, char **argv) {
-    const char *model_name = "mini", *text_path = "fixtures/tokenizer/bench.txt";
-    const char *encoder = "fixtures/gpt2/encoder.json", *bpe = "fixtures/gpt2/vocab.bpe";
-    int n_new = 64, prompt_tokens = 32;
-    Option opts[] = {
-        {"model", OPT_STRING, &model_name, "preset of the (randomly initialised) model to generate with"},
-        {"tokens", OPT_INT, &n_new, "tokens to generate"},
-        {"prompt-tokens", OPT_INT, &prompt_tokens, "tokens of prompt before them"},
-        {"text", OPT_STRING, &text_path, "text to encode (repeated to 4 MB)"},
-        {"encoder", OPT_STRING, &encoder, "encoder.json of the BPE to time"},
-        {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
+typedef struct {
+    int runs, tsv, threads;
+    double peak_1, peak_all, bandwidth; /* GFLOP/s, GFLOP/s, GB/s */
+} Bench;
+
+static void bench_put(const Bench *b, const char *name, const char *metric, double value) {
+    if (b->tsv) printf("%s\t%s\t%.6g\n", name, metric, value);
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), by_value);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Peak resident memory since the last reset, in MB: VmHWM of
+   /proc/self/status, reset by writing 5 to /proc/self/clear_refs (Linux);
+   elsewhere the process's peak (getrusage is not used: not C99). */
+static void peak_rss_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
+static void set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/* 12 x 16 independent multiply-adds per iteration, enough to fill two FMA
+   pipes of 4-cycle latency with 16-float vectors; GFLOP/s of one thread
+   times the threads running it. */
+static double fma_peak(int threads) {
+    long iters = 4000000;
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        float sink = 0;
+        double t0 = now_seconds();
+        #pragma omp parallel num_threads(threads) reduction(+ : sink)
+        {
+            float acc[12][16], x = 0.9999999f, y = 1e-7f;
+            for (int r = 0; r < 12; r++)
+                for (int j = 0; j < 16; j++) acc[r][j] = (float)(r + j) * 0.01f;
+            for (long i = 0; i < iters; i++)
+                for (int r = 0; r < 12; r++)
+                    for (int j = 0; j < 16; j++) acc[r][j] = acc[r][j] * x + y;
+            for (int r = 0; r < 12; r++)
+                for (int j = 0; j < 16; j++) sink += acc[r][j];
+        }
+        double dt = now_seconds() - t0;
+        if (sink == 1234.5f) printf(" "); /* keeps the loop */
+        if (threads * iters * 12 * 16 * 2.0 / dt / 1e9 > best) best = threads * iters * 12 * 16 * 2.0 / dt / 1e9;
+    }
+    return best;
+}
+
+/* Read bandwidth: sum the words of a 512 MB buffer, all threads. */
+static double read_bandwidth(void) {
+    size_t n = (size_t)512 << 20 >> 2;
+    uint32_t *buf = (uint32_t *)malloc(n * sizeof(uint32_t));
+    double best = 0;
+    if (!buf) return 0;
+    #pragma omp parallel for
+    for (long long i = 0; i < (long long)n; i++) buf[i] = (uint32_t)i;
+    for (int rep = 0; rep < 5; rep++) {
+        uint32_t sum = 0;
+        double t0 = now_seconds();
+        #pragma omp parallel for reduction(+ : sum)
+        for (long long i = 0; i < (long long)n; i++) sum += buf[i];
+        double dt = now_seconds() - t0;
+        if (sum == 12345u) printf(" ");
+        if (n * 4.0 / dt / 1e9 > best) best = n * 4.0 / dt / 1e9;
+    }
+    free(buf);
+    return best;
+}
+
+/* Floating-point operations of one training step (forward, backward):
+   every matmul three times (out, dinp, dW: 2 flops a multiply-add), and
+   attention's q.k and att.v, forward and their four backward products. */
+static double step_flops(const GPT3Config *c, int B, int T) {
+    double C = c->channels, hs = C / c->num_heads, matmul = 0, attention = 0;
+    matmul = 2.0 * B * T * (c->num_layers * 12.0 * C * C + C * c->vocab_size);
+    for (int l = 0; l < c->num_layers; l++) {
+        int W = (c->local_window > 0 && l % 2 == 1) ? c->local_window : T;
+        for (int t = 0; t < T; t++) attention += (t + 1 < W ? t + 1 : W);
+    }
+    attention *= (double)B * c->num_heads * hs * 4.0;
+    return 3.0 * (matmul + attention);
+}
+
+static void random_tokens(int *tokens, size_t n, int V, uint64_t seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) tokens[i] = (int)(gpt3_rng_u32(&rng) % (uint32_t)V);
+}
+
+/* One training step (forward + backward + AdamW), as a run of train does. */
+static int bench_train(const Bench *b, const char *name, GPT3Config cfg, int B, int T) {
+    GPT3 m;
+    int rc, n = B * T, *inputs = (int *)malloc(2 * (size_t)n * sizeof(int));
+    double ms[64];
+    if (!inputs) return fail(name, GPT3_ERR_NOMEM);
+    random_tokens(inputs, 2 * (size_t)n, cfg.vocab_size, 7);
+    peak_rss_reset();
+    if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) { free(inputs); return fail(name, rc); }
+    for (int r = -2; r < b->runs && rc == GPT3_OK; r++) { /* two warm-up steps */
+        double t0 = now_seconds();
+        rc = gpt3_forward(&m, inputs, inputs + n, B, T);
+        gpt3_zero_grad(&m);
+        if (rc == GPT3_OK) rc = gpt3_backward(&m);
+        if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, r + 3);
+        if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0);
+    }
+    double rss = peak_rss_mb();
+    gpt3_free(&m);
+    free(inputs);
+    if (rc != GPT3_OK) return fail(name, rc);
+    double step = median(ms, b->runs), gflops = step_flops(&cfg, B, T) / step / 1e6;
+    fprintf(stderr, "%-28s %8.1f ms/step %9.0f tokens/s %6.1f GFLOP/s (%4.1f%% of peak) %7.0f MB peak RSS\n",
+            name, step, n * 1e3 / step, gflops, 100 * gflops / b->peak_all, rss);
+    bench_put(b, name, "ms_per_step", step);
+    bench_put(b, name, "tokens_per_s", n * 1e3 / step);
+    bench_put(b, name, "gflops", gflops);
+    bench_put(b, name, "peak_pct", 100 * gflops / b->peak_all);
+    bench_put(b, name, "peak_rss_mb", rss);
+    return 0;
+}
+
+/* Per-thread buffers for calling the header's layers directly. */
+static int scratch_alloc(GPT3Scratch *s, size_t floats_per_thread) {
+    s->threads = gpt3__max_threads();
+    s->floats_per_thread = floats_per_thread;
+    s->memory = (float *)malloc((size_t)s->threads * floats_per_thread * sizeof(float));
+    return s->memory != NULL;
+}
+
+/* The three products of each of GPT-3 Small's Linear layers at B 4, T 64. */
+static int bench_matmuls(const Bench *b) {
+    static const struct { const char *name; int in, out; } layers[] = {
+        {"qkv", 768, 2304}, {"attproj", 768, 768}, {"fc", 768, 3072},
+        {"fcproj", 3072, 768}, {"lmhead", 768, 50257},
     };
-    int rc = parse_flags("bench", "Tokenizer MB/s; generation tokens/s with and without the KV cache.",
-                         argc, argv, opts, COUNT(opts));
-    if (rc) return rc == 2 ? 0 : 1;
+    static const char *products[] = {"forward", "dinp", "dweight"};
+    int N = 256;
+    GPT3Scratch s;
+    double total_flops = 0, total_ms = 0;
+    if (!scratch_alloc(&s, GPT3__PANEL_FLOATS)) return fail("matmul", GPT3_ERR_NOMEM);
+    for (size_t l = 0; l < sizeof(layers) / sizeof(layers[0]); l++) {
+        int C = layers[l].in, OC = layers[l].out;
+        float *x = (float *)calloc((size_t)N * C, sizeof(float));
+        float *w = (float *)calloc((size_t)OC * C, sizeof(float));
+        float *y = (float *)calloc((size_t)N * OC, sizeof(float));
+        float *dx = (float *)calloc((size_t)N * C, sizeof(float));
+        float *dw = (float *)calloc((size_t)OC * C, sizeof(float));
+        if (!x || !w || !y || !dx || !dw) {
+            free(x); free(w); free(y); free(dx); free(dw);
+            break;
+        }
+        for (int p = 0; p < 3; p++) {
+            double ms[64];
+            for (int r = -1; r < b->runs; r++) {
+                double t0 = now_seconds();
+                if (p == 0) matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
+                if (p == 1) matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
+                if (p == 2) matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
+                if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0);
+            }
+            char name[64];
+            double t = median(ms, b->runs), flops = 2.0 * N * C * OC, gflops = flops / t / 1e6;
+            total_flops += flops;
+            total_ms += t;
+            snprintf(name, sizeof(name), "matmul_%s_%s", layers[l].name, products[p]);
+            fprintf(stderr, "%-28s %8.2f ms  %6.1f GFLOP/s (%4.1f%% of peak)   N %d, in %d, out %d\n",
+                    name, t, gflops, 100 * gflops / b->peak_all, N, C, OC);
+            bench_put(b, name, "gflops", gflops);
+            bench_put(b, name, "peak_pct", 100 * gflops / b->peak_all);
+        }
+        free(x); free(w); free(y); free(dx); free(dw);
+    }
+    free(s.memory);
+    double all = total_flops / total_ms / 1e6;
+    fprintf(stderr, "%-28s %8.2f ms  %6.1f GFLOP/s (%4.1f%% of peak)   the 15 products together\n",
+            "matmul_small_all", total_ms, all, 100 * all / b->peak_all);
+    bench_put(b, "matmul_small_all", "gflops", all);
+    bench_put(b, "matmul_small_all", "peak_pct", 100 * all / b->peak_all);
+    return 0;
+}
+
+/* One attention layer's core (no projections), forward + backward, at
+   T 2048 (GPT-3 Small's heads): dense causal against a band of W 256. */
+static int bench_attention(const Bench *b) {
+    int T = 2048, C = 768, NH = 12, windows[2] = {T, 256};
+    double result[2];
+    GPT3Scratch s;
+    if (!scratch_alloc(&s, (size_t)(C / NH) * (T + GPT3__KEY_BLOCK + 1))) return fail("attention", GPT3_ERR_NOMEM);
+    float *qkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
+    float *dqkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
+    float *out = (float *)calloc((size_t)T * C, sizeof(float));
+    float *att = (float *)calloc((size_t)NH * T * T, sizeof(float));
+    float *datt = (float *)calloc((size_t)NH * T * T, sizeof(float));
+    if (!qkv || !dqkv || !out || !att || !datt) {
+        free(qkv); free(dqkv); free(out); free(att); free(datt); free(s.memory);
+        return fail("attention", GPT3_ERR_NOMEM);
+    }
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 3);
+    for (size_t i = 0; i < (size_t)T * 3 * C; i++) qkv[i] = gpt3_rng_float(&rng) - 0.5f;
+    for (int k = 0; k < 2; k++) {
+        double ms[64];
+        for (int r = -1; r < b->runs; r++) {
+            double t0 = now_seconds();
+            attention_forward(out, att, qkv, 1, T, C, NH, windows[k], NULL, 0, &s);
+            attention_backward(dqkv, datt, out, qkv, att, 1, T, C, NH, windows[k], NULL, 0, &s);
+            if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0);
+        }
+        result[k] = median(ms, b->runs);
+    }
+    free(qkv); free(dqkv); free(out); free(att); free(datt); free(s.memory);
+    fprintf(stderr, "%-28s %8.1f ms dense, %.1f ms banded W 256: %.2f of dense (forward + backward, 12 heads)\n",
+            "attention_t2048", result[0], result[1], result[1] / result[0]);
+    bench_put(b, "attention_t2048", "dense_ms", result[0]);
+    bench_put(b, "attention_t2048", "banded_ms", result[1]);
+    bench_put(b, "attention_t2048", "ratio", result[1] / result[0]);
+    return 0;
+}
+
+/* GPT-3 Small writing 128 tokens after 64 at batch 1 with the KV cache.
+   Each new token reads every weight once (wpe: one row) and the cache so
+   far: bytes / bandwidth is the fastest any implementation can go. */
+static int bench_generate(const Bench *b) {
+    GPT3Config cfg;
+    GPT3 m;
+    GPT3KVCache kv;
+    GPT3Sampler sampler;
+    int prompt[64], n_new = 128, rc;
+    double per_s[64];
+    gpt3_preset(&cfg, "small");
+    random_tokens(prompt, 64, cfg.vocab_size, 5);
+    peak_rss_reset();
+    if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) return fail("generate", rc);
+    if ((rc = gpt3_kv_init(&kv, &m)) != GPT3_OK) { gpt3_free(&m); return fail("generate", rc); }
+    gpt3_sampler_init(&sampler, cfg.vocab_size, 1.0f, 0, 1.0f, 1);
+    for (int r = -1; r < b->runs && rc == GPT3_OK; r++) {
+        gpt3_kv_reset(&kv);
+        for (int i = 0; i < 64 && rc == GPT3_OK; i++) rc = gpt3_kv_forward(&m, &kv, prompt[i]);
+        double t0 = now_seconds();
+        for (int i = 0; i < n_new && rc == GPT3_OK; i++)
+            rc = gpt3_kv_forward(&m, &kv, gpt3_sampler_sample(&sampler, kv.logits));
+        if (r >= 0) per_s[r] = n_new / (now_seconds() - t0);
+    }
+    double rss = peak_rss_mb(), C = cfg.channels;
+    double weights = (double)m.num_parameters - (cfg.max_seq_len - 1) * C;
+    gpt3_sampler_free(&sampler);
+    gpt3_kv_free(&kv);
+    gpt3_free(&m);
+    if (rc != GPT3_OK) return fail("generate", rc);
+    double cache = 2.0 * cfg.num_layers * C * (64 + n_new / 2.0); /* average position */
+    double bytes = 4.0 * (weights + cache), rate = median(per_s, b->runs);
+    double bound = b->bandwidth * 1e9 / bytes;
+    fprintf(stderr, "%-28s %8.1f tokens/s: %.1f GB/s of %.1f MB a token; bound %.1f tokens/s (%.0f%%) %7.0f MB peak RSS\n",
+            "small_generate", rate, rate * bytes / 1e9, bytes / 1e6, bound, 100 * rate / bound, rss);
+    bench_put(b, "small_generate", "tokens_per_s", rate);
+    bench_put(b, "small_generate", "gb_s", rate * bytes / 1e9);
+    bench_put(b, "small_generate", "bound_pct", 100 * rate / bound);
+    bench_put(b, "small_generate", "peak_rss_mb", rss);
+    return 0;
+}
+
+/* BPE encode of text repeated to 4 MiB: from an empty cache, then warm. */
+static int bench_tokenizer(const Bench *b, const char *text_path, const char *encoder,
+                           const char *bpe) {
     GPT3Tokenizer tok;
-    size_t n;
-    unsigned char *text = read_file(text_path, &n);
-    if (!text || n == 0 || open_tokenizer(&tok, encoder, bpe, NULL)) { free(text); return 1; }
-    size_t big_n = 4u << 20;
-    unsigned char *big = (unsigned char *)malloc(big_n);
-    for (size_t i = 0; big && i < big_n; i++) big[i] = text[i % n];
+    size_t n, big_n = (size_t)4 << 20, n_ids = 0;
     double first = 0, best = 1e30;
-    size_t n_ids = 0;
+    unsigned char *text = read_file(text_path, &n), *big = NULL;
+    if (!text || n == 0 || open_tokenizer(&tok, encoder, bpe, NULL)) {
+        free(text);
+        return 1;
+    }
+    big = (unsigned char *)malloc(big_n);
+    for (size_t i = 0; big && i < big_n; i++) big[i] = text[i % n];
     for (int rep = 0; big && rep < 3; rep++) { /* the first run starts with an empty cache */
         int *ids;
         double t0 = now_seconds();
@@ -861,34 +1145,63 @@ static int cmd_bench(int argc, char **argv) {
         if (dt < best) best = dt;
         free(ids);
     }
-    fprintf(stderr, "tokenizer: BPE encode %.1f MB/s from an empty cache, %.1f MB/s warm (%zu tokens from %.1f MB: %s repeated)\n",
-            big_n / first / 1e6, big_n / best / 1e6, n_ids, big_n / 1e6, text_path);
+    fprintf(stderr, "%-28s %8.1f MB/s from an empty cache, %.1f MB/s warm (%zu tokens from %s repeated to 4 MiB)\n",
+            "tokenizer", big_n / first / 1e6, big_n / best / 1e6, n_ids, text_path);
+    bench_put(b, "tokenizer", "mb_per_s", big_n / first / 1e6);
+    bench_put(b, "tokenizer", "mb_per_s_warm", big_n / best / 1e6);
     free(big);
     free(text);
     gpt3_tokenizer_free(&tok);
-
-    GPT3Config cfg;
-    GPT3 m;
-    if (gpt3_preset(&cfg, model_name) != GPT3_OK) return fail(model_name, GPT3_ERR_PRESET);
-    if (prompt_tokens + n_new > cfg.max_seq_len) n_new = cfg.max_seq_len - prompt_tokens;
-    if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) return fail("init", rc);
-    GPT3Tokenizer bytes;
-    gpt3_tokenizer_bytes(&bytes);
-    char *prompt = (char *)calloc((size_t)prompt_tokens + 1, 1);
-    for (int i = 0; prompt && i < prompt_tokens; i++) prompt[i] = 'a' + (char)(i % 26);
-    int byte_model = cfg.vocab_size == 256;
-    for (int cache = 1; prompt && byte_model && cache >= 0; cache--) {
-        GPT3Sampler s;
-        gpt3_sampler_init(&s, cfg.vocab_size, 1.0f, 0, 1.0f, 1);
-        double rate = generate(&m, &bytes, prompt, n_new, &s, cache, 0, 0);
-        fprintf(stderr, "generation (%s, %d prompt + %d new tokens): %.1f tokens/s %s the KV cache\n", model_name,
-                prompt_tokens, n_new, rate, cache ? "with" : "without");
-        gpt3_sampler_free(&s);
-    }
-    free(prompt);
-    gpt3_tokenizer_free(&bytes);
-    gpt3_free(&m);
     return 0;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    const char *text_path = "fixtures/tokenizer/bench.txt", *only = "";
+    const char *encoder = "fixtures/gpt2/encoder.json", *bpe = "fixtures/gpt2/vocab.bpe";
+    Bench b;
+    memset(&b, 0, sizeof(b));
+    b.runs = 5;
+    Option opts[] = {
+        {"threads", OPT_INT, &b.threads, "threads (0: OpenMP's default, all cores)"},
+        {"runs", OPT_INT, &b.runs, "timed runs of each case (the median is shown), after warm-up"},
+        {"only", OPT_STRING, &only, "run only the cases whose name contains this"},
+        {"tsv", OPT_SWITCH, &b.tsv, "also print case<TAB>metric<TAB>value lines on stdout"},
+        {"text", OPT_STRING, &text_path, "text to encode (repeated to 4 MiB)"},
+        {"encoder", OPT_STRING, &encoder, "encoder.json of the BPE to time"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
+    };
+    int rc = parse_flags("bench",
+                         "Speed and memory: training steps, the matmuls, attention, generation and the tokenizer,\n"
+                         "against this machine's FMA peak and read bandwidth (measured first).",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (b.runs < 1 || b.runs > 64 || b.threads < 0) {
+        fprintf(stderr, "demo: --runs must be 1..64 and --threads >= 0\n");
+        return 1;
+    }
+    if (b.threads > 0) set_threads(b.threads);
+    b.threads = gpt3__max_threads();
+    b.peak_1 = fma_peak(1);
+    b.peak_all = fma_peak(b.threads);
+    b.bandwidth = read_bandwidth();
+    fprintf(stderr, "%d thread%s; FMA peak %.1f GFLOP/s (1 thread %.1f), read bandwidth %.1f GB/s\n",
+            b.threads, b.threads == 1 ? "" : "s", b.peak_all, b.peak_1, b.bandwidth);
+    bench_put(&b, "peak", "threads", b.threads);
+    bench_put(&b, "peak", "gflops_1thread", b.peak_1);
+    bench_put(&b, "peak", "gflops_all", b.peak_all);
+    bench_put(&b, "bandwidth", "gb_s", b.bandwidth);
+    GPT3Config small, teach = {256, 256, 6, 6, 384, 0}, banded = {1024, 256, 6, 6, 384, 128};
+    gpt3_preset(&small, "small");
+    rc = 0;
+    if (strstr("small_b4_t64", only)) rc |= bench_train(&b, "small_b4_t64", small, 4, 64);
+    if (strstr("teach_b8_t256", only)) rc |= bench_train(&b, "teach_b8_t256", teach, 8, 256);
+    if (strstr("teach_banded_b2_t1024_w128", only))
+        rc |= bench_train(&b, "teach_banded_b2_t1024_w128", banded, 2, 1024);
+    if (strstr("matmul_small", only)) rc |= bench_matmuls(&b);
+    if (strstr("attention_t2048", only)) rc |= bench_attention(&b);
+    if (strstr("small_generate", only)) rc |= bench_generate(&b);
+    if (strstr("tokenizer", only)) rc |= bench_tokenizer(&b, text_path, encoder, bpe);
+    return rc;
 }
 
 static int cmd_main_job(void);

@@ -229,8 +229,10 @@ typedef struct {
 
 /* Per-thread buffers of the packed matmul (allocated with the model). */
 typedef struct {
-    float *memory;       /* threads x GPT3__PANEL_FLOATS                     */
-    int threads;         /* the most threads a matmul uses                   */
+    float *memory;       /* threads x floats_per_thread                      */
+    size_t floats_per_thread; /* the matmul's panels, or a head's keys
+                            transposed (attention), whichever is larger     */
+    int threads;         /* the most threads a layer uses                    */
 } GPT3Scratch;
 
 /* A task head on the final hidden states (see gpt3_head_attach). */
@@ -849,17 +851,18 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias,
    the tests hold the fast ones to the reference at awkward shapes.        */
 
 /* Dot product with 16 independent partial sums, so the compiler keeps
-   them in vector registers; summed in a fixed order (deterministic). */
+   them in a vector register, folded in halves at the end (a tree of 4
+   vector adds, not a chain of 16); a fixed order, so deterministic. */
 #define GPT3__LANES 16
 static float gpt3__dot(const float *a, const float *b, int n) {
     float lane[GPT3__LANES] = {0};
     int i = 0;
     for (; i + GPT3__LANES <= n; i += GPT3__LANES)
         for (int k = 0; k < GPT3__LANES; k++) lane[k] += a[i + k] * b[i + k];
-    float sum = 0.0f;
-    for (; i < n; i++) sum += a[i] * b[i];
-    for (int k = 0; k < GPT3__LANES; k++) sum += lane[k];
-    return sum;
+    for (; i < n; i++) lane[i % GPT3__LANES] += a[i] * b[i];
+    for (int half = GPT3__LANES / 2; half > 0; half /= 2)
+        for (int k = 0; k < half; k++) lane[k] += lane[k + half];
+    return lane[0];
 }
 
 /* Reference: every output is one dot product, the outputs o split over
@@ -1024,7 +1027,7 @@ static void gpt3__gemm(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b, i
     {
         int lo, hi;
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
-                                              GPT3__PANEL_FLOATS;
+                                              scratch->floats_per_thread;
         if (by_rows)
             gpt3__gemm_block(c, ldc, a, b, lo, hi, 0, N, K, panels);
         else
@@ -1117,31 +1120,81 @@ static void dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t s
 static int attention_span(int window, int T) { return window < T ? window : T; }
 static int attention_start(int window, int t) { return t - window + 1 > 0 ? t - window + 1 : 0; }
 
+/* Scores q . k_s for the n positions start .. start+n-1. Reference: one
+   dot product a position (keys: position s in row s % rows, stride floats
+   apart). Fast: from the head's keys transposed, kt[i * ld + s] = k_s[i],
+   64 positions at a time, vectorised across positions (no horizontal sums);
+   kt has ld >= T + 64 columns, so a last partial block reads padding. */
+#define GPT3__KEY_BLOCK 64
+
+static void attention_scores(float *scores, const float *q, const float *keys, size_t stride,
+                             int start, int n, int rows, int hs, const float *kt, size_t ld) {
+    if (!kt) {
+        for (int j = 0; j < n; j++)
+            scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
+        return;
+    }
+    for (int j0 = 0; j0 < n; j0 += GPT3__KEY_BLOCK) {
+        float acc[GPT3__KEY_BLOCK] = {0};
+        const float *block = kt + start + j0;
+        for (int i = 0; i < hs; i++)
+            for (int j = 0; j < GPT3__KEY_BLOCK; j++) acc[j] += q[i] * block[(size_t)i * ld + j];
+        memcpy(scores + j0, acc, (size_t)gpt3__min(GPT3__KEY_BLOCK, n - j0) * sizeof(float));
+    }
+}
+
+/* kt[i * ld + s] = x_s[i] for one head's T rows (stride floats apart), and
+   zero in the padding columns T .. T+63. */
+static void attention_transpose(float *kt, size_t ld, const float *x, size_t stride, int T,
+                                int hs) {
+    for (int s = 0; s < T; s++)
+        for (int i = 0; i < hs; i++) kt[(size_t)i * ld + s] = x[(size_t)s * stride + i];
+    for (int i = 0; i < hs; i++) memset(kt + (size_t)i * ld + T, 0, GPT3__KEY_BLOCK * sizeof(float));
+}
+
+/* out = sum_j w_j k_j x_{start+j} over n positions (rows as in the scores),
+   k_j the dropout scale of probability number drop_index + start + j (1
+   without dropout). 64 outputs at a time stay in registers. */
+static void attention_mix(float *out, const float *w, const float *x, size_t stride, int start,
+                          int n, int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
+                          uint64_t drop_index) {
+    for (int i0 = 0; i0 < hs; i0 += 64) {
+        float acc[64] = {0};
+        int width = gpt3__min(64, hs - i0), row = start % rows;
+        for (int j = 0; j < n; j++, row = row + 1 == rows ? 0 : row + 1) {
+            const float *v = x + (size_t)row * stride + i0;
+            float a = w[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)(start + j));
+            if (width == 64)
+                for (int i = 0; i < 64; i++) acc[i] += a * v[i];
+            else
+                for (int i = 0; i < width; i++) acc[i] += a * v[i];
+        }
+        memcpy(out + i0, acc, (size_t)width * sizeof(float));
+    }
+}
+
 /* One query row of one head: positions start .. start+n-1, where position
    s lives in row s % rows of keys and values (rows apart by stride floats;
    the KV cache keeps a banded layer's keys in a ring of W rows). Writes
    att[0..n) and out[0..hs). With dropout, out uses att[j] k_j, where k_j is
-   the dropout scale of the probability numbered drop_index + start + j. */
+   the dropout scale of the probability numbered drop_index + start + j.
+   kt: the keys transposed (fast scores), or NULL. */
 static void attention_row(float *out, float *att, const float *q, const float *keys,
                           const float *values, size_t stride, int start, int n,
                           int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
-                          uint64_t drop_index) {
+                          uint64_t drop_index, const float *kt, size_t ld) {
     float scale = 1.0f / sqrtf((float)hs), maxval = -FLT_MAX, sum = 0.0f;
+    attention_scores(att, q, keys, stride, start, n, rows, hs, kt, ld);
     for (int j = 0; j < n; j++) {
-        att[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs) * scale;
+        att[j] *= scale;
         if (att[j] > maxval) maxval = att[j];
     }
     for (int j = 0; j < n; j++) {
         att[j] = expf(att[j] - maxval);
         sum += att[j];
     }
-    for (int i = 0; i < hs; i++) out[i] = 0.0f;
-    for (int j = 0; j < n; j++) {
-        const float *v = values + (size_t)((start + j) % rows) * stride;
-        att[j] /= sum;
-        float a = att[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)(start + j));
-        for (int i = 0; i < hs; i++) out[i] += a * v[i];
-    }
+    for (int j = 0; j < n; j++) att[j] /= sum;
+    attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
 }
 
 /* The number of the probability (b, h, t, s = 0) among a layer's, for dropout. */
@@ -1149,22 +1202,38 @@ static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
     return (((uint64_t)b * NH + h) * T + t) * T;
 }
 
+/* The per-thread buffer for one head's keys (or values) transposed: NULL
+   (the reference path: dot products) when there is no scratch, or it is
+   too small. */
+static float *attention_buffer(const GPT3Scratch *scratch, int T, int hs, size_t *ld) {
+    *ld = (size_t)T + GPT3__KEY_BLOCK;
+    if (!scratch || scratch->floats_per_thread < *ld * (size_t)hs + (size_t)hs) return NULL;
+#ifdef _OPENMP
+    return scratch->memory + (size_t)omp_get_thread_num() * scratch->floats_per_thread;
+#else
+    return scratch->memory;
+#endif
+}
+
 static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
                               int C, int NH, int window, const GPT3__Dropout *drop,
-                              uint64_t site) {
+                              uint64_t site, const GPT3Scratch *scratch) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = attention_span(window, T);
-    #pragma omp parallel for collapse(3)
+    #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            const float *seq = qkv + (size_t)b * T * 3 * C;
+            size_t ld;
+            float *kt = attention_buffer(scratch, T, hs, &ld);
+            if (kt) attention_transpose(kt, ld, seq + C + h * hs, 3 * (size_t)C, T, hs);
             for (int t = 0; t < T; t++) {
-                const float *seq = qkv + (size_t)b * T * 3 * C;
                 float *a = att + (((size_t)b * NH + h) * T + t) * span;
                 int start = attention_start(window, t), n = t - start + 1;
                 attention_row(out + ((size_t)b * T + t) * C + h * hs, a,
                               seq + (size_t)t * 3 * C + h * hs, seq + C + h * hs,
                               seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs,
-                              drop, site, attention_drop_index(b, h, t, NH, T));
+                              drop, site, attention_drop_index(b, h, t, NH, T), kt, ld);
                 for (int j = n; j < span; j++) a[j] = 0.0f;
             }
         }
@@ -1180,44 +1249,52 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
        dL/dq_t = sum_s dL/dscore[t,s] k_s / sqrt(hs)
        dL/dk_s = sum_t dL/dscore[t,s] q_t / sqrt(hs).
    With dropout the output used att[t,s] k_ts, so dv_s gets att k and
-   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape. Split
-   over (b, h): a head's slice of dqkv is written by one thread only.      */
+   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape (it ends
+   holding dL/dscore). Split over (b, h): a head's slice of dqkv is written
+   by one thread only. dout_t . v_s comes from the values transposed, as the
+   forward's scores (scratch NULL: dot products, the reference). */
 static void attention_backward(float *dqkv, float *datt, const float *dout,
                                const float *qkv, const float *att, int B, int T,
                                int C, int NH, int window, const GPT3__Dropout *drop,
-                               uint64_t site) {
+                               uint64_t site, const GPT3Scratch *scratch) {
     int hs = C / NH, span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    #pragma omp parallel for collapse(2)
+    #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            const float *seq = qkv + (size_t)b * T * 3 * C;
+            float *dseq = dqkv + (size_t)b * T * 3 * C, dq_sum[64];
+            size_t ld;
+            float *vt = attention_buffer(scratch, T, hs, &ld);
+            if (vt) attention_transpose(vt, ld, seq + 2 * C + h * hs, 3 * (size_t)C, T, hs);
             for (int t = 0; t < T; t++) {
                 const float *a = att + (((size_t)b * NH + h) * T + t) * span;
                 float *da = datt + (((size_t)b * NH + h) * T + t) * span;
                 const float *d_o = dout + ((size_t)b * T + t) * C + h * hs;
-                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float *dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                const float *q = seq + (size_t)t * 3 * C + h * hs;
+                float *dq = dseq + (size_t)t * 3 * C + h * hs;
                 int start = attention_start(window, t), n = t - start + 1;
                 uint64_t index = attention_drop_index(b, h, t, NH, T) + (uint64_t)start;
                 float att_dot_datt = 0.0f;
+                attention_scores(da, d_o, seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs,
+                                 vt, ld);
                 for (int j = 0; j < n; j++) {
-                    size_t s_row = ((size_t)b * T + start + j) * 3 * C;
-                    const float *v = qkv + s_row + 2 * C + h * hs;
-                    float *dv = dqkv + s_row + 2 * C + h * hs;
+                    float *dv = dseq + (size_t)(start + j) * 3 * C + 2 * C + h * hs;
                     float keep = gpt3__dropout_scale(drop, site, index + (uint64_t)j);
-                    da[j] = gpt3__dot(d_o, v, hs) * keep;
+                    da[j] *= keep;
                     att_dot_datt += a[j] * da[j];
                     for (int i = 0; i < hs; i++) dv[i] += a[j] * keep * d_o[i];
                 }
                 for (int j = 0; j < n; j++) {
-                    size_t s_row = ((size_t)b * T + start + j) * 3 * C;
-                    const float *k = qkv + s_row + C + h * hs;
-                    float *dk = dqkv + s_row + C + h * hs;
-                    float dscore = a[j] * (da[j] - att_dot_datt) * scale;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += dscore * k[i];
-                        dk[i] += dscore * q[i];
-                    }
+                    float *dk = dseq + (size_t)(start + j) * 3 * C + C + h * hs;
+                    da[j] = a[j] * (da[j] - att_dot_datt) * scale;
+                    for (int i = 0; i < hs; i++) dk[i] += da[j] * q[i];
+                }
+                for (int i0 = 0; i0 < hs; i0 += 64) { /* dq += sum_j dscore_j k_j */
+                    int width = gpt3__min(64, hs - i0);
+                    attention_mix(dq_sum, da, seq + C + h * hs + i0, 3 * (size_t)C, start, n, T,
+                                  width, NULL, 0, 0);
+                    for (int i = 0; i < width; i++) dq[i0 + i] += dq_sum[i];
                 }
             }
         }
@@ -1527,8 +1604,12 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
     m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
     m->scratch.threads = gpt3__max_threads();
-    m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads * GPT3__PANEL_FLOATS *
-                                             sizeof(float));
+    m->scratch.floats_per_thread = (size_t)cfg->channels / cfg->num_heads *
+                                   ((size_t)cfg->max_seq_len + GPT3__KEY_BLOCK + 1);
+    if (m->scratch.floats_per_thread < GPT3__PANEL_FLOATS)
+        m->scratch.floats_per_thread = GPT3__PANEL_FLOATS;
+    m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads *
+                                             m->scratch.floats_per_thread * sizeof(float));
     if (!m->params || !m->grads || !m->scratch.memory) {
         gpt3_free(m);
         return GPT3_ERR_NOMEM;
@@ -1709,7 +1790,7 @@ static void gpt3__forward_body(GPT3 *m) {
         layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, x, lw.ln1w, lw.ln1b, B, T, C);
         gpt3__linear_forward(m, l, GPT3__QKV, la.qkv, la.ln1, lw.qkvw, lw.qkvb, B, T, C, 3 * C);
         attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T),
-                          &drop, gpt3__site(l, 0));
+                          &drop, gpt3__site(l, 0), &m->scratch);
         gpt3__linear_forward(m, l, GPT3__ATTPROJ, la.attproj, la.atty, lw.attprojw, lw.attprojb,
                              B, T, C, C);
         dropout_apply(la.attproj, btc, &drop, gpt3__site(l, 1));
@@ -1825,7 +1906,8 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__linear_backward(m, l, GPT3__ATTPROJ, a->datty, ldw.attprojw, ldw.attprojb, dbranch,
                               la.atty, lw.attprojw, B, T, C, C);
         attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, B, T, C, NH,
-                           gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0));
+                           gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0),
+                           &m->scratch);
         gpt3__linear_backward(m, l, GPT3__QKV, a->dln, ldw.qkvw, ldw.qkvb, a->dqkv, la.ln1,
                               lw.qkvw, B, T, C, 3 * C);
         layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
@@ -2401,7 +2483,8 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         for (int h = 0; h < NH; h++)
             attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
-                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0);
+                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0,
+                          NULL, 0);
         matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);

@@ -103,6 +103,7 @@ static GPT3Scratch scratch;
 
 static void scratch_init(void) {
     scratch.threads = gpt3__max_threads();
+    scratch.floats_per_thread = GPT3__PANEL_FLOATS;
     scratch.memory = alloc_floats((size_t)scratch.threads * GPT3__PANEL_FLOATS);
 }
 
@@ -240,18 +241,20 @@ typedef struct {
     float *out, *att, *qkv, *r;
     int B, T, C, NH, window;
     const GPT3__Dropout *drop;
+    const GPT3Scratch *scratch; /* NULL: the reference path */
 } AttentionCase;
 
 static double attention_objective(void *p) {
     AttentionCase *c = (AttentionCase *)p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7);
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7,
+                      c->scratch);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
 static void test_attention_grad(const char *name, int T, int window, float dropout) {
     GPT3__Dropout drop = {99, dropout};
     AttentionCase c;
-    c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window; c.drop = &drop;
+    c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window; c.drop = &drop; c.scratch = &scratch;
     /* att holds exactly B*NH*T*span floats: a banded layer that touched a
        dense T x T row would write out of bounds (caught by ASan). */
     size_t n_att = (size_t)c.B * c.NH * T * attention_span(window, T);
@@ -263,10 +266,56 @@ static void test_attention_grad(const char *name, int T, int window, float dropo
     float *dqkv = alloc_floats(n_qkv), *datt = alloc_floats(n_att);
     fill_normal(c.qkv, n_qkv, 1.0f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
     attention_objective(&c);
-    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7);
+    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7,
+                       c.scratch);
     double e = fd_error(c.qkv, n_qkv, dqkv, attention_objective, &c, FD_H);
     check(e < FD_TOL, name, "T %d window %d: err %.1e (tol %.0e)", T, window, e, FD_TOL);
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv); free(datt);
+}
+
+/* The fast attention (keys and values transposed, 64 positions a block)
+   against the reference (one dot product a position): forward output and
+   probabilities, and the backward, at T = 1, T past one and two blocks,
+   banded and dense, head sizes 5 and 70 (not a multiple of the vector
+   width; more than 64 outputs), with dropout. Same rounding tolerance as
+   the matmul: 1e-5 relative. */
+static void test_attention_fast(void) {
+    static const int cases[][5] = { /* T, window, C, NH, dropout % */
+        {1, 1, 10, 2, 0}, {70, 70, 10, 2, 0}, {130, 33, 10, 2, 20}, {67, 67, 140, 2, 0},
+        {150, 150, 64, 4, 10},
+    };
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        int B = 2, T = cases[k][0], W = cases[k][1], C = cases[k][2], NH = cases[k][3];
+        GPT3__Dropout drop = {5, cases[k][4] / 100.0f};
+        size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
+        size_t n_att = (size_t)B * NH * T * attention_span(W, T);
+        float *qkv = alloc_floats(n_qkv), *dout = alloc_floats(n_out), *x[2][4];
+        GPT3Rng rng;
+        gpt3_rng_seed(&rng, 11 + k);
+        fill_normal(qkv, n_qkv, 1.0f, &rng); fill_normal(dout, n_out, 1.0f, &rng);
+        for (int path = 0; path < 2; path++) { /* 0: fast, 1: reference */
+            const GPT3Scratch *sc = path == 0 ? &scratch : NULL;
+            x[path][0] = alloc_floats(n_out); x[path][1] = alloc_floats(n_att);
+            x[path][2] = alloc_floats(n_qkv); x[path][3] = alloc_floats(n_att);
+            attention_forward(x[path][0], x[path][1], qkv, B, T, C, NH, W, &drop, 3, sc);
+            attention_backward(x[path][2], x[path][3], dout, qkv, x[path][1], B, T, C, NH, W,
+                               &drop, 3, sc);
+        }
+        size_t n[3] = {n_out, n_att, n_qkv};
+        for (int j = 0; j < 3; j++) {
+            double scale = 1e-30;
+            for (size_t i = 0; i < n[j]; i++) scale = fmax(scale, fabs(x[1][j][i]));
+            for (size_t i = 0; i < n[j]; i++) {
+                double e = fabs((double)x[0][j][i] - x[1][j][i]) / scale;
+                if (e > worst || e != e) worst = e != e ? INFINITY : e;
+            }
+        }
+        for (int path = 0; path < 2; path++) for (int j = 0; j < 4; j++) free(x[path][j]);
+        free(qkv); free(dout);
+    }
+    check(worst < 1e-5, "attention: fast (transposed blocks) = reference, dense/banded/dropout",
+          "worst error %.1e of the largest value (tol 1e-5)", worst);
 }
 
 /* The banded layer must equal a dense layer whose scores outside the band
@@ -279,7 +328,7 @@ static void test_attention_band_definition(void) {
     GPT3Rng rng;
     gpt3_rng_seed(&rng, 4);
     fill_normal(qkv, n_qkv, 1.0f, &rng);
-    attention_forward(out, att, qkv, B, T, C, NH, W, NULL, 0);
+    attention_forward(out, att, qkv, B, T, C, NH, W, NULL, 0, &scratch);
     double max_err = 0.0;
     for (int h = 0; h < NH; h++) {
         for (int t = 0; t < T; t++) {
@@ -1698,6 +1747,7 @@ int main(int argc, char **argv) {
     test_attention_grad("fd: attention, window 1 (self only)", 4, 1, 0.0f);
     test_attention_grad("fd: attention, dropout 0.3 on probabilities", 7, 7, 0.3f);
     test_attention_band_definition();
+    test_attention_fast();
     test_gelu_grad();
     test_crossentropy_grad();
     test_fd_detects_error();
