@@ -911,12 +911,19 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
    Each element of C is one thread's, summed in the same order whatever the
    thread count: results are deterministic and independent of threads.
    An operand is a strided view, element (i, k) at p[i * si + k * sk], so
-   the transposed products need no transposed copies of the tensors.      */
+   the transposed products need no transposed copies of the tensors.
+   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU. */
 #define GPT3__MR 8
 #define GPT3__NR 48
+#ifndef GPT3__KC
 #define GPT3__KC 256
+#endif
+#ifndef GPT3__NC
 #define GPT3__NC 384
+#endif
+#ifndef GPT3__MC
 #define GPT3__MC 256
+#endif
 #define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * GPT3__NC)
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
@@ -973,43 +980,48 @@ static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, 
         for (int j = 0; j < GPT3__NR; j++) c[r * ldc + j] += acc[r][j];
 }
 
-/* A tile at the edge of C: computed whole into a scratch tile, then the
-   rows x cols that exist are added. */
-static void gpt3__edge_tile(int kc, const float *a, const float *b, float *c, size_t ldc,
-                            int rows, int cols) {
+/* C, element (i, j) at p[i * ld + j]. */
+typedef struct { float *p; size_t ld; } GPT3__Output;
+
+/* One MR x NR tile of C at (i, j): straight into C when it is whole; at an
+   edge, computed whole into a scratch tile, and the rows x cols that exist
+   added to C. */
+static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, int i, int j,
+                       int rows, int cols) {
     float tile[GPT3__MR * GPT3__NR];
+    if (rows == GPT3__MR && cols == GPT3__NR) {
+        gpt3__microkernel(kc, a, b, c.p + (size_t)i * c.ld + j, c.ld);
+        return;
+    }
     memset(tile, 0, sizeof(tile));
     gpt3__microkernel(kc, a, b, tile, GPT3__NR);
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols; j++) c[r * ldc + j] += tile[r * GPT3__NR + j];
+        for (int q = 0; q < cols; q++) c.p[(size_t)(i + r) * c.ld + j + q] += tile[r * GPT3__NR + q];
 }
 
-/* Rows i0..i1 and columns j0..j1 of C, on one thread with its buffers. */
-static void gpt3__gemm_block(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b,
-                             int i0, int i1, int j0, int j1, int K, float *panels) {
+/* Rows i0..i1 and columns j0..j1 of C, on one thread with its buffers, in
+   BLIS's loop order: a panel of B (KC x NC) is copied once and used by
+   every row of the share; each sliver of A is then used by NC/NR tiles. */
+static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
+                             int j0, int j1, int K, float *panels) {
     float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
-    for (int ic = i0; ic < i1; ic += GPT3__MC) {
-        int mc = gpt3__min(GPT3__MC, i1 - ic);
+    for (int jc = j0; jc < j1; jc += GPT3__NC) {
+        int nc = gpt3__min(GPT3__NC, j1 - jc);
         for (int pc = 0; pc < K; pc += GPT3__KC) {
             int kc = gpt3__min(GPT3__KC, K - pc);
-            for (int ir = 0; ir < mc; ir += GPT3__MR)
-                gpt3__pack(pa + (size_t)ir * kc, a, ic + ir, gpt3__min(GPT3__MR, mc - ir), pc, kc,
-                           GPT3__MR);
-            for (int jc = j0; jc < j1; jc += GPT3__NC) {
-                int nc = gpt3__min(GPT3__NC, j1 - jc);
-                for (int jr = 0; jr < nc; jr += GPT3__NR)
-                    gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc,
-                               kc, GPT3__NR);
+            for (int jr = 0; jr < nc; jr += GPT3__NR)
+                gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc,
+                           GPT3__NR);
+            for (int ic = i0; ic < i1; ic += GPT3__MC) {
+                int mc = gpt3__min(GPT3__MC, i1 - ic);
                 for (int ir = 0; ir < mc; ir += GPT3__MR)
-                    for (int jr = 0; jr < nc; jr += GPT3__NR) {
-                        int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
-                        float *tile = c + (size_t)(ic + ir) * ldc + jc + jr;
-                        const float *sa = pa + (size_t)ir * kc, *sb = pb + (size_t)jr * kc;
-                        if (rows == GPT3__MR && cols == GPT3__NR)
-                            gpt3__microkernel(kc, sa, sb, tile, ldc);
-                        else
-                            gpt3__edge_tile(kc, sa, sb, tile, ldc, rows, cols);
-                    }
+                    gpt3__pack(pa + (size_t)ir * kc, a, ic + ir, gpt3__min(GPT3__MR, mc - ir), pc,
+                               kc, GPT3__MR);
+                for (int ir = 0; ir < mc; ir += GPT3__MR)
+                    for (int jr = 0; jr < nc; jr += GPT3__NR)
+                        gpt3__tile(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c, ic + ir,
+                                   jc + jr, gpt3__min(GPT3__MR, mc - ir),
+                                   gpt3__min(GPT3__NR, nc - jr));
             }
         }
     }
@@ -1017,8 +1029,8 @@ static void gpt3__gemm_block(float *c, size_t ldc, GPT3__Operand a, GPT3__Operan
 
 /* C += A B over the threads: each takes a share of the longer side of C
    (whole tiles), so the operand it copies in full is the smaller one. */
-static void gpt3__gemm(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b, int M, int N,
-                       int K, const GPT3Scratch *scratch) {
+static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, int N, int K,
+                       const GPT3Scratch *scratch) {
     int by_rows = M / GPT3__MR > N / GPT3__NR;
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
     int units = (extent + unit - 1) / unit;
@@ -1029,9 +1041,9 @@ static void gpt3__gemm(float *c, size_t ldc, GPT3__Operand a, GPT3__Operand b, i
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
                                               scratch->floats_per_thread;
         if (by_rows)
-            gpt3__gemm_block(c, ldc, a, b, lo, hi, 0, N, K, panels);
+            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, panels);
         else
-            gpt3__gemm_block(c, ldc, a, b, 0, M, lo, hi, K, panels);
+            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, panels);
     }
 }
 
@@ -1049,10 +1061,12 @@ static void matmul_forward(float *out, const float *inp, const float *weight,
         matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
         return;
     }
+    #pragma omp parallel for schedule(static) num_threads(scratch->threads)
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
-    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1}; /* wt(o, i) = W[o, i] */
-    gpt3__gemm(out, (size_t)OC, x, wt, N, OC, C, scratch);
+    GPT3__Output y = {out, (size_t)OC};
+    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
+    gpt3__gemm(y, x, wt, N, OC, C, scratch);
 }
 
 static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -1064,12 +1078,14 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias, const flo
         return;
     }
     if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
+        GPT3__Output dx = {dinp, (size_t)C};
         GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
-        gpt3__gemm(dinp, (size_t)C, d, w, N, C, OC, scratch);
+        gpt3__gemm(dx, d, w, N, C, OC, scratch);
     }
     if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
+        GPT3__Output dw = {dweight, (size_t)C};
         GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
-        gpt3__gemm(dweight, (size_t)C, dt, x, OC, C, N, scratch);
+        gpt3__gemm(dw, dt, x, OC, C, N, scratch);
     }
     if (!dbias) return;
     #pragma omp parallel num_threads(scratch->threads)
