@@ -744,6 +744,30 @@ static void gpt3__point_tensors(GPT3Tensors *t, float *flat,
 /* residual stream) collects both contributions.                            */
 /* ======================================================================== */
 
+static int gpt3__min(int a, int b) { return a < b ? a : b; }
+
+/* The threads a parallel region may use (1 without OpenMP). */
+static int gpt3__max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Inside a parallel region: this thread's share [lo, hi) of 0..n, cut at
+   multiples of unit; returns the thread's number. */
+static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
+    int id = 0, threads = 1, units = (n + unit - 1) / unit;
+#ifdef _OPENMP
+    id = omp_get_thread_num();
+    threads = omp_get_num_threads();
+#endif
+    *lo = gpt3__min(n, (int)((long long)units * id / threads) * unit);
+    *hi = gpt3__min(n, (int)((long long)units * (id + 1) / threads) * unit);
+    return id;
+}
+
 /* ---- Embedding ----------------------------------------------------------
    out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]                                  */
 static void encoder_forward(float *out, const int *tokens, const float *wte,
@@ -761,16 +785,22 @@ static void encoder_forward(float *out, const int *tokens, const float *wte,
 /* Each output row is a copy of one wte row plus one wpe row, so
        dL/dwte[v,:] = sum over (b,t) with tok[b,t] = v of dout[b,t,:]
        dL/dwpe[t,:] = sum over b of dout[b,t,:].
-   Serial: two positions holding the same token write the same row.       */
+   Two positions holding the same token write the same row, so the threads
+   split the channels i instead, each going over every position in order. */
 static void encoder_backward(float *dwte, float *dwpe, const float *dout,
                              const int *tokens, int B, int T, int C) {
-    for (int bt = 0; bt < B * T; bt++) {
-        const float *d = dout + (size_t)bt * C;
-        float *dte = dwte + (size_t)tokens[bt] * C;
-        float *dpe = dwpe + (size_t)(bt % T) * C;
-        for (int i = 0; i < C; i++) {
-            dte[i] += d[i];
-            dpe[i] += d[i];
+    #pragma omp parallel
+    {
+        int lo, hi;
+        gpt3__thread_range(C, 16, &lo, &hi);
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *d = dout + (size_t)bt * C;
+            float *dte = dwte + (size_t)tokens[bt] * C;
+            float *dpe = dwpe + (size_t)(bt % T) * C;
+            for (int i = lo; i < hi; i++) {
+                dte[i] += d[i];
+                dpe[i] += d[i];
+            }
         }
     }
 }
@@ -806,8 +836,9 @@ static void layernorm_forward(float *out, float *mean, float *rstd,
    and with g_i = dy_i w_i = dL/dxhat_i, since xhat depends on every x_j
    through mu and r (d mu/dx_j = 1/C, d r/dx_j = -r^3 (x_j - mu)/C):
        dL/dx_j = r ( g_j - (1/C) sum_i g_i - xhat_j (1/C) sum_i g_i xhat_i ).
-   dinp rows are independent (parallel); dweight and dbias sum over rows,
-   done serially so each element is summed in one fixed order.            */
+   dinp rows are independent (parallel over rows); dweight and dbias sum
+   over rows, so the threads split the channels, each summing its channels
+   over the rows in one fixed order.                                       */
 static void layernorm_backward(float *dinp, float *dweight, float *dbias,
                                const float *dout, const float *inp,
                                const float *weight, const float *mean,
@@ -831,11 +862,16 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias,
         }
     }
     if (!dweight) return;
-    for (int bt = 0; bt < B * T; bt++) {
-        const float *dy = dout + (size_t)bt * C, *x = inp + (size_t)bt * C;
-        for (int i = 0; i < C; i++) {
-            dweight[i] += dy[i] * (x[i] - mean[bt]) * rstd[bt];
-            dbias[i] += dy[i];
+    #pragma omp parallel
+    {
+        int lo, hi;
+        gpt3__thread_range(C, 16, &lo, &hi);
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *dy = dout + (size_t)bt * C, *x = inp + (size_t)bt * C;
+            for (int i = lo; i < hi; i++) {
+                dweight[i] += dy[i] * (x[i] - mean[bt]) * rstd[bt];
+                dbias[i] += dy[i];
+            }
         }
     }
 }
@@ -927,30 +963,6 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * GPT3__NC)
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
-
-static int gpt3__min(int a, int b) { return a < b ? a : b; }
-
-/* The threads a parallel region may use (1 without OpenMP). */
-static int gpt3__max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Inside a parallel region: this thread's share [lo, hi) of 0..n, cut at
-   multiples of unit; returns the thread's number. */
-static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
-    int id = 0, threads = 1, units = (n + unit - 1) / unit;
-#ifdef _OPENMP
-    id = omp_get_thread_num();
-    threads = omp_get_num_threads();
-#endif
-    *lo = gpt3__min(n, (int)((long long)units * id / threads) * unit);
-    *hi = gpt3__min(n, (int)((long long)units * (id + 1) / threads) * unit);
-    return id;
-}
 
 /* dst[k * width + r] = x(i0 + r, k0 + k) for r < rows; zero up to width. */
 static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
