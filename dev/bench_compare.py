@@ -50,6 +50,7 @@ MMAP_THRESHOLD_CAPPED = 32 << 20  # glibc's mallopt() limit on 64-bit, if the en
 
 # metrics where less is better; every other compared metric is a rate
 LOWER_IS_BETTER = {"ms_per_step", "dense_ms", "banded_ms", "ratio", "peak_rss_mb", "prefill_ms"}
+COMPARED = LOWER_IS_BETTER | {"tokens_per_s"}
 MACHINE_ROWS = [("peak", "gflops_1thread"), ("peak", "gflops_all"), ("bandwidth", "gb_s")]
 
 
@@ -188,6 +189,8 @@ def fmt(v):
     if v is None:
         return "-"
     a = abs(v)
+    if v == int(v) and a < 1e9:
+        return str(int(v))
     if a >= 100:
         return f"{v:.0f}"
     if a >= 10:
@@ -220,7 +223,7 @@ def table(headers, rows, markdown):
     return lines + ["  ".join(cell(i, x) for i, x in enumerate(r)).rstrip() for r in rows]
 
 
-def report(demo, installed, tuned, tik, info, markdown):
+def report(demo, installed, tuned, tik, info, all_cases, markdown):
     out = []
 
     def section(title, lines):
@@ -251,7 +254,10 @@ def report(demo, installed, tuned, tik, info, markdown):
             table(["case", "metric", "value"], rows, markdown))
 
     shown = set(both) | set(MACHINE_ROWS) | {k for k in demo if k[0] == "tokenizer" and k[1].startswith("mb_per_s")}
-    rows = [[c, m, fmt(v)] for (c, m), v in demo.items() if (c, m) not in shown]
+    # with --cases, the skipped cases' comparable figures are left out, not called gpt3.h-only
+    skipped = {c for c, _ in demo} & set(all_cases) - {c for c, _ in torch_keys}
+    rows = [[c, m, fmt(v)] for (c, m), v in demo.items()
+            if (c, m) not in shown and not (c in skipped and m in COMPARED)]
     section("gpt3.h only (gflops, peak_pct: % of the measured FMA peak; gb_s, bound_pct: "
             "weight bytes read per second and % of the bandwidth bound)",
             table(["case", "metric", "gpt3.h"], rows, markdown))
@@ -282,7 +288,7 @@ def main():
     else:
         demo = run_demo(a.threads, a.runs)
 
-    cases = subprocess.run([a.python, BENCH_TORCH, "--list"], capture_output=True, text=True,
+    all_cases = cases = subprocess.run([a.python, BENCH_TORCH, "--list"], capture_output=True, text=True,
                            check=True).stdout.split()
     if a.cases:
         wanted = a.cases.split(",")
@@ -314,7 +320,7 @@ def main():
             ("glibc check", mmap_note),
             ("gpt3.h", f"from {a.demo_tsv}" if a.demo_tsv else "./demo bench --tsv"),
             ("runs", a.runs if a.runs else "each side's default")]
-    print("\n".join(report(demo, installed, tuned, tik, info, a.markdown)))
+    print("\n".join(report(demo, installed, tuned, tik, info, all_cases, a.markdown)))
 
 
 if __name__ == "__main__":

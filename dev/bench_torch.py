@@ -32,7 +32,7 @@ stdout gets only "case<TAB>metric<TAB>value" lines (diagnostics go to stderr):
     attention_t2048   one attention core, q, k, v of (1, 12, 2048, 64), forward
                       + backward of sum(out * fixed random tensor)
         dense_ms, banded_ms (W = 256), ratio = banded_ms / dense_ms; medians
-        of R (default 5) after warm-up
+        of R (default 5) after warm-up, dense and banded alternating
 
 --threads N sets torch.set_num_threads(N) and, before torch is imported,
 OMP_NUM_THREADS=N, which the OpenBLAS under Debian's torch also reads.
@@ -288,12 +288,17 @@ def bench_attention(case, runs, T=2048, NH=12, hs=64, W=256):
         (attention(q, k, v, mask) * g).sum().backward()
         return (time.perf_counter() - t0) * 1000
 
+    # dense and banded alternate, so that a drifting machine shifts both alike
+    times = {name: [] for name in masks}
+    for i in range(runs + 1):
+        for name, mask in masks.items():
+            ms = once(mask)
+            if i > 0:  # the first round is the warm-up
+                times[name].append(ms)
     res = {}
-    for name, mask in masks.items():
-        once(mask)
-        times = [once(mask) for _ in range(runs)]
-        res[name] = statistics.median(times)
-        log(f"{case} {name}: " + " ".join(f"{x:.1f}" for x in times) + " ms")
+    for name, ts in times.items():
+        res[name] = statistics.median(ts)
+        log(f"{case} {name}: " + " ".join(f"{x:.1f}" for x in ts) + " ms")
     emit(case, "dense_ms", res["dense"])
     emit(case, "banded_ms", res["banded"])
     emit(case, "ratio", res["banded"] / res["dense"])
