@@ -1,4 +1,4 @@
-/* gpt3.h - v0.3.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.4.0 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -67,8 +67,16 @@
    the loss run in parallel; OMP_NUM_THREADS sets the count. Every output
    element is computed by one thread in a fixed order, so results are
    bit-identical for any thread count. Without OpenMP it runs on one thread.
+   A model's per-thread buffers are sized for the thread count at init/load.
+
+   Speed: build with -O3 -march=native -fno-math-errno -fopenmp. The last but
+   one is not fast-math (results are the same); it lets AdamW's sqrtf
+   vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.4.0  speed: packed, register-tiled matmul (BLIS loops), attention
+              vectorised across positions, vectorisable GELU, threads split
+              so that results stay bit-identical; the reference kernels kept
        0.3.0  fine-tuning: task heads (binary, classes, tags), freezing,
               LoRA, dropout, distillation, evaluation reports, head files
        0.2.0  tokenizers (bytes, GPT-2 BPE, BPE training), token files and
@@ -1045,9 +1053,7 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
                        const GPT3Scratch *scratch) {
     int by_rows = M / GPT3__MR > N / GPT3__NR;
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
-    int units = (extent + unit - 1) / unit;
-    int threads = gpt3__min(scratch->threads, units);
-    #pragma omp parallel num_threads(threads) if (threads > 1)
+    #pragma omp parallel num_threads(gpt3__min(scratch->threads, (extent + unit - 1) / unit))
     {
         int lo, hi;
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
