@@ -776,6 +776,39 @@ static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
     return id;
 }
 
+/* e^-|x|, in a form the compiler vectorises (libm's expf and tanhf take one
+   value a call, and GELU's tanh was a quarter of a training step). Every
+   exponential of the softmaxes and of tanh is of this kind: softmax takes
+   e^(z - max z), z - max z <= 0, and tanh needs only e^-2|u|.
+     - |x| is clamped to 87 (e^-87 is still a normal float) by comparing its
+       bits as an integer: a float compare would stop the vectoriser (it
+       may trap), and NaN is handed back as it came;
+     - -|x| = k ln2 + r with k an integer and |r| <= ln2/2; k is rounded by
+       adding and taking away 1.5 * 2^23, where a float has no fraction bits;
+     - e^-|x| = 2^k e^r: 2^k is built in the float's exponent bits, e^r
+       by its Taylor series to r^7 (error r^8/8! < 6e-9).
+   The relative error is below 1e-7, about one ulp, as expf's.             */
+static float gpt3__exp_negative(float x) {
+    const uint32_t magnitude_87 = 0x42AE0000u, infinity = 0x7F800000u;
+    uint32_t bits, magnitude, clamped, result_bits;
+    float y, result, two_k;
+    memcpy(&bits, &x, sizeof(bits));
+    magnitude = bits & 0x7FFFFFFFu;
+    clamped = (magnitude > magnitude_87 ? magnitude_87 : magnitude) | 0x80000000u;
+    memcpy(&y, &clamped, sizeof(y)); /* y = -min(|x|, 87) */
+    float k = (y * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(y / ln2) */
+    float r = (y - k * 0.693145752f) - k * 1.42860677e-6f;      /* ln2 split in two */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+                   r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t exponent = ((int32_t)k + 127) * (1 << 23);
+    memcpy(&two_k, &exponent, sizeof(two_k));
+    result = p * two_k;
+    memcpy(&result_bits, &result, sizeof(result_bits));
+    result_bits = magnitude > infinity ? bits : result_bits; /* NaN stays NaN */
+    memcpy(&result, &result_bits, sizeof(result));
+    return result;
+}
+
 /* ---- Embedding ----------------------------------------------------------
    out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]                                  */
 static void encoder_forward(float *out, const int *tokens, const float *wte,
@@ -1223,10 +1256,8 @@ static void attention_row(float *out, float *att, const float *q, const float *k
         att[j] *= scale;
         if (att[j] > maxval) maxval = att[j];
     }
-    for (int j = 0; j < n; j++) {
-        att[j] = expf(att[j] - maxval);
-        sum += att[j];
-    }
+    for (int j = 0; j < n; j++) att[j] = gpt3__exp_negative(att[j] - maxval);
+    for (int j = 0; j < n; j++) sum += att[j];
     for (int j = 0; j < n; j++) att[j] /= sum;
     attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
 }
@@ -1339,27 +1370,13 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
    y = 0.5 x (1 + tanh u),   u = sqrt(2/pi) (x + 0.044715 x^3)             */
 #define GPT3__GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
-/* e^x in a form the compiler vectorises (libm's expf and tanhf take one
-   value a call, and GELU's tanh was a quarter of a training step):
-   x = k ln2 + r with |r| <= ln2/2, e^x = 2^k e^r, 2^k built in the float's
-   exponent bits, e^r by its Taylor series to r^7 (relative error < 1e-8
-   from the series; about 1 ulp in all). x is clamped to [-87, 88], where
-   2^k stays a normal float. */
-static float gpt3__exp(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float k = floorf(x * 1.44269504f + 0.5f);
-    float r = (x - k * 0.693145752f) - k * 1.42860677e-6f; /* ln2 split in two */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
-                   r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)k + 127) * (1 << 23);
-    float two_k;
-    memcpy(&two_k, &bits, sizeof(two_k));
-    return p * two_k;
+/* tanh u = sign(u) (1 - e^-2|u|) / (1 + e^-2|u|): exactly +-1 far out,
+   absolute error about 1e-7 near 0, far below what GELU's 0.5 x (1 + tanh u)
+   can show. */
+static float gpt3__tanh(float u) {
+    float e = gpt3__exp_negative(2.0f * u);
+    return copysignf((1.0f - e) / (1.0f + e), u);
 }
-
-/* tanh u = 1 - 2 / (e^{2u} + 1): exact at both ends (+-1), absolute error
-   about 1e-7 near 0, far below what GELU's 0.5 x (1 + tanh u) can show. */
-static float gpt3__tanh(float u) { return 1.0f - 2.0f / (gpt3__exp(2.0f * u) + 1.0f); }
 
 static void gelu_forward(float *out, const float *inp, size_t N) {
     #pragma omp parallel for
@@ -1428,6 +1445,16 @@ static void lora_backward(float *dinp, float *dA, float *dB, float *du, const fl
 /* Loss heads: cross-entropy, binary cross-entropy, distillation            */
 /* ======================================================================== */
 
+/* sum_v e^(z_v - max), in double, over 8 lanes so that it vectorises. */
+static double gpt3__sum_exp(const float *z, float maxval, int V) {
+    double lane[8] = {0};
+    int v = 0;
+    for (; v + 8 <= V; v += 8)
+        for (int k = 0; k < 8; k++) lane[k] += gpt3__exp_negative(z[v + k] - maxval);
+    for (; v < V; v++) lane[v % 8] += gpt3__exp_negative(z[v] - maxval);
+    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 /* For one position with logits z (V) and target y:
        p_v = exp(z_v - lse),   lse = log sum_v exp(z_v)
        l   = -log p_y = lse - z_y.
@@ -1442,10 +1469,8 @@ static int crossentropy_forward(float *losses, float *lse, const float *logits,
     for (int bt = 0; bt < B * T; bt++) {
         const float *z = logits + (size_t)bt * V;
         float maxval = -FLT_MAX;
-        double sum = 0.0;
         for (int v = 0; v < V; v++) if (z[v] > maxval) maxval = z[v];
-        for (int v = 0; v < V; v++) sum += expf(z[v] - maxval);
-        lse[bt] = maxval + (float)log(sum);
+        lse[bt] = maxval + (float)log(gpt3__sum_exp(z, maxval, V));
         losses[bt] = (targets && targets[bt] >= 0) ? lse[bt] - z[targets[bt]] : 0.0f;
     }
     int count = 0;
@@ -1468,7 +1493,7 @@ static void crossentropy_backward(float *dlogits, const float *logits,
         int y = targets[bt];
         if (y < 0) continue;
         for (int v = 0; v < V; v++) {
-            float p = expf(z[v] - lse[bt]);
+            float p = gpt3__exp_negative(z[v] - lse[bt]);
             dz[v] += (p - (v == y ? 1.0f : 0.0f)) * inv_n;
         }
     }

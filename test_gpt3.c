@@ -379,6 +379,25 @@ static void test_gelu_grad(void) {
     free(c.out); free(c.inp); free(c.r); free(dinp);
 }
 
+/* The vectorised e^-|x| and tanh against libm in double, over their whole
+   range and at the edges: e^-|x| within 2e-7 relative down to e^-87 (then
+   held at e^-87), tanh within 2e-7 absolute; NaN stays NaN. */
+static void test_exp_tanh(void) {
+    double worst_exp = 0, worst_tanh = 0;
+    for (float x = -87.0f; x <= 87.0f; x += 0.00173f) {
+        double want = exp(-fabs((double)x));
+        worst_exp = fmax(worst_exp, fabs(gpt3__exp_negative(x) - want) / want);
+        worst_tanh = fmax(worst_tanh, fabs(gpt3__tanh(x / 8) - tanh((double)x / 8)));
+    }
+    int edges = gpt3__exp_negative(0.0f) == 1.0f && gpt3__exp_negative(-0.0f) == 1.0f &&
+                gpt3__exp_negative(-INFINITY) > 0.0f && gpt3__exp_negative(-INFINITY) < 2e-38f &&
+                isnan(gpt3__exp_negative(NAN)) && isnan(gpt3__tanh(NAN)) &&
+                gpt3__tanh(INFINITY) == 1.0f && gpt3__tanh(-1e30f) == -1.0f;
+    check(worst_exp < 2e-7 && worst_tanh < 2e-7 && edges, "exp and tanh: vectorised = libm",
+          "exp rel err %.1e, tanh abs err %.1e (tol 2e-7), edges %s", worst_exp, worst_tanh,
+          edges ? "ok" : "WRONG");
+}
+
 /* ---- Embedding ---- */
 typedef struct { float *out, *wte, *wpe, *r; int *tokens; int B, T, C; } EncoderCase;
 
@@ -1748,6 +1767,7 @@ int main(int argc, char **argv) {
     test_attention_grad("fd: attention, dropout 0.3 on probabilities", 7, 7, 0.3f);
     test_attention_band_definition();
     test_attention_fast();
+    test_exp_tanh();
     test_gelu_grad();
     test_crossentropy_grad();
     test_fd_detects_error();
