@@ -1053,7 +1053,7 @@ static int bench_attention(const Bench *b) {
     int T = 2048, C = 768, NH = 12, windows[2] = {T, 256};
     double result[2];
     GPT3Scratch s;
-    if (!scratch_alloc(&s, (size_t)(C / NH) * (T + GPT3__KEY_BLOCK + 1))) return fail("attention", GPT3_ERR_NOMEM);
+    if (!scratch_alloc(&s, attention_scratch_floats(T))) return fail("attention", GPT3_ERR_NOMEM);
     float *qkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
     float *dqkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
     float *out = (float *)calloc((size_t)T * C, sizeof(float));

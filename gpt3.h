@@ -238,8 +238,8 @@ typedef struct {
 /* Per-thread buffers of the packed matmul (allocated with the model). */
 typedef struct {
     float *memory;       /* threads x floats_per_thread                      */
-    size_t floats_per_thread; /* the matmul's panels, or a head's keys
-                            transposed (attention), whichever is larger     */
+    size_t floats_per_thread; /* the matmul's panels, and attention's blocks
+                            of scores and probabilities                     */
     int threads;         /* the most threads a layer uses                    */
 } GPT3Scratch;
 
@@ -1234,36 +1234,25 @@ static void dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t s
 static int attention_span(int window, int T) { return window < T ? window : T; }
 static int attention_start(int window, int t) { return t - window + 1 > 0 ? t - window + 1 : 0; }
 
-/* Scores q . k_s for the n positions start .. start+n-1. Reference: one
-   dot product a position (keys: position s in row s % rows, stride floats
-   apart). Fast: from the head's keys transposed, kt[i * ld + s] = k_s[i],
-   64 positions at a time, vectorised across positions (no horizontal sums);
-   kt has ld >= T + 64 columns, so a last partial block reads padding. */
-#define GPT3__KEY_BLOCK 64
-
+/* The reference kernels, one query row at a time (the KV cache's too).
+   Scores q . k_s for the n positions start .. start+n-1; position s lives
+   in row s % rows of keys (rows stride floats apart). */
 static void attention_scores(float *scores, const float *q, const float *keys, size_t stride,
-                             int start, int n, int rows, int hs, const float *kt, size_t ld) {
-    if (!kt) {
-        for (int j = 0; j < n; j++)
-            scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
-        return;
-    }
-    for (int j0 = 0; j0 < n; j0 += GPT3__KEY_BLOCK) {
-        float acc[GPT3__KEY_BLOCK] = {0};
-        const float *block = kt + start + j0;
-        for (int i = 0; i < hs; i++)
-            for (int j = 0; j < GPT3__KEY_BLOCK; j++) acc[j] += q[i] * block[(size_t)i * ld + j];
-        memcpy(scores + j0, acc, (size_t)gpt3__min(GPT3__KEY_BLOCK, n - j0) * sizeof(float));
-    }
+                             int start, int n, int rows, int hs) {
+    for (int j = 0; j < n; j++)
+        scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
 }
 
-/* kt[i * ld + s] = x_s[i] for one head's T rows (stride floats apart), and
-   zero in the padding columns T .. T+63. */
-static void attention_transpose(float *kt, size_t ld, const float *x, size_t stride, int T,
-                                int hs) {
-    for (int s = 0; s < T; s++)
-        for (int i = 0; i < hs; i++) kt[(size_t)i * ld + s] = x[(size_t)s * stride + i];
-    for (int i = 0; i < hs; i++) memset(kt + (size_t)i * ld + T, 0, GPT3__KEY_BLOCK * sizeof(float));
+/* In place over a row of n scores: att = softmax(scale * scores). */
+static void attention_softmax(float *att, int n, float scale) {
+    float maxval = -FLT_MAX, sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        att[j] *= scale;
+        if (att[j] > maxval) maxval = att[j];
+    }
+    for (int j = 0; j < n; j++) att[j] = gpt3__exp_negative(att[j] - maxval);
+    for (int j = 0; j < n; j++) sum += att[j];
+    for (int j = 0; j < n; j++) att[j] /= sum;
 }
 
 /* out = sum_j w_j k_j x_{start+j} over n positions (rows as in the scores),
@@ -1291,21 +1280,13 @@ static void attention_mix(float *out, const float *w, const float *x, size_t str
    s lives in row s % rows of keys and values (rows apart by stride floats;
    the KV cache keeps a banded layer's keys in a ring of W rows). Writes
    att[0..n) and out[0..hs). With dropout, out uses att[j] k_j, where k_j is
-   the dropout scale of the probability numbered drop_index + start + j.
-   kt: the keys transposed (fast scores), or NULL. */
+   the dropout scale of the probability numbered drop_index + start + j. */
 static void attention_row(float *out, float *att, const float *q, const float *keys,
                           const float *values, size_t stride, int start, int n,
                           int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
-                          uint64_t drop_index, const float *kt, size_t ld) {
-    float scale = 1.0f / sqrtf((float)hs), maxval = -FLT_MAX, sum = 0.0f;
-    attention_scores(att, q, keys, stride, start, n, rows, hs, kt, ld);
-    for (int j = 0; j < n; j++) {
-        att[j] *= scale;
-        if (att[j] > maxval) maxval = att[j];
-    }
-    for (int j = 0; j < n; j++) att[j] = gpt3__exp_negative(att[j] - maxval);
-    for (int j = 0; j < n; j++) sum += att[j];
-    for (int j = 0; j < n; j++) att[j] /= sum;
+                          uint64_t drop_index) {
+    attention_scores(att, q, keys, stride, start, n, rows, hs);
+    attention_softmax(att, n, 1.0f / sqrtf((float)hs));
     attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
 }
 
@@ -1314,17 +1295,87 @@ static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
     return (((uint64_t)b * NH + h) * T + t) * T;
 }
 
-/* The per-thread buffer for one head's keys (or values) transposed: NULL
-   (the reference path: dot products) when there is no scratch, or it is
-   too small. */
-static float *attention_buffer(const GPT3Scratch *scratch, int T, int hs, size_t *ld) {
-    *ld = (size_t)T + GPT3__KEY_BLOCK;
-    if (!scratch || scratch->floats_per_thread < *ld * (size_t)hs + (size_t)hs) return NULL;
+/* The fast kernels take a block of GPT3__QUERY_BLOCK query rows t0 .. t1-1
+   of one head at a time, and the keys they may see, start(t0) .. t1-1, so
+   every product is a matrix product for the packed matmul above:
+       S = Q K^T,  O = P V                       (forward)
+       dP = dO V^T,  dQ += dS K,  dK += dS^T Q,  dV += P^T dO  (backward)
+   where P holds the probabilities (times the dropout scales) and dS the
+   score gradients, both zero outside each row's band. A block computes at
+   most QUERY_BLOCK - 1 positions per row beyond the band, and the sums run
+   in another order than the reference's (the test holds them to it). */
+#define GPT3__QUERY_BLOCK 64
+
+/* Floats of per-thread scratch the fast attention needs at length T: the
+   matmul's panels and two blocks of rows (S or dP, and P). */
+static size_t attention_scratch_floats(int T) {
+    return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3__QUERY_BLOCK * ((size_t)T + GPT3__QUERY_BLOCK);
+}
+
+/* This thread's scratch, or NULL (the reference path) when there is none
+   or it is too small for T. */
+static float *attention_workspace(const GPT3Scratch *scratch, int T) {
+    if (!scratch || scratch->floats_per_thread < attention_scratch_floats(T)) return NULL;
 #ifdef _OPENMP
     return scratch->memory + (size_t)omp_get_thread_num() * scratch->floats_per_thread;
 #else
     return scratch->memory;
 #endif
+}
+
+/* One head's query rows t0 .. t0+rows-1 see keys k0 .. k0+nk-1. */
+typedef struct { int t0, rows, k0, nk; } GPT3__QueryBlock;
+
+static GPT3__QueryBlock attention_query_block(int t0, int T, int window) {
+    GPT3__QueryBlock q;
+    q.t0 = t0;
+    q.rows = gpt3__min(GPT3__QUERY_BLOCK, T - t0);
+    q.k0 = attention_start(window, t0);
+    q.nk = t0 + q.rows - q.k0;
+    return q;
+}
+
+/* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
+   floats at x and y, stride floats apart (q or dO, and k or v). */
+static void attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
+                                   size_t y_stride, GPT3__QueryBlock blk, int hs,
+                                   float *panels) {
+    GPT3__Output out = {S, (size_t)blk.nk};
+    GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
+    GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
+    memset(S, 0, (size_t)blk.rows * blk.nk * sizeof(float));
+    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, panels);
+}
+
+static void attention_forward_head(float *out, float *att, const float *seq, int T, int C,
+                                   int hs, int window, const GPT3__Dropout *drop,
+                                   uint64_t site, uint64_t drop_index, float *work) {
+    /* out: this head's (T, hs) slice of (T, C); att (T, span); seq (T, 3C) from q */
+    float *panels = work, *S = work + GPT3__PANEL_FLOATS;
+    float *P = S + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+    size_t stride = 3 * (size_t)C;
+    int span = attention_span(window, T);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
+        GPT3__QueryBlock blk = attention_query_block(t0, T, window);
+        attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, panels);
+        for (int r = 0; r < blk.rows; r++) {
+            int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+            float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
+            memcpy(a, S + (size_t)r * blk.nk + (start - blk.k0), (size_t)n * sizeof(float));
+            attention_softmax(a, n, scale);
+            for (int j = n; j < span; j++) a[j] = 0.0f;
+            memset(p, 0, (size_t)blk.nk * sizeof(float));
+            for (int j = 0; j < n; j++)
+                p[start - blk.k0 + j] =
+                    a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
+            memset(out + (size_t)t * C, 0, (size_t)hs * sizeof(float));
+        }
+        GPT3__Output o = {out + (size_t)t0 * C, (size_t)C};
+        GPT3__Operand probs = {P, (size_t)blk.nk, 1};
+        GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
+        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, panels);
+    }
 }
 
 static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
@@ -1335,17 +1386,21 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
     #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            const float *seq = qkv + (size_t)b * T * 3 * C;
-            size_t ld;
-            float *kt = attention_buffer(scratch, T, hs, &ld);
-            if (kt) attention_transpose(kt, ld, seq + C + h * hs, 3 * (size_t)C, T, hs);
+            const float *seq = qkv + (size_t)b * T * 3 * C + h * hs;
+            float *head_att = att + ((size_t)b * NH + h) * T * span;
+            float *head_out = out + (size_t)b * T * C + h * hs;
+            float *work = attention_workspace(scratch, T);
+            if (work) {
+                attention_forward_head(head_out, head_att, seq, T, C, hs, window, drop, site,
+                                       attention_drop_index(b, h, 0, NH, T), work);
+                continue;
+            }
             for (int t = 0; t < T; t++) {
-                float *a = att + (((size_t)b * NH + h) * T + t) * span;
+                float *a = head_att + (size_t)t * span;
                 int start = attention_start(window, t), n = t - start + 1;
-                attention_row(out + ((size_t)b * T + t) * C + h * hs, a,
-                              seq + (size_t)t * 3 * C + h * hs, seq + C + h * hs,
-                              seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs,
-                              drop, site, attention_drop_index(b, h, t, NH, T), kt, ld);
+                attention_row(head_out + (size_t)t * C, a, seq + (size_t)t * 3 * C, seq + C,
+                              seq + 2 * C, 3 * (size_t)C, start, n, T, hs, drop, site,
+                              attention_drop_index(b, h, t, NH, T));
                 for (int j = n; j < span; j++) a[j] = 0.0f;
             }
         }
@@ -1363,8 +1418,62 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
    With dropout the output used att[t,s] k_ts, so dv_s gets att k and
    dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape (it ends
    holding dL/dscore). Split over (b, h): a head's slice of dqkv is written
-   by one thread only. dout_t . v_s comes from the values transposed, as the
-   forward's scores (scratch NULL: dot products, the reference). */
+   by one thread only. */
+
+/* One row t of the softmax's backward: on entry da[j] = dout_t . v_s, on
+   return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
+   probs is NULL. */
+static void attention_softmax_backward(float *da, float *probs, const float *a, int n,
+                                       float scale, const GPT3__Dropout *drop, uint64_t site,
+                                       uint64_t index) {
+    float att_dot_datt = 0.0f;
+    for (int j = 0; j < n; j++) {
+        float keep = gpt3__dropout_scale(drop, site, index + (uint64_t)j);
+        da[j] *= keep;
+        if (probs) probs[j] = a[j] * keep;
+        att_dot_datt += a[j] * da[j];
+    }
+    for (int j = 0; j < n; j++) da[j] = a[j] * (da[j] - att_dot_datt) * scale;
+}
+
+static void attention_backward_head(float *dseq, const float *dout, const float *seq,
+                                    const float *att, float *datt, int T, int C, int hs,
+                                    int window, const GPT3__Dropout *drop, uint64_t site,
+                                    uint64_t drop_index, float *work) {
+    /* dseq, seq: this head's q of (T, 3C); dout: its (T, hs) slice of (T, C) */
+    float *panels = work, *dS = work + GPT3__PANEL_FLOATS;
+    float *P = dS + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+    size_t stride = 3 * (size_t)C;
+    int span = attention_span(window, T);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
+        GPT3__QueryBlock blk = attention_query_block(t0, T, window);
+        attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, panels);
+        memset(P, 0, (size_t)blk.rows * blk.nk * sizeof(float));
+        for (int r = 0; r < blk.rows; r++) {
+            int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+            float *ds = dS + (size_t)r * blk.nk, *da = datt + (size_t)t * span;
+            memcpy(da, ds + (start - blk.k0), (size_t)n * sizeof(float));
+            attention_softmax_backward(da, P + (size_t)r * blk.nk + (start - blk.k0),
+                                       att + (size_t)t * span, n, scale, drop, site,
+                                       drop_index + (uint64_t)t * T + start);
+            memset(ds, 0, (size_t)blk.nk * sizeof(float));
+            memcpy(ds + (start - blk.k0), da, (size_t)n * sizeof(float));
+        }
+        const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
+        const float *d_o = dout + (size_t)t0 * C;
+        GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
+        GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
+        GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
+        GPT3__Output dq = {dseq + (size_t)t0 * stride, stride};
+        GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride};
+        GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride};
+        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, panels);
+        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, panels);
+        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, panels);
+    }
+}
+
 static void attention_backward(float *dqkv, float *datt, const float *dout,
                                const float *qkv, const float *att, int B, int T,
                                int C, int NH, int window, const GPT3__Dropout *drop,
@@ -1374,38 +1483,40 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
     #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
-            const float *seq = qkv + (size_t)b * T * 3 * C;
-            float *dseq = dqkv + (size_t)b * T * 3 * C, dq_sum[64];
-            size_t ld;
-            float *vt = attention_buffer(scratch, T, hs, &ld);
-            if (vt) attention_transpose(vt, ld, seq + 2 * C + h * hs, 3 * (size_t)C, T, hs);
-            for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * span;
-                float *da = datt + (((size_t)b * NH + h) * T + t) * span;
-                const float *d_o = dout + ((size_t)b * T + t) * C + h * hs;
-                const float *q = seq + (size_t)t * 3 * C + h * hs;
-                float *dq = dseq + (size_t)t * 3 * C + h * hs;
+            const float *seq = qkv + (size_t)b * T * 3 * C + h * hs;
+            const float *head_att = att + ((size_t)b * NH + h) * T * span;
+            const float *head_dout = dout + (size_t)b * T * C + h * hs;
+            float *dseq = dqkv + (size_t)b * T * 3 * C + h * hs;
+            float *head_datt = datt + ((size_t)b * NH + h) * T * span, dq_sum[64];
+            float *work = attention_workspace(scratch, T);
+            if (work) {
+                attention_backward_head(dseq, head_dout, seq, head_att, head_datt, T, C, hs,
+                                        window, drop, site, attention_drop_index(b, h, 0, NH, T),
+                                        work);
+                continue;
+            }
+            for (int t = 0; t < T; t++) { /* the reference: one row t at a time */
+                const float *a = head_att + (size_t)t * span;
+                float *da = head_datt + (size_t)t * span;
+                const float *d_o = head_dout + (size_t)t * C, *q = seq + (size_t)t * 3 * C;
+                float *dq = dseq + (size_t)t * 3 * C;
                 int start = attention_start(window, t), n = t - start + 1;
                 uint64_t index = attention_drop_index(b, h, t, NH, T) + (uint64_t)start;
-                float att_dot_datt = 0.0f;
-                attention_scores(da, d_o, seq + 2 * C + h * hs, 3 * (size_t)C, start, n, T, hs,
-                                 vt, ld);
-                for (int j = 0; j < n; j++) {
-                    float *dv = dseq + (size_t)(start + j) * 3 * C + 2 * C + h * hs;
-                    float keep = gpt3__dropout_scale(drop, site, index + (uint64_t)j);
-                    da[j] *= keep;
-                    att_dot_datt += a[j] * da[j];
-                    for (int i = 0; i < hs; i++) dv[i] += a[j] * keep * d_o[i];
+                attention_scores(da, d_o, seq + 2 * C, 3 * (size_t)C, start, n, T, hs);
+                for (int j = 0; j < n; j++) { /* dv_s += att k_ts dout_t */
+                    float *dv = dseq + (size_t)(start + j) * 3 * C + 2 * C;
+                    float p = a[j] * gpt3__dropout_scale(drop, site, index + (uint64_t)j);
+                    for (int i = 0; i < hs; i++) dv[i] += p * d_o[i];
                 }
-                for (int j = 0; j < n; j++) {
-                    float *dk = dseq + (size_t)(start + j) * 3 * C + C + h * hs;
-                    da[j] = a[j] * (da[j] - att_dot_datt) * scale;
+                attention_softmax_backward(da, NULL, a, n, scale, drop, site, index);
+                for (int j = 0; j < n; j++) { /* dk_s += dscore q_t */
+                    float *dk = dseq + (size_t)(start + j) * 3 * C + C;
                     for (int i = 0; i < hs; i++) dk[i] += da[j] * q[i];
                 }
-                for (int i0 = 0; i0 < hs; i0 += 64) { /* dq += sum_j dscore_j k_j */
+                for (int i0 = 0; i0 < hs; i0 += 64) { /* dq_t += sum_s dscore k_s */
                     int width = gpt3__min(64, hs - i0);
-                    attention_mix(dq_sum, da, seq + C + h * hs + i0, 3 * (size_t)C, start, n, T,
-                                  width, NULL, 0, 0);
+                    attention_mix(dq_sum, da, seq + C + i0, 3 * (size_t)C, start, n, T, width,
+                                  NULL, 0, 0);
                     for (int i = 0; i < width; i++) dq[i0 + i] += dq_sum[i];
                 }
             }
@@ -1732,10 +1843,7 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
     m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
     m->scratch.threads = gpt3__max_threads();
-    m->scratch.floats_per_thread = (size_t)cfg->channels / cfg->num_heads *
-                                   ((size_t)cfg->max_seq_len + GPT3__KEY_BLOCK + 1);
-    if (m->scratch.floats_per_thread < GPT3__PANEL_FLOATS)
-        m->scratch.floats_per_thread = GPT3__PANEL_FLOATS;
+    m->scratch.floats_per_thread = attention_scratch_floats(cfg->max_seq_len);
     m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads *
                                              m->scratch.floats_per_thread * sizeof(float));
     if (!m->params || !m->grads || !m->scratch.memory) {
@@ -2611,8 +2719,7 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         for (int h = 0; h < NH; h++)
             attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
-                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0,
-                          NULL, 0);
+                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0);
         matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
