@@ -936,15 +936,41 @@ static void layernorm_backward(float *dinp, float *dweight, float *dbias,
    them in a vector register, folded in halves at the end (a tree of 4
    vector adds, not a chain of 16); a fixed order, so deterministic. */
 #define GPT3__LANES 16
+static float gpt3__fold_sum(float *lane) {
+    for (int half = GPT3__LANES / 2; half > 0; half /= 2)
+        for (int k = 0; k < half; k++) lane[k] += lane[k + half];
+    return lane[0];
+}
+
 static float gpt3__dot(const float *a, const float *b, int n) {
     float lane[GPT3__LANES] = {0};
     int i = 0;
     for (; i + GPT3__LANES <= n; i += GPT3__LANES)
         for (int k = 0; k < GPT3__LANES; k++) lane[k] += a[i + k] * b[i + k];
     for (; i < n; i++) lane[i % GPT3__LANES] += a[i] * b[i];
-    for (int half = GPT3__LANES / 2; half > 0; half /= 2)
-        for (int k = 0; k < half; k++) lane[k] += lane[k + half];
-    return lane[0];
+    return gpt3__fold_sum(lane);
+}
+
+/* sum_i x_i and max_i x_i (-FLT_MAX for n = 0) in the same lanes. */
+static float gpt3__sum(const float *x, int n) {
+    float lane[GPT3__LANES] = {0};
+    int i = 0;
+    for (; i + GPT3__LANES <= n; i += GPT3__LANES)
+        for (int k = 0; k < GPT3__LANES; k++) lane[k] += x[i + k];
+    for (; i < n; i++) lane[i % GPT3__LANES] += x[i];
+    return gpt3__fold_sum(lane);
+}
+
+static float gpt3__max_value(const float *x, int n) {
+    float lane[GPT3__LANES], best;
+    int i = 0;
+    for (int k = 0; k < GPT3__LANES; k++) lane[k] = -FLT_MAX;
+    for (; i + GPT3__LANES <= n; i += GPT3__LANES)
+        for (int k = 0; k < GPT3__LANES; k++) lane[k] = x[i + k] > lane[k] ? x[i + k] : lane[k];
+    for (; i < n; i++) lane[i % GPT3__LANES] = x[i] > lane[i % GPT3__LANES] ? x[i] : lane[i % GPT3__LANES];
+    best = lane[0];
+    for (int k = 1; k < GPT3__LANES; k++) best = lane[k] > best ? lane[k] : best;
+    return best;
 }
 
 /* Reference: every output is one dot product, the outputs o split over
@@ -1067,8 +1093,10 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
         for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
 }
 
-/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for the MR x NR tile. */
-static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, size_t ldc) {
+/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for the MR x NR tile
+   (= instead of += when add is 0). */
+static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, size_t ldc,
+                              int add) {
     float acc[GPT3__MR][GPT3__NR];
     memset(acc, 0, sizeof(acc));
     for (int k = 0; k < kc; k++)
@@ -1077,7 +1105,12 @@ static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, 
             for (int j = 0; j < GPT3__NR; j++) acc[r][j] += ar * b[k * GPT3__NR + j];
         }
     for (int r = 0; r < GPT3__MR; r++)
-        for (int j = 0; j < GPT3__NR; j++) c[r * ldc + j] += acc[r][j];
+        for (int j = 0; j < GPT3__NR; j++) {
+            if (add)
+                c[r * ldc + j] += acc[r][j];
+            else
+                c[r * ldc + j] = acc[r][j];
+        }
 }
 
 /* C, element (i, j) at p[i * ld + j]. */
@@ -1085,25 +1118,32 @@ typedef struct { float *p; size_t ld; } GPT3__Output;
 
 /* One MR x NR tile of C at (i, j): straight into C when it is whole; at an
    edge, computed whole into a scratch tile, and the rows x cols that exist
-   added to C. */
+   added to (or, add 0, stored in) C. */
 static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, int i, int j,
-                       int rows, int cols) {
+                       int rows, int cols, int add) {
     float tile[GPT3__MR * GPT3__NR];
     if (rows == GPT3__MR && cols == GPT3__NR) {
-        gpt3__microkernel(kc, a, b, c.p + (size_t)i * c.ld + j, c.ld);
+        gpt3__microkernel(kc, a, b, c.p + (size_t)i * c.ld + j, c.ld, add);
         return;
     }
-    memset(tile, 0, sizeof(tile));
-    gpt3__microkernel(kc, a, b, tile, GPT3__NR);
-    for (int r = 0; r < rows; r++)
-        for (int q = 0; q < cols; q++) c.p[(size_t)(i + r) * c.ld + j + q] += tile[r * GPT3__NR + q];
+    gpt3__microkernel(kc, a, b, tile, GPT3__NR, 0);
+    for (int r = 0; r < rows; r++) {
+        float *row = c.p + (size_t)(i + r) * c.ld + j;
+        for (int q = 0; q < cols; q++) {
+            if (add)
+                row[q] += tile[r * GPT3__NR + q];
+            else
+                row[q] = tile[r * GPT3__NR + q];
+        }
+    }
 }
 
-/* Rows i0..i1 and columns j0..j1 of C, on one thread with its buffers, in
-   BLIS's loop order: a panel of B (KC x NC) is copied once and used by
-   every row of the share; each sliver of A is then used by NC/NR tiles. */
+/* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
+   one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
+   is copied once and used by every row of the share; each sliver of A is
+   then used by NC/NR tiles. */
 static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
-                             int j0, int j1, int K, float *panels) {
+                             int j0, int j1, int K, int overwrite, float *panels) {
     float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
     for (int jc = j0; jc < j1; jc += GPT3__NC) {
         int nc = gpt3__min(GPT3__NC, j1 - jc);
@@ -1121,7 +1161,7 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                     for (int jr = 0; jr < nc; jr += GPT3__NR)
                         gpt3__tile(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c, ic + ir,
                                    jc + jr, gpt3__min(GPT3__MR, mc - ir),
-                                   gpt3__min(GPT3__NR, nc - jr));
+                                   gpt3__min(GPT3__NR, nc - jr), !overwrite || pc > 0);
             }
         }
     }
@@ -1130,7 +1170,7 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
 /* C += A B over the threads: each takes a share of the longer side of C
    (whole tiles), so the operand it copies in full is the smaller one. */
 static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, int N, int K,
-                       const GPT3Scratch *scratch) {
+                       int overwrite, const GPT3Scratch *scratch) {
     int by_rows = M / GPT3__MR > N / GPT3__NR;
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
     #pragma omp parallel num_threads(gpt3__min(scratch->threads, (extent + unit - 1) / unit))
@@ -1139,9 +1179,9 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
                                               scratch->floats_per_thread;
         if (by_rows)
-            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, panels);
+            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, overwrite, panels);
         else
-            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, panels);
+            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, overwrite, panels);
     }
 }
 
@@ -1159,12 +1199,14 @@ static void matmul_forward(float *out, const float *inp, const float *weight,
         matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
         return;
     }
-    #pragma omp parallel for schedule(static) num_threads(scratch->threads)
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
+    if (bias) { /* out = bias, then out += x W^T; without a bias out = x W^T */
+        #pragma omp parallel for schedule(static) num_threads(scratch->threads)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
+    }
     GPT3__Output y = {out, (size_t)OC};
     GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
-    gpt3__gemm(y, x, wt, N, OC, C, scratch);
+    gpt3__gemm(y, x, wt, N, OC, C, bias == NULL, scratch);
 }
 
 static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -1178,12 +1220,12 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias, const flo
     if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
         GPT3__Output dx = {dinp, (size_t)C};
         GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
-        gpt3__gemm(dx, d, w, N, C, OC, scratch);
+        gpt3__gemm(dx, d, w, N, C, OC, 0, scratch);
     }
     if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
         GPT3__Output dw = {dweight, (size_t)C};
         GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
-        gpt3__gemm(dw, dt, x, OC, C, N, scratch);
+        gpt3__gemm(dw, dt, x, OC, C, N, 0, scratch);
     }
     if (!dbias) return;
     #pragma omp parallel num_threads(scratch->threads)
@@ -1243,15 +1285,13 @@ static void attention_scores(float *scores, const float *q, const float *keys, s
         scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
 }
 
-/* In place over a row of n scores: att = softmax(scale * scores). */
-static void attention_softmax(float *att, int n, float scale) {
-    float maxval = -FLT_MAX, sum = 0.0f;
-    for (int j = 0; j < n; j++) {
-        att[j] *= scale;
-        if (att[j] > maxval) maxval = att[j];
-    }
+/* att = softmax(scale * scores) over a row of n (att may be scores). The
+   maximum and the sum run over 16 lanes, so that they vectorise. */
+static void attention_softmax(float *att, const float *scores, int n, float scale) {
+    for (int j = 0; j < n; j++) att[j] = scores[j] * scale;
+    float maxval = gpt3__max_value(att, n), sum;
     for (int j = 0; j < n; j++) att[j] = gpt3__exp_negative(att[j] - maxval);
-    for (int j = 0; j < n; j++) sum += att[j];
+    sum = gpt3__sum(att, n);
     for (int j = 0; j < n; j++) att[j] /= sum;
 }
 
@@ -1286,7 +1326,7 @@ static void attention_row(float *out, float *att, const float *q, const float *k
                           int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
                           uint64_t drop_index) {
     attention_scores(att, q, keys, stride, start, n, rows, hs);
-    attention_softmax(att, n, 1.0f / sqrtf((float)hs));
+    attention_softmax(att, att, n, 1.0f / sqrtf((float)hs));
     attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
 }
 
@@ -1343,8 +1383,13 @@ static void attention_block_scores(float *S, const float *x, size_t x_stride, co
     GPT3__Output out = {S, (size_t)blk.nk};
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
-    memset(S, 0, (size_t)blk.rows * blk.nk * sizeof(float));
-    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, panels);
+    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, 1, panels);
+}
+
+/* A row of a block holds its band at off .. off+n-1; zero the rest. */
+static void attention_zero_outside(float *row, int nk, int off, int n) {
+    memset(row, 0, (size_t)off * sizeof(float));
+    memset(row + off + n, 0, (size_t)(nk - off - n) * sizeof(float));
 }
 
 static void attention_forward_head(float *out, float *att, const float *seq, int T, int C,
@@ -1361,20 +1406,19 @@ static void attention_forward_head(float *out, float *att, const float *seq, int
         attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, panels);
         for (int r = 0; r < blk.rows; r++) {
             int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+            int off = start - blk.k0;
             float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
-            memcpy(a, S + (size_t)r * blk.nk + (start - blk.k0), (size_t)n * sizeof(float));
-            attention_softmax(a, n, scale);
+            attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
             for (int j = n; j < span; j++) a[j] = 0.0f;
-            memset(p, 0, (size_t)blk.nk * sizeof(float));
             for (int j = 0; j < n; j++)
-                p[start - blk.k0 + j] =
+                p[off + j] =
                     a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
-            memset(out + (size_t)t * C, 0, (size_t)hs * sizeof(float));
+            attention_zero_outside(p, blk.nk, off, n);
         }
         GPT3__Output o = {out + (size_t)t0 * C, (size_t)C};
         GPT3__Operand probs = {P, (size_t)blk.nk, 1};
         GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
-        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, panels);
+        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, panels);
     }
 }
 
@@ -1449,16 +1493,15 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
     for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
         GPT3__QueryBlock blk = attention_query_block(t0, T, window);
         attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, panels);
-        memset(P, 0, (size_t)blk.rows * blk.nk * sizeof(float));
         for (int r = 0; r < blk.rows; r++) {
             int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
-            float *ds = dS + (size_t)r * blk.nk, *da = datt + (size_t)t * span;
-            memcpy(da, ds + (start - blk.k0), (size_t)n * sizeof(float));
-            attention_softmax_backward(da, P + (size_t)r * blk.nk + (start - blk.k0),
-                                       att + (size_t)t * span, n, scale, drop, site,
-                                       drop_index + (uint64_t)t * T + start);
-            memset(ds, 0, (size_t)blk.nk * sizeof(float));
-            memcpy(ds + (start - blk.k0), da, (size_t)n * sizeof(float));
+            int off = start - blk.k0;
+            float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
+            attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
+                                       site, drop_index + (uint64_t)t * T + start);
+            memcpy(datt + (size_t)t * span, ds + off, (size_t)n * sizeof(float));
+            attention_zero_outside(ds, blk.nk, off, n);
+            attention_zero_outside(p, blk.nk, off, n);
         }
         const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
         const float *d_o = dout + (size_t)t0 * C;
@@ -1468,9 +1511,9 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
         GPT3__Output dq = {dseq + (size_t)t0 * stride, stride};
         GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride};
         GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride};
-        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, panels);
-        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, panels);
-        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, panels);
+        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, panels);
+        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, panels);
+        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, panels);
     }
 }
 
