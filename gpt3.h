@@ -761,6 +761,7 @@ static void gpt3__point_tensors(GPT3Tensors *t, float *flat,
 /* ======================================================================== */
 
 static int gpt3__min(int a, int b) { return a < b ? a : b; }
+static int gpt3__max(int a, int b) { return a > b ? a : b; }
 
 /* The threads a parallel region may use (1 without OpenMP). */
 static int gpt3__max_threads(void) {
@@ -1141,40 +1142,84 @@ static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, i
     }
 }
 
+/* The attention's products are banded: row i of a block needs only the
+   positions x with i + lo <= x < i + hi. Where x is a column of C (band_of
+   GPT3__BAND_C) the tiles wholly outside the band are skipped, and those
+   elements of C are left as they were; where x is a k of A (GPT3__BAND_A:
+   A is zero outside the band) each tile's sum runs over the k of its rows'
+   band only. A tile of MR rows takes the union of its rows' bands. */
+enum { GPT3__BAND_C, GPT3__BAND_A };
+typedef struct { int lo, hi, of; } GPT3__Band;
+
+/* The k of rows i .. i+rows-1 of A that block pc .. pc+kc-1 has to sum:
+   k_lo .. k_hi-1, counted from pc. */
+static void gpt3__band_k(const GPT3__Band *band, int i, int rows, int pc, int kc, int *k_lo,
+                         int *k_hi) {
+    *k_lo = 0;
+    *k_hi = kc;
+    if (!band || band->of != GPT3__BAND_A) return;
+    *k_lo = gpt3__max(0, gpt3__min(kc, i + band->lo - pc));
+    *k_hi = gpt3__max(*k_lo, gpt3__min(kc, i + rows - 1 + band->hi - pc));
+}
+
+/* Whether the tile of C at rows i.., columns j.. is wholly outside a band of C. */
+static int gpt3__tile_outside(const GPT3__Band *band, int i, int rows, int j, int cols) {
+    return band && band->of == GPT3__BAND_C &&
+           (j + cols <= i + band->lo || j >= i + rows - 1 + band->hi);
+}
+
 /* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
    one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
    is copied once and used by every row of the share; each sliver of A is
-   then used by NC/NR tiles. */
+   then used by NC/NR tiles. band is NULL but for the attention. */
 static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
-                             int j0, int j1, int K, int overwrite, float *panels) {
+                             int j0, int j1, int K, int overwrite, const GPT3__Band *band,
+                             float *panels) {
     float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
     for (int jc = j0; jc < j1; jc += GPT3__NC) {
         int nc = gpt3__min(GPT3__NC, j1 - jc);
         for (int pc = 0; pc < K; pc += GPT3__KC) {
-            int kc = gpt3__min(GPT3__KC, K - pc);
+            int kc = gpt3__min(GPT3__KC, K - pc), k_lo, k_hi;
             for (int jr = 0; jr < nc; jr += GPT3__NR)
                 gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc,
                            GPT3__NR);
             for (int ic = i0; ic < i1; ic += GPT3__MC) {
                 int mc = gpt3__min(GPT3__MC, i1 - ic);
+                for (int ir = 0; ir < mc; ir += GPT3__MR) {
+                    int rows = gpt3__min(GPT3__MR, mc - ir);
+                    gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                    gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
+                               pc + k_lo, k_hi - k_lo, GPT3__MR);
+                }
                 for (int ir = 0; ir < mc; ir += GPT3__MR)
-                    gpt3__pack(pa + (size_t)ir * kc, a, ic + ir, gpt3__min(GPT3__MR, mc - ir), pc,
-                               kc, GPT3__MR);
-                for (int ir = 0; ir < mc; ir += GPT3__MR)
-                    for (int jr = 0; jr < nc; jr += GPT3__NR)
-                        gpt3__tile(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c, ic + ir,
-                                   jc + jr, gpt3__min(GPT3__MR, mc - ir),
-                                   gpt3__min(GPT3__NR, nc - jr), !overwrite || pc > 0);
+                    for (int jr = 0; jr < nc; jr += GPT3__NR) {
+                        int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
+                        if (gpt3__tile_outside(band, ic + ir, rows, jc + jr, cols)) continue;
+                        gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                        gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
+                                   pb + (size_t)jr * kc + (size_t)k_lo * GPT3__NR, c, ic + ir,
+                                   jc + jr, rows, cols, !overwrite || pc > 0);
+                    }
             }
         }
     }
 }
 
-/* C += A B over the threads: each takes a share of the longer side of C
-   (whole tiles), so the operand it copies in full is the smaller one. */
+/* Floats a thread copies into panels when it takes the rows (or the
+   columns) of C that are its share among P threads: A is copied once for
+   every NC columns the thread has, B once for the thread's columns. */
+static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
+    double rows = by_rows ? (double)M / P : M, cols = by_rows ? N : (double)N / P;
+    return rows * K * ceil(cols / GPT3__NC) + (double)K * cols;
+}
+
+/* C += A B over the threads: each takes a share of the rows or of the
+   columns of C (whole tiles), whichever copies fewer floats. */
 static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, int N, int K,
                        int overwrite, const GPT3Scratch *scratch) {
-    int by_rows = M / GPT3__MR > N / GPT3__NR;
+    int P = scratch->threads;
+    int by_rows = N <= GPT3__NR || (M > GPT3__MR && gpt3__packing_cost(M, N, K, P, 1) <
+                                                      gpt3__packing_cost(M, N, K, P, 0));
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
     #pragma omp parallel num_threads(gpt3__min(scratch->threads, (extent + unit - 1) / unit))
     {
@@ -1182,9 +1227,9 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
                                               scratch->floats_per_thread;
         if (by_rows)
-            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, overwrite, panels);
+            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, overwrite, NULL, panels);
         else
-            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, overwrite, panels);
+            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, overwrite, NULL, panels);
     }
 }
 
@@ -1378,15 +1423,29 @@ static GPT3__QueryBlock attention_query_block(int t0, int T, int window) {
     return q;
 }
 
+/* The band of a block's products, so that they skip what the causal mask
+   and the window zero. Query row r (position t0 + r) sees the keys numbered
+   x = s - k0 with r + t0 - k0 - window < x <= r + t0 - k0; seen from key
+   x, the rows r that see it are x - (t0 - k0) <= r < x - (t0 - k0) + window. */
+static GPT3__Band attention_band(GPT3__QueryBlock blk, int window, int of, int rows_are_keys) {
+    GPT3__Band band;
+    int d = blk.t0 - blk.k0;
+    band.lo = rows_are_keys ? -d : d - window + 1;
+    band.hi = rows_are_keys ? window - d : d + 1;
+    band.of = of;
+    return band;
+}
+
 /* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
    floats at x and y, stride floats apart (q or dO, and k or v). */
 static void attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
-                                   size_t y_stride, GPT3__QueryBlock blk, int hs,
+                                   size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
                                    float *panels) {
     GPT3__Output out = {S, (size_t)blk.nk};
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
-    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, 1, panels);
+    GPT3__Band band = attention_band(blk, window, GPT3__BAND_C, 0);
+    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, 1, &band, panels);
 }
 
 /* A row of a block holds its band at off .. off+n-1; zero the rest. */
@@ -1406,7 +1465,7 @@ static void attention_forward_head(float *out, float *att, const float *seq, int
     float scale = 1.0f / sqrtf((float)hs);
     for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
         GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-        attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, panels);
+        attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
         for (int r = 0; r < blk.rows; r++) {
             int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
             int off = start - blk.k0;
@@ -1421,7 +1480,8 @@ static void attention_forward_head(float *out, float *att, const float *seq, int
         GPT3__Output o = {out + (size_t)t0 * C, (size_t)C};
         GPT3__Operand probs = {P, (size_t)blk.nk, 1};
         GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
-        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, panels);
+        GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
+        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, &band, panels);
     }
 }
 
@@ -1495,7 +1555,7 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
     float scale = 1.0f / sqrtf((float)hs);
     for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
         GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-        attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, panels);
+        attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
         for (int r = 0; r < blk.rows; r++) {
             int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
             int off = start - blk.k0;
@@ -1514,9 +1574,11 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
         GPT3__Output dq = {dseq + (size_t)t0 * stride, stride};
         GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride};
         GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride};
-        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, panels);
-        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, panels);
-        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, panels);
+        GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
+        GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
+        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, &by_query, panels);
+        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
+        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
     }
 }
 
