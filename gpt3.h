@@ -1028,15 +1028,21 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #define GPT3__MR 8
 #define GPT3__NR 48
 #ifndef GPT3__KC
-#define GPT3__KC 256
+#define GPT3__KC 512
 #endif
 #ifndef GPT3__NC
-#define GPT3__NC 384
+#define GPT3__NC 192
 #endif
 #ifndef GPT3__MC
-#define GPT3__MC 256
+#define GPT3__MC 128
 #endif
-#define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * GPT3__NC)
+/* The rows of C a thread has times NC columns stay in the L2 cache (1 MB
+   here) beside a panel of B and a block of A while the K blocks add to
+   them. When K is one block there is nothing to keep, and NC is four times
+   wider: each sliver of A is then copied a quarter as often (the weight
+   gradients, K = B T). */
+static int gpt3__nc(int K) { return K <= GPT3__KC ? 4 * GPT3__NC : GPT3__NC; }
+#define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * 4 * GPT3__NC)
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
 
@@ -1176,8 +1182,9 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                              int j0, int j1, int K, int overwrite, const GPT3__Band *band,
                              float *panels) {
     float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
-    for (int jc = j0; jc < j1; jc += GPT3__NC) {
-        int nc = gpt3__min(GPT3__NC, j1 - jc);
+    int NC = gpt3__nc(K);
+    for (int jc = j0; jc < j1; jc += NC) {
+        int nc = gpt3__min(NC, j1 - jc);
         for (int pc = 0; pc < K; pc += GPT3__KC) {
             int kc = gpt3__min(GPT3__KC, K - pc), k_lo, k_hi;
             for (int jr = 0; jr < nc; jr += GPT3__NR)
@@ -1210,7 +1217,7 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
    every NC columns the thread has, B once for the thread's columns. */
 static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
     double rows = by_rows ? (double)M / P : M, cols = by_rows ? N : (double)N / P;
-    return rows * K * ceil(cols / GPT3__NC) + (double)K * cols;
+    return rows * K * ceil(cols / gpt3__nc(K)) + (double)K * cols;
 }
 
 /* C += A B over the threads: each takes a share of the rows or of the
