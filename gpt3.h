@@ -1042,7 +1042,11 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
    wider: each sliver of A is then copied a quarter as often (the weight
    gradients, K = B T). */
 static int gpt3__nc(int K) { return K <= GPT3__KC ? 4 * GPT3__NC : GPT3__NC; }
-#define GPT3__PANEL_FLOATS (GPT3__MC * GPT3__KC + GPT3__KC * 4 * GPT3__NC)
+/* A's buffer holds four blocks: when a thread's whole share of A (its rows
+   by all of K) fits, it is copied once and kept for every NC columns, not
+   once per NC columns (the forward products: A is the B T x C input). */
+#define GPT3__A_FLOATS (4 * GPT3__MC * GPT3__KC)
+#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3__KC * 4 * GPT3__NC)
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
 
@@ -1174,6 +1178,18 @@ static int gpt3__tile_outside(const GPT3__Band *band, int i, int rows, int j, in
            (j + cols <= i + band->lo || j >= i + rows - 1 + band->hi);
 }
 
+/* Asks for C's tile at (i, j) ahead of its turn, while the tile before it
+   computes: where C is large it comes from memory (the weight gradients),
+   and the micro-kernel would wait for it at its end. */
+static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols) {
+#if defined(__GNUC__)
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q += 16) __builtin_prefetch(c.p + (size_t)(i + r) * c.ld + j + q, 1);
+#else
+    (void)c, (void)i, (void)rows, (void)j, (void)cols;
+#endif
+}
+
 /* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
    one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
    is copied once and used by every row of the share; each sliver of A is
@@ -1181,8 +1197,9 @@ static int gpt3__tile_outside(const GPT3__Band *band, int i, int rows, int j, in
 static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
                              int j0, int j1, int K, int overwrite, const GPT3__Band *band,
                              float *panels) {
-    float *pa = panels, *pb = panels + GPT3__MC * GPT3__KC;
-    int NC = gpt3__nc(K);
+    float *pb = panels + GPT3__A_FLOATS;
+    int NC = gpt3__nc(K), rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    int keep_a = (size_t)rows_all * K <= GPT3__A_FLOATS;
     for (int jc = j0; jc < j1; jc += NC) {
         int nc = gpt3__min(NC, j1 - jc);
         for (int pc = 0; pc < K; pc += GPT3__KC) {
@@ -1192,7 +1209,9 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                            GPT3__NR);
             for (int ic = i0; ic < i1; ic += GPT3__MC) {
                 int mc = gpt3__min(GPT3__MC, i1 - ic);
-                for (int ir = 0; ir < mc; ir += GPT3__MR) {
+                /* the slivers of rows ic.., k pc..: kept ones at their place */
+                float *pa = keep_a ? panels + (size_t)rows_all * pc + (size_t)(ic - i0) * kc : panels;
+                for (int ir = 0; ir < mc && (!keep_a || jc == j0); ir += GPT3__MR) {
                     int rows = gpt3__min(GPT3__MR, mc - ir);
                     gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
                     gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
@@ -1203,6 +1222,15 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                         int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
                         if (gpt3__tile_outside(band, ic + ir, rows, jc + jr, cols)) continue;
                         gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                        if (!overwrite || pc > 0) { /* the next tile along the row, or down */
+                            if (jr + GPT3__NR < nc)
+                                gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + GPT3__NR,
+                                                    gpt3__min(GPT3__NR, nc - jr - GPT3__NR));
+                            else if (ir + GPT3__MR < mc)
+                                gpt3__prefetch_tile(c, ic + ir + GPT3__MR,
+                                                    gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
+                                                    gpt3__min(GPT3__NR, nc));
+                        }
                         gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
                                    pb + (size_t)jr * kc + (size_t)k_lo * GPT3__NR, c, ic + ir,
                                    jc + jr, rows, cols, !overwrite || pc > 0);
