@@ -1107,10 +1107,10 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
         for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
 }
 
-/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for the MR x NR tile
-   (= instead of += when add is 0). */
+/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for the MR x NR tile;
+   when add is 0, c = bias[j] + sum instead (bias NULL: 0). */
 static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, size_t ldc,
-                              int add) {
+                              int add, const float *bias) {
     float acc[GPT3__MR][GPT3__NR];
     memset(acc, 0, sizeof(acc));
     for (int k = 0; k < kc; k++)
@@ -1123,12 +1123,13 @@ static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, 
             if (add)
                 c[r * ldc + j] += acc[r][j];
             else
-                c[r * ldc + j] = acc[r][j];
+                c[r * ldc + j] = bias ? bias[j] + acc[r][j] : acc[r][j];
         }
 }
 
-/* C, element (i, j) at p[i * ld + j]. */
-typedef struct { float *p; size_t ld; } GPT3__Output;
+/* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
+   is bias + the sum (bias NULL: the sum), so the bias costs no pass of its own. */
+typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
 
 /* One MR x NR tile of C at (i, j): straight into C when it is whole; at an
    edge, computed whole into a scratch tile, and the rows x cols that exist
@@ -1137,17 +1138,17 @@ static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, i
                        int rows, int cols, int add) {
     float tile[GPT3__MR * GPT3__NR];
     if (rows == GPT3__MR && cols == GPT3__NR) {
-        gpt3__microkernel(kc, a, b, c.p + (size_t)i * c.ld + j, c.ld, add);
+        gpt3__microkernel(kc, a, b, c.p + (size_t)i * c.ld + j, c.ld, add, c.bias ? c.bias + j : NULL);
         return;
     }
-    gpt3__microkernel(kc, a, b, tile, GPT3__NR, 0);
+    gpt3__microkernel(kc, a, b, tile, GPT3__NR, 0, NULL);
     for (int r = 0; r < rows; r++) {
         float *row = c.p + (size_t)(i + r) * c.ld + j;
         for (int q = 0; q < cols; q++) {
             if (add)
                 row[q] += tile[r * GPT3__NR + q];
             else
-                row[q] = tile[r * GPT3__NR + q];
+                row[q] = (c.bias ? c.bias[j + q] : 0.0f) + tile[r * GPT3__NR + q];
         }
     }
 }
@@ -1282,14 +1283,9 @@ static void matmul_forward(float *out, const float *inp, const float *weight,
         matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
         return;
     }
-    if (bias) { /* out = bias, then out += x W^T; without a bias out = x W^T */
-        #pragma omp parallel for schedule(static) num_threads(scratch->threads)
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias[o];
-    }
-    GPT3__Output y = {out, (size_t)OC};
+    GPT3__Output y = {out, (size_t)OC, bias}; /* out = bias + x W^T */
     GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
-    gpt3__gemm(y, x, wt, N, OC, C, bias == NULL, scratch);
+    gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
 }
 
 static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -1301,12 +1297,12 @@ static void matmul_backward(float *dinp, float *dweight, float *dbias, const flo
         return;
     }
     if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
-        GPT3__Output dx = {dinp, (size_t)C};
+        GPT3__Output dx = {dinp, (size_t)C, NULL};
         GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
         gpt3__gemm(dx, d, w, N, C, OC, 0, scratch);
     }
     if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
-        GPT3__Output dw = {dweight, (size_t)C};
+        GPT3__Output dw = {dweight, (size_t)C, NULL};
         GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
         gpt3__gemm(dw, dt, x, OC, C, N, 0, scratch);
     }
@@ -1476,7 +1472,7 @@ static GPT3__Band attention_band(GPT3__QueryBlock blk, int window, int of, int r
 static void attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
                                    size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
                                    float *panels) {
-    GPT3__Output out = {S, (size_t)blk.nk};
+    GPT3__Output out = {S, (size_t)blk.nk, NULL};
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
     GPT3__Band band = attention_band(blk, window, GPT3__BAND_C, 0);
@@ -1512,7 +1508,7 @@ static void attention_forward_head(float *out, float *att, const float *seq, int
                     a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
             attention_zero_outside(p, blk.nk, off, n);
         }
-        GPT3__Output o = {out + (size_t)t0 * C, (size_t)C};
+        GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
         GPT3__Operand probs = {P, (size_t)blk.nk, 1};
         GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
         GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
@@ -1606,9 +1602,9 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
         GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
         GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
         GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
-        GPT3__Output dq = {dseq + (size_t)t0 * stride, stride};
-        GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride};
-        GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride};
+        GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
+        GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
+        GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
         GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
         GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
         gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, &by_query, panels);
