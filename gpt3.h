@@ -1,4 +1,4 @@
-/* gpt3.h - v0.5.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.0 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,10 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.0  speed: attention's products skip what the band masks; matmul
+              cache blocks for Zen 5's 1 MB L2, A packed once per thread,
+              the bias added at the store, C prefetched, rows or columns
+              split by the floats each thread copies
        0.5.0  speed: attention in blocks of 64 queries as packed matmuls;
               one vectorised e^-|x| for GELU and every softmax; AVX 8 x 8
               transposes in the matmul's packing
