@@ -1688,6 +1688,19 @@ typedef struct {
     FinetuneArgs a;
 } FinetuneFlags;
 
+/* The report's path; the file is started (emptied) only once the data have
+   loaded, so that a run refused for bad input leaves no file behind. */
+static void report_path_for(FinetuneFlags *f, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s.report.txt", f->out ? f->out : ".", task_names[f->task]);
+    f->a.report_path = buf;
+}
+
+static void report_start(const FinetuneFlags *f) {
+    make_directory(f->out ? f->out : ".");
+    FILE *clear = fopen(f->a.report_path, "w");
+    if (clear) fclose(clear);
+}
+
 /* Steps 1-5 from flags; *score gets the test metric. */
 static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
@@ -1724,6 +1737,7 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,
                 f->task == TASK_NER ? "sentences" : "examples", train.n_labels,
                 f->task == TASK_CLASSIFY ? "classes" : f->task == TASK_NER ? "tags" : "(labels unused)");
+        report_start(f);
         *score = run_finetune(&m, &f->a, &train, &dev, &test);
         status = *score < -1e29;
     }
@@ -1747,14 +1761,6 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     gpt3_free(&m);
     gpt3_tokenizer_free(&tok);
     return status;
-}
-
-static void report_path_for(FinetuneFlags *f, char *buf, size_t size) {
-    snprintf(buf, size, "%s/%s.report.txt", f->out ? f->out : ".", task_names[f->task]);
-    make_directory(f->out ? f->out : ".");
-    FILE *clear = fopen(buf, "w");
-    if (clear) fclose(clear);
-    f->a.report_path = buf;
 }
 
 /* The built-in examples: each task on the datasets in data/finetune/, from

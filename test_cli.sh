@@ -132,7 +132,7 @@ fi
 printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
 printf 'positive\tfine\nneutral\tso so\n' >"$W/unseen.tsv"
 printf 'positive\tfine\nno tab here\n' >"$W/malformed.tsv"
-CLS="$DEMO finetune --task classify --init tiny --train $W/a.tsv"
+CLS="$DEMO finetune --task classify --init tiny --out $W/refused --train $W/a.tsv"
 expect_error "cli finetune: label unseen in training" "unseen.tsv:2: the label 'neutral'" $CLS --dev "$W/unseen.tsv" --test "$W/a.tsv"
 expect_error "cli finetune: malformed line, with its number" "malformed.tsv:2: expected label<TAB>text" $CLS --dev "$W/malformed.tsv" --test "$W/a.tsv"
 printf 'Ann B-PER\nruns O\n\n' >"$W/a.conll"; printf 'Ann B-PERSON\n\n' >"$W/b.conll"; printf 'Ann B-PER extra\n' >"$W/c.conll"
@@ -141,6 +141,8 @@ expect_error "cli finetune: malformed CoNLL line" "c.conll:1: expected 'token ta
 expect_error "cli finetune: checkpoint of another size" "another model" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher fixtures/dense.ckpt
 expect_error "cli finetune: model and tokenizer differ" "has 61 tokens but its tokenizer 256" $DEMO finetune --task classify --model fixtures/dense.ckpt --train "$W/a.tsv" --dev "$W/a.tsv" --test "$W/a.tsv"
 expect_error "cli finetune: bad --trainable" "all, head or top:K" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable some
+[ ! -e "$W/refused/classify.report.txt" ] && ok "cli finetune: a refused run leaves no report behind" ||
+    bad "cli finetune: a refused run left $W/refused/classify.report.txt"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
