@@ -2813,8 +2813,10 @@ GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
     const GPT3Config *cfg = &m->config;
     size_t C = (size_t)cfg->channels, rows = 0;
     for (int l = 0; l < cfg->num_layers; l++) rows += (size_t)gpt3__cache_rows(cfg, l);
-    /* keys, values; x, xn, qkv, atty, proj, fch, fch_gelu; att; logits; mean, rstd */
-    size_t total = 2 * rows * C + 15 * C + (size_t)cfg->max_seq_len + cfg->vocab_size + 2;
+    /* keys, values; x, xn, qkv, atty, proj, fch, fch_gelu; att (a row per
+       head); logits; mean, rstd */
+    size_t att = (size_t)cfg->num_heads * cfg->max_seq_len;
+    size_t total = 2 * rows * C + 15 * C + att + cfg->vocab_size + 2;
     kv->memory = (float *)GPT3_MALLOC(total * sizeof(float));
     if (!kv->memory) return GPT3_ERR_NOMEM;
     kv->keys = kv->memory;
@@ -2827,7 +2829,7 @@ GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
     kv->fch = kv->proj + C;
     kv->fch_gelu = kv->fch + 4 * C;
     kv->att = kv->fch_gelu + 4 * C;
-    kv->logits = kv->att + cfg->max_seq_len;
+    kv->logits = kv->att + att;
     kv->stats = kv->logits + cfg->vocab_size;
     kv->pos = 0;
     return GPT3_OK;
@@ -2860,9 +2862,11 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C, &m->scratch);
         memcpy(keys + (size_t)(t % rows) * C, kv->qkv + C, (size_t)C * sizeof(float));
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
+        #pragma omp parallel for num_threads(m->scratch.threads)
         for (int h = 0; h < NH; h++)
-            attention_row(kv->atty + h * hs, kv->att, kv->qkv + h * hs, keys + h * hs,
-                          values + h * hs, (size_t)C, start, t - start + 1, rows, hs, NULL, 0, 0);
+            attention_row(kv->atty + h * hs, kv->att + (size_t)h * cfg->max_seq_len,
+                          kv->qkv + h * hs, keys + h * hs, values + h * hs, (size_t)C, start,
+                          t - start + 1, rows, hs, NULL, 0, 0);
         matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
         residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
