@@ -776,12 +776,20 @@ static int gpt3__max_threads(void) {
 #endif
 }
 
+/* Inside a parallel region: this thread's number (0 without OpenMP). */
+static int gpt3__thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Inside a parallel region: this thread's share [lo, hi) of 0..n, cut at
    multiples of unit; returns the thread's number. */
 static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
-    int id = 0, threads = 1, units = (n + unit - 1) / unit;
+    int id = gpt3__thread_id(), threads = 1, units = (n + unit - 1) / unit;
 #ifdef _OPENMP
-    id = omp_get_thread_num();
     threads = omp_get_num_threads();
 #endif
     *lo = gpt3__min(n, (int)((long long)units * id / threads) * unit);
@@ -1439,11 +1447,7 @@ static size_t attention_scratch_floats(int T) {
    or it is too small for T. */
 static float *attention_workspace(const GPT3Scratch *scratch, int T) {
     if (!scratch || scratch->floats_per_thread < attention_scratch_floats(T)) return NULL;
-#ifdef _OPENMP
-    return scratch->memory + (size_t)omp_get_thread_num() * scratch->floats_per_thread;
-#else
-    return scratch->memory;
-#endif
+    return scratch->memory + (size_t)gpt3__thread_id() * scratch->floats_per_thread;
 }
 
 /* One head's query rows t0 .. t0+rows-1 see keys k0 .. k0+nk-1. */
