@@ -1036,7 +1036,8 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
    thread count: results are deterministic and independent of threads.
    An operand is a strided view, element (i, k) at p[i * si + k * sk], so
    the transposed products need no transposed copies of the tensors.
-   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU. */
+   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU;
+   NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
 #define GPT3__MR 8
 #define GPT3__NR 48
 #ifndef GPT3__KC
@@ -1047,6 +1048,9 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #endif
 #ifndef GPT3__MC
 #define GPT3__MC 128
+#endif
+#if GPT3__NC % GPT3__NR != 0 || GPT3__MC % GPT3__MR != 0
+#error "gpt3.h: GPT3__NC must be a multiple of 48 (NR) and GPT3__MC of 8 (MR)"
 #endif
 /* The rows of C a thread has times NC columns stay in the L2 cache (1 MB
    here) beside a panel of B and a block of A while the K blocks add to
