@@ -1052,12 +1052,20 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #if GPT3__NC % GPT3__NR != 0 || GPT3__MC % GPT3__MR != 0
 #error "gpt3.h: GPT3__NC must be a multiple of 48 (NR) and GPT3__MC of 8 (MR)"
 #endif
-/* The rows of C a thread has times NC columns stay in the L2 cache (1 MB
+/* The cache blocks for a thread with this many rows of C. With at most
+   C_ROWS rows, its rows times NC columns of C stay in the L2 cache (1 MB
    here) beside a panel of B and a block of A while the K blocks add to
-   them. When K is one block there is nothing to keep, and NC is four times
-   wider: each sliver of A is then copied a quarter as often (the weight
-   gradients, K = B T). */
-static int gpt3__nc(int K) { return K <= GPT3__KC ? 4 * GPT3__NC : GPT3__NC; }
+   them (GPT-3 Small at B T = 256). With more, C cannot stay, and the blocks
+   are BLIS's usual ones: KC halved, NC doubled (the teaching size at
+   B T = 2048). When K is one block there is nothing to keep, and NC is
+   four times wider: each sliver of A is then copied a quarter as often
+   (the weight gradients, K = B T). The panel of B is KC x 4 NC at most. */
+#define GPT3__C_ROWS 256
+static void gpt3__blocks(int rows, int K, int *kc_block, int *nc_block) {
+    int c_stays = rows <= GPT3__C_ROWS;
+    *kc_block = c_stays ? GPT3__KC : GPT3__KC / 2;
+    *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
+}
 /* A's buffer holds four blocks: when a thread's whole share of A (its rows
    by all of K) fits, it is copied once and kept for every NC columns, not
    once per NC columns (the forward products: A is the B T x C input). */
@@ -1215,12 +1223,13 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                              int j0, int j1, int K, int overwrite, const GPT3__Band *band,
                              float *panels) {
     float *pb = panels + GPT3__A_FLOATS;
-    int NC = gpt3__nc(K), rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    int KC, NC, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
     int keep_a = (size_t)rows_all * K <= GPT3__A_FLOATS;
+    gpt3__blocks(i1 - i0, K, &KC, &NC);
     for (int jc = j0; jc < j1; jc += NC) {
         int nc = gpt3__min(NC, j1 - jc);
-        for (int pc = 0; pc < K; pc += GPT3__KC) {
-            int kc = gpt3__min(GPT3__KC, K - pc), k_lo, k_hi;
+        for (int pc = 0; pc < K; pc += KC) {
+            int kc = gpt3__min(KC, K - pc), k_lo, k_hi;
             for (int jr = 0; jr < nc; jr += GPT3__NR)
                 gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc,
                            GPT3__NR);
@@ -1261,8 +1270,10 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
    columns) of C that are its share among P threads: A is copied once for
    every NC columns the thread has, B once for the thread's columns. */
 static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
-    double rows = by_rows ? (double)M / P : M, cols = by_rows ? N : (double)N / P;
-    return rows * K * ceil(cols / gpt3__nc(K)) + (double)K * cols;
+    int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
+    double cols = by_rows ? N : (double)N / P;
+    gpt3__blocks(rows, K, &kc_block, &nc_block);
+    return (double)rows * K * ceil(cols / nc_block) + (double)K * cols;
 }
 
 /* C += A B over the threads: each takes a share of the rows or of the

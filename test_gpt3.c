@@ -111,8 +111,8 @@ static void scratch_init(void) {
 
 /* The fast (packed, tiled, threaded) matmul against the reference, at
    shapes that are not multiples of the tiles (MR, NR) or the cache blocks
-   (KC, NC, MC): one row, edges in every direction, K past one KC block in
-   each of the three products (K = C, OC, N). Sums in another
+   (KC, NC, MC, both regimes of gpt3__blocks): one row, edges in every
+   direction, K past one KC block in each of the three products (K = C, OC, N). Sums in another
    order, so they agree to float rounding: 1e-5 relative to the size of the
    terms (sum |a||b|), where a wrong or missing tile is off by O(1). */
 static double relative_error(const float *x, const float *ref, const float *scale, size_t n) {
@@ -165,6 +165,7 @@ static void test_matmul_fast(void) {
         {1, 1, 1}, {1, 67, 129}, {5, 17, 3}, {8, 48, 48}, {9, 49, 47}, {7, 257, 95},
         {33, 300, 97}, {64, 513, 50}, {130, 31, 400}, {260, 96, 1}, {17, 1, 260},
         {GPT3__MC + 3, GPT3__KC + 1, GPT3__NC + 5}, {GPT3__KC + 9, 20, GPT3__KC + 7},
+        {GPT3__C_ROWS + 44, GPT3__KC + 3, 100}, /* more rows than stay in L2 */
     };
     double worst = 0.0;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
