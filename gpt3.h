@@ -1066,6 +1066,7 @@ static void gpt3__blocks(int rows, int K, int *kc_block, int *nc_block) {
     *kc_block = c_stays ? GPT3__KC : GPT3__KC / 2;
     *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
 }
+
 /* A's buffer holds four blocks: when a thread's whole share of A (its rows
    by all of K) fits, it is copied once and kept for every NC columns, not
    once per NC columns (the forward products: A is the B T x C input). */
@@ -1178,8 +1179,8 @@ static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, i
 }
 
 /* The attention's products are banded: row i of a block needs only the
-   positions x with i + lo <= x < i + hi. Where x is a column of C (band_of
-   GPT3__BAND_C) the tiles wholly outside the band are skipped, and those
+   positions x with i + lo <= x < i + hi. Where x is a column of C (band.of
+   is GPT3__BAND_C) the tiles wholly outside the band are skipped, and those
    elements of C are left as they were; where x is a k of A (GPT3__BAND_A:
    A is zero outside the band) each tile's sum runs over the k of its rows'
    band only. A tile of MR rows takes the union of its rows' bands. */
