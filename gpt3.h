@@ -1285,7 +1285,7 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
     int by_rows = N <= GPT3__NR || (M > GPT3__MR && gpt3__packing_cost(M, N, K, P, 1) <
                                                       gpt3__packing_cost(M, N, K, P, 0));
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
-    #pragma omp parallel num_threads(gpt3__min(scratch->threads, (extent + unit - 1) / unit))
+    #pragma omp parallel num_threads(gpt3__min(P, (extent + unit - 1) / unit))
     {
         int lo, hi;
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
@@ -1459,6 +1459,13 @@ static size_t attention_scratch_floats(int T) {
     return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3__QUERY_BLOCK * ((size_t)T + GPT3__QUERY_BLOCK);
 }
 
+/* A workspace's parts: the matmul's panels, then two blocks of
+   QUERY_BLOCK rows of T + QUERY_BLOCK floats (S or dP, and P). */
+static void attention_work_parts(float *work, int T, float **scores, float **probs) {
+    *scores = work + GPT3__PANEL_FLOATS;
+    *probs = *scores + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+}
+
 /* This thread's scratch, or NULL (the reference path) when there is none
    or it is too small for T. */
 static float *attention_workspace(const GPT3Scratch *scratch, int T) {
@@ -1513,8 +1520,8 @@ static void attention_forward_head(float *out, float *att, const float *seq, int
                                    int hs, int window, const GPT3__Dropout *drop,
                                    uint64_t site, uint64_t drop_index, float *work) {
     /* out: this head's (T, hs) slice of (T, C); att (T, span); seq (T, 3C) from q */
-    float *panels = work, *S = work + GPT3__PANEL_FLOATS;
-    float *P = S + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+    float *panels = work, *S, *P;
+    attention_work_parts(work, T, &S, &P);
     size_t stride = 3 * (size_t)C;
     int span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
@@ -1603,8 +1610,8 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
                                     int window, const GPT3__Dropout *drop, uint64_t site,
                                     uint64_t drop_index, float *work) {
     /* dseq, seq: this head's q of (T, 3C); dout: its (T, hs) slice of (T, C) */
-    float *panels = work, *dS = work + GPT3__PANEL_FLOATS;
-    float *P = dS + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+    float *panels = work, *dS, *P;
+    attention_work_parts(work, T, &dS, &P);
     size_t stride = 3 * (size_t)C;
     int span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
@@ -1789,8 +1796,7 @@ static int crossentropy_forward(float *losses, float *lse, const float *logits,
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
         const float *z = logits + (size_t)bt * V;
-        float maxval = -FLT_MAX;
-        for (int v = 0; v < V; v++) if (z[v] > maxval) maxval = z[v];
+        float maxval = gpt3__max_value(z, V);
         lse[bt] = maxval + (float)log(gpt3__sum_exp(z, maxval, V));
         losses[bt] = (targets && targets[bt] >= 0) ? lse[bt] - z[targets[bt]] : 0.0f;
     }
