@@ -797,6 +797,19 @@ static int gpt3__thread_range(int n, int unit, int *lo, int *hi) {
     return id;
 }
 
+/* p[0..n) = 0, in pieces over the threads when n is large: one core
+   stores at about half the machine's bandwidth (GPT-3 Small's gradients,
+   500 MB, take 16 ms on one thread and 10 ms on two). */
+#define GPT3__ZERO_PIECE ((size_t)1 << 16)
+static void gpt3__zero(float *p, size_t n) {
+    long long pieces = (long long)((n + GPT3__ZERO_PIECE - 1) / GPT3__ZERO_PIECE);
+    #pragma omp parallel for schedule(static) if (pieces >= 8)
+    for (long long i = 0; i < pieces; i++) {
+        size_t lo = (size_t)i * GPT3__ZERO_PIECE;
+        memset(p + lo, 0, (n - lo < GPT3__ZERO_PIECE ? n - lo : GPT3__ZERO_PIECE) * sizeof(float));
+    }
+}
+
 /* e^-|x|, in a form the compiler vectorises (libm's expf and tanhf take one
    value a call, and GELU's tanh was a quarter of a training step). Every
    exponential of the softmaxes and of tanh is of this kind: softmax takes
@@ -2257,8 +2270,8 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
 
 GPT3DEF void gpt3_zero_grad(GPT3 *m) {
     if (!m) return;
-    if (m->grads) memset(m->grads, 0, m->num_parameters * sizeof(float));
-    if (m->lora) memset(m->lora->grads, 0, m->lora->num_parameters * sizeof(float));
+    if (m->grads) gpt3__zero(m->grads, m->num_parameters);
+    if (m->lora) gpt3__zero(m->lora->grads, m->lora->num_parameters);
     if (m->head) {
         size_t n = (size_t)m->head->num_classes * (m->config.channels + 1);
         memset(m->head->grads, 0, n * sizeof(float));
@@ -2278,7 +2291,7 @@ static void gpt3__backward_body(GPT3 *m) {
     GPT3__Dropout drop = gpt3__dropout_of(m);
     GPT3Tensors none;
     memset(&none, 0, sizeof(none));
-    memset(a->dresidual, 0, btc * sizeof(float));
+    gpt3__zero(a->dresidual, btc);
     layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
                        a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
                        a->lnf_rstd, B, T, C);
@@ -2290,10 +2303,10 @@ static void gpt3__backward_body(GPT3 *m) {
         GPT3Tensors ldw = l >= m->frozen_layers ? gpt3__layer_tensors(&m->dw, l, C) : none;
         GPT3Activations la = gpt3__layer_acts(a, cfg, l, B, T);
         const float *x = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * btc;
-        memset(a->dfch, 0, 4 * btc * sizeof(float));
-        memset(a->dln, 0, btc * sizeof(float));
-        memset(a->datty, 0, btc * sizeof(float));
-        memset(a->dqkv, 0, 3 * btc * sizeof(float));
+        gpt3__zero(a->dfch, 4 * btc);
+        gpt3__zero(a->dln, btc);
+        gpt3__zero(a->datty, btc);
+        gpt3__zero(a->dqkv, 3 * btc);
         /* MLP branch: dL/dfcproj = dropout'(dresidual) */
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
         dropout_apply(dbranch, btc, &drop, gpt3__site(l, 2));
@@ -2305,7 +2318,7 @@ static void gpt3__backward_body(GPT3 *m) {
         layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
                            la.ln2_mean, la.ln2_rstd, B, T, C);
         /* attention branch: dL/dattproj = dropout'(dresidual) */
-        memset(a->dln, 0, btc * sizeof(float));
+        gpt3__zero(a->dln, btc);
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
         dropout_apply(dbranch, btc, &drop, gpt3__site(l, 1));
         gpt3__linear_backward(m, l, GPT3__ATTPROJ, a->datty, ldw.attprojw, ldw.attprojb, dbranch,
@@ -2333,8 +2346,8 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     GPT3Activations *a = &m->acts;
     for (size_t i = 0; i < rows; i++) count += m->targets[i] >= 0;
     float inv_n = count ? 1.0f / (float)count : 0.0f;
-    memset(a->dlogits, 0, rows * V * sizeof(float));
-    memset(a->dln, 0, rows * C * sizeof(float));
+    gpt3__zero(a->dlogits, rows * V);
+    gpt3__zero(a->dln, rows * C);
     if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
     crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
                           m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
@@ -2704,7 +2717,7 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
     float *dW = h->grads, *db = h->grads + (size_t)K * C;
     memset(h->dlogits, 0, (size_t)rows * K * sizeof(float));
     gpt3__head_loss(m, h->dlogits);
-    memset(m->acts.dln, 0, (size_t)B * T * C * sizeof(float));
+    gpt3__zero(m->acts.dln, (size_t)B * T * C);
     if (tags) {
         matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K,
                         &m->scratch);
