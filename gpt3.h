@@ -1080,11 +1080,28 @@ static void gpt3__blocks(int rows, int K, int *kc_block, int *nc_block) {
     *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
 }
 
-/* A's buffer holds four blocks: when a thread's whole share of A (its rows
-   by all of K) fits, it is copied once and kept for every NC columns, not
-   once per NC columns (the forward products: A is the B T x C input). */
+/* A's buffer holds four blocks. What a thread keeps of its share of A
+   (its rows by all of K) decides how often A is copied:
+     - all of it, when it fits: copied once and kept for every NC columns
+       (the forward products: A is the B T x C input);
+     - one K block of all its rows, when A is too large to stay in the
+       last-level cache (A_STREAMED floats; the LM head's dL/dlogits is
+       51 MB for GPT-3 Small): each K block then runs over all the thread's
+       columns before the next, so A comes from memory once and C, which
+       is small, comes back from the cache (the LM head's dinp 5-12% faster);
+     - nothing: A is copied again for every NC columns, from the cache. */
 #define GPT3__A_FLOATS (4 * GPT3__MC * GPT3__KC)
 #define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3__KC * 4 * GPT3__NC)
+#ifndef GPT3__A_STREAMED
+#define GPT3__A_STREAMED ((size_t)4 << 20)
+#endif
+enum { GPT3__KEEP_NONE, GPT3__KEEP_BLOCK, GPT3__KEEP_ALL };
+static int gpt3__keep_a(int rows, int K, int KC) {
+    size_t rows_all = (size_t)(rows + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    if (rows_all * K <= GPT3__A_FLOATS) return GPT3__KEEP_ALL;
+    if (rows_all * K > GPT3__A_STREAMED && rows_all * KC <= GPT3__A_FLOATS) return GPT3__KEEP_BLOCK;
+    return GPT3__KEEP_NONE;
+}
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
 
@@ -1229,65 +1246,85 @@ static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols
 #endif
 }
 
-/* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
-   one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
-   is copied once and used by every row of the share; each sliver of A is
-   then used by NC/NR tiles. band is NULL but for the attention. */
-static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
-                             int j0, int j1, int K, int overwrite, const GPT3__Band *band,
-                             float *panels) {
-    float *pb = panels + GPT3__A_FLOATS;
-    int KC, NC, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
-    int keep_a = (size_t)rows_all * K <= GPT3__A_FLOATS;
-    gpt3__blocks(i1 - i0, K, &KC, &NC);
-    for (int jc = j0; jc < j1; jc += NC) {
-        int nc = gpt3__min(NC, j1 - jc);
-        for (int pc = 0; pc < K; pc += KC) {
-            int kc = gpt3__min(KC, K - pc), k_lo, k_hi;
-            for (int jr = 0; jr < nc; jr += GPT3__NR)
-                gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc,
-                           GPT3__NR);
-            for (int ic = i0; ic < i1; ic += GPT3__MC) {
-                int mc = gpt3__min(GPT3__MC, i1 - ic);
-                /* the slivers of rows ic.., k pc..: kept ones at their place */
-                float *pa = keep_a ? panels + (size_t)rows_all * pc + (size_t)(ic - i0) * kc : panels;
-                for (int ir = 0; ir < mc && (!keep_a || jc == j0); ir += GPT3__MR) {
-                    int rows = gpt3__min(GPT3__MR, mc - ir);
-                    gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
-                    gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
-                               pc + k_lo, k_hi - k_lo, GPT3__MR);
-                }
-                for (int ir = 0; ir < mc; ir += GPT3__MR)
-                    for (int jr = 0; jr < nc; jr += GPT3__NR) {
-                        int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
-                        if (gpt3__tile_outside(band, ic + ir, rows, jc + jr, cols)) continue;
-                        gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
-                        if (!overwrite || pc > 0) { /* the next tile along the row, or down */
-                            if (jr + GPT3__NR < nc)
-                                gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + GPT3__NR,
-                                                    gpt3__min(GPT3__NR, nc - jr - GPT3__NR));
-                            else if (ir + GPT3__MR < mc)
-                                gpt3__prefetch_tile(c, ic + ir + GPT3__MR,
-                                                    gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
-                                                    gpt3__min(GPT3__NR, nc));
-                        }
-                        gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
-                                   pb + (size_t)jr * kc + (size_t)k_lo * GPT3__NR, c, ic + ir,
-                                   jc + jr, rows, cols, !overwrite || pc > 0);
-                    }
-            }
+/* One panel of B, columns jc..jc+nc-1 by k pc..pc+kc-1, times rows i0..i1
+   of A: B is copied, then each MC rows of A, then every tile. The copy of
+   rows ic.. of A starts at a_copy + (ic - i0) * a_step: a_step is kc where
+   A is kept (copy_a 0: it is there already), 0 where each MC rows are
+   copied in turn into one buffer. C += the products (C = bias + them where
+   overwrite and pc is 0). */
+static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
+                             int jc, int nc, int pc, int kc, float *a_copy, int a_step,
+                             int copy_a, int overwrite, const GPT3__Band *band, float *pb) {
+    int add = !overwrite || pc > 0, k_lo, k_hi;
+    for (int jr = 0; jr < nc; jr += GPT3__NR)
+        gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc, GPT3__NR);
+    for (int ic = i0; ic < i1; ic += GPT3__MC) {
+        int mc = gpt3__min(GPT3__MC, i1 - ic);
+        float *pa = a_copy + (size_t)(ic - i0) * a_step;
+        for (int ir = 0; ir < mc && copy_a; ir += GPT3__MR) {
+            int rows = gpt3__min(GPT3__MR, mc - ir);
+            gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+            gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
+                       pc + k_lo, k_hi - k_lo, GPT3__MR);
         }
+        for (int ir = 0; ir < mc; ir += GPT3__MR)
+            for (int jr = 0; jr < nc; jr += GPT3__NR) {
+                int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
+                if (gpt3__tile_outside(band, ic + ir, rows, jc + jr, cols)) continue;
+                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                if (add) { /* the next tile along the row, or down */
+                    if (jr + GPT3__NR < nc)
+                        gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + GPT3__NR,
+                                            gpt3__min(GPT3__NR, nc - jr - GPT3__NR));
+                    else if (ir + GPT3__MR < mc)
+                        gpt3__prefetch_tile(c, ic + ir + GPT3__MR,
+                                            gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
+                                            gpt3__min(GPT3__NR, nc));
+                }
+                gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
+                           pb + (size_t)jr * kc + (size_t)k_lo * GPT3__NR, c, ic + ir, jc + jr,
+                           rows, cols, add);
+            }
     }
 }
 
+/* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
+   one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
+   is copied once and used by every row of the share; each sliver of A is
+   then used by NC/NR tiles. The columns go in groups of NC (all in one
+   group when A is kept a K block at a time), and each group runs through
+   all of K before the next. band is NULL but for the attention. */
+static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
+                             int j0, int j1, int K, int overwrite, const GPT3__Band *band,
+                             float *panels) {
+    int KC, NC, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    gpt3__blocks(i1 - i0, K, &KC, &NC);
+    int keep = gpt3__keep_a(i1 - i0, K, KC), group = keep == GPT3__KEEP_BLOCK ? j1 - j0 : NC;
+    for (int jg = j0; jg < j1; jg += group)
+        for (int pc = 0; pc < K; pc += KC)
+            for (int jc = jg; jc < gpt3__min(j1, jg + group); jc += NC) {
+                /* A's slivers: kept ones are copied with the first columns */
+                int kc = gpt3__min(KC, K - pc);
+                float *a_copy = keep == GPT3__KEEP_ALL ? panels + (size_t)rows_all * pc : panels;
+                int copy_a = keep == GPT3__KEEP_ALL    ? jc == j0
+                             : keep == GPT3__KEEP_BLOCK ? jc == jg
+                                                        : 1;
+                gpt3__gemm_panel(c, a, b, i0, i1, jc, gpt3__min(NC, j1 - jc), pc, kc, a_copy,
+                                 keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, overwrite, band,
+                                 panels + GPT3__A_FLOATS);
+            }
+}
+
 /* Floats a thread copies into panels when it takes the rows (or the
-   columns) of C that are its share among P threads: A is copied once for
-   every NC columns the thread has, B once for the thread's columns. */
+   columns) of C that are its share among P threads: A is copied once if
+   it is kept, else once for every NC columns the thread has; B once for
+   the thread's columns. */
 static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
     int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
     double cols = by_rows ? N : (double)N / P;
     gpt3__blocks(rows, K, &kc_block, &nc_block);
-    return (double)rows * K * ceil(cols / nc_block) + (double)K * cols;
+    double a_copies = gpt3__keep_a(rows, K, kc_block) == GPT3__KEEP_NONE ? ceil(cols / nc_block) : 1;
+    return (double)rows * K * a_copies + (double)K * cols;
 }
 
 /* C += A B over the threads: each takes a share of the rows or of the
