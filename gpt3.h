@@ -162,8 +162,9 @@ GPT3DEF int gpt3_check_config(const GPT3Config *cfg);
 /* Number of parameters (floats) of a config; 0 if the config is invalid. */
 GPT3DEF size_t gpt3_num_parameters(const GPT3Config *cfg);
 /* Bytes that training at (B, T) allocates: parameters, gradients, AdamW's
-   two moments, activations and backward scratch. Allocates nothing;
-   0 if the config or B, T are invalid. */
+   two moments, activations and backward scratch, and each thread's
+   buffers for the matmul and attention (for the threads OpenMP would use
+   now). Allocates nothing; 0 if the config or B, T are invalid. */
 GPT3DEF size_t gpt3_training_bytes(const GPT3Config *cfg, int B, int T);
 
 /* ------------------------------------------------------------------------ */
@@ -2005,7 +2006,8 @@ GPT3DEF size_t gpt3_training_bytes(const GPT3Config *cfg, int B, int T) {
         return 0;
     size_t params = 4 * gpt3_num_parameters(cfg); /* params, grads, m, v */
     size_t acts = gpt3__activation_sizes(cfg, B, T, sizes);
-    return (params + acts) * sizeof(float) + 2 * (size_t)B * T * sizeof(int);
+    size_t scratch = (size_t)gpt3__max_threads() * attention_scratch_floats(cfg->max_seq_len);
+    return (params + acts + scratch) * sizeof(float) + 2 * (size_t)B * T * sizeof(int);
 }
 
 /* Views of layer l's slice of each per-layer parameter tensor. */
