@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.1 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,9 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.1  speed: an A larger than the last-level cache (the LM head's
+              dL/dlogits) kept a K block at a time; gradients zeroed over
+              the threads; gpt3_training_bytes counts the threads' buffers
        0.6.0  speed: attention's products skip what the band masks; matmul
               cache blocks for Zen 5's 1 MB L2, A packed once per thread,
               the bias added at the store, C prefetched, rows or columns
