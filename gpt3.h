@@ -101,7 +101,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifdef GPT3_STATIC
+#if defined(GPT3_STATIC) && defined(__GNUC__)
+#define GPT3DEF static __attribute__((unused)) /* a program may use a few */
+#elif defined(GPT3_STATIC)
 #define GPT3DEF static
 #else
 #define GPT3DEF extern

@@ -1,0 +1,57 @@
+/* One side of dev/ab_compare.sh: a header version (HEADER) compiled with
+   every function static, exposing its training step and its matmuls under
+   the prefix AB(name). The script links two of these into one program. */
+#define GPT3_IMPLEMENTATION
+#define GPT3_STATIC
+#include HEADER
+#include <time.h>
+
+static double ab_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static GPT3 ab_model;
+static int *ab_tokens, ab_B, ab_T;
+
+/* GPT-3 Small at B 4, T 64, or the teaching size at B 8, T 256 (as ./demo bench). */
+int AB(step_init)(int teach) {
+    GPT3Config cfg;
+    gpt3_preset(&cfg, teach ? "teach" : "small");
+    if (teach) cfg.local_window = 0; /* dense, as the benchmark's teach case */
+    ab_B = teach ? 8 : 4;
+    ab_T = teach ? 256 : 64;
+    if (gpt3_init(&ab_model, &cfg, 1) != GPT3_OK) return 0;
+    ab_tokens = (int *)malloc(2 * (size_t)ab_B * ab_T * sizeof(int));
+    if (!ab_tokens) return 0;
+    for (int i = 0; i < 2 * ab_B * ab_T; i++) ab_tokens[i] = (int)(((unsigned)i * 7919u) % (unsigned)cfg.vocab_size);
+    return 1;
+}
+
+/* One training step (forward, zero_grad, backward, AdamW): seconds. */
+double AB(step)(int t) {
+    double t0 = ab_now();
+    gpt3_forward(&ab_model, ab_tokens, ab_tokens + ab_B * ab_T, ab_B, ab_T);
+    gpt3_zero_grad(&ab_model);
+    gpt3_backward(&ab_model);
+    gpt3_adamw_step(&ab_model, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+    return ab_now() - t0;
+}
+
+/* One product of a Linear layer with N rows, C in, OC out: 0 forward,
+   1 dinp, 2 dweight. Seconds. */
+double AB(product)(int which, int N, int C, int OC, float *x, float *w, float *y, float *dx,
+                   float *dw) {
+    static GPT3Scratch s;
+    if (!s.memory) {
+        s.threads = gpt3__max_threads();
+        s.floats_per_thread = GPT3__PANEL_FLOATS;
+        s.memory = (float *)malloc((size_t)s.threads * s.floats_per_thread * sizeof(float));
+    }
+    double t0 = ab_now();
+    if (which == 0) matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
+    if (which == 1) matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
+    if (which == 2) matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
+    return ab_now() - t0;
+}
