@@ -955,6 +955,14 @@ static void random_tokens(int *tokens, size_t n, int V, uint64_t seed) {
     for (size_t i = 0; i < n; i++) tokens[i] = (int)(gpt3_rng_u32(&rng) % (uint32_t)V);
 }
 
+/* Uniform values in [-0.5, 0.5): real values in real pages (untouched
+   calloc memory reads as one shared page of zeros, always in the cache). */
+static void random_floats(float *x, size_t n, uint64_t seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) x[i] = gpt3_rng_float(&rng) - 0.5f;
+}
+
 /* One training step (forward + backward + AdamW), as a run of train does. */
 static int bench_train(const Bench *b, const char *name, GPT3Config cfg, int B, int T) {
     GPT3 m;
@@ -1017,12 +1025,8 @@ static int bench_matmuls(const Bench *b) {
             free(x); free(w); free(y); free(dx); free(dw);
             break;
         }
-        /* real values in real pages: untouched calloc memory reads as one
-           shared page of zeros, always in the cache */
-        GPT3Rng rng;
-        gpt3_rng_seed(&rng, 5);
-        for (size_t i = 0; i < (size_t)N * C; i++) x[i] = gpt3_rng_float(&rng) - 0.5f;
-        for (size_t i = 0; i < (size_t)OC * C; i++) w[i] = gpt3_rng_float(&rng) - 0.5f;
+        random_floats(x, (size_t)N * C, 5);
+        random_floats(w, (size_t)OC * C, 6);
         for (int p = 0; p < 3; p++) {
             double ms[64];
             for (int r = -1; r < b->runs; r++) {
@@ -1069,9 +1073,7 @@ static int bench_attention(const Bench *b) {
         free(qkv); free(dqkv); free(out); free(att); free(datt); free(s.memory);
         return fail("attention", GPT3_ERR_NOMEM);
     }
-    GPT3Rng rng;
-    gpt3_rng_seed(&rng, 3);
-    for (size_t i = 0; i < (size_t)T * 3 * C; i++) qkv[i] = gpt3_rng_float(&rng) - 0.5f;
+    random_floats(qkv, (size_t)T * 3 * C, 3);
     for (int k = 0; k < 2; k++) {
         double ms[64];
         for (int r = -1; r < b->runs; r++) {
