@@ -4,7 +4,9 @@
    how often the new one wins tells a change of 2% from the noise, where
    two separate benchmark runs cannot.
      ab step small|teach RUNS
-     ab matmul qkv|attproj|fc|fcproj|lmhead forward|dinp|dweight RUNS  */
+     ab matmul qkv|attproj|fc|fcproj|lmhead forward|dinp|dweight RUNS  (GPT-3 Small, B T 256)
+     ab matmul teach_qkv|teach_attproj|teach_fc|teach_fcproj ...       (teaching size, B T 2048)
+     ab attention teach|dense|banded RUNS  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@ double old_step(int t);
 double new_step(int t);
 double old_product(int which, int N, int C, int OC, float *x, float *w, float *y, float *dx, float *dw);
 double new_product(int which, int N, int C, int OC, float *x, float *w, float *y, float *dx, float *dw);
+double old_attention(int which);
+double new_attention(int which);
 
 static int by_value(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -43,35 +47,46 @@ static void pair(int old_first, int which, int N, int C, int OC, float **ops, do
 }
 
 int main(int argc, char **argv) {
-    static const char *layers[] = {"qkv", "attproj", "fc", "fcproj", "lmhead"};
+    static const char *layers[] = {"qkv", "attproj", "fc", "fcproj", "lmhead",
+                                   "teach_qkv", "teach_attproj", "teach_fc", "teach_fcproj"};
     static const char *products[] = {"forward", "dinp", "dweight"};
-    static const int shape[5][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}, {768, 50257}};
-    int is_step = argc == 4 && !strcmp(argv[1], "step"), runs = atoi(argv[argc - 1]), wins = 0;
-    int layer = -1, which = -1;
-    for (int i = 0; argc == 5 && i < 5; i++) if (!strcmp(argv[2], layers[i])) layer = i;
+    static const char *attentions[] = {"teach", "dense", "banded"};
+    static const int shape[9][3] = {{256, 768, 2304}, {256, 768, 768}, {256, 768, 3072},
+                                    {256, 3072, 768}, {256, 768, 50257}, {2048, 384, 1152},
+                                    {2048, 384, 384}, {2048, 384, 1536}, {2048, 1536, 384}};
+    int is_step = argc == 4 && !strcmp(argv[1], "step");
+    int is_attention = argc == 4 && !strcmp(argv[1], "attention");
+    int runs = atoi(argv[argc - 1]), wins = 0, layer = -1, which = -1;
+    for (int i = 0; argc == 5 && i < 9; i++) if (!strcmp(argv[2], layers[i])) layer = i;
     for (int i = 0; argc == 5 && i < 3; i++) if (!strcmp(argv[3], products[i])) which = i;
-    if (runs < 1 || runs > 1000 || (!is_step && (layer < 0 || which < 0 || strcmp(argv[1], "matmul")))) {
+    for (int i = 0; is_attention && i < 3; i++) if (!strcmp(argv[2], attentions[i])) which = i;
+    int is_matmul = argc == 5 && !strcmp(argv[1], "matmul") && layer >= 0 && which >= 0;
+    if (runs < 1 || runs > 1000 || !(is_step || is_matmul || (is_attention && which >= 0))) {
         fprintf(stderr, "usage: ab step small|teach RUNS\n"
-                        "       ab matmul qkv|attproj|fc|fcproj|lmhead forward|dinp|dweight RUNS\n");
+                        "       ab matmul [teach_]qkv|attproj|fc|fcproj or lmhead forward|dinp|dweight RUNS\n"
+                        "       ab attention teach|dense|banded RUNS\n");
         return 2;
     }
     double *t_old = (double *)malloc(runs * sizeof(double)), *t_new = (double *)malloc(runs * sizeof(double));
-    double flops = 0;
     float *ops[COPIES][10];
     int teach = is_step && !strcmp(argv[2], "teach"), copies = layer == 4 ? 2 : COPIES;
-    int N = 256, C = is_step ? 0 : shape[layer][0], OC = is_step ? 0 : shape[layer][1];
+    int N = is_matmul ? shape[layer][0] : 0, C = is_matmul ? shape[layer][1] : 0;
+    int OC = is_matmul ? shape[layer][2] : 0;
     if (is_step && !(old_step_init(teach) && new_step_init(teach))) return 1;
-    for (int k = 0; !is_step && k < copies; k++)
+    for (int k = 0; is_matmul && k < copies; k++)
         for (int v = 0; v < 10; v++) {
             size_t n[5] = {(size_t)N * C, (size_t)OC * C, (size_t)N * OC, (size_t)N * C, (size_t)OC * C};
             if (!(ops[k][v] = filled(n[v % 5], (unsigned)(k * 10 + v)))) return 1;
         }
-    if (!is_step) flops = 2.0 * N * C * OC;
     for (int r = -2; r < runs; r++) { /* two warm-up pairs */
         double a, b;
         if (is_step) {
             if (r & 1) { a = old_step(r + 3); b = new_step(r + 3); }
             else { b = new_step(r + 3); a = old_step(r + 3); }
+        } else if (is_attention) {
+            if (r & 1) { a = old_attention(which); b = new_attention(which); }
+            else { b = new_attention(which); a = old_attention(which); }
+            if (a < 0 || b < 0) return 1;
         } else {
             pair(r & 1, which, N, C, OC, ops[(r + 2) % copies], &a, &b);
         }
@@ -83,11 +98,13 @@ int main(int argc, char **argv) {
     qsort(t_old, runs, sizeof(double), by_value);
     qsort(t_new, runs, sizeof(double), by_value);
     double mo = t_old[runs / 2], mn = t_new[runs / 2];
-    if (is_step)
-        printf("step %s: old %.1f ms, new %.1f ms (medians): new %+.1f%%, faster in %d of %d pairs\n",
-               argv[2], 1e3 * mo, 1e3 * mn, 100 * (mo / mn - 1), wins, runs);
-    else
+    if (is_matmul) {
+        double flops = 2.0 * N * C * OC;
         printf("%s %s: old %.1f, new %.1f GFLOP/s (medians): new %+.1f%%, faster in %d of %d pairs\n",
                argv[2], argv[3], flops / mo / 1e9, flops / mn / 1e9, 100 * (mo / mn - 1), wins, runs);
+    } else {
+        printf("%s %s: old %.2f ms, new %.2f ms (medians): new %+.1f%%, faster in %d of %d pairs\n",
+               argv[1], argv[2], 1e3 * mo, 1e3 * mn, 100 * (mo / mn - 1), wins, runs);
+    }
     return 0;
 }

@@ -55,3 +55,35 @@ double AB(product)(int which, int N, int C, int OC, float *x, float *w, float *y
     if (which == 2) matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
     return ab_now() - t0;
 }
+
+/* Attention forward + backward: the teaching size (B 8, T 256, C 384, NH 6,
+   dense), or one sequence of T 2048 at C 768, NH 12 (dense or W 256), as
+   ./demo bench. Seconds. */
+double AB(attention)(int which) {
+    static GPT3Scratch s;
+    static float *qkv, *dqkv, *out, *dout, *att, *datt;
+    static int last = -1;
+    int B = which == 0 ? 8 : 1, T = which == 0 ? 256 : 2048, C = which == 0 ? 384 : 768;
+    int NH = which == 0 ? 6 : 12, window = which == 2 ? 256 : T, span = attention_span(window, T);
+    if (last != which) {
+        size_t n = (size_t)B * T * 3 * C;
+        free(s.memory); free(qkv); free(dqkv); free(out); free(dout); free(att); free(datt);
+        s.threads = gpt3__max_threads();
+        s.floats_per_thread = attention_scratch_floats(T);
+        s.memory = (float *)malloc((size_t)s.threads * s.floats_per_thread * sizeof(float));
+        qkv = (float *)malloc(n * sizeof(float));
+        dqkv = (float *)calloc(n, sizeof(float));
+        out = (float *)malloc(n / 3 * sizeof(float));
+        dout = (float *)malloc(n / 3 * sizeof(float));
+        att = (float *)malloc((size_t)B * NH * T * span * sizeof(float));
+        datt = (float *)malloc((size_t)B * NH * T * span * sizeof(float));
+        if (!s.memory || !qkv || !dqkv || !out || !dout || !att || !datt) return -1;
+        for (size_t i = 0; i < n; i++) qkv[i] = (float)((i * 2654435761u) % 1000u) / 1000.0f - 0.5f;
+        for (size_t i = 0; i < n / 3; i++) dout[i] = (float)((i * 40503u) % 1000u) / 1000.0f - 0.5f;
+        last = which;
+    }
+    double t0 = ab_now();
+    attention_forward(out, att, qkv, B, T, C, NH, window, NULL, 0, &s);
+    attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, window, NULL, 0, &s);
+    return ab_now() - t0;
+}
