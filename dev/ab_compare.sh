@@ -3,11 +3,12 @@
 #   dev/ab_compare.sh OLD.h NEW.h step small 16
 #   dev/ab_compare.sh OLD.h NEW.h matmul lmhead dinp 12
 #   dev/ab_compare.sh OLD.h NEW.h attention teach|dense|banded 20
+#   dev/ab_compare.sh OLD.h NEW.h generate 20
 # e.g. OLD.h from `git show HEAD~1:gpt3.h > /tmp/old.h`. Nothing else should
 # run on the machine meanwhile. OMP_NUM_THREADS sets the threads (default all).
 set -eu
-if [ $# -lt 4 ]; then
-    echo "usage: $0 OLD.h NEW.h step small|teach RUNS | matmul LAYER PRODUCT RUNS | attention teach|dense|banded RUNS" >&2
+if [ $# -lt 3 ]; then
+    echo "usage: $0 OLD.h NEW.h step small|teach RUNS | matmul LAYER PRODUCT RUNS | attention teach|dense|banded RUNS | generate RUNS" >&2
     exit 2
 fi
 old=$(realpath "$1"); new=$(realpath "$2"); shift 2

@@ -6,7 +6,8 @@
      ab step small|teach RUNS
      ab matmul qkv|attproj|fc|fcproj|lmhead forward|dinp|dweight RUNS  (GPT-3 Small, B T 256)
      ab matmul teach_qkv|teach_attproj|teach_fc|teach_fcproj ...       (teaching size, B T 2048)
-     ab attention teach|dense|banded RUNS  */
+     ab attention teach|dense|banded RUNS
+     ab generate RUNS  (GPT-3 Small, batch 1, KV cache: 32 tokens)  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@ double old_product(int which, int N, int C, int OC, float *x, float *w, float *y
 double new_product(int which, int N, int C, int OC, float *x, float *w, float *y, float *dx, float *dw);
 double old_attention(int which);
 double new_attention(int which);
+int old_generate_init(void);
+int new_generate_init(void);
+double old_generate(void);
+double new_generate(void);
 
 static int by_value(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -56,15 +61,17 @@ int main(int argc, char **argv) {
                                     {2048, 384, 384}, {2048, 384, 1536}, {2048, 1536, 384}};
     int is_step = argc == 4 && !strcmp(argv[1], "step");
     int is_attention = argc == 4 && !strcmp(argv[1], "attention");
+    int is_generate = argc == 3 && !strcmp(argv[1], "generate");
     int runs = atoi(argv[argc - 1]), wins = 0, layer = -1, which = -1;
     for (int i = 0; argc == 5 && i < 9; i++) if (!strcmp(argv[2], layers[i])) layer = i;
     for (int i = 0; argc == 5 && i < 3; i++) if (!strcmp(argv[3], products[i])) which = i;
     for (int i = 0; is_attention && i < 3; i++) if (!strcmp(argv[2], attentions[i])) which = i;
     int is_matmul = argc == 5 && !strcmp(argv[1], "matmul") && layer >= 0 && which >= 0;
-    if (runs < 1 || runs > 1000 || !(is_step || is_matmul || (is_attention && which >= 0))) {
+    if (runs < 1 || runs > 1000 || !(is_step || is_matmul || is_generate || (is_attention && which >= 0))) {
         fprintf(stderr, "usage: ab step small|teach RUNS\n"
                         "       ab matmul [teach_]qkv|attproj|fc|fcproj or lmhead forward|dinp|dweight RUNS\n"
-                        "       ab attention teach|dense|banded RUNS\n");
+                        "       ab attention teach|dense|banded RUNS\n"
+                        "       ab generate RUNS\n");
         return 2;
     }
     double *t_old = (double *)malloc(runs * sizeof(double)), *t_new = (double *)malloc(runs * sizeof(double));
@@ -73,6 +80,7 @@ int main(int argc, char **argv) {
     int N = is_matmul ? shape[layer][0] : 0, C = is_matmul ? shape[layer][1] : 0;
     int OC = is_matmul ? shape[layer][2] : 0;
     if (is_step && !(old_step_init(teach) && new_step_init(teach))) return 1;
+    if (is_generate && !(old_generate_init() && new_generate_init())) return 1;
     for (int k = 0; is_matmul && k < copies; k++)
         for (int v = 0; v < 10; v++) {
             size_t n[5] = {(size_t)N * C, (size_t)OC * C, (size_t)N * OC, (size_t)N * C, (size_t)OC * C};
@@ -83,6 +91,9 @@ int main(int argc, char **argv) {
         if (is_step) {
             if (r & 1) { a = old_step(r + 3); b = new_step(r + 3); }
             else { b = new_step(r + 3); a = old_step(r + 3); }
+        } else if (is_generate) {
+            if (r & 1) { a = old_generate(); b = new_generate(); }
+            else { b = new_generate(); a = old_generate(); }
         } else if (is_attention) {
             if (r & 1) { a = old_attention(which); b = new_attention(which); }
             else { b = new_attention(which); a = old_attention(which); }
@@ -104,7 +115,7 @@ int main(int argc, char **argv) {
                argv[2], argv[3], flops / mo / 1e9, flops / mn / 1e9, 100 * (mo / mn - 1), wins, runs);
     } else {
         printf("%s %s: old %.2f ms, new %.2f ms (medians): new %+.1f%%, faster in %d of %d pairs\n",
-               argv[1], argv[2], 1e3 * mo, 1e3 * mn, 100 * (mo / mn - 1), wins, runs);
+               argv[1], is_generate ? "small" : argv[2], 1e3 * mo, 1e3 * mn, 100 * (mo / mn - 1), wins, runs);
     }
     return 0;
 }

@@ -87,3 +87,26 @@ double AB(attention)(int which) {
     attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, window, NULL, 0, &s);
     return ab_now() - t0;
 }
+
+/* GPT-3 Small with the KV cache at batch 1: 64 prompt tokens (not timed),
+   then 32 tokens, each the argmax of the last logits. Seconds. */
+static GPT3 ab_gen_model;
+static GPT3KVCache ab_kv;
+
+int AB(generate_init)(void) {
+    GPT3Config cfg;
+    gpt3_preset(&cfg, "small");
+    return gpt3_init(&ab_gen_model, &cfg, 1) == GPT3_OK && gpt3_kv_init(&ab_kv, &ab_gen_model) == GPT3_OK;
+}
+
+double AB(generate)(void) {
+    int V = ab_gen_model.config.vocab_size, token = 0;
+    gpt3_kv_reset(&ab_kv);
+    for (int i = 0; i < 64; i++) gpt3_kv_forward(&ab_gen_model, &ab_kv, (i * 7919) % V);
+    double t0 = ab_now();
+    for (int i = 0; i < 32; i++) {
+        gpt3_kv_forward(&ab_gen_model, &ab_kv, token);
+        for (int v = 1; v < V; v++) token = ab_kv.logits[v] > ab_kv.logits[token] ? v : token;
+    }
+    return ab_now() - t0;
+}
