@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.1 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.2 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,8 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.2  speed: the attention softmax backward's row sum vectorised;
+              a K of at most one and a half cache blocks is one block
        0.6.1  speed: an A larger than the last-level cache (the LM head's
               dL/dlogits) kept a K block at a time; gradients zeroed over
               the threads; gpt3_training_bytes counts the threads' buffers
@@ -1645,9 +1647,11 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
        dL/dq_t = sum_s dL/dscore[t,s] k_s / sqrt(hs)
        dL/dk_s = sum_t dL/dscore[t,s] q_t / sqrt(hs).
    With dropout the output used att[t,s] k_ts, so dv_s gets att k and
-   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape (it ends
-   holding dL/dscore). Split over (b, h): a head's slice of dqkv is written
-   by one thread only. */
+   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape for the
+   reference path (it ends holding dL/dscore); the fast path keeps a block
+   of rows in its workspace and leaves datt untouched (copying every row
+   out was a tenth of the dense backward). Split over (b, h): a head's
+   slice of dqkv is written by one thread only. */
 
 /* One row t of the softmax's backward: on entry da[j] = dout_t . v_s, on
    return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
@@ -1670,7 +1674,7 @@ static void attention_softmax_backward(float *da, float *probs, const float *a, 
 }
 
 static void attention_backward_head(float *dseq, const float *dout, const float *seq,
-                                    const float *att, float *datt, int T, int C, int hs,
+                                    const float *att, int T, int C, int hs,
                                     int window, const GPT3__Dropout *drop, uint64_t site,
                                     uint64_t drop_index, float *work) {
     /* dseq, seq: this head's q of (T, 3C); dout: its (T, hs) slice of (T, C) */
@@ -1688,7 +1692,6 @@ static void attention_backward_head(float *dseq, const float *dout, const float 
             float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
             attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
                                        site, drop_index + (uint64_t)t * T + start);
-            memcpy(datt + (size_t)t * span, ds + off, (size_t)n * sizeof(float));
             attention_zero_outside(ds, blk.nk, off, n);
             attention_zero_outside(p, blk.nk, off, n);
         }
@@ -1724,7 +1727,7 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
             float *head_datt = datt + ((size_t)b * NH + h) * T * span, dq_sum[64];
             float *work = attention_workspace(scratch, T);
             if (work) {
-                attention_backward_head(dseq, head_dout, seq, head_att, head_datt, T, C, hs,
+                attention_backward_head(dseq, head_dout, seq, head_att, T, C, hs,
                                         window, drop, site, attention_drop_index(b, h, 0, NH, T),
                                         work);
                 continue;
