@@ -117,13 +117,17 @@ else
     fi
     [ -s "$W/ft3/ner.report.txt" ] && grep -q "epoch 3" "$W/ft3/ner.report.txt" && [ -s "$W/ft3/model.ckpt.head" ] &&
         ok "cli finetune: dev reports each epoch, test report, model and head saved" || bad "cli finetune: report/model files"
-    # early stopping: a learning rate too high for the model makes later epochs worse
+    # early stopping: a learning rate far too high (1) makes the model collapse
+    # to one class (macro F1 about 1/3, below the untrained model's): training
+    # stops after `patience` epochs without a better dev score, before the 6
+    # asked for, and restores the best. (A rate merely too high, 2e-2, left a
+    # chance-level dev score that wandered with each version's summation order.)
     SENT="--task classify --train data/finetune/sentiment.train.tsv --dev data/finetune/sentiment.dev.tsv --test data/finetune/sentiment.test.tsv"
-    $DEMO finetune $SENT --init tiny --context 128 --lr 2e-2 --epochs 5 --patience 2 --out "$W/es" 2>"$W/es.err"
+    $DEMO finetune $SENT --init tiny --context 128 --lr 1 --epochs 6 --patience 2 --out "$W/es" 2>"$W/es.err"
     restored=$(grep '^restored' "$W/es.err")
     best=$(echo "$restored" | sed 's/.*epoch (\([0-9]*\) of \([0-9]*\) run.*/\1 \2/')
     same=$(echo "$restored" | sed 's/.*score \([0-9.]*\), as it was \([0-9.]*\)/\1 \2/' | awk '{ print ($1 == $2) }')
-    if [ "$same" = 1 ] && echo "$best" | awk '{ exit !($1 < $2) }'; then
+    if [ "$same" = 1 ] && echo "$best" | awk '{ exit !($1 < $2 && $2 < 6) }'; then
         ok "cli finetune: early stopping restores the best dev epoch: $restored"
     else
         bad "cli finetune: early stopping: '$restored'"
