@@ -167,7 +167,7 @@ static void test_matmul_fast(void) {
         {33, 300, 97}, {64, 513, 50}, {130, 31, 400}, {260, 96, 1}, {17, 1, 260},
         {GPT3__MC + 3, GPT3__KC + 1, GPT3__NC + 5}, {GPT3__KC + 9, 20, GPT3__KC + 7},
         {GPT3__C_ROWS + 44, GPT3__KC + 3, 100}, /* more rows than stay in L2 */
-        {GPT3__MC + 3, 2 * GPT3__KC + 5, 60},   /* K past one and a half blocks */
+        {GPT3__MC + 3, 2 * GPT3__KC + 5, 2 * GPT3__KC + 7}, /* K (C, OC) past 1.5 blocks */
         {40, 300, 250}, /* CI's small blocks: the forward's A kept a K block at a time */
     };
     double worst = 0.0;
