@@ -292,6 +292,7 @@ static void test_attention_fast(void) {
         {1, 1, 10, 2, 0}, {70, 70, 10, 2, 0}, {130, 33, 10, 2, 20}, {67, 67, 140, 2, 0},
         {150, 150, 64, 4, 10}, {200, 100, 24, 2, 0}, {300, 300, 10, 2, 0},
         {600, 100, 24, 2, 10}, {530, 530, 12, 2, 0},
+        {300, 10, 24, 2, 0}, /* band edges on 16-column steps: first key and last */
     };
     double worst = 0.0;
     int fast = 1; /* every case had the fast path's workspace */
