@@ -1178,12 +1178,15 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
 }
 
 /* A tile may be narrowed to 16 or 32 of its NR columns (one or two
-   AVX-512 registers a row): a product whose N is 64 (the attention's heads)
-   then computes 64 columns, not 96, and a band's edge tiles only the part
-   of the band they hold (attention 12% faster dense, 16% banded, paired
-   runs). Alone in the L1 cache, 32 and 48 columns run at 94% of a core's
-   peak; 16 at 57%, as GCC 12 builds its 8 broadcasts from one load and
-   seven permutes, but that still costs half of a 48-column tile. */
+   AVX-512 registers a row), so that a band's edge tiles compute only the
+   part of the band they hold, and a product whose N is 64 (the attention's
+   heads) 64 columns, not 96: there B's panels are 32 wide, two whole tiles.
+   Attention is 12% faster dense and 16% banded for the narrowing, 4% more
+   for the 32-wide panels (paired runs). Alone in the L1 cache, 32 and 48
+   columns run at 94% of a core's peak, 16 at 57% (GCC 12 builds its 8
+   broadcasts from one load and seven permutes): half a 48-column tile's
+   time. The pragma unrolls the loop over rows: without it GCC 12 keeps a
+   16-column tile's sums in memory, 4 times slower. */
 #define GPT3__NR_STEP 16
 #if defined(__GNUC__)
 #define GPT3__ALWAYS_INLINE inline __attribute__((always_inline))
@@ -1191,12 +1194,12 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
 #define GPT3__ALWAYS_INLINE inline
 #endif
 
-/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * NR + j] for r < MR, j < cols;
+/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * ldb + j] for r < MR, j < cols;
    when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols is 16, 32
    or NR, a constant wherever this is inlined, so that the loops over j
    become cols/16 vector registers a row. */
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, const float *b,
-                                                     float *c, size_t ldc, int add,
+                                                     int ldb, float *c, size_t ldc, int add,
                                                      const float *bias, int cols) {
     float acc[GPT3__MR][GPT3__NR];
     for (int r = 0; r < GPT3__MR; r++)
@@ -1205,7 +1208,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, c
         #pragma GCC unroll 8
         for (int r = 0; r < GPT3__MR; r++) {
             float ar = a[k * GPT3__MR + r];
-            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * GPT3__NR + j];
+            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
         }
     for (int r = 0; r < GPT3__MR; r++)
         for (int j = 0; j < cols; j++) {
@@ -1217,36 +1220,36 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, c
 }
 
 /* The micro-kernel for cols 16, 32 or NR, each its own compiled loop. */
-static void gpt3__microkernel(int kc, const float *a, const float *b, float *c, size_t ldc,
-                              int add, const float *bias, int cols) {
+static void gpt3__microkernel(int kc, const float *a, const float *b, int ldb, float *c,
+                              size_t ldc, int add, const float *bias, int cols) {
     if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, b, c, ldc, add, bias, GPT3__NR_STEP);
+        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
     else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, b, c, ldc, add, bias, 2 * GPT3__NR_STEP);
+        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
     else
-        gpt3__microkernel_cols(kc, a, b, c, ldc, add, bias, GPT3__NR);
+        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, GPT3__NR);
 }
 
 /* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
    is bias + the sum (bias NULL: the sum), so the bias costs no pass of its own. */
 typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
 
-/* The columns q_lo .. q_hi-1 (of cols) of an MR x NR tile of C at (i, j),
-   a sliver of A times a panel of B: the kernel runs on the 16-column steps
-   that hold them, straight into C where those exist in C and rows is MR,
-   else into a scratch tile whose rows x columns that exist are then added
-   to (or, add 0, stored in) C. */
-static void gpt3__tile(int kc, const float *a, const float *b, GPT3__Output c, int i, int j,
-                       int rows, int cols, int q_lo, int q_hi, int add) {
+/* The columns q_lo .. q_hi-1 (of cols) of an MR x nr tile of C at (i, j),
+   a sliver of A times a panel of B nr columns wide: the kernel runs on the
+   16-column steps that hold them, straight into C where those exist in C
+   and rows is MR, else into a scratch tile whose rows x columns that exist
+   are then added to (or, add 0, stored in) C. */
+static void gpt3__tile(int kc, const float *a, const float *b, int nr, GPT3__Output c, int i,
+                       int j, int rows, int cols, int q_lo, int q_hi, int add) {
     float tile[GPT3__MR * GPT3__NR];
     int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
     int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
     const float *bias = c.bias ? c.bias + j + q0 : NULL;
     if (rows == GPT3__MR && q0 + width <= cols) {
-        gpt3__microkernel(kc, a, b + q0, c.p + (size_t)i * c.ld + j + q0, c.ld, add, bias, width);
+        gpt3__microkernel(kc, a, b + q0, nr, c.p + (size_t)i * c.ld + j + q0, c.ld, add, bias, width);
         return;
     }
-    gpt3__microkernel(kc, a, b + q0, tile, GPT3__NR, 0, NULL, width);
+    gpt3__microkernel(kc, a, b + q0, nr, tile, GPT3__NR, 0, NULL, width);
     for (int r = 0; r < rows; r++) {
         float *row = c.p + (size_t)(i + r) * c.ld + j + q0;
         for (int q = 0; q < gpt3__min(width, cols - q0); q++) {
@@ -1302,6 +1305,13 @@ static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols
 #endif
 }
 
+/* The width of B's panels for nc columns: NR, or 32 where nc is a
+   multiple of 32 but not of 48, so that a head of 64 takes two whole
+   32-column tiles rather than 48 and 16. */
+static int gpt3__panel_width(int nc) {
+    return nc % GPT3__NR != 0 && nc % (2 * GPT3__NR_STEP) == 0 ? 2 * GPT3__NR_STEP : GPT3__NR;
+}
+
 /* One panel of B, columns jc..jc+nc-1 by k pc..pc+kc-1, times rows i0..i1
    of A: B is copied, then each MC rows of A, then every tile. The copy of
    rows ic.. of A starts at a_copy + (ic - i0) * a_step: a_step is kc where
@@ -1311,9 +1321,9 @@ static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols
 static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
                              int jc, int nc, int pc, int kc, float *a_copy, int a_step,
                              int copy_a, int overwrite, const GPT3__Band *band, float *pb) {
-    int add = !overwrite || pc > 0, k_lo, k_hi;
-    for (int jr = 0; jr < nc; jr += GPT3__NR)
-        gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(GPT3__NR, nc - jr), pc, kc, GPT3__NR);
+    int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
+    for (int jr = 0; jr < nc; jr += nr)
+        gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
         int mc = gpt3__min(GPT3__MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
@@ -1324,23 +1334,23 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                        pc + k_lo, k_hi - k_lo, GPT3__MR);
         }
         for (int ir = 0; ir < mc; ir += GPT3__MR)
-            for (int jr = 0; jr < nc; jr += GPT3__NR) {
-                int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(GPT3__NR, nc - jr);
+            for (int jr = 0; jr < nc; jr += nr) {
+                int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(nr, nc - jr);
                 int q_lo, q_hi;
                 gpt3__band_columns(band, ic + ir, rows, jc + jr, cols, &q_lo, &q_hi);
                 if (q_lo >= q_hi) continue;
                 gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
                 if (add) { /* the next tile along the row, or down */
-                    if (jr + GPT3__NR < nc)
-                        gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + GPT3__NR,
-                                            gpt3__min(GPT3__NR, nc - jr - GPT3__NR));
+                    if (jr + nr < nc)
+                        gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + nr,
+                                            gpt3__min(nr, nc - jr - nr));
                     else if (ir + GPT3__MR < mc)
                         gpt3__prefetch_tile(c, ic + ir + GPT3__MR,
                                             gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
-                                            gpt3__min(GPT3__NR, nc));
+                                            gpt3__min(nr, nc));
                 }
                 gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
-                           pb + (size_t)jr * kc + (size_t)k_lo * GPT3__NR, c, ic + ir, jc + jr,
+                           pb + (size_t)jr * kc + (size_t)k_lo * nr, nr, c, ic + ir, jc + jr,
                            rows, cols, q_lo, q_hi, add);
             }
     }

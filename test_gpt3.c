@@ -169,6 +169,7 @@ static void test_matmul_fast(void) {
         {GPT3__C_ROWS + 44, GPT3__KC + 3, 100}, /* more rows than stay in L2 */
         {GPT3__MC + 3, 2 * GPT3__KC + 5, 2 * GPT3__KC + 7}, /* K (C, OC) past 1.5 blocks */
         {40, 300, 250}, /* CI's small blocks: the forward's A kept a K block at a time */
+        {70, 64, 160}, /* panels 32 wide: N 160 (forward), N 64 (dinp, dweight) */
     };
     double worst = 0.0;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -293,6 +294,7 @@ static void test_attention_fast(void) {
         {150, 150, 64, 4, 10}, {200, 100, 24, 2, 0}, {300, 300, 10, 2, 0},
         {600, 100, 24, 2, 10}, {530, 530, 12, 2, 0},
         {300, 10, 24, 2, 0}, /* band edges on 16-column steps: first key and last */
+        {300, 100, 128, 2, 0}, /* heads of 64: panels 32 wide */
     };
     double worst = 0.0;
     int fast = 1; /* every case had the fast path's workspace */
