@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.2 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.3 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,8 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.3  speed: matmul tiles narrowed to 16 or 32 columns where C or
+              a band ends, and B's panels 32 wide for N 64 (a head)
        0.6.2  speed: attention in blocks of 256 queries (was 64), its
               backward no longer copies dL/dscore out, its softmax
               backward's row sum vectorised; a K of at most one and a
