@@ -1248,7 +1248,8 @@ static void gpt3__tile(int kc, const float *a, const float *b, int nr, GPT3__Out
     int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
     const float *bias = c.bias ? c.bias + j + q0 : NULL;
     if (rows == GPT3__MR && q0 + width <= cols) {
-        gpt3__microkernel(kc, a, b + q0, nr, c.p + (size_t)i * c.ld + j + q0, c.ld, add, bias, width);
+        gpt3__microkernel(kc, a, b + q0, nr, c.p + (size_t)i * c.ld + j + q0, c.ld, add, bias,
+                          width);
         return;
     }
     gpt3__microkernel(kc, a, b + q0, nr, tile, GPT3__NR, 0, NULL, width);
@@ -1265,11 +1266,12 @@ static void gpt3__tile(int kc, const float *a, const float *b, int nr, GPT3__Out
 
 /* The attention's products are banded: row i of a block needs only the
    positions x with i + lo <= x < i + hi. Where x is a column of C (band.of
-   is GPT3__BAND_C) the tiles wholly outside the band are skipped, those at
-   its edges narrowed to the 16-column steps that hold it, and the elements
-   of C outside are left as they were (or get their product); where x is a k of A (GPT3__BAND_A:
-   A is zero outside the band) each tile's sum runs over the k of its rows'
-   band only. A tile of MR rows takes the union of its rows' bands. */
+   is GPT3__BAND_C) the tiles wholly outside the band are skipped and those
+   at its edges narrowed to the 16-column steps that hold it: the elements
+   of C outside the band are left as they were, or, within those steps, get
+   their product. Where x is a k of A (GPT3__BAND_A: A is zero outside the
+   band) each tile's sum runs over the k of its rows' band only. A tile of
+   MR rows takes the union of its rows' bands. */
 enum { GPT3__BAND_C, GPT3__BAND_A };
 typedef struct { int lo, hi, of; } GPT3__Band;
 
