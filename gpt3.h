@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.3 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.4 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,8 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.4  speed: slivers of A read in place, not packed, where their
+              rows run along K (128 or more) and for a head's dK and dV
        0.6.3  speed: matmul tiles narrowed to 16 or 32 columns where C or
               a band ends, and B's panels 32 wide for N 64 (a head)
        0.6.2  speed: attention in blocks of 256 queries (was 64), its
@@ -1052,7 +1054,8 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
      - B is copied, KC rows x NC columns at a time, into panels of NR
        columns stored k by k (a panel stays in the L2 cache);
      - A is copied, KC columns at a time, into slivers of MR rows, k by k
-       (a sliver stays in the L1 cache);
+       (a sliver stays in the L1 cache), or, where that pays, read where
+       it is (gpt3__a_in_place);
      - the micro-kernel multiplies one sliver by one panel: an MR x NR tile
        of C held in registers (8 x 48 floats = 24 AVX-512 registers), each
        step k one broadcast of A times one row of B. It is plain C that the
@@ -1122,6 +1125,12 @@ static int gpt3__keep_a(int rows, int K, int KC) {
 
 typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
 
+/* The view of x that starts at its element (i, k). */
+static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
+    GPT3__Operand v = {x.p + (size_t)i * x.si + (size_t)k * x.sk, x.si, x.sk};
+    return v;
+}
+
 /* Packing reads an operand whose rows run along k (the forward's x and W)
    crosswise: element by element it is a quarter of the forward's time.
    With AVX, 8 x 8 blocks are transposed in registers instead (the one
@@ -1157,7 +1166,7 @@ static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t ld
 /* dst[k * width + r] = x(i0 + r, k0 + k) for r < rows; zero up to width. */
 static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
                        int width) {
-    const float *src = x.p + (size_t)i0 * x.si + (size_t)k0 * x.sk;
+    const float *src = gpt3__at(x, i0, k0).p;
     if (x.sk == 1) { /* rows are contiguous: read along them */
         int r = 0;
 #ifdef __AVX__
@@ -1196,12 +1205,13 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
 #define GPT3__ALWAYS_INLINE inline
 #endif
 
-/* c[r * ldc + j] += sum_k a[k * MR + r] b[k * ldb + j] for r < MR, j < cols;
-   when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols is 16, 32
-   or NR, a constant wherever this is inlined, so that the loops over j
-   become cols/16 vector registers a row. */
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, const float *b,
-                                                     int ldb, float *c, size_t ldc, int add,
+/* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
+   j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
+   is 16, 32 or NR, a constant wherever this is inlined, so that the loops
+   over j become cols/16 vector registers a row. */
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, size_t a_si,
+                                                     size_t a_sk, const float *b, int ldb,
+                                                     float *c, size_t ldc, int add,
                                                      const float *bias, int cols) {
     float acc[GPT3__MR][GPT3__NR];
     for (int r = 0; r < GPT3__MR; r++)
@@ -1209,7 +1219,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, c
     for (int k = 0; k < kc; k++)
         #pragma GCC unroll 8
         for (int r = 0; r < GPT3__MR; r++) {
-            float ar = a[k * GPT3__MR + r];
+            float ar = a[r * a_si + k * a_sk];
             for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
         }
     for (int r = 0; r < GPT3__MR; r++)
@@ -1222,14 +1232,29 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, c
 }
 
 /* The micro-kernel for cols 16, 32 or NR, each its own compiled loop. */
-static void gpt3__microkernel(int kc, const float *a, const float *b, int ldb, float *c,
-                              size_t ldc, int add, const float *bias, int cols) {
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a, size_t a_si,
+                                                       size_t a_sk, const float *b, int ldb,
+                                                       float *c, size_t ldc, int add,
+                                                       const float *bias, int cols) {
     if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
     else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
     else
-        gpt3__microkernel_cols(kc, a, b, ldb, c, ldc, add, bias, GPT3__NR);
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR);
+}
+
+/* A sliver of A, element (r, k) at a.p[r * a.si + k * a.sk], is k-major
+   (a.si 1: packed, a.sk = MR, or the transposes read in place) or runs
+   along k (a.sk 1: rows read in place). Each has its own loops, with its
+   unit stride known to the compiler: with both strides unknown, the
+   narrowed tiles at a band's edges ran slower (banded attention 15%). */
+static void gpt3__microkernel(int kc, GPT3__Operand a, const float *b, int ldb, float *c,
+                              size_t ldc, int add, const float *bias, int cols) {
+    if (a.sk == 1)
+        gpt3__microkernel_widths(kc, a.p, a.si, 1, b, ldb, c, ldc, add, bias, cols);
+    else
+        gpt3__microkernel_widths(kc, a.p, 1, a.sk, b, ldb, c, ldc, add, bias, cols);
 }
 
 /* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
@@ -1241,7 +1266,7 @@ typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
    16-column steps that hold them, straight into C where those exist in C
    and rows is MR, else into a scratch tile whose rows x columns that exist
    are then added to (or, add 0, stored in) C. */
-static void gpt3__tile(int kc, const float *a, const float *b, int nr, GPT3__Output c, int i,
+static void gpt3__tile(int kc, GPT3__Operand a, const float *b, int nr, GPT3__Output c, int i,
                        int j, int rows, int cols, int q_lo, int q_hi, int add) {
     float tile[GPT3__MR * GPT3__NR];
     int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
@@ -1309,6 +1334,29 @@ static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols
 #endif
 }
 
+/* Whether the whole slivers (MR rows) of A are read where they are, not
+   packed, for a K block of kc and a panel of nc columns:
+     - where A's rows run along k (the forward's x, dinp's dL/dout, the
+       attention's P and dS), a cache line holds 16 k of one row: read in
+       place, a sliver costs the reads of packing it and saves the copy,
+       if its rows are at least IN_PLACE_K long. Shorter rows (the scores
+       and dP, K = hs = 64: 4 cache lines a row) are packed still: read in
+       place they were 30-40% slower, too short for the prefetcher to learn;
+     - where A's columns run along its rows (k-major: the weight gradients'
+       dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
+       its own, and a sliver that many tiles use is better copied: in place
+       only for panels of at most 64 columns (the attention's dK and dV, two
+       tiles); the weight gradients were 1-8% slower in place.
+   Paired runs: the attention 12% faster dense, 6% banded, the LM head's
+   dinp 5%, the teaching step 3%. */
+#ifndef GPT3__IN_PLACE_K
+#define GPT3__IN_PLACE_K 128
+#endif
+static int gpt3__a_in_place(GPT3__Operand a, int kc, int nc) {
+    if (a.sk == 1) return kc >= GPT3__IN_PLACE_K;
+    return a.si == 1 && nc <= 4 * GPT3__NR_STEP;
+}
+
 /* The width of B's panels for nc columns: NR, or 32 where nc is a
    multiple of 32 but not of 48, so that a head of 64 takes two whole
    32-column tiles rather than 48 and 16. */
@@ -1326,6 +1374,7 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                              int jc, int nc, int pc, int kc, float *a_copy, int a_step,
                              int copy_a, int overwrite, const GPT3__Band *band, float *pb) {
     int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
+    int in_place = gpt3__a_in_place(a, kc, nc);
     for (int jr = 0; jr < nc; jr += nr)
         gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
@@ -1333,6 +1382,7 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
         for (int ir = 0; ir < mc && copy_a; ir += GPT3__MR) {
             int rows = gpt3__min(GPT3__MR, mc - ir);
+            if (in_place && rows == GPT3__MR) continue;
             gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
             gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
                        pc + k_lo, k_hi - k_lo, GPT3__MR);
@@ -1353,9 +1403,11 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                                             gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
                                             gpt3__min(nr, nc));
                 }
-                gpt3__tile(k_hi - k_lo, pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR,
-                           pb + (size_t)jr * kc + (size_t)k_lo * nr, nr, c, ic + ir, jc + jr,
-                           rows, cols, q_lo, q_hi, add);
+                GPT3__Operand sliver = {pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, 1, GPT3__MR};
+                if (in_place && rows == GPT3__MR)
+                    sliver = gpt3__at(a, ic + ir, pc + k_lo);
+                gpt3__tile(k_hi - k_lo, sliver, pb + (size_t)jr * kc + (size_t)k_lo * nr, nr, c,
+                           ic + ir, jc + jr, rows, cols, q_lo, q_hi, add);
             }
     }
 }

@@ -113,7 +113,7 @@ static void scratch_init(void) {
    shapes that are not multiples of the tiles (MR, NR) or the cache blocks
    (KC, NC, MC, both regimes of gpt3__blocks): one row, edges in every
    direction, K past one KC block in each of the three products (K = C, OC,
-   N). Sums in another order, so they agree to float rounding: 1e-5
+   N), slivers of A packed and read in place (gpt3__a_in_place). Sums in another order, so they agree to float rounding: 1e-5
    relative to the size of the terms (sum |a||b|), where a wrong or missing
    tile is off by O(1). */
 static double relative_error(const float *x, const float *ref, const float *scale, size_t n) {
@@ -170,6 +170,7 @@ static void test_matmul_fast(void) {
         {GPT3__MC + 3, 2 * GPT3__KC + 5, 2 * GPT3__KC + 7}, /* K (C, OC) past 1.5 blocks */
         {40, 300, 250}, /* CI's small blocks: the forward's A kept a K block at a time */
         {70, 64, 160}, /* panels 32 wide: N 160 (forward), N 64 (dinp, dweight) */
+        {2 * GPT3__KC + 3, 40, 90}, /* dweight's k-major slivers read in place, K past a block */
     };
     double worst = 0.0;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
