@@ -1442,7 +1442,8 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
 /* Floats a thread copies into panels when it takes the rows (or the
    columns) of C that are its share among P threads: A is copied once if
    it is kept, else once for every NC columns the thread has; B once for
-   the thread's columns. */
+   the thread's columns. A sliver read in place counts as copied: most of
+   a copy's cost is reading it, and that stays. */
 static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
     int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
     double cols = by_rows ? N : (double)N / P;
