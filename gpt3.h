@@ -76,7 +76,8 @@
    Revision history:
        0.6.4  speed: slivers of A read in place, not packed, where their
               rows run along K (128 or more) and for a head's dK and dV;
-              the attention zeroes P and dS only where the tiles read them
+              the attention zeroes P and dS only where the tiles read them;
+              a k-major operand's slivers copied one k at a time for all
        0.6.3  speed: matmul tiles narrowed to 16 or 32 columns where C or
               a band ends, and B's panels 32 wide for N 64 (a head)
        0.6.2  speed: attention in blocks of 256 queries (was 64), its
@@ -1065,7 +1066,9 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
    Each element of C is one thread's, summed in the same order whatever the
    thread count: results are deterministic and independent of threads.
    An operand is a strided view, element (i, k) at p[i * si + k * sk], so
-   the transposed products need no transposed copies of the tensors.
+   the transposed products need no transposed copies of the tensors; in
+   every operand here si or sk is 1, and the copies and the micro-kernel
+   count on it.
    KC, NC, MC (the cache blocks) may be set with -D to tune another CPU;
    NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
 #define GPT3__MR 8
@@ -1164,29 +1167,73 @@ static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t ld
 }
 #endif
 
-/* dst[k * width + r] = x(i0 + r, k0 + k) for r < rows; zero up to width. */
-static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
-                       int width) {
+/* One sliver of an x whose rows run along k (x.sk 1), read along them:
+   dst[k * width + r] = x(i0 + r, k0 + k) for r < rows <= width; zero up to width. */
+static void gpt3__pack_across(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
+                              int width) {
     const float *src = gpt3__at(x, i0, k0).p;
-    if (x.sk == 1) { /* rows are contiguous: read along them */
-        int r = 0;
+    int r = 0;
 #ifdef __AVX__
-        for (; r + 8 <= rows; r += 8) {
-            int k = 0;
-            for (; k + 8 <= kc; k += 8)
-                gpt3__transpose8(dst + (size_t)k * width + r, width, src + (size_t)r * x.si + k, x.si);
-            for (int r8 = r; r8 < r + 8; r8++)
-                for (int k8 = k; k8 < kc; k8++) dst[k8 * width + r8] = src[(size_t)r8 * x.si + k8];
-        }
-#endif
-        for (; r < rows; r++)
-            for (int k = 0; k < kc; k++) dst[k * width + r] = src[(size_t)r * x.si + k];
-    } else {
-        for (int k = 0; k < kc; k++)
-            for (int r = 0; r < rows; r++) dst[k * width + r] = src[(size_t)k * x.sk + r * x.si];
+    for (; r + 8 <= rows; r += 8) {
+        int k = 0;
+        for (; k + 8 <= kc; k += 8)
+            gpt3__transpose8(dst + (size_t)k * width + r, width, src + (size_t)r * x.si + k, x.si);
+        for (int r8 = r; r8 < r + 8; r8++)
+            for (int k8 = k; k8 < kc; k8++) dst[k8 * width + r8] = src[(size_t)r8 * x.si + k8];
     }
+#endif
+    for (; r < rows; r++)
+        for (int k = 0; k < kc; k++) dst[k * width + r] = src[(size_t)r * x.si + k];
     for (int k = 0; k < kc; k++)
         for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
+}
+
+/* A function the compiler must inline, so that the constants it is called
+   with (widths, strides) shape its loops. */
+#if defined(__GNUC__)
+#define GPT3__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define GPT3__ALWAYS_INLINE inline
+#endif
+
+/* Slivers of a k-major x (x.si 1), each k in one pass over all of them:
+   see gpt3__pack. */
+static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, int i0, int rows,
+                                                 int k0, int kc, int width) {
+    for (int k = 0; k < kc; k++) {
+        const float *src = gpt3__at(x, i0, k0 + k).p;
+        for (int s = 0; s < rows; s += width) {
+            float *d = dst + (size_t)s * kc + (size_t)k * width;
+            int n = gpt3__min(width, rows - s);
+            if (n == width)
+                memcpy(d, src + s, (size_t)width * sizeof(float));
+            else
+                for (int r = 0; r < width; r++) d[r] = r < n ? src[s + r] : 0.0f;
+        }
+    }
+}
+
+/* Rows i0 .. i0+rows-1 of x, k0 .. k0+kc-1, as slivers of width rows each
+   (the last padded with zeros): element (r, k) of sliver s at
+   dst[s * width * kc + k * width + r]. Every operand here runs along one
+   of its axes (x.si or x.sk is 1). Where x's columns run along its rows
+   (k-major, x.si 1: dL/dout^T and x in dW, W in dinp), each k is one pass
+   over all the slivers, which read it as one run: sliver by sliver, each
+   k's floats lie a row of the tensor apart, and the weight gradients were
+   1-6% slower (paired runs). The widths MR and NR are constants where
+   they are inlined, so that a whole sliver's copy is a few vector moves. */
+static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
+                       int width) {
+    if (x.sk == 1)
+        for (int s = 0; s < rows; s += width)
+            gpt3__pack_across(dst + (size_t)s * kc, x, i0 + s, gpt3__min(width, rows - s), k0,
+                              kc, width);
+    else if (width == GPT3__MR)
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__MR);
+    else if (width == GPT3__NR)
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__NR);
+    else
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, width);
 }
 
 /* A tile may be narrowed to 16 or 32 of its NR columns (one or two
@@ -1200,11 +1247,6 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
    time. The pragma unrolls the loop over rows: without it GCC 12 keeps a
    16-column tile's sums in memory, 4 times slower. */
 #define GPT3__NR_STEP 16
-#if defined(__GNUC__)
-#define GPT3__ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define GPT3__ALWAYS_INLINE inline
-#endif
 
 /* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
    j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
@@ -1381,7 +1423,9 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
         int mc = gpt3__min(GPT3__MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
-        for (int ir = 0; ir < mc && copy_a; ir += GPT3__MR) {
+        if (copy_a && !band && !in_place) /* every sliver of the block in one call */
+            gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
+        for (int ir = 0; ir < mc && copy_a && (band || in_place); ir += GPT3__MR) {
             int rows = gpt3__min(GPT3__MR, mc - ir);
             if (in_place && rows == GPT3__MR) continue;
             gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
