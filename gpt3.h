@@ -1378,26 +1378,33 @@ static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols
 }
 
 /* Whether the whole slivers (MR rows) of A are read where they are, not
-   packed, for a K block of kc and a panel of nc columns:
+   packed, for a K block of kc, on a thread whose share of C is cols wide:
      - where A's rows run along k (the forward's x, dinp's dL/dout, the
        attention's P and dS), a cache line holds 16 k of one row: read in
        place, a sliver costs the reads of packing it and saves the copy,
-       if its rows are at least IN_PLACE_K long. Shorter rows (the scores
-       and dP, K = hs = 64: 4 cache lines a row) are packed still: read in
-       place they were 30-40% slower, too short for the prefetcher to learn;
+       if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
+       columns use it. Shorter rows (the scores and dP, K = hs = 64: 4
+       cache lines a row) are packed still: read in place they were 30-40%
+       slower, too short for the prefetcher to learn. Wider shares (the LM
+       head's forward: 25,000 columns a thread) use a sliver hundreds of
+       times: read from its copy it was faster in 12 of 12 pairs, twice
+       (1.4% and 11%);
      - where A's columns run along its rows (k-major: the weight gradients'
        dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
        its own, and a sliver that many tiles use is better copied: in place
-       only for panels of at most 64 columns (the attention's dK and dV, two
-       tiles); the weight gradients were 1-8% slower in place.
-   Paired runs: the attention 12% faster dense, 6% banded, the LM head's
-   dinp 5%, the teaching step 3%. */
+       only for at most 64 columns (the attention's dK and dV, two tiles);
+       the weight gradients were 1-8% slower in place.
+   Paired runs: the attention 11% faster dense, 5% banded and 11% at the
+   teaching size, the layers' dinp up to 10%, the teaching step 3%. */
 #ifndef GPT3__IN_PLACE_K
 #define GPT3__IN_PLACE_K 128
 #endif
-static int gpt3__a_in_place(GPT3__Operand a, int kc, int nc) {
-    if (a.sk == 1) return kc >= GPT3__IN_PLACE_K;
-    return a.si == 1 && nc <= 4 * GPT3__NR_STEP;
+#ifndef GPT3__IN_PLACE_N
+#define GPT3__IN_PLACE_N 768
+#endif
+static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
+    if (a.sk == 1) return kc >= GPT3__IN_PLACE_K && cols <= GPT3__IN_PLACE_N;
+    return a.si == 1 && cols <= 4 * GPT3__NR_STEP;
 }
 
 /* The width of B's panels for nc columns: NR, or 32 where nc is a
@@ -1411,13 +1418,14 @@ static int gpt3__panel_width(int nc) {
    of A: B is copied, then each MC rows of A, then every tile. The copy of
    rows ic.. of A starts at a_copy + (ic - i0) * a_step: a_step is kc where
    A is kept (copy_a 0: it is there already), 0 where each MC rows are
-   copied in turn into one buffer. C += the products (C = bias + them where
-   overwrite and pc is 0). */
+   copied in turn into one buffer; where in_place, only the slivers of
+   fewer than MR rows are copied, and the others read where they are. C +=
+   the products (C = bias + them where overwrite and pc is 0). */
 static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
                              int jc, int nc, int pc, int kc, float *a_copy, int a_step,
-                             int copy_a, int overwrite, const GPT3__Band *band, float *pb) {
+                             int copy_a, int in_place, int overwrite, const GPT3__Band *band,
+                             float *pb) {
     int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
-    int in_place = gpt3__a_in_place(a, kc, nc);
     for (int jr = 0; jr < nc; jr += nr)
         gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
@@ -1478,9 +1486,10 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                 int copy_a = keep == GPT3__KEEP_ALL    ? jc == j0
                              : keep == GPT3__KEEP_BLOCK ? jc == jg
                                                         : 1;
+                int in_place = gpt3__a_in_place(a, kc, j1 - j0);
                 gpt3__gemm_panel(c, a, b, i0, i1, jc, gpt3__min(NC, j1 - jc), pc, kc, a_copy,
-                                 keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, overwrite, band,
-                                 panels + GPT3__A_FLOATS);
+                                 keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, in_place, overwrite,
+                                 band, panels + GPT3__A_FLOATS);
             }
 }
 
