@@ -75,9 +75,10 @@
 
    Revision history:
        0.6.4  speed: slivers of A read in place, not packed, where their
-              rows run along K (128 or more) and for a head's dK and dV;
-              the attention zeroes P and dS only where the tiles read them;
-              a k-major operand's slivers copied one k at a time for all
+              rows run along K (128 or more) for at most 768 columns, and
+              for a head's dK and dV; the attention zeroes P and dS only
+              where the tiles read them; a k-major operand's slivers are
+              copied one k at a time for all of a block
        0.6.3  speed: matmul tiles narrowed to 16 or 32 columns where C or
               a band ends, and B's panels 32 wide for N 64 (a head)
        0.6.2  speed: attention in blocks of 256 queries (was 64), its
