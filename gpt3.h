@@ -1434,13 +1434,14 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
         if (copy_a && !band && !in_place) /* every sliver of the block in one call */
             gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
-        for (int ir = 0; ir < mc && copy_a && (band || in_place); ir += GPT3__MR) {
-            int rows = gpt3__min(GPT3__MR, mc - ir);
-            if (in_place && rows == GPT3__MR) continue;
-            gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
-            gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
-                       pc + k_lo, k_hi - k_lo, GPT3__MR);
-        }
+        else if (copy_a) /* sliver by sliver: each its band's k, or only the edge */
+            for (int ir = 0; ir < mc; ir += GPT3__MR) {
+                int rows = gpt3__min(GPT3__MR, mc - ir);
+                if (in_place && rows == GPT3__MR) continue;
+                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
+                           pc + k_lo, k_hi - k_lo, GPT3__MR);
+            }
         for (int ir = 0; ir < mc; ir += GPT3__MR)
             for (int jr = 0; jr < nc; jr += nr) {
                 int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(nr, nc - jr);

@@ -113,9 +113,10 @@ static void scratch_init(void) {
    shapes that are not multiples of the tiles (MR, NR) or the cache blocks
    (KC, NC, MC, both regimes of gpt3__blocks): one row, edges in every
    direction, K past one KC block in each of the three products (K = C, OC,
-   N), slivers of A packed and read in place (gpt3__a_in_place). Sums in another order, so they agree to float rounding: 1e-5
-   relative to the size of the terms (sum |a||b|), where a wrong or missing
-   tile is off by O(1). */
+   N), slivers of A packed and read in place (gpt3__a_in_place). Sums in
+   another order, so they agree to float rounding: 1e-5 relative to the
+   size of the terms (sum |a||b|), where a wrong or missing tile is off by
+   O(1). */
 static double relative_error(const float *x, const float *ref, const float *scale, size_t n) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
