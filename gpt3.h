@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.4 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.5 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,10 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.5  speed: the micro-kernel's operands passed by pointer (a
+              struct passed by value stalled each call); a thread takes
+              its attention heads a query block at a time; the lines of
+              A's rows are asked for before a block of them is packed
        0.6.4  speed: slivers of A read in place, not packed, where their
               rows run along K (128 or more) for at most 768 columns, and
               for a head's dK and dV; the attention zeroes P and dS only
@@ -1136,6 +1140,21 @@ static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
     return v;
 }
 
+/* Asks the memory for the cache lines of the n floats at p (for writing,
+   if write), so that the loads that need them later do not wait. */
+static void gpt3__prefetch(const float *p, int n, int write) {
+#if defined(__GNUC__)
+    for (int i = 0; i < n; i += 16) {
+        if (write)
+            __builtin_prefetch(p + i, 1);
+        else
+            __builtin_prefetch(p + i, 0);
+    }
+#else
+    (void)p, (void)n, (void)write;
+#endif
+}
+
 /* Packing reads an operand whose rows run along k (the forward's x and W)
    crosswise: element by element it is a quarter of the forward's time.
    With AVX, 8 x 8 blocks are transposed in registers instead (the one
@@ -1222,14 +1241,21 @@ static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, in
    slivers, which read it as one run: sliver by sliver, each k's floats lie
    a row of the tensor apart, and the weight gradients were 1-6% slower
    (paired runs). The widths MR and NR are constants where
-   they are inlined, so that a whole sliver's copy is a few vector moves. */
+   they are inlined, so that a whole sliver's copy is a few vector moves.
+   Where several slivers of rows along k are copied at once (A's, MC rows),
+   every line is asked for first, so that their misses overlap: the
+   attention's queries and dL/dout lie a row of qkv (9 KB) apart and come
+   from memory, and one sliver's 32 lines at a time left each transpose
+   waiting (the copy took 4 times as long as copying again from cache). */
 static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
                        int width) {
-    if (x.sk == 1)
+    if (x.sk == 1) {
+        for (int r = 0; rows > width && r < rows; r++)
+            gpt3__prefetch(gpt3__at(x, i0 + r, k0).p, kc, 0);
         for (int s = 0; s < rows; s += width)
             gpt3__pack_across(dst + (size_t)s * kc, x, i0 + s, gpt3__min(width, rows - s), k0,
                               kc, width);
-    else if (width == GPT3__MR)
+    } else if (width == GPT3__MR)
         gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__MR);
     else if (width == GPT3__NR)
         gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__NR);
@@ -1292,13 +1318,18 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a,
    (a.si 1: packed, a.sk = MR, or the transposes read in place) or runs
    along k (a.sk 1: rows read in place). Each has its own loops, with its
    unit stride known to the compiler: with both strides unknown, the
-   narrowed tiles at a band's edges ran slower (banded attention 15%). */
-static void gpt3__microkernel(int kc, GPT3__Operand a, const float *b, int ldb, float *c,
+   narrowed tiles at a band's edges ran slower (banded attention 15%).
+   A and C come by pointer, not by value, here and in gpt3__tile: a
+   24-byte struct passed by value was written in two 8-byte halves and read
+   back in one 16-byte load, which the CPU cannot forward from the stores
+   (perf: a fifth of gpt3__gemm_panel's time at that load; banded attention
+   1.6% faster without it, 13 of 16 pairs). */
+static void gpt3__microkernel(int kc, const GPT3__Operand *a, const float *b, int ldb, float *c,
                               size_t ldc, int add, const float *bias, int cols) {
-    if (a.sk == 1)
-        gpt3__microkernel_widths(kc, a.p, a.si, 1, b, ldb, c, ldc, add, bias, cols);
+    if (a->sk == 1)
+        gpt3__microkernel_widths(kc, a->p, a->si, 1, b, ldb, c, ldc, add, bias, cols);
     else
-        gpt3__microkernel_widths(kc, a.p, 1, a.sk, b, ldb, c, ldc, add, bias, cols);
+        gpt3__microkernel_widths(kc, a->p, 1, a->sk, b, ldb, c, ldc, add, bias, cols);
 }
 
 /* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
@@ -1310,20 +1341,21 @@ typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
    16-column steps that hold them, straight into C where those exist in C
    and rows is MR, else into a scratch tile whose rows x columns that exist
    are then added to (or, add 0, stored in) C. */
-static void gpt3__tile(int kc, GPT3__Operand a, const float *b, int nr, GPT3__Output c, int i,
-                       int j, int rows, int cols, int q_lo, int q_hi, int add) {
+static void gpt3__tile(int kc, const GPT3__Operand *a, const float *b, int nr,
+                       const GPT3__Output *c, int i, int j, int rows, int cols, int q_lo,
+                       int q_hi, int add) {
     float tile[GPT3__MR * GPT3__NR];
     int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
     int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
-    const float *bias = c.bias ? c.bias + j + q0 : NULL;
+    const float *bias = c->bias ? c->bias + j + q0 : NULL;
     if (rows == GPT3__MR && q0 + width <= cols) {
-        gpt3__microkernel(kc, a, b + q0, nr, c.p + (size_t)i * c.ld + j + q0, c.ld, add, bias,
-                          width);
+        gpt3__microkernel(kc, a, b + q0, nr, c->p + (size_t)i * c->ld + j + q0, c->ld, add,
+                          bias, width);
         return;
     }
     gpt3__microkernel(kc, a, b + q0, nr, tile, GPT3__NR, 0, NULL, width);
     for (int r = 0; r < rows; r++) {
-        float *row = c.p + (size_t)(i + r) * c.ld + j + q0;
+        float *row = c->p + (size_t)(i + r) * c->ld + j + q0;
         for (int q = 0; q < gpt3__min(width, cols - q0); q++) {
             if (add)
                 row[q] += tile[r * GPT3__NR + q];
@@ -1369,13 +1401,8 @@ static void gpt3__band_columns(const GPT3__Band *band, int i, int rows, int j, i
 /* Asks for C's tile at (i, j) ahead of its turn, while the tile before it
    computes: where C is large it comes from memory (the weight gradients),
    and the micro-kernel would wait for it at its end. */
-static void gpt3__prefetch_tile(GPT3__Output c, int i, int rows, int j, int cols) {
-#if defined(__GNUC__)
-    for (int r = 0; r < rows; r++)
-        for (int q = 0; q < cols; q += 16) __builtin_prefetch(c.p + (size_t)(i + r) * c.ld + j + q, 1);
-#else
-    (void)c, (void)i, (void)rows, (void)j, (void)cols;
-#endif
+static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, int cols) {
+    for (int r = 0; r < rows; r++) gpt3__prefetch(c->p + (size_t)(i + r) * c->ld + j, cols, 1);
 }
 
 /* Whether the whole slivers (MR rows) of A are read where they are, not
@@ -1432,9 +1459,9 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
         int mc = gpt3__min(GPT3__MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
-        if (copy_a && !band && !in_place) /* every sliver of the block in one call */
+        if (copy_a && (!band || band->of == GPT3__BAND_C) && !in_place) /* in one call */
             gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
-        else if (copy_a) /* sliver by sliver: each its band's k, or only the edge */
+        else if (copy_a) /* sliver by sliver: each its band's k (A's), or only the edge */
             for (int ir = 0; ir < mc; ir += GPT3__MR) {
                 int rows = gpt3__min(GPT3__MR, mc - ir);
                 if (in_place && rows == GPT3__MR) continue;
@@ -1451,10 +1478,10 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                 gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
                 if (add) { /* the next tile along the row, or down */
                     if (jr + nr < nc)
-                        gpt3__prefetch_tile(c, ic + ir, rows, jc + jr + nr,
+                        gpt3__prefetch_tile(&c, ic + ir, rows, jc + jr + nr,
                                             gpt3__min(nr, nc - jr - nr));
                     else if (ir + GPT3__MR < mc)
-                        gpt3__prefetch_tile(c, ic + ir + GPT3__MR,
+                        gpt3__prefetch_tile(&c, ic + ir + GPT3__MR,
                                             gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
                                             gpt3__min(nr, nc));
                 }
@@ -1462,8 +1489,8 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                                         GPT3__MR};
                 if (in_place && rows == GPT3__MR)
                     sliver = gpt3__at(a, ic + ir, pc + k_lo);
-                gpt3__tile(k_hi - k_lo, sliver, pb + (size_t)jr * kc + (size_t)k_lo * nr, nr, c,
-                           ic + ir, jc + jr, rows, cols, q_lo, q_hi, add);
+                gpt3__tile(k_hi - k_lo, &sliver, pb + (size_t)jr * kc + (size_t)k_lo * nr, nr,
+                           &c, ic + ir, jc + jr, rows, cols, q_lo, q_hi, add);
             }
     }
 }
@@ -1686,7 +1713,16 @@ static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
    (packs) the keys and values it sees, so larger blocks copy less: 256
    rows measured 9% faster than 64 dense and 8% faster banded (T 2048,
    W 256, paired runs), 512 slower again. The scratch is two blocks of
-   rows, 4.7 MB a thread at T 2048. */
+   rows, 4.7 MB a thread at T 2048.
+   The heads are shared out among the threads, and each thread takes its
+   heads a block at a time: block t0 of each of its heads, then block
+   t0 + 256 of each. A block reads its 256 positions' q, k and v (and
+   dL/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
+   thread reads the same rows for all its heads close together in time,
+   while they are in the cache.
+   Head after head, the banded layer was 2.6% slower (13 of 16 pairs;
+   dense the same). A head's results do not change: its blocks run in
+   the same order, on one thread. */
 #ifndef GPT3__QUERY_BLOCK
 #define GPT3__QUERY_BLOCK 256
 #endif
@@ -1758,35 +1794,34 @@ static void attention_zero_outside(float *row, int nk, int off, int n) {
     memset(row + off + n, 0, (size_t)(hi - off - n) * sizeof(float));
 }
 
-static void attention_forward_head(float *out, float *att, const float *seq, int T, int C,
-                                   int hs, int window, const GPT3__Dropout *drop,
-                                   uint64_t site, uint64_t drop_index, float *work) {
-    /* out: this head's (T, hs) slice of (T, C); att (T, span); seq (T, 3C) from q */
+/* The query block at t0 of one head: out is the head's (T, hs) slice of
+   (T, C), att its (T, span) probabilities, seq its q in (T, 3C). */
+static void attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
+                                    int C, int hs, int window, const GPT3__Dropout *drop,
+                                    uint64_t site, uint64_t drop_index, float *work) {
     float *panels = work, *S, *P;
     attention_work_parts(work, T, &S, &P);
     size_t stride = 3 * (size_t)C;
     int span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
-        GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-        attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
-        for (int r = 0; r < blk.rows; r++) {
-            int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
-            int off = start - blk.k0;
-            float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
-            attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
-            for (int j = n; j < span; j++) a[j] = 0.0f;
-            for (int j = 0; j < n; j++)
-                p[off + j] =
-                    a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
-            attention_zero_outside(p, blk.nk, off, n);
-        }
-        GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
-        GPT3__Operand probs = {P, (size_t)blk.nk, 1};
-        GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
-        GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
-        gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, &band, panels);
+    GPT3__QueryBlock blk = attention_query_block(t0, T, window);
+    attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
+    for (int r = 0; r < blk.rows; r++) {
+        int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+        int off = start - blk.k0;
+        float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
+        attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
+        for (int j = n; j < span; j++) a[j] = 0.0f;
+        for (int j = 0; j < n; j++)
+            p[off + j] =
+                a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
+        attention_zero_outside(p, blk.nk, off, n);
     }
+    GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
+    GPT3__Operand probs = {P, (size_t)blk.nk, 1};
+    GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
+    GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
+    gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, &band, panels);
 }
 
 static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
@@ -1794,18 +1829,30 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
                               uint64_t site, const GPT3Scratch *scratch) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = attention_span(window, T);
+    if (attention_workspace(scratch, T)) {
+        #pragma omp parallel num_threads(scratch->threads)
+        {
+            int lo, hi; /* this thread's heads, numbered b * NH + h */
+            gpt3__thread_range(B * NH, 1, &lo, &hi);
+            float *work = attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK)
+                for (int bh = lo; bh < hi; bh++) {
+                    int b = bh / NH, h = bh % NH;
+                    attention_forward_block(out + (size_t)b * T * C + h * hs,
+                                            att + (size_t)bh * T * span,
+                                            qkv + (size_t)b * T * 3 * C + h * hs, t0, T, C, hs,
+                                            window, drop, site,
+                                            attention_drop_index(b, h, 0, NH, T), work);
+                }
+        }
+        return;
+    }
     #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B; b++) { /* the reference: one row t at a time */
         for (int h = 0; h < NH; h++) {
             const float *seq = qkv + (size_t)b * T * 3 * C + h * hs;
             float *head_att = att + ((size_t)b * NH + h) * T * span;
             float *head_out = out + (size_t)b * T * C + h * hs;
-            float *work = attention_workspace(scratch, T);
-            if (work) {
-                attention_forward_head(head_out, head_att, seq, T, C, hs, window, drop, site,
-                                       attention_drop_index(b, h, 0, NH, T), work);
-                continue;
-            }
             for (int t = 0; t < T; t++) {
                 float *a = head_att + (size_t)t * span;
                 int start = attention_start(window, t), n = t - start + 1;
@@ -1830,8 +1877,8 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
    dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape for the
    reference path (it ends holding dL/dscore); the fast path keeps a block
    of rows in its workspace and leaves datt untouched (copying every row
-   out was a tenth of the dense backward). Split over (b, h): a head's
-   slice of dqkv is written by one thread only. */
+   out was a tenth of the dense backward). Split over (b, h), as the
+   forward: a head's slice of dqkv is written by one thread only. */
 
 /* One row t of the softmax's backward: on entry da[j] = dout_t . v_s, on
    return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
@@ -1853,42 +1900,41 @@ static void attention_softmax_backward(float *da, float *probs, const float *a, 
     for (int j = 0; j < n; j++) da[j] = a[j] * (da[j] - att_dot_datt) * scale;
 }
 
-static void attention_backward_head(float *dseq, const float *dout, const float *seq,
-                                    const float *att, int T, int C, int hs,
-                                    int window, const GPT3__Dropout *drop, uint64_t site,
-                                    uint64_t drop_index, float *work) {
-    /* dseq, seq: this head's q of (T, 3C); dout: its (T, hs) slice of (T, C) */
+/* The query block at t0 of one head: dseq and seq are the head's q in
+   (T, 3C), dout its (T, hs) slice of (T, C), att its (T, span). */
+static void attention_backward_block(float *dseq, const float *dout, const float *seq,
+                                     const float *att, int t0, int T, int C, int hs,
+                                     int window, const GPT3__Dropout *drop, uint64_t site,
+                                     uint64_t drop_index, float *work) {
     float *panels = work, *dS, *P;
     attention_work_parts(work, T, &dS, &P);
     size_t stride = 3 * (size_t)C;
     int span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK) {
-        GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-        attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
-        for (int r = 0; r < blk.rows; r++) {
-            int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
-            int off = start - blk.k0;
-            float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
-            attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
-                                       site, drop_index + (uint64_t)t * T + start);
-            attention_zero_outside(ds, blk.nk, off, n);
-            attention_zero_outside(p, blk.nk, off, n);
-        }
-        const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
-        const float *d_o = dout + (size_t)t0 * C;
-        GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
-        GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
-        GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
-        GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
-        GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
-        GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
-        GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
-        GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
-        gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, &by_query, panels);
-        gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
-        gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
+    GPT3__QueryBlock blk = attention_query_block(t0, T, window);
+    attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
+    for (int r = 0; r < blk.rows; r++) {
+        int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+        int off = start - blk.k0;
+        float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
+        attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
+                                   site, drop_index + (uint64_t)t * T + start);
+        attention_zero_outside(ds, blk.nk, off, n);
+        attention_zero_outside(p, blk.nk, off, n);
     }
+    const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
+    const float *d_o = dout + (size_t)t0 * C;
+    GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
+    GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
+    GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
+    GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
+    GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
+    GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
+    GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
+    GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
+    gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, &by_query, panels);
+    gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
+    gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
 }
 
 static void attention_backward(float *dqkv, float *datt, const float *dout,
@@ -1897,6 +1943,25 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
                                uint64_t site, const GPT3Scratch *scratch) {
     int hs = C / NH, span = attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
+    if (attention_workspace(scratch, T)) {
+        #pragma omp parallel num_threads(scratch->threads)
+        {
+            int lo, hi; /* this thread's heads, as in the forward */
+            gpt3__thread_range(B * NH, 1, &lo, &hi);
+            float *work = attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK)
+                for (int bh = lo; bh < hi; bh++) {
+                    int b = bh / NH, h = bh % NH;
+                    attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
+                                             dout + (size_t)b * T * C + h * hs,
+                                             qkv + (size_t)b * T * 3 * C + h * hs,
+                                             att + (size_t)bh * T * span, t0, T, C, hs, window,
+                                             drop, site, attention_drop_index(b, h, 0, NH, T),
+                                             work);
+                }
+        }
+        return;
+    }
     #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
@@ -1905,13 +1970,6 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
             const float *head_dout = dout + (size_t)b * T * C + h * hs;
             float *dseq = dqkv + (size_t)b * T * 3 * C + h * hs;
             float *head_datt = datt + ((size_t)b * NH + h) * T * span, dq_sum[64];
-            float *work = attention_workspace(scratch, T);
-            if (work) {
-                attention_backward_head(dseq, head_dout, seq, head_att, T, C, hs,
-                                        window, drop, site, attention_drop_index(b, h, 0, NH, T),
-                                        work);
-                continue;
-            }
             for (int t = 0; t < T; t++) { /* the reference: one row t at a time */
                 const float *a = head_att + (size_t)t * span;
                 float *da = head_datt + (size_t)t * span;
