@@ -76,8 +76,7 @@
    Revision history:
        0.6.5  speed: the micro-kernel's operands passed by pointer (a
               struct passed by value stalled each call); a thread takes
-              its attention heads a query block at a time; the lines of
-              A's rows are asked for before a block of them is packed
+              its attention heads a query block at a time
        0.6.4  speed: slivers of A read in place, not packed, where their
               rows run along K (128 or more) for at most 768 columns, and
               for a head's dK and dV; the attention zeroes P and dS only
@@ -1140,21 +1139,6 @@ static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
     return v;
 }
 
-/* Asks the memory for the cache lines of the n floats at p (for writing,
-   if write), so that the loads that need them later do not wait. */
-static void gpt3__prefetch(const float *p, int n, int write) {
-#if defined(__GNUC__)
-    for (int i = 0; i < n; i += 16) {
-        if (write)
-            __builtin_prefetch(p + i, 1);
-        else
-            __builtin_prefetch(p + i, 0);
-    }
-#else
-    (void)p, (void)n, (void)write;
-#endif
-}
-
 /* Packing reads an operand whose rows run along k (the forward's x and W)
    crosswise: element by element it is a quarter of the forward's time.
    With AVX, 8 x 8 blocks are transposed in registers instead (the one
@@ -1241,21 +1225,14 @@ static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, in
    slivers, which read it as one run: sliver by sliver, each k's floats lie
    a row of the tensor apart, and the weight gradients were 1-6% slower
    (paired runs). The widths MR and NR are constants where
-   they are inlined, so that a whole sliver's copy is a few vector moves.
-   Where several slivers of rows along k are copied at once (A's, MC rows),
-   every line is asked for first, so that their misses overlap: the
-   attention's queries and dL/dout lie a row of qkv (9 KB) apart and come
-   from memory, and one sliver's 32 lines at a time left each transpose
-   waiting (the copy took 4 times as long as copying again from cache). */
+   they are inlined, so that a whole sliver's copy is a few vector moves. */
 static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
                        int width) {
-    if (x.sk == 1) {
-        for (int r = 0; rows > width && r < rows; r++)
-            gpt3__prefetch(gpt3__at(x, i0 + r, k0).p, kc, 0);
+    if (x.sk == 1)
         for (int s = 0; s < rows; s += width)
             gpt3__pack_across(dst + (size_t)s * kc, x, i0 + s, gpt3__min(width, rows - s), k0,
                               kc, width);
-    } else if (width == GPT3__MR)
+    else if (width == GPT3__MR)
         gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__MR);
     else if (width == GPT3__NR)
         gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__NR);
@@ -1402,7 +1379,13 @@ static void gpt3__band_columns(const GPT3__Band *band, int i, int rows, int j, i
    computes: where C is large it comes from memory (the weight gradients),
    and the micro-kernel would wait for it at its end. */
 static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, int cols) {
-    for (int r = 0; r < rows; r++) gpt3__prefetch(c->p + (size_t)(i + r) * c->ld + j, cols, 1);
+#if defined(__GNUC__)
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q += 16)
+            __builtin_prefetch(c->p + (size_t)(i + r) * c->ld + j + q, 1);
+#else
+    (void)c, (void)i, (void)rows, (void)j, (void)cols;
+#endif
 }
 
 /* Whether the whole slivers (MR rows) of A are read where they are, not
@@ -1459,9 +1442,9 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     for (int ic = i0; ic < i1; ic += GPT3__MC) {
         int mc = gpt3__min(GPT3__MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
-        if (copy_a && (!band || band->of == GPT3__BAND_C) && !in_place) /* in one call */
+        if (copy_a && !band && !in_place) /* every sliver of the block in one call */
             gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
-        else if (copy_a) /* sliver by sliver: each its band's k (A's), or only the edge */
+        else if (copy_a) /* sliver by sliver: each its band's k, or only the edge */
             for (int ir = 0; ir < mc; ir += GPT3__MR) {
                 int rows = gpt3__min(GPT3__MR, mc - ir);
                 if (in_place && rows == GPT3__MR) continue;
