@@ -1296,7 +1296,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a,
    along k (a.sk 1: rows read in place). Each has its own loops, with its
    unit stride known to the compiler: with both strides unknown, the
    narrowed tiles at a band's edges ran slower (banded attention 15%).
-   A and C come by pointer, not by value, here and in gpt3__tile: a
+   The view of A comes by pointer, here and in gpt3__tile (C's too): a
    24-byte struct passed by value was written in two 8-byte halves and read
    back in one 16-byte load, which the CPU cannot forward from the stores
    (perf: a fifth of gpt3__gemm_panel's time at that load; banded attention
