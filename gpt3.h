@@ -1145,8 +1145,8 @@ static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
 
 /* Packing reads an operand whose rows run along k (the forward's x and W)
    crosswise: element by element it is a quarter of the forward's time.
-   With AVX, 8 x 8 blocks are transposed in registers instead (the one
-   place this header uses intrinsics; without AVX the C loop does it all):
+   With AVX, 8 x 8 blocks are transposed in registers instead (intrinsics,
+   as in gpt3__microkernel_avx512; without AVX the C loop does it all):
    dst[c * ldd + r] = src[r * lds + c] for r, c < 8. */
 #ifdef __AVX__
 static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
