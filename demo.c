@@ -1201,6 +1201,11 @@ static int cmd_bench(int argc, char **argv) {
     b.bandwidth = read_bandwidth();
     fprintf(stderr, "%d thread%s; FMA peak %.1f GFLOP/s (1 thread %.1f), read bandwidth %.1f GB/s\n",
             b.threads, b.threads == 1 ? "" : "s", b.peak_all, b.peak_1, b.bandwidth);
+    if (b.threads > 1 && b.peak_all < 0.75 * b.threads * b.peak_1)
+        fprintf(stderr, "warning: %d threads reach %.1fx one thread's peak, not about %dx: the cores "
+                        "are busy with other work (or the machine gives fewer than %d); figures from this "
+                        "run are not comparable to others\n",
+                b.threads, b.peak_all / b.peak_1, b.threads, b.threads);
     bench_put(&b, "peak", "threads", b.threads);
     bench_put(&b, "peak", "gflops_1thread", b.peak_1);
     bench_put(&b, "peak", "gflops_all", b.peak_all);

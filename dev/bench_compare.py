@@ -252,6 +252,10 @@ def report(demo, installed, tuned, tik, info, all_cases, markdown):
     rows = [[c, m, fmt(demo[(c, m)])] for c, m in MACHINE_ROWS if (c, m) in demo]
     section("the machine, as ./demo bench measured it",
             table(["case", "metric", "value"], rows, markdown))
+    threads, one, every = (demo.get(("peak", k)) for k in ("threads", "gflops_1thread", "gflops_all"))
+    if threads and one and every and threads > 1 and every < 0.75 * threads * one:
+        out.extend(["", f"warning: {threads:.0f} threads reached {every / one:.1f}x one thread's peak: the cores "
+                        "were busy with other work, so this run's figures are not comparable to others"])
 
     shown = set(both) | set(MACHINE_ROWS) | {k for k in demo if k[0] == "tokenizer" and k[1].startswith("mb_per_s")}
     # with --cases, the skipped cases' comparable figures are left out, not called gpt3.h-only
