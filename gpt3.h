@@ -1289,10 +1289,10 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
    a broadcast load of its own (in 16-column tiles folded into the
    multiply-add, {1to16}), so a step is only loads and multiply-adds. Alone
    in the L1 cache, 16 columns run at 86% of a core's peak (the C kernel
-   57%), 32 at 99% (94%), 48 at 99% (99%). In
-   context (paired runs, both orders): banded attention 2.5% faster, the
-   LM head's forward 1.5%, the others the same. Rows read in place (a_sk
-   1) keep the C kernel, which loads 16 k of a row at once: the LM head's
+   57%), 32 at 99% (94%), 48 at 99% (99%). In context (paired runs, both
+   orders): banded attention 2% faster, at the teaching size 5%, the LM
+   head's forward 1.5%, the others the same. Rows read in place (a_sk 1)
+   keep the C kernel, which loads 16 k of a row at once: the LM head's
    dinp was 2% slower with this one. */
 #ifdef __AVX512F__
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512_vectors(int kc, const float *a,
