@@ -6,6 +6,10 @@
 #   dev/ab_compare.sh OLD.h NEW.h generate 20
 # e.g. OLD.h from `git show HEAD~1:gpt3.h > /tmp/old.h`. Nothing else should
 # run on the machine meanwhile. OMP_NUM_THREADS sets the threads (default all).
+# For a change of a few percent, run it again with OLD and NEW swapped: on
+# the teach step the side compiled first measured 1.3-1.9% faster whichever
+# header it was (where each side's memory lands), and the average of the two
+# orders cancels that.
 set -eu
 if [ $# -lt 3 ]; then
     echo "usage: $0 OLD.h NEW.h step small|teach RUNS | matmul LAYER PRODUCT RUNS | attention teach|dense|banded RUNS | generate RUNS" >&2
