@@ -1093,20 +1093,22 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #if GPT3__NC % GPT3__NR != 0 || GPT3__MC % GPT3__MR != 0
 #error "gpt3.h: GPT3__NC must be a multiple of 48 (NR) and GPT3__MC of 8 (MR)"
 #endif
-/* The cache blocks for a thread with this many rows of C. With at most
-   C_ROWS rows, its rows times NC columns of C stay in the L2 cache (1 MB
-   here) beside a panel of B and a block of A while the K blocks add to
-   them (GPT-3 Small at B T = 256). With more, C cannot stay, and the blocks
-   are BLIS's usual ones: KC halved, NC doubled (the teaching size at
-   B T = 2048). When K is one block there is nothing to keep, and NC is
-   four times wider: each sliver of A is then copied a quarter as often
-   (the weight gradients, K = B T). When K is at most one and a half
-   blocks, it is one block: C is then loaded and stored once, not twice
-   (K = C, the forward products: 1-4% faster). The panel of B is
-   KC x 4 NC at most. */
+/* The cache blocks of a product whose C has M rows. With at most C_ROWS
+   rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
+   panel of B and a block of A while the K blocks add to them (GPT-3 Small
+   at B T = 256). With more, C cannot stay, and the blocks are BLIS's usual
+   ones: KC halved, NC doubled (the teaching size at B T = 2048). When K is
+   one block there is nothing to keep, and NC is four times wider: each
+   sliver of A is then copied a quarter as often (the weight gradients,
+   K = B T). When K is at most one and a half blocks, it is one block: C is
+   then loaded and stored once, not twice (K = C, the forward products).
+   The panel of B is KC x 4 NC at most.
+   The K blocks set the order in which each element's sum is added up, so
+   they depend on the product's shape only, never on the share of it that
+   one thread takes: the results are the same bits for any thread count. */
 #define GPT3__C_ROWS 256
-static void gpt3__blocks(int rows, int K, int *kc_block, int *nc_block) {
-    int c_stays = rows <= GPT3__C_ROWS;
+static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
+    int c_stays = M <= GPT3__C_ROWS;
     *kc_block = c_stays ? GPT3__KC : GPT3__KC / 2;
     *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
     if (K <= *kc_block * 3 / 2) *kc_block = K;
@@ -1448,15 +1450,17 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
 }
 
 /* Whether the whole slivers (MR rows) of A are read where they are, not
-   packed, for a K block of kc, on a thread whose share of C is cols wide:
+   packed, for a K block of kc, in a product whose C is cols wide (the
+   whole product's, not a thread's share: a sliver read in place takes the
+   C micro-kernel, a packed one may take the AVX-512 one):
      - where A's rows run along k (the forward's x, dinp's dL/dout, the
        attention's P and dS), a cache line holds 16 k of one row: read in
        place, a sliver costs the reads of packing it and saves the copy,
        if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
        columns use it. Shorter rows (the scores and dP, K = hs = 64: 4
        cache lines a row) are packed still: read in place they were 30-40%
-       slower, too short for the prefetcher to learn. Wider shares (the LM
-       head's forward: 25,000 columns a thread) use a sliver hundreds of
+       slower, too short for the prefetcher to learn. Wider products (the
+       LM head's forward: 50,257 columns) use a sliver hundreds of
        times: read from its copy it was faster in 12 of 12 pairs, twice
        (1.4% and 11%);
      - where A's columns run along its rows (k-major: the weight gradients'
@@ -1537,17 +1541,23 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     }
 }
 
+/* The whole product C (M, N) += A (M, K) B (K, N) that a thread takes a
+   share of. Every choice that sets the order of a sum (the K blocks, which
+   micro-kernel a sliver takes) is made from it, never from the share: the
+   results are the same bits for any thread count. */
+typedef struct { int M, N, K; } GPT3__Shape;
+
 /* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
    one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
    is copied once and used by every row of the share; each sliver of A is
    then used by NC/NR tiles. The columns go in groups of NC (all in one
    group when A is kept a K block at a time), and each group runs through
    all of K before the next. band is NULL but for the attention. */
-static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
-                             int j0, int j1, int K, int overwrite, const GPT3__Band *band,
-                             float *panels) {
-    int KC, NC, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
-    gpt3__blocks(i1 - i0, K, &KC, &NC);
+static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, GPT3__Shape shape,
+                             int i0, int i1, int j0, int j1, int overwrite,
+                             const GPT3__Band *band, float *panels) {
+    int KC, NC, K = shape.K, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    gpt3__blocks(shape.M, K, &KC, &NC);
     int keep = gpt3__keep_a(i1 - i0, K, KC), group = keep == GPT3__KEEP_BLOCK ? j1 - j0 : NC;
     for (int jg = j0; jg < j1; jg += group)
         for (int pc = 0; pc < K; pc += KC)
@@ -1558,7 +1568,7 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                 int copy_a = keep == GPT3__KEEP_ALL    ? jc == j0
                              : keep == GPT3__KEEP_BLOCK ? jc == jg
                                                         : 1;
-                int in_place = gpt3__a_in_place(a, kc, j1 - j0);
+                int in_place = gpt3__a_in_place(a, kc, shape.N);
                 gpt3__gemm_panel(c, a, b, i0, i1, jc, gpt3__min(NC, j1 - jc), pc, kc, a_copy,
                                  keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, in_place, overwrite,
                                  band, panels + GPT3__A_FLOATS);
@@ -1573,7 +1583,7 @@ static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
 static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
     int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
     double cols = by_rows ? N : (double)N / P;
-    gpt3__blocks(rows, K, &kc_block, &nc_block);
+    gpt3__blocks(M, K, &kc_block, &nc_block);
     double a_copies = gpt3__keep_a(rows, K, kc_block) == GPT3__KEEP_NONE ? ceil(cols / nc_block) : 1;
     return (double)rows * K * a_copies + (double)K * cols;
 }
@@ -1586,15 +1596,16 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
     int by_rows = N <= GPT3__NR || (M > GPT3__MR && gpt3__packing_cost(M, N, K, P, 1) <
                                                       gpt3__packing_cost(M, N, K, P, 0));
     int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
+    GPT3__Shape shape = {M, N, K};
     #pragma omp parallel num_threads(gpt3__min(P, (extent + unit - 1) / unit))
     {
         int lo, hi;
         float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
                                               scratch->floats_per_thread;
         if (by_rows)
-            gpt3__gemm_block(c, a, b, lo, hi, 0, N, K, overwrite, NULL, panels);
+            gpt3__gemm_block(c, a, b, shape, lo, hi, 0, N, overwrite, NULL, panels);
         else
-            gpt3__gemm_block(c, a, b, 0, M, lo, hi, K, overwrite, NULL, panels);
+            gpt3__gemm_block(c, a, b, shape, 0, M, lo, hi, overwrite, NULL, panels);
     }
 }
 
@@ -1823,7 +1834,8 @@ static void attention_block_scores(float *S, const float *x, size_t x_stride, co
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
     GPT3__Band band = attention_band(blk, window, GPT3__BAND_C, 0);
-    gpt3__gemm_block(out, xs, ys, 0, blk.rows, 0, blk.nk, hs, 1, &band, panels);
+    GPT3__Shape shape = {blk.rows, blk.nk, hs};
+    gpt3__gemm_block(out, xs, ys, shape, 0, blk.rows, 0, blk.nk, 1, &band, panels);
 }
 
 /* A row of a block holds its band at off .. off+n-1. The products read it
@@ -1863,7 +1875,8 @@ static void attention_forward_block(float *out, float *att, const float *seq, in
     GPT3__Operand probs = {P, (size_t)blk.nk, 1};
     GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
     GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
-    gpt3__gemm_block(o, probs, v, 0, blk.rows, 0, hs, blk.nk, 1, &band, panels);
+    GPT3__Shape shape = {blk.rows, hs, blk.nk};
+    gpt3__gemm_block(o, probs, v, shape, 0, blk.rows, 0, hs, 1, &band, panels);
 }
 
 static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
@@ -1974,9 +1987,10 @@ static void attention_backward_block(float *dseq, const float *dout, const float
     GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
     GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
     GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
-    gpt3__gemm_block(dq, ds_rows, k_cols, 0, blk.rows, 0, hs, blk.nk, 0, &by_query, panels);
-    gpt3__gemm_block(dk, ds_cols, q_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
-    gpt3__gemm_block(dv, p_cols, do_cols, 0, blk.nk, 0, hs, blk.rows, 0, &by_key, panels);
+    GPT3__Shape dq_shape = {blk.rows, hs, blk.nk}, dkv_shape = {blk.nk, hs, blk.rows};
+    gpt3__gemm_block(dq, ds_rows, k_cols, dq_shape, 0, blk.rows, 0, hs, 0, &by_query, panels);
+    gpt3__gemm_block(dk, ds_cols, q_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
+    gpt3__gemm_block(dv, p_cols, do_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
 }
 
 static void attention_backward(float *dqkv, float *datt, const float *dout,
@@ -2237,9 +2251,12 @@ static void gpt3__carve(float **views[], const size_t sizes[], int n, float *fla
 }
 
 /* Layer l's attention window: W for the odd layers when W > 0 (banded),
-   else T, which lets every position see all of its past (dense causal). */
+   else T, which lets every position see all of its past (dense causal).
+   A window of T or more is T: such a banded layer is the dense one, and
+   no arithmetic on a window (up to INT_MAX in a config) can overflow. */
 static int gpt3__layer_window(const GPT3Config *cfg, int l, int T) {
-    return (cfg->local_window > 0 && l % 2 == 1) ? cfg->local_window : T;
+    int banded = cfg->local_window > 0 && l % 2 == 1;
+    return banded && cfg->local_window < T ? cfg->local_window : T;
 }
 
 /* Floats of att before layer l's probabilities, when (B, T) are in use. */
@@ -2562,17 +2579,24 @@ static void gpt3__forward_body(GPT3 *m) {
 
 /* Distillation on rows of logits (rows, K) against m->teacher_logits:
    returns alpha * sum of l_KD over the rows that count (targets[r] >= 0,
-   or all rows if targets is NULL) and, if dz, adds alpha dl_KD/dz / N. */
+   or all rows if targets is NULL) and, if dz, adds alpha dl_KD/dz / N.
+   The rows are summed in a fixed number of parts, whatever the threads,
+   so that the sum is the same bits on any thread count. */
+#define GPT3__SUM_PARTS 64
 static double gpt3__distill(const GPT3 *m, float *dz, const float *z, const int *targets,
                             size_t rows, int K, float inv_n) {
-    double sum = 0.0;
+    double part[GPT3__SUM_PARTS], sum = 0.0;
     float tau = m->distill_temperature, alpha = m->distill_alpha;
-    #pragma omp parallel for reduction(+ : sum) schedule(static)
-    for (long long r = 0; r < (long long)rows; r++) {
-        if (targets && targets[r] < 0) continue;
-        sum += distill_row(dz ? dz + (size_t)r * K : NULL, z + (size_t)r * K,
-                           m->teacher_logits + (size_t)r * K, K, tau, alpha * inv_n);
+    #pragma omp parallel for schedule(static)
+    for (int p = 0; p < GPT3__SUM_PARTS; p++) {
+        part[p] = 0.0;
+        for (size_t r = rows * p / GPT3__SUM_PARTS; r < rows * (p + 1) / GPT3__SUM_PARTS; r++) {
+            if (targets && targets[r] < 0) continue;
+            part[p] += distill_row(dz ? dz + r * K : NULL, z + r * K, m->teacher_logits + r * K,
+                                   K, tau, alpha * inv_n);
+        }
     }
+    for (int p = 0; p < GPT3__SUM_PARTS; p++) sum += part[p];
     return alpha * sum;
 }
 

@@ -104,9 +104,11 @@ static double weighted_sum(const float *out, const float *r, size_t n) {
 static GPT3Scratch scratch;
 
 static void scratch_init(void) {
-    scratch.threads = gpt3__max_threads();
+    int threads = gpt3__max_threads();
+    scratch.threads = threads;
     scratch.floats_per_thread = attention_scratch_floats(SCRATCH_MAX_T);
-    scratch.memory = alloc_floats((size_t)scratch.threads * scratch.floats_per_thread);
+    /* room for 3 threads at least: the thread-count test runs 1, 2 and 3 */
+    scratch.memory = alloc_floats((size_t)(threads > 3 ? threads : 3) * scratch.floats_per_thread);
 }
 
 /* The fast (packed, tiled, threaded) matmul against the reference, at
@@ -736,6 +738,63 @@ static void test_overfit(void) {
     gpt3_free(&m);
 }
 
+#ifdef _OPENMP
+/* One forward (logits) and 3 training steps (parameters) of `cfg` at
+   (B, T) on `threads` threads, from the same seed. */
+static void run_on_threads(const GPT3Config *cfg, int B, int T, int threads, float **logits,
+                           float **params) {
+    GPT3 m;
+    int n = B * T, *inputs = (int *)malloc((size_t)n * sizeof(int));
+    int *targets = (int *)malloc((size_t)n * sizeof(int));
+    int saved = omp_get_max_threads();
+    random_tokens(inputs, n, cfg->vocab_size, 21);
+    random_tokens(targets, n, cfg->vocab_size, 22);
+    omp_set_num_threads(threads); /* the model's buffers are sized for it at init */
+    gpt3_init(&m, cfg, 7);
+    gpt3_forward(&m, inputs, targets, B, T);
+    *logits = (float *)malloc((size_t)n * cfg->vocab_size * sizeof(float));
+    memcpy(*logits, m.logits, (size_t)n * cfg->vocab_size * sizeof(float));
+    train_steps(&m, inputs, targets, B, T, 3, 1e-3f);
+    *params = (float *)malloc(m.num_parameters * sizeof(float));
+    memcpy(*params, m.params, m.num_parameters * sizeof(float));
+    omp_set_num_threads(saved);
+    free(inputs);
+    free(targets);
+    gpt3_free(&m);
+}
+
+/* The packed matmul on 1, 2 and 3 threads at a shape where each thread's
+   share of rows is on the other side of the cache-block choice
+   (GPT3__C_ROWS) than the whole product's, and K spans several K blocks
+   in every regime. */
+static void test_matmul_threads(void) {
+    int N = 3 * GPT3__C_ROWS / 2 + 5, C = 2 * GPT3__KC + 37, OC = 5 * GPT3__KC / 2 + 11;
+    size_t n_in = (size_t)N * C, n_w = (size_t)OC * C, n_out = (size_t)N * OC;
+    float *inp = alloc_floats(n_in), *w = alloc_floats(n_w), *dout = alloc_floats(n_out);
+    float *result[3][3];
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, 99);
+    fill_normal(inp, n_in, 1.0f, &rng); fill_normal(w, n_w, 1.0f, &rng);
+    fill_normal(dout, n_out, 1.0f, &rng);
+    int all = scratch.threads, same = 1;
+    for (int t = 0; t < 3; t++) {
+        scratch.threads = t + 1; /* scratch_init made room for 3 */
+        result[t][0] = alloc_floats(n_out); result[t][1] = alloc_floats(n_in);
+        result[t][2] = alloc_floats(n_w);
+        matmul_forward(result[t][0], inp, w, NULL, 1, N, C, OC, &scratch);
+        matmul_backward(result[t][1], result[t][2], NULL, dout, inp, w, 1, N, C, OC, &scratch);
+    }
+    scratch.threads = all;
+    size_t n[3] = {n_out, n_in, n_w};
+    for (int t = 1; t < 3; t++)
+        for (int k = 0; k < 3; k++) same = same && memcmp(result[0][k], result[t][k], n[k] * 4) == 0;
+    check(same, "determinism: matmuls on 1, 2, 3 threads", "N %d, C %d, OC %d: %s", N, C, OC,
+          same ? "bit-identical" : "differ");
+    for (int t = 0; t < 3; t++) for (int k = 0; k < 3; k++) free(result[t][k]);
+    free(inp); free(w); free(dout);
+}
+#endif
+
 static void test_determinism(void) {
     GPT3Config cfg = small_config(3);
     GPT3 a, b;
@@ -748,21 +807,35 @@ static void test_determinism(void) {
     train_steps(&b, inputs, targets, 2, 8, 5, 1e-2f);
     int same = memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
     check(same, "determinism: same seed, 5 steps", "params %s", same ? "bit-identical" : "differ");
-#ifdef _OPENMP
-    /* every output is computed by one thread in a fixed order, so even the
-       thread count does not change the result */
-    gpt3_free(&b);
-    gpt3_init(&b, &cfg, 7);
-    int threads = omp_get_max_threads();
-    omp_set_num_threads(threads > 1 ? 1 : 2);
-    train_steps(&b, inputs, targets, 2, 8, 5, 1e-2f);
-    omp_set_num_threads(threads);
-    same = memcmp(a.params, b.params, a.num_parameters * sizeof(float)) == 0;
-    check(same, "determinism: 1 thread vs several", "params %s", same ? "bit-identical" : "differ");
-#endif
     gpt3_free(&a);
     gpt3_free(&b);
 }
+
+#ifdef _OPENMP
+/* Every output is computed by one thread in a fixed order, so the thread
+   count does not change the result: tested on the "mini" preset at B 4,
+   T 128, where each thread's share of a matmul's rows (256 of 512 on two
+   threads) is on the other side of the cache-block choice (GPT3__C_ROWS)
+   than the whole product, the MLP's K (4C = 512) spans one K block or two,
+   and the attention runs over a banded and a dense layer. */
+static void test_thread_count(void) {
+    GPT3Config cfg;
+    gpt3_preset(&cfg, "mini");
+    int B = 4, T = 128;
+    size_t n_logits = (size_t)B * T * cfg.vocab_size, n_params = gpt3_num_parameters(&cfg);
+    float *logits[3], *params[3];
+    int same_logits = 1, same_params = 1;
+    for (int t = 0; t < 3; t++) run_on_threads(&cfg, B, T, t + 1, &logits[t], &params[t]);
+    for (int t = 1; t < 3; t++) {
+        same_logits = same_logits && memcmp(logits[0], logits[t], n_logits * 4) == 0;
+        same_params = same_params && memcmp(params[0], params[t], n_params * 4) == 0;
+    }
+    check(same_logits && same_params, "determinism: \"mini\" B 4 T 128 on 1, 2, 3 threads",
+          "logits %s, parameters after 3 steps %s", same_logits ? "bit-identical" : "differ",
+          same_params ? "bit-identical" : "differ");
+    for (int t = 0; t < 3; t++) { free(logits[t]); free(params[t]); }
+}
+#endif
 
 /* A small dense model after one forward and backward on random tokens. */
 static void model_with_grads(GPT3 *m, uint64_t seed) {
@@ -1003,6 +1076,65 @@ static void test_kv_cache(const char *label, int local_window) {
           worst, gpt3_strerror(full));
     gpt3_kv_free(&kv);
     gpt3_free(&m);
+}
+
+
+/* A window of T or more is no window at all: a "banded" layer then sees
+   every earlier position, so the model must be exactly the dense one, for
+   any window up to INT_MAX (from a checkpoint's header or --window), with
+   no arithmetic on it overflowing. T 300 spans two query blocks. A window
+   of T - 1 must differ, or the test could not fail. */
+static GPT3Config window_config(int window) {
+    GPT3Config cfg;
+    cfg.max_seq_len = 320; cfg.vocab_size = 50; cfg.num_layers = 2;
+    cfg.num_heads = 2; cfg.channels = 16; cfg.local_window = window;
+    return cfg;
+}
+
+static void window_case(int window, const int *tokens, int T, float **logits, float **grads,
+                        float **kv_logits) {
+    GPT3Config cfg = window_config(window);
+    GPT3 m;
+    GPT3KVCache kv;
+    gpt3_init(&m, &cfg, 40);
+    size_t n_logits = (size_t)T * cfg.vocab_size;
+    *logits = (float *)malloc(n_logits * sizeof(float));
+    *grads = (float *)malloc(m.num_parameters * sizeof(float));
+    *kv_logits = (float *)malloc(n_logits * sizeof(float));
+    gpt3_forward(&m, tokens, tokens + 1, 1, T);
+    gpt3_zero_grad(&m);
+    gpt3_backward(&m);
+    memcpy(*logits, m.logits, n_logits * sizeof(float));
+    memcpy(*grads, m.grads, m.num_parameters * sizeof(float));
+    gpt3_kv_init(&kv, &m);
+    for (int t = 0; t < T; t++) {
+        gpt3_kv_forward(&m, &kv, tokens[t]);
+        memcpy(*kv_logits + (size_t)t * cfg.vocab_size, kv.logits, cfg.vocab_size * sizeof(float));
+    }
+    gpt3_kv_free(&kv);
+    gpt3_free(&m);
+}
+
+static void test_huge_window(void) {
+    enum { T = 300, V = 50, CASES = 6 };
+    static const int windows[CASES] = {0, T, T + 1, 2147483646, 2147483647, T - 1};
+    int tokens[T + 1];
+    float *logits[CASES], *grads[CASES], *kv_logits[CASES];
+    random_tokens(tokens, T + 1, V, 41);
+    for (int i = 0; i < CASES; i++) window_case(windows[i], tokens, T, &logits[i], &grads[i], &kv_logits[i]);
+    GPT3Config cfg = window_config(0);
+    size_t n_params = gpt3_num_parameters(&cfg);
+    int same = 1, narrower_differs;
+    for (int i = 1; i < CASES - 1; i++)
+        same = same && memcmp(logits[0], logits[i], (size_t)T * V * 4) == 0 &&
+               memcmp(grads[0], grads[i], n_params * 4) == 0 &&
+               memcmp(kv_logits[0], kv_logits[i], (size_t)T * V * 4) == 0;
+    narrower_differs = memcmp(logits[0], logits[CASES - 1], (size_t)T * V * 4) != 0;
+    check(same && narrower_differs, "attention: a window >= T is exactly dense",
+          "W = T, T + 1, 2^31 - 2, 2^31 - 1 at T %d: logits, gradients, KV cache %s; W = T - 1 %s",
+          T, same ? "bit-identical to dense" : "DIFFER from dense",
+          narrower_differs ? "differs" : "does NOT differ");
+    for (int i = 0; i < CASES; i++) { free(logits[i]); free(grads[i]); free(kv_logits[i]); }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1794,6 +1926,10 @@ int main(int argc, char **argv) {
     test_pytorch_fixture("banded");
     test_overfit();
     test_determinism();
+#ifdef _OPENMP
+    test_thread_count();
+    test_matmul_threads();
+#endif
     test_grad_accumulates();
     test_batch_growth();
     test_presets();
@@ -1803,6 +1939,7 @@ int main(int argc, char **argv) {
     test_sampler();
     test_kv_cache("kv cache = full forward, dense", 0);
     test_kv_cache("kv cache = full forward, banded past W", 3);
+    test_huge_window();
     test_checkpoint_roundtrip();
     test_bad_checkpoints();
     test_bad_inputs();
