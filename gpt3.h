@@ -153,6 +153,7 @@ enum {
     GPT3_ERR_DATA_SHORT,     /* fewer than T + 1 tokens                     */
     GPT3_ERR_MISMATCH,       /* a file that belongs to another model        */
     GPT3_ERR_VOCAB,          /* encoder.json / vocab.bpe malformed or unmatched */
+    GPT3_ERR_CORRUPT,        /* a file's header holds impossible values     */
     GPT3_NUM_ERRORS
 };
 
@@ -412,8 +413,8 @@ GPT3DEF void gpt3_set_distillation(GPT3 *m, const float *teacher_logits, float t
    into the weights (then save as a normal checkpoint). */
 GPT3DEF int  gpt3_lora_attach(GPT3 *m, int rank, float alpha, uint64_t seed);
 GPT3DEF int  gpt3_lora_merge(GPT3 *m);
-/* A task head: GPT3_HEAD_BINARY (num_classes 1), GPT3_HEAD_CLASSES or
-   GPT3_HEAD_TAGS. It trains with the model's AdamW step. */
+/* A task head: GPT3_HEAD_BINARY (num_classes 1), GPT3_HEAD_CLASSES (2 or
+   more) or GPT3_HEAD_TAGS. It trains with the model's AdamW step. */
 GPT3DEF int  gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed);
 /* inputs (B, T) right-padded, lengths (B) or NULL; labels (B) for a
    sequence head, (B, T) for tags (negative: ignored), or NULL. After it:
@@ -613,7 +614,11 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 #include <unistd.h>
 #endif
 
-#ifndef GPT3_MALLOC
+#if defined(GPT3_MALLOC) || defined(GPT3_CALLOC) || defined(GPT3_FREE)
+#if !defined(GPT3_MALLOC) || !defined(GPT3_CALLOC) || !defined(GPT3_FREE)
+#error "gpt3.h: define all three of GPT3_MALLOC, GPT3_CALLOC and GPT3_FREE, or none"
+#endif
+#else
 #define GPT3_MALLOC(size) malloc(size)
 #define GPT3_CALLOC(count, size) calloc(count, size)
 #define GPT3_FREE(ptr) free(ptr)
@@ -2391,6 +2396,7 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
 }
 
 GPT3DEF int gpt3_init(GPT3 *m, const GPT3Config *cfg, uint64_t seed) {
+    if (m) memset(m, 0, sizeof(*m));
     if (!m || !cfg) return GPT3_ERR_ARGUMENT;
     int rc = gpt3__alloc_params(m, cfg);
     if (rc != GPT3_OK) return rc;
@@ -2948,9 +2954,17 @@ static void gpt3__free_head(GPT3 *m) {
 /* A linear head on the final hidden states h (B, T, C): logits = h W^T + b.
    BINARY and CLASSES read the state of each sequence's last real token;
    TAGS read every token. W ~ N(0, 0.02), b = 0. */
+/* A head's kind and classes: BINARY has one logit, CLASSES at least two
+   (one class has nothing to choose), TAGS at least one; 2^20 at most. */
+static int gpt3__head_shape_ok(uint32_t kind, uint32_t num_classes) {
+    if (kind == GPT3_HEAD_BINARY) return num_classes == 1;
+    if (kind == GPT3_HEAD_CLASSES) return num_classes >= 2 && num_classes <= (1u << 20);
+    return kind == GPT3_HEAD_TAGS && num_classes >= 1 && num_classes <= (1u << 20);
+}
+
 GPT3DEF int gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed) {
-    if (!m || !m->params || m->head || kind < GPT3_HEAD_BINARY || kind > GPT3_HEAD_TAGS ||
-        num_classes < 1 || num_classes > (1 << 20) || (kind == GPT3_HEAD_BINARY && num_classes != 1))
+    if (!m || !m->params || m->head || kind < 0 || num_classes < 0 ||
+        !gpt3__head_shape_ok((uint32_t)kind, (uint32_t)num_classes))
         return GPT3_ERR_ARGUMENT;
     m->head = (GPT3Head *)GPT3_CALLOC(1, sizeof(GPT3Head));
     if (!m->head) return GPT3_ERR_NOMEM;
@@ -3206,8 +3220,8 @@ static int gpt3__cache_rows(const GPT3Config *cfg, int l) {
 }
 
 GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
+    if (kv) memset(kv, 0, sizeof(*kv));
     if (!kv || !m || !m->params) return GPT3_ERR_ARGUMENT;
-    memset(kv, 0, sizeof(*kv));
     const GPT3Config *cfg = &m->config;
     size_t C = (size_t)cfg->channels, rows = 0;
     for (int l = 0; l < cfg->num_layers; l++) rows += (size_t)gpt3__cache_rows(cfg, l);
@@ -3328,19 +3342,22 @@ static void gpt3__report_scores(GPT3Report *r, const long *tp, const long *predi
     r->micro = gpt3__score(all_tp, all_pred, all_support);
 }
 
+/* A report of K classes (K 0: an entity report whose tags name no type). */
 static int gpt3__report_alloc(GPT3Report *r, int K) {
+    size_t k = K > 0 ? (size_t)K : 1;
     memset(r, 0, sizeof(*r));
-    if (K < 1 || K > 65536) return GPT3_ERR_ARGUMENT;
+    if (K < 0 || K > 65536) return GPT3_ERR_ARGUMENT;
     r->num_classes = K;
-    r->confusion = (long *)GPT3_CALLOC((size_t)K * K, sizeof(long));
-    r->per_class = (GPT3Score *)GPT3_CALLOC((size_t)K, sizeof(GPT3Score));
+    r->confusion = (long *)GPT3_CALLOC(k * k, sizeof(long));
+    r->per_class = (GPT3Score *)GPT3_CALLOC(k, sizeof(GPT3Score));
     if (r->confusion && r->per_class) return GPT3_OK;
     gpt3_report_free(r);
     return GPT3_ERR_NOMEM;
 }
 
 GPT3DEF int gpt3_report_classes(GPT3Report *r, const int *gold, const int *pred, size_t n, int K) {
-    if (!r || (n && (!gold || !pred))) return GPT3_ERR_ARGUMENT;
+    if (r) memset(r, 0, sizeof(*r));
+    if (!r || (n && (!gold || !pred)) || K < 1) return GPT3_ERR_ARGUMENT;
     int rc = gpt3__report_alloc(r, K);
     if (rc != GPT3_OK) return rc;
     for (size_t i = 0; i < n; i++) {
@@ -3402,6 +3419,7 @@ static size_t gpt3__entities(const int *tags, size_t n, const char *const *tag_n
 
 GPT3DEF int gpt3_report_entities(GPT3Report *r, const int *gold, const int *pred, size_t n,
                                  const char *const *tag_names, int n_tags) {
+    if (r) memset(r, 0, sizeof(*r));
     if (!r || !tag_names || n_tags < 1 || (n && (!gold || !pred))) return GPT3_ERR_ARGUMENT;
     for (size_t i = 0; i < n; i++)
         if (gold[i] >= n_tags || pred[i] >= n_tags) return GPT3_ERR_TARGET;
@@ -3415,11 +3433,11 @@ GPT3DEF int gpt3_report_entities(GPT3Report *r, const int *gold, const int *pred
         if (!known && (tag_names[t][0] == 'B' || tag_names[t][0] == 'I') && tag_names[t][1] == '-')
             types[n_types++] = tag_names[t] + 2;
     }
-    if (rc == GPT3_OK) rc = gpt3__report_alloc(r, n_types > 0 ? n_types : 1);
+    if (rc == GPT3_OK) rc = gpt3__report_alloc(r, n_types);
     if (rc == GPT3_OK) {
         size_t ng = gpt3__entities(gold, n, tag_names, types, n_types, g);
         size_t np = gpt3__entities(pred, n, tag_names, types, n_types, p);
-        long *counts = (long *)GPT3_CALLOC(3 * (size_t)r->num_classes, sizeof(long));
+        long *counts = (long *)GPT3_CALLOC(3 * (size_t)n_types + 1, sizeof(long));
         if (!counts) rc = GPT3_ERR_NOMEM;
         for (size_t i = 0, j = 0; counts && i < ng; i++) { /* both lists are in order of start */
             counts[2 * r->num_classes + g[i].type]++;
@@ -3467,8 +3485,8 @@ static void gpt3__append(char *buf, size_t size, size_t *used, const char *fmt, 
 GPT3DEF size_t gpt3_report_format(const GPT3Report *r, const char *const *names, char *buf,
                                   size_t size) {
     size_t used = 0, width = 12;
-    const char *const *label = names ? names : r->class_names;
-    if (!buf || !size) return 0;
+    const char *const *label = names ? names : r ? r->class_names : NULL;
+    if (!r || !buf || !size) return 0;
     buf[0] = 0;
     for (int k = 0; label && k < r->num_classes; k++) if (strlen(label[k]) > width) width = strlen(label[k]);
     gpt3__append(buf, size, &used, "%*s %9s %9s %9s %9s\n\n", (int)width, "", "precision", "recall",
@@ -3478,6 +3496,8 @@ GPT3DEF size_t gpt3_report_format(const GPT3Report *r, const char *const *names,
         gpt3__append(buf, size, &used, "%*s %9.4f %9.4f %9.4f %9ld\n", (int)width,
                      label ? label[k] : "?", s->precision, s->recall, s->f1, s->support);
     }
+    if (r->class_names && r->num_classes == 0)
+        gpt3__append(buf, size, &used, "%*s (no entity types: every tag is O)\n", (int)width, "");
     gpt3__append(buf, size, &used, "\n");
     if (!r->class_names)
         gpt3__append(buf, size, &used, "%*s %9s %9s %9.4f %9ld\n", (int)width, "accuracy", "", "",
@@ -4096,6 +4116,8 @@ static int gpt3__bpe_cached(GPT3Tokenizer *tok, const unsigned char *p, size_t n
 }
 
 GPT3DEF int gpt3_encode(GPT3Tokenizer *tok, const void *text, size_t n, int **ids, size_t *n_ids) {
+    if (ids) *ids = NULL;
+    if (n_ids) *n_ids = 0;
     if (!tok || (!text && n) || !ids || !n_ids) return GPT3_ERR_ARGUMENT;
     const unsigned char *s = (const unsigned char *)text;
     GPT3__Ints out = {NULL, 0, 0};
@@ -4131,8 +4153,10 @@ GPT3DEF const unsigned char *gpt3_token_bytes(const GPT3Tokenizer *tok, int id, 
 
 GPT3DEF int gpt3_decode(const GPT3Tokenizer *tok, const int *ids, size_t n,
                         unsigned char **text, size_t *n_text) {
+    if (text) *text = NULL;
+    if (n_text) *n_text = 0;
     if (!tok || (!ids && n) || !text || !n_text) return GPT3_ERR_ARGUMENT;
-    size_t total = 0, len;
+    size_t total = 0, len = 0;
     for (size_t i = 0; i < n; i++) {
         if (!gpt3_token_bytes(tok, ids[i], &len)) return GPT3_ERR_TOKEN;
         total += len;
@@ -4273,41 +4297,43 @@ static int gpt3__read_file(const char *path, GPT3__Bytes *out) {
 }
 
 /* A JSON string at *p (just after its opening quote), as the bytes its
-   characters stand for, into out; *p ends after the closing quote. */
+   characters stand for, into out; *p ends after the closing quote.
+   GPT3_ERR_VOCAB if it is malformed. */
 static int gpt3__json_token(const unsigned char **p, const unsigned char *end, GPT3__Bytes *out) {
     out->count = 0;
     while (*p < end && **p != '"') {
         uint32_t cp;
         if (**p == '\\') {
             const unsigned char *e = *p + 1;
-            if (e >= end) return 0;
+            if (e >= end) return GPT3_ERR_VOCAB;
             if (*e == 'u') {
-                if (end - e < 5) return 0;
+                if (end - e < 5) return GPT3_ERR_VOCAB;
                 char hex[5] = {(char)e[1], (char)e[2], (char)e[3], (char)e[4], 0};
                 char *stop;
                 cp = (uint32_t)strtoul(hex, &stop, 16);
-                if (stop != hex + 4) return 0;
+                if (stop != hex + 4) return GPT3_ERR_VOCAB;
                 *p = e + 5;
             } else {
                 const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
                 const char *at = strchr(from, *e);
-                if (!at || !*e) return 0;
+                if (!at || !*e) return GPT3_ERR_VOCAB;
                 cp = (unsigned char)to[at - from];
                 *p = e + 1;
             }
         } else {
             GPT3__Char c = gpt3__char_at(*p, (size_t)(end - *p), 0);
-            if (c.cp < 0) return 0;
+            if (c.cp < 0) return GPT3_ERR_VOCAB;
             cp = (uint32_t)c.cp;
             *p += c.len;
         }
         int b = gpt3__char_byte(cp);
-        if (b < 0 || gpt3__reserve((void **)&out->data, &out->capacity, out->count + 1, 1)) return 0;
+        if (b < 0) return GPT3_ERR_VOCAB;
+        if (gpt3__reserve((void **)&out->data, &out->capacity, out->count + 1, 1)) return GPT3_ERR_NOMEM;
         out->data[out->count++] = (unsigned char)b;
     }
-    if (*p >= end) return 0;
+    if (*p >= end) return GPT3_ERR_VOCAB;
     (*p)++;
-    return 1;
+    return GPT3_OK;
 }
 
 static const unsigned char *gpt3__skip_space(const unsigned char *p, const unsigned char *end, int *line) {
@@ -4336,7 +4362,10 @@ static int gpt3__parse_encoder(const GPT3__Bytes *file, GPT3__Entry **entries, s
     for (;;) {
         p = gpt3__skip_space(p, end, line);
         if (p < end && *p == '}' && *n == 0) break;
-        if (p >= end || *p++ != '"' || !gpt3__json_token(&p, end, &token)) goto done;
+        if (p >= end || *p++ != '"') goto done;
+        if ((rc = gpt3__json_token(&p, end, &token)) != GPT3_OK) goto done;
+        rc = GPT3_ERR_VOCAB;
+        if (token.count == 0) goto done; /* a token is at least one byte */
         p = gpt3__skip_space(p, end, line);
         if (p >= end || *p++ != ':') goto done;
         p = gpt3__skip_space(p, end, line);
@@ -4382,13 +4411,17 @@ static int gpt3__parse_merges(GPT3Tokenizer *tok, const GPT3__Bytes *file) {
             GPT3__Bytes *parts[2] = {&left, &right};
             const unsigned char *from[2] = {p, space + 1}, *to[2] = {space, stop};
             int ok = 1;
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < 2; k++) { /* room for both halves in left */
                 parts[k]->count = 0;
+                if (gpt3__reserve((void **)&parts[k]->data, &parts[k]->capacity,
+                                  (size_t)(stop - p) + 2, 1)) {
+                    rc = GPT3_ERR_NOMEM;
+                    ok = 0;
+                }
                 for (const unsigned char *c = from[k]; ok && c < to[k];) {
                     GPT3__Char ch = gpt3__char_at(c, (size_t)(to[k] - c), 0);
                     int b = ch.cp < 0 ? -1 : gpt3__char_byte((uint32_t)ch.cp);
-                    ok = b >= 0 && !gpt3__reserve((void **)&parts[k]->data, &parts[k]->capacity,
-                                                  parts[k]->count + 2 + (size_t)(stop - p), 1);
+                    ok = b >= 0;
                     if (ok) parts[k]->data[parts[k]->count++] = (unsigned char)b;
                     c += ch.len;
                 }
@@ -4408,12 +4441,12 @@ static int gpt3__parse_merges(GPT3Tokenizer *tok, const GPT3__Bytes *file) {
 }
 
 GPT3DEF int gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json, const char *vocab_bpe) {
+    if (tok) memset(tok, 0, sizeof(*tok));
     if (!tok || !encoder_json || !vocab_bpe) return GPT3_ERR_ARGUMENT;
     GPT3__Bytes encoder = {NULL, 0, 0}, merges = {NULL, 0, 0}, pool = {NULL, 0, 0};
     GPT3__Entry *entries = NULL;
     size_t n = 0;
     int line = 0, rc = gpt3__read_file(encoder_json, &encoder);
-    memset(tok, 0, sizeof(*tok));
     if (rc == GPT3_OK) rc = gpt3__read_file(vocab_bpe, &merges);
     if (rc == GPT3_OK) rc = gpt3__parse_encoder(&encoder, &entries, &n, &pool, &line);
     if (rc == GPT3_OK) {
@@ -4573,6 +4606,7 @@ static GPT3__Pair gpt3__best_pair(const int *syms, const size_t *start, const si
 }
 
 GPT3DEF int gpt3_tokenizer_train(GPT3Tokenizer *tok, const void *text, size_t n, int vocab_size) {
+    if (tok) memset(tok, 0, sizeof(*tok));
     if (!tok || (!text && n) || vocab_size < 257 || vocab_size > 65536) return GPT3_ERR_ARGUMENT;
     const unsigned char *s = (const unsigned char *)text;
     GPT3__Piece *pieces = NULL;
@@ -4664,8 +4698,8 @@ GPT3DEF int gpt3_tokens_save(const char *path, const uint16_t *tokens, size_t co
 }
 
 GPT3DEF int gpt3_tokens_load(GPT3Tokens *t, const char *path) {
+    if (t) memset(t, 0, sizeof(*t));
     if (!t || !path) return GPT3_ERR_ARGUMENT;
-    memset(t, 0, sizeof(*t));
     FILE *f = fopen(path, "rb");
     if (!f) return GPT3_ERR_OPEN;
     uint32_t header[64];
@@ -4710,8 +4744,8 @@ GPT3DEF void gpt3_tokens_free(GPT3Tokens *t) {
    follow each other from the start, wrapping around at the end. */
 GPT3DEF int gpt3_loader_init(GPT3DataLoader *dl, const GPT3Tokens *data, int B, int T,
                              int shuffle, uint64_t seed) {
+    if (dl) memset(dl, 0, sizeof(*dl));
     if (!dl || !data || !data->tokens) return GPT3_ERR_ARGUMENT;
-    memset(dl, 0, sizeof(*dl));
     if (B < 1 || T < 1) return GPT3_ERR_BATCH;
     if (data->count < (size_t)T + 1) return GPT3_ERR_DATA_SHORT;
     dl->tokens = data->tokens;
@@ -4800,8 +4834,8 @@ static int gpt3__read_header(FILE *f, GPT3Config *cfg) {
 }
 
 GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
+    if (m) memset(m, 0, sizeof(*m));
     if (!m || !checkpoint_path) return GPT3_ERR_ARGUMENT;
-    memset(m, 0, sizeof(*m));
     FILE *f = fopen(checkpoint_path, "rb");
     if (!f) return GPT3_ERR_OPEN;
     GPT3Config cfg = {0, 0, 0, 0, 0, 0};
@@ -4872,6 +4906,10 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
         rc = GPT3_ERR_MISMATCH;
     size_t P = m->num_parameters;
     float *mom1 = NULL, *mom2 = NULL;
+    if (rc == GPT3_OK && header[9]) { /* the size before allocating */
+        long long left = gpt3__bytes_left(f);
+        if (left >= 0 && (double)left < 2.0 * (double)P * sizeof(float)) rc = GPT3_ERR_TRUNCATED;
+    }
     if (rc == GPT3_OK && header[9]) {
         mom1 = (float *)GPT3_MALLOC(P * sizeof(float));
         mom2 = (float *)GPT3_MALLOC(P * sizeof(float));
@@ -4928,7 +4966,13 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     else if (got < 16) rc = GPT3_ERR_TRUNCATED;
     else if (header[1] != 1) rc = GPT3_ERR_VERSION;
     else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
-    else rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
+    else if (!gpt3__head_shape_ok(header[2], header[3])) rc = GPT3_ERR_CORRUPT;
+    else { /* the size before allocating what the header asks for */
+        long long left = gpt3__bytes_left(f);
+        double need = (double)header[3] * (m->config.channels + 1.0) * sizeof(float);
+        rc = left >= 0 && (double)left < need ? GPT3_ERR_TRUNCATED
+                                              : gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
+    }
     size_t n = rc == GPT3_OK ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
     if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n) {
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
@@ -4966,6 +5010,7 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "too few tokens: the data needs at least T + 1 tokens (use a smaller T or more text)",
         "the file belongs to another model or tokenizer (different sizes or vocabulary)",
         "encoder.json or vocab.bpe is malformed, or the two do not belong together",
+        "the file is corrupt: its header holds values no gpt3.h writes",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
     return messages[code];

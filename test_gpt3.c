@@ -8,6 +8,29 @@
 
    The layer tests include gpt3.h's implementation, so they call the static
    layer functions directly. */
+#include <stdlib.h>
+
+/* The header's allocations go through a counting allocator: a test can
+   ask for the largest single request (a small corrupt file must not make
+   the loader allocate what its header claims), or make the n-th
+   allocation fail (every out-of-memory path returns GPT3_ERR_NOMEM and
+   leaks nothing: LeakSanitizer checks it under `make sanitize`). The
+   memory is plain malloc's, so free() still frees it. */
+static size_t test_alloc_largest;   /* bytes of the largest request       */
+static long test_alloc_countdown = -1; /* allocations until one fails; -1: none */
+static long test_alloc_count;       /* allocations so far                 */
+static int test_alloc_fails(size_t bytes) {
+    if (bytes > test_alloc_largest) test_alloc_largest = bytes;
+    test_alloc_count++;
+    return test_alloc_countdown >= 0 && test_alloc_countdown-- == 0;
+}
+static void *test_malloc(size_t bytes) { return test_alloc_fails(bytes) ? NULL : malloc(bytes); }
+static void *test_calloc(size_t count, size_t size) {
+    return test_alloc_fails(count * size) ? NULL : calloc(count, size);
+}
+#define GPT3_MALLOC(size) test_malloc(size)
+#define GPT3_CALLOC(count, size) test_calloc(count, size)
+#define GPT3_FREE(ptr) free(ptr)
 #define GPT3_IMPLEMENTATION
 #include "gpt3.h"
 
@@ -1465,7 +1488,10 @@ static void test_tokenizer_bad_files(void) {
     expect_vocab_error("tokenizer: ids with a gap", gap, "", GPT3_ERR_VOCAB, 0);
     char *dup = small_encoder(", \"ab\": 258");
     expect_vocab_error("tokenizer: the same token twice", dup, "", GPT3_ERR_VOCAB, 0);
-    free(good); free(gap); free(dup);
+    char *empty = small_encoder(",\n \"\": 258");
+    expect_vocab_error("tokenizer: an empty token", empty, "", GPT3_ERR_VOCAB, 2);
+    expect_vocab_error("tokenizer: only an empty token", "{\"\": 0}", "", GPT3_ERR_VOCAB, 1);
+    free(good); free(gap); free(dup); free(empty);
 }
 
 /* A GPT-2 checkpoint in Hugging Face's layout (dev/make_hf_fixture.py),
@@ -1819,6 +1845,209 @@ static void test_lora_merge(void) {
 }
 
 /* A right-padded sequence gives its head the same logits as alone. */
+/* ------------------------------------------------------------------------ */
+/* Head files, and what a corrupt file may make a loader allocate           */
+
+/* A header of 16 uint32 for a head file, then `floats` zeros. */
+static void write_head(const char *path, uint32_t kind, uint32_t K, uint32_t C, size_t floats) {
+    uint32_t header[16] = {0x44454847, 1, kind, K, C};
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(header, 4, 16, f);
+    for (size_t i = 0; i < floats; i++) fwrite("\0\0\0\0", 4, 1, f);
+    fclose(f);
+}
+
+static void test_head_files(void) {
+    GPT3Config cfg = small_config(0);
+    GPT3 a, b;
+    gpt3_init(&a, &cfg, 90);
+    gpt3_init(&b, &cfg, 90);
+    gpt3_head_attach(&a, GPT3_HEAD_CLASSES, 3, 91);
+    size_t n = 3 * (size_t)(cfg.channels + 1);
+    int rc1 = gpt3_head_save(&a, "test_head.bin"), rc2 = gpt3_head_load(&b, "test_head.bin");
+    int same = rc1 == GPT3_OK && rc2 == GPT3_OK && b.head->kind == GPT3_HEAD_CLASSES &&
+               b.head->num_classes == 3 && memcmp(a.head->params, b.head->params, n * 4) == 0;
+    check(same, "head file: save and load", "3 classes, C %d: %s", cfg.channels, same ? "the same" : "differ");
+    gpt3_free(&b);
+    struct { const char *label; uint32_t kind, K, C; size_t floats; int want; } bad[] = {
+        {"head file: cut short", GPT3_HEAD_CLASSES, 3, 8, 20, GPT3_ERR_TRUNCATED},
+        {"head file: 2^20 classes in 64 bytes", GPT3_HEAD_TAGS, 1u << 20, 8, 0, GPT3_ERR_TRUNCATED},
+        {"head file: an unknown kind", 7, 3, 8, 27, GPT3_ERR_CORRUPT},
+        {"head file: binary with 3 logits", GPT3_HEAD_BINARY, 3, 8, 27, GPT3_ERR_CORRUPT},
+        {"head file: one class", GPT3_HEAD_CLASSES, 1, 8, 9, GPT3_ERR_CORRUPT},
+        {"head file: other channels", GPT3_HEAD_CLASSES, 3, 16, 51, GPT3_ERR_MISMATCH},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_head("test_head.bin", bad[i].kind, bad[i].K, bad[i].C, bad[i].floats);
+        gpt3_init(&b, &cfg, 90);
+        test_alloc_largest = 0;
+        int rc = gpt3_head_load(&b, "test_head.bin");
+        check(rc == bad[i].want && !b.head && test_alloc_largest < 4096, bad[i].label,
+              "-> %s; largest allocation %zu bytes", gpt3_strerror(rc), test_alloc_largest);
+        gpt3_free(&b);
+    }
+    int rc = gpt3_head_attach(&a, GPT3_HEAD_CLASSES, 1, 1); /* a has a head already */
+    gpt3_free(&a);
+    gpt3_init(&a, &cfg, 90);
+    int one = gpt3_head_attach(&a, GPT3_HEAD_CLASSES, 1, 1);
+    check(rc == GPT3_ERR_ARGUMENT && one == GPT3_ERR_ARGUMENT && !a.head, "head: one class is refused",
+          "-> %s", gpt3_strerror(one));
+    /* a training state that says moments follow, cut short: refused before
+       the moments are allocated */
+    GPT3TrainState st = {1, 0, 0, 0};
+    train_steps(&a, (const int[]){1, 2, 3, 4}, (const int[]){2, 3, 4, 5}, 1, 4, 1, 1e-3f);
+    gpt3_save_state(&a, &st, "test_head.state");
+    size_t bytes;
+    unsigned char *state = read_all("test_head.state", &bytes);
+    if (state) write_bytes("test_head.state", state, 256 + 100);
+    test_alloc_largest = 0;
+    rc = gpt3_load_state(&a, &st, "test_head.state");
+    check(rc == GPT3_ERR_TRUNCATED && test_alloc_largest < a.num_parameters * 4, "training state: cut short",
+          "-> %s; largest allocation %zu bytes (the moments: %zu)", gpt3_strerror(rc), test_alloc_largest,
+          a.num_parameters * 4);
+    free(state);
+    gpt3_free(&a);
+    remove("test_head.bin");
+    remove("test_head.state");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory: every allocation in turn fails                            */
+
+/* Each operation builds, uses and frees what it needs, and returns the
+   first error a call gave (GPT3_OK if none). */
+typedef int (*AllocOp)(void);
+
+static int first_error(int rc, int next) { return rc != GPT3_OK ? rc : next; }
+
+static int op_model(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    GPT3KVCache kv;
+    int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, labels[8] = {0, 2}, rc = gpt3_init(&m, &cfg, 1);
+    if (rc != GPT3_OK) return rc;
+    rc = first_error(rc, gpt3_forward(&m, in, in, 2, 4));
+    if (rc == GPT3_OK) rc = gpt3_backward(&m);
+    if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
+    if (rc == GPT3_OK) rc = gpt3_lora_attach(&m, 2, 4.0f, 1);
+    if (rc == GPT3_OK) rc = gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 1);
+    if (rc == GPT3_OK) rc = gpt3_head_forward(&m, in, NULL, labels, 2, 4);
+    if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
+    if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
+    if (rc == GPT3_OK && (rc = gpt3_kv_init(&kv, &m)) == GPT3_OK) {
+        rc = gpt3_kv_forward(&m, &kv, 3);
+        gpt3_kv_free(&kv);
+    }
+    gpt3_free(&m);
+    return rc;
+}
+
+static int op_files(void) { /* the files op_model's fixtures wrote */
+    GPT3 m;
+    GPT3TrainState st;
+    GPT3Tokens t;
+    GPT3DataLoader dl;
+    int rc = gpt3_load(&m, "test_oom.ckpt");
+    if (rc != GPT3_OK) return rc;
+    rc = first_error(rc, gpt3_load_state(&m, &st, "test_oom.ckpt.state"));
+    if (rc == GPT3_OK) rc = gpt3_head_load(&m, "test_oom.head");
+    gpt3_free(&m);
+    if (rc == GPT3_OK && (rc = gpt3_tokens_load(&t, "test_oom.tok")) == GPT3_OK) {
+        rc = gpt3_loader_init(&dl, &t, 2, 4, 1, 1);
+        gpt3_loader_free(&dl);
+        gpt3_tokens_free(&t);
+    }
+    return rc;
+}
+
+static int op_tokenizer(void) {
+    GPT3Tokenizer tok;
+    static const char text[] = "the cat sat on the mat, the cat ate the rat; \xff\xfe caf\xc3\xa9 123";
+    int *ids = NULL;
+    size_t n_ids = 0, n_text;
+    unsigned char *back = NULL;
+    int rc = gpt3_tokenizer_load(&tok, "test_oom_encoder.json", "test_oom_vocab.bpe");
+    if (rc != GPT3_OK) return rc;
+    rc = gpt3_encode(&tok, text, sizeof(text) - 1, &ids, &n_ids);
+    if (rc == GPT3_OK) rc = gpt3_decode(&tok, ids, n_ids, &back, &n_text);
+    free(ids);
+    free(back);
+    gpt3_tokenizer_free(&tok);
+    if (rc == GPT3_OK && (rc = gpt3_tokenizer_train(&tok, text, sizeof(text) - 1, 270)) == GPT3_OK) {
+        rc = gpt3_tokenizer_save(&tok, "test_oom_saved.json", "test_oom_saved.bpe");
+        gpt3_tokenizer_free(&tok);
+    }
+    return rc;
+}
+
+static int op_reports(void) {
+    const char *tags[3] = {"O", "B-PER", "I-PER"};
+    int gold[6] = {0, 1, 2, -1, 1, 0}, pred[6] = {0, 1, 0, -1, 1, 0};
+    GPT3Report r;
+    GPT3Sampler s;
+    float logits[3] = {1.0f, 2.0f, 0.5f};
+    int rc = gpt3_report_entities(&r, gold, pred, 6, tags, 3);
+    gpt3_report_free(&r);
+    if (rc == GPT3_OK) rc = gpt3_report_classes(&r, pred, pred, 6, 3);
+    gpt3_report_free(&r);
+    if (rc == GPT3_OK && (rc = gpt3_sampler_init(&s, 3, 1.0f, 2, 0.9f, 1)) == GPT3_OK) {
+        rc = gpt3_sampler_sample(&s, logits) >= 0 ? GPT3_OK : GPT3_ERR_ARGUMENT;
+        gpt3_sampler_free(&s);
+    }
+    return rc;
+}
+
+/* Fail allocation 0, then 1, 2, ... of op until it runs without failing:
+   each run must give GPT3_ERR_NOMEM (and, under the sanitizers, leak
+   nothing and touch no freed or unset memory). */
+static void expect_nomem_everywhere(const char *label, AllocOp op) {
+    long n = 0, wrong = 0, first_wrong = -1;
+    int rc, wrong_rc = GPT3_OK;
+    for (;; n++) {
+        test_alloc_countdown = n;
+        rc = op();
+        int failed_one = test_alloc_countdown < 0;
+        test_alloc_countdown = -1;
+        if (!failed_one) break;
+        if (rc != GPT3_ERR_NOMEM && wrong++ == 0) {
+            first_wrong = n;
+            wrong_rc = rc;
+        }
+    }
+    check(rc == GPT3_OK && wrong == 0, label, "%ld allocations each failed in turn: %ld not reported as out of memory%s%s",
+          n, wrong, wrong ? "; first: allocation " : "", wrong ? gpt3_strerror(wrong_rc) : "");
+    (void)first_wrong;
+}
+
+static void test_out_of_memory(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    GPT3TrainState st = {1, 0, 0, 0};
+    uint16_t tokens[40];
+    char *encoder = small_encoder("");
+    gpt3_init(&m, &cfg, 1);
+    train_steps(&m, (const int[]){1, 2, 3, 4}, (const int[]){2, 3, 4, 5}, 1, 4, 1, 1e-3f);
+    gpt3_head_attach(&m, GPT3_HEAD_TAGS, 3, 1);
+    gpt3_save(&m, "test_oom.ckpt");
+    gpt3_save_state(&m, &st, "test_oom.ckpt.state");
+    gpt3_head_save(&m, "test_oom.head");
+    gpt3_free(&m);
+    for (int i = 0; i < 40; i++) tokens[i] = (uint16_t)(i % cfg.vocab_size);
+    gpt3_tokens_save("test_oom.tok", tokens, 40, cfg.vocab_size, 1);
+    write_bytes("test_oom_encoder.json", encoder, strlen(encoder));
+    write_bytes("test_oom_vocab.bpe", "#version: 0.2\na b\n", 18);
+    expect_nomem_everywhere("out of memory: model, head, LoRA, KV cache", op_model);
+    expect_nomem_everywhere("out of memory: loading every kind of file", op_files);
+    expect_nomem_everywhere("out of memory: tokenizer load, encode, train", op_tokenizer);
+    expect_nomem_everywhere("out of memory: reports and the sampler", op_reports);
+    free(encoder);
+    const char *files[] = {"test_oom.ckpt", "test_oom.ckpt.state", "test_oom.head", "test_oom.tok",
+                           "test_oom_encoder.json", "test_oom_vocab.bpe", "test_oom_saved.json",
+                           "test_oom_saved.bpe"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) remove(files[i]);
+}
+
 static void test_padding(void) {
     GPT3Config cfg = small_config(3);
     GPT3 m;
@@ -1902,6 +2131,17 @@ static void test_report_entities(void) {
     ok = rc == GPT3_OK && r.micro.support == 2 && near(r.micro.precision, 0.0);
     check(ok, "report: entities, I- of another type", "micro precision %.2f of %ld gold", r.micro.precision, r.micro.support);
     gpt3_report_free(&r);
+    /* tags that are all O: no entity types, an empty report, not a crash */
+    const char *only_o[1] = {"O"};
+    int zeros[4] = {0, 0, -1, 0};
+    rc = gpt3_report_entities(&r, zeros, zeros, 4, only_o, 1);
+    text[0] = 0;
+    size_t len = rc == GPT3_OK ? gpt3_report_format(&r, NULL, text, sizeof(text)) : 0;
+    ok = rc == GPT3_OK && r.num_classes == 0 && r.micro.support == 0 && len > 0 &&
+         strstr(text, "no entity types") && strstr(text, "micro avg");
+    check(ok, "report: entities, every tag O", "%d types, micro support %ld; formatted: %s", r.num_classes,
+          r.micro.support, strstr(text, "no entity types") ? "says so" : "(no note)");
+    gpt3_report_free(&r);
 }
 
 int main(int argc, char **argv) {
@@ -1957,6 +2197,8 @@ int main(int argc, char **argv) {
     test_freezing();
     test_lora_merge();
     test_padding();
+    test_head_files();
+    test_out_of_memory();
     test_report_classes();
     test_report_entities();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
