@@ -378,6 +378,13 @@ GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char 
    for other parameters than m's (another model, or another step of the
    same run: the state keeps a fingerprint of the parameters it goes with). */
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path);
+/* A checkpoint and its state (at checkpoint_path + ".state") saved as one:
+   an interruption at any point (a crash, kill -9, a full disk) leaves a
+   pair that gpt3_load_run reads back as the last save that completed. */
+GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path);
+/* Loads that pair into *m and *st (as gpt3_load, then gpt3_load_state);
+   finishes a save that was interrupted after its commit point. */
+GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path);
 
 /* Global L2 norm of m->grads (computed in double), returned as it was
    before clipping. If max_norm > 0 and the norm exceeds it, every gradient
@@ -611,6 +618,7 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 #if (defined(__unix__) || defined(__APPLE__)) && \
     (!defined(__STRICT_ANSI__) || defined(_POSIX_C_SOURCE))
 #define GPT3__HAVE_FSYNC 1
+#include <fcntl.h>
 #include <unistd.h>
 #endif
 
@@ -3588,20 +3596,30 @@ static long long gpt3__bytes_left(FILE *f) {
 
 /* Every file is written atomically: to "path.tmp" first, flushed to disk,
    then renamed over path, so a failure at any point (a full disk, a crash)
-   leaves the previous file at path as it was. */
+   leaves the previous file at path as it was. Closing (flushed and synced)
+   and renaming are separate steps, so that two files can be made complete
+   before either takes its place (gpt3_save_run). */
 typedef struct { FILE *f; char *tmp; int ok; } GPT3__AtomicFile;
 
+/* path + suffix, allocated; NULL if out of memory. */
+static char *gpt3__path_with(const char *path, const char *suffix) {
+    size_t len = strlen(path), extra = strlen(suffix) + 1;
+    char *joined = (char *)GPT3_MALLOC(len + extra);
+    if (!joined) return NULL;
+    memcpy(joined, path, len);
+    memcpy(joined + len, suffix, extra);
+    return joined;
+}
+
 static int gpt3__atomic_open(GPT3__AtomicFile *a, const char *path) {
-    size_t len = strlen(path);
     a->f = NULL;
     a->ok = 1;
-    a->tmp = (char *)GPT3_MALLOC(len + 5);
+    a->tmp = gpt3__path_with(path, ".tmp");
     if (!a->tmp) return GPT3_ERR_NOMEM;
-    memcpy(a->tmp, path, len);
-    memcpy(a->tmp + len, ".tmp", 5);
     a->f = fopen(a->tmp, "wb");
     if (a->f) return GPT3_OK;
     GPT3_FREE(a->tmp);
+    a->tmp = NULL;
     return GPT3_ERR_OPEN;
 }
 
@@ -3610,19 +3628,56 @@ static void gpt3__atomic_write_le(GPT3__AtomicFile *a, const void *words, size_t
     a->ok = a->ok && gpt3__write_le(a->f, words, n, width);
 }
 
-static int gpt3__atomic_commit(GPT3__AtomicFile *a, const char *path) {
+/* Flush the temporary file to disk and close it; on failure it is
+   removed (and a->tmp freed). */
+static int gpt3__atomic_close(GPT3__AtomicFile *a) {
     int ok = a->ok && fflush(a->f) == 0;
 #ifdef GPT3__HAVE_FSYNC
     ok = ok && fsync(fileno(a->f)) == 0;
 #endif
     ok = (fclose(a->f) == 0) && ok;
-#ifdef _WIN32
-    if (ok) remove(path); /* Windows' rename does not replace */
-#endif
-    ok = ok && rename(a->tmp, path) == 0;
-    if (!ok) remove(a->tmp);
+    a->f = NULL;
+    if (ok) return GPT3_OK;
+    remove(a->tmp);
     GPT3_FREE(a->tmp);
+    a->tmp = NULL;
+    return GPT3_ERR_WRITE;
+}
+
+/* After a rename, the folder that holds the file is synced too, so that
+   the rename itself is on disk before anything that follows it. The
+   path is cut down to the folder's in place. */
+static void gpt3__sync_folder(char *path) {
+#ifdef GPT3__HAVE_FSYNC
+    char *slash = strrchr(path, '/');
+    if (slash) slash[slash == path] = 0; /* "/x": the root */
+    int fd = open(slash ? path : ".", O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+#else
+    (void)path;
+#endif
+}
+
+/* Put a closed temporary file in path's place (and free a->tmp). If that
+   fails, the temporary file is removed, unless keep says it is needed. */
+static int gpt3__atomic_rename(GPT3__AtomicFile *a, const char *path, int keep) {
+#ifdef _WIN32
+    remove(path); /* Windows' rename does not replace */
+#endif
+    int ok = rename(a->tmp, path) == 0;
+    if (ok) gpt3__sync_folder(a->tmp); /* the same folder as path */
+    else if (!keep) remove(a->tmp);
+    GPT3_FREE(a->tmp);
+    a->tmp = NULL;
     return ok ? GPT3_OK : GPT3_ERR_WRITE;
+}
+
+static int gpt3__atomic_commit(GPT3__AtomicFile *a, const char *path) {
+    int rc = gpt3__atomic_close(a);
+    return rc == GPT3_OK ? gpt3__atomic_rename(a, path, 0) : rc;
 }
 
 /* ======================================================================== */
@@ -4796,8 +4851,8 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl) {
 #define GPT3__HEADER_INTS 256
 
 
-GPT3DEF int gpt3_save(const GPT3 *m, const char *checkpoint_path) {
-    if (!m || !m->params || !checkpoint_path) return GPT3_ERR_ARGUMENT;
+/* The checkpoint, written in full to path.tmp (not yet in path's place). */
+static int gpt3__write_checkpoint(GPT3__AtomicFile *file, const GPT3 *m, const char *path) {
     const GPT3Config *c = &m->config;
     int32_t header[GPT3__HEADER_INTS] = {0};
     header[0] = GPT3__MAGIC;
@@ -4808,12 +4863,18 @@ GPT3DEF int gpt3_save(const GPT3 *m, const char *checkpoint_path) {
     header[5] = c->num_heads;
     header[6] = c->channels;
     header[7] = c->local_window;
-    GPT3__AtomicFile file;
-    int rc = gpt3__atomic_open(&file, checkpoint_path);
+    int rc = gpt3__atomic_open(file, path);
     if (rc != GPT3_OK) return rc;
-    gpt3__atomic_write_le(&file, header, GPT3__HEADER_INTS, 4);
-    gpt3__atomic_write_le(&file, m->params, m->num_parameters, 4);
-    return gpt3__atomic_commit(&file, checkpoint_path);
+    gpt3__atomic_write_le(file, header, GPT3__HEADER_INTS, 4);
+    gpt3__atomic_write_le(file, m->params, m->num_parameters, 4);
+    return gpt3__atomic_close(file);
+}
+
+GPT3DEF int gpt3_save(const GPT3 *m, const char *checkpoint_path) {
+    if (!m || !m->params || !checkpoint_path) return GPT3_ERR_ARGUMENT;
+    GPT3__AtomicFile file;
+    int rc = gpt3__write_checkpoint(&file, m, checkpoint_path);
+    return rc == GPT3_OK ? gpt3__atomic_rename(&file, checkpoint_path, 0) : rc;
 }
 
 /* Validate the header of an open checkpoint and return its config. */
@@ -4868,8 +4929,9 @@ static uint32_t gpt3__params_fingerprint(const GPT3 *m) {
     return (uint32_t)(h ^ (h >> 32));
 }
 
-GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path) {
-    if (!m || !m->params || !st || !path || st->step < 0) return GPT3_ERR_ARGUMENT;
+/* The training state, written in full to path.tmp. */
+static int gpt3__write_state(GPT3__AtomicFile *file, const GPT3 *m, const GPT3TrainState *st,
+                             const char *path) {
     uint32_t header[64] = {0};
     header[0] = GPT3__STATE_MAGIC;
     header[1] = 1;
@@ -4880,15 +4942,21 @@ GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char 
     header[9] = m->adam_m != NULL;
     header[10] = gpt3__params_fingerprint(m);
     header[11] = st->tokenizer_id;
-    GPT3__AtomicFile file;
-    int rc = gpt3__atomic_open(&file, path);
+    int rc = gpt3__atomic_open(file, path);
     if (rc != GPT3_OK) return rc;
-    gpt3__atomic_write_le(&file, header, 64, 4);
+    gpt3__atomic_write_le(file, header, 64, 4);
     if (m->adam_m) {
-        gpt3__atomic_write_le(&file, m->adam_m, m->num_parameters, 4);
-        gpt3__atomic_write_le(&file, m->adam_v, m->num_parameters, 4);
+        gpt3__atomic_write_le(file, m->adam_m, m->num_parameters, 4);
+        gpt3__atomic_write_le(file, m->adam_v, m->num_parameters, 4);
     }
-    return gpt3__atomic_commit(&file, path);
+    return gpt3__atomic_close(file);
+}
+
+GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path) {
+    if (!m || !m->params || !st || !path || st->step < 0) return GPT3_ERR_ARGUMENT;
+    GPT3__AtomicFile file;
+    int rc = gpt3__write_state(&file, m, st, path);
+    return rc == GPT3_OK ? gpt3__atomic_rename(&file, path, 0) : rc;
 }
 
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
@@ -4932,6 +5000,62 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     st->data_rng = gpt3__join64(header + 7);
     st->tokenizer_id = header[11];
     return GPT3_OK;
+}
+
+/* ---- A run: the checkpoint and its training state as one save ------------
+   Saving a run writes both files in full first (path.tmp and
+   path.state.tmp, flushed to disk), then renames the state into place:
+   that rename is the commit point. Then the checkpoint takes its place. An
+   interruption before the commit leaves the previous pair as it was; one
+   after it leaves the new state beside the new checkpoint, complete, in
+   path.tmp, where loading the run finds it (the state names the
+   parameters it goes with by their fingerprint) and finishes the save.
+   Either way, loading gives the last save that was committed. */
+GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path) {
+    if (!m || !m->params || !st || !checkpoint_path || st->step < 0) return GPT3_ERR_ARGUMENT;
+    char *state_path = gpt3__path_with(checkpoint_path, ".state");
+    if (!state_path) return GPT3_ERR_NOMEM;
+    GPT3__AtomicFile ckpt = {NULL, NULL, 0}, state;
+    int rc = gpt3__write_checkpoint(&ckpt, m, checkpoint_path);
+    if (rc == GPT3_OK) rc = gpt3__write_state(&state, m, st, state_path);
+    if (rc == GPT3_OK) rc = gpt3__atomic_rename(&state, state_path, 0); /* the commit point */
+    if (rc == GPT3_OK) /* if this fails, gpt3_load_run finishes it from path.tmp */
+        rc = gpt3__atomic_rename(&ckpt, checkpoint_path, 1);
+    if (ckpt.tmp) { /* not committed: the previous pair is as it was */
+        remove(ckpt.tmp);
+        GPT3_FREE(ckpt.tmp);
+    }
+    GPT3_FREE(state_path);
+    return rc;
+}
+
+/* The checkpoint at path, or the complete one a save left at path.tmp
+   when it was interrupted after its commit point, with the state that
+   goes with it; the second is then renamed into place. */
+GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path) {
+    if (m) memset(m, 0, sizeof(*m));
+    if (!m || !st || !checkpoint_path) return GPT3_ERR_ARGUMENT;
+    char *state_path = gpt3__path_with(checkpoint_path, ".state");
+    char *tmp_path = gpt3__path_with(checkpoint_path, ".tmp");
+    int rc = state_path && tmp_path ? gpt3_load(m, checkpoint_path) : GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK) rc = gpt3_load_state(m, st, state_path);
+    if (rc == GPT3_ERR_MISMATCH || rc == GPT3_ERR_OPEN) {
+        GPT3 unfinished;
+        int rc_tmp = gpt3_load(&unfinished, tmp_path);
+        if (rc_tmp == GPT3_OK) rc_tmp = gpt3_load_state(&unfinished, st, state_path);
+        if (rc_tmp == GPT3_OK && rename(tmp_path, checkpoint_path) == 0) {
+            gpt3__sync_folder(tmp_path);
+            gpt3_free(m);
+            *m = unfinished;
+            rc = GPT3_OK;
+        } else {
+            gpt3_free(&unfinished);
+        }
+    }
+    if (rc != GPT3_OK) gpt3_free(m);
+    GPT3_FREE(state_path);
+    GPT3_FREE(tmp_path);
+    return rc;
 }
 
 /* ---- Task heads ------------------------------------------------------------

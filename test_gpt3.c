@@ -1638,6 +1638,92 @@ static void test_disk_full(void) {
 }
 #endif
 
+/* A save of a run (checkpoint + state) cut off at each point: before its
+   commit point, loading the run gives the previous save; after it, the
+   new one (and the checkpoint is put in its place). The files an
+   interruption leaves are made here by hand: a half-written path.tmp;
+   both temporary files complete; the state renamed but not the
+   checkpoint. */
+static int run_is(const char *path, const GPT3 *want, int step) {
+    GPT3 m;
+    GPT3TrainState st;
+    int rc = gpt3_load_run(&m, &st, path);
+    int same = rc == GPT3_OK && st.step == step && m.num_parameters == want->num_parameters &&
+               memcmp(m.params, want->params, m.num_parameters * 4) == 0 &&
+               memcmp(m.adam_m, want->adam_m, m.num_parameters * 4) == 0 &&
+               memcmp(m.adam_v, want->adam_v, m.num_parameters * 4) == 0;
+    gpt3_free(&m);
+    return same;
+}
+
+static void test_run_saves(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 old, now;
+    int in[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[8] = {2, 3, 4, 5, 6, 7, 8, 9};
+    GPT3TrainState st2 = {2, 10, 11, 0}, st3 = {3, 20, 21, 0};
+    gpt3_init(&old, &cfg, 3);
+    train_steps(&old, in, out, 1, 8, 2, 1e-2f);
+    gpt3_init(&now, &cfg, 3);
+    train_steps(&now, in, out, 1, 8, 3, 1e-2f);
+    size_t n;
+    gpt3_save(&now, "test_run_full.ckpt");
+    unsigned char *full = read_all("test_run_full.ckpt", &n);
+    struct { const char *label; int commit, want_step; } cases[] = {
+        {"run save: cut while writing the checkpoint", 0, 2},
+        {"run save: cut with both files written", 1, 2},
+        {"run save: cut between the renames", 2, 3},
+        {"run save: complete", 3, 3},
+    };
+    for (int i = 0; i < 4; i++) {
+        remove("test_run.ckpt.tmp");
+        int rc = gpt3_save_run(&old, &st2, "test_run.ckpt");
+        if (cases[i].commit == 0 && full) write_bytes("test_run.ckpt.tmp", full, n / 2);
+        if (cases[i].commit == 1) {
+            gpt3_save(&now, "test_run.ckpt.tmp");
+            gpt3_save_state(&now, &st3, "test_run.ckpt.state.tmp");
+        }
+        if (cases[i].commit == 2) {
+            gpt3_save(&now, "test_run.ckpt.tmp");
+            gpt3_save_state(&now, &st3, "test_run.ckpt.state");
+        }
+        if (cases[i].commit == 3) rc = rc == GPT3_OK ? gpt3_save_run(&now, &st3, "test_run.ckpt") : rc;
+        int same = rc == GPT3_OK && run_is("test_run.ckpt", cases[i].want_step == 2 ? &old : &now,
+                                           cases[i].want_step);
+        /* once loaded, the checkpoint in its place is the run's */
+        GPT3 plain;
+        int in_place = gpt3_load(&plain, "test_run.ckpt") == GPT3_OK &&
+                       memcmp(plain.params, (cases[i].want_step == 2 ? &old : &now)->params,
+                              plain.num_parameters * 4) == 0;
+        gpt3_free(&plain);
+        check(same && in_place, cases[i].label, "loads the save of step %d%s", cases[i].want_step,
+              same && in_place ? ", bit-identical, checkpoint in place" : ": WRONG");
+    }
+#if defined(__unix__) || defined(__APPLE__)
+    /* a disk that fills while the state is written: nothing changes */
+    struct rlimit limit, small;
+    getrlimit(RLIMIT_FSIZE, &limit);
+    small = limit;
+    small.rlim_cur = (rlim_t)n + 100; /* the checkpoint fits, the state does not */
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &small);
+    int rc = gpt3_save_run(&old, &st2, "test_run.ckpt");
+    setrlimit(RLIMIT_FSIZE, &limit);
+    signal(SIGXFSZ, old_handler);
+    FILE *left1 = fopen("test_run.ckpt.tmp", "rb"), *left2 = fopen("test_run.ckpt.state.tmp", "rb");
+    check(rc == GPT3_ERR_WRITE && run_is("test_run.ckpt", &now, 3) && !left1 && !left2,
+          "run save: disk full while writing the state", "-> %s; the previous save (step 3) loads, no temporary left",
+          gpt3_strerror(rc));
+    if (left1) fclose(left1);
+    if (left2) fclose(left2);
+#endif
+    free(full);
+    gpt3_free(&old);
+    gpt3_free(&now);
+    const char *files[] = {"test_run.ckpt", "test_run.ckpt.state", "test_run.ckpt.tmp",
+                           "test_run.ckpt.state.tmp", "test_run_full.ckpt"};
+    for (int i = 0; i < 5; i++) remove(files[i]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Fine-tuning                                                              */
 
@@ -2192,6 +2278,7 @@ int main(int argc, char **argv) {
 #if defined(__unix__) || defined(__APPLE__)
     test_disk_full();
 #endif
+    test_run_saves();
     test_head_grads();
     test_finetune_grads();
     test_freezing();
