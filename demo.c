@@ -11,6 +11,7 @@
 #include "gpt3.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 #if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #define HAVE_POSIX 1
@@ -78,10 +81,10 @@ static unsigned char *read_file(const char *path, size_t *n) {
         *n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f) || !data;
+    int bad = ferror(f) || !data, err = errno;
     fclose(f);
     if (bad) {
-        fprintf(stderr, "demo: cannot read %s\n", path);
+        fprintf(stderr, "demo: cannot read %s: %s\n", path, data ? strerror(err) : "out of memory");
         free(data);
         return NULL;
     }
@@ -89,6 +92,7 @@ static unsigned char *read_file(const char *path, size_t *n) {
     return data;
 }
 
+/* All of stdin; NULL (with a message) if it cannot be read. */
 static unsigned char *read_stdin(size_t *n) {
     unsigned char *data = NULL;
     size_t capacity = 0, got;
@@ -97,13 +101,73 @@ static unsigned char *read_stdin(size_t *n) {
         if (*n + 65536 + 1 > capacity) {
             capacity = 2 * capacity + 65536 + 1;
             unsigned char *grown = (unsigned char *)realloc(data, capacity);
-            if (!grown) { free(data); return NULL; }
+            if (!grown) {
+                fprintf(stderr, "demo: out of memory reading stdin\n");
+                free(data);
+                return NULL;
+            }
             data = grown;
         }
         got = fread(data + *n, 1, 65536, stdin);
         *n += got;
     } while (got > 0);
+    if (ferror(stdin)) {
+        fprintf(stderr, "demo: cannot read stdin: %s\n", strerror(errno));
+        free(data);
+        return NULL;
+    }
+    data[*n] = 0;
     return data;
+}
+
+/* A text file holds no NUL byte: if text does, say where and return 0. */
+static int no_nul(const char *path, const char *text, size_t n) {
+    const char *nul = (const char *)memchr(text, 0, n);
+    if (!nul) return 1;
+    int line = 1;
+    for (const char *p = text; p < nul; p++) line += *p == '\n';
+    fprintf(stderr, "demo: %s:%d: a NUL byte: this is not a text file (or it is damaged)\n", path, line);
+    return 0;
+}
+
+/* Hold a run's folder while the run writes in it: two runs on one folder
+   would write the same temporary files and one log. The lock (flock on
+   DIR/.lock) ends with the process, however it ends. Returns the lock's
+   descriptor (give it to unlock_folder), or -1 after saying who holds it. */
+static int lock_folder(const char *command, const char *dir) {
+#ifdef HAVE_POSIX
+    char path[1024], holder[32] = "";
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "demo %s: cannot write in %s: %s\n", command, dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t got = read(fd, holder, sizeof(holder) - 1);
+        holder[got > 0 ? got : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        fprintf(stderr, "demo %s: %s is in use by another run%s%s%s: wait for it to end, or give another --out\n",
+                command, dir, holder[0] ? " (pid " : "", holder, holder[0] ? ")" : "");
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || write(fd, pid, (size_t)len) != len) { /* the pid is only a hint */ }
+    return fd;
+#else
+    (void)command, (void)dir;
+    return 0;
+#endif
+}
+
+static void unlock_folder(int fd) {
+#ifdef HAVE_POSIX
+    if (fd >= 0) close(fd);
+#else
+    (void)fd;
+#endif
 }
 
 static int file_exists(const char *path) {
@@ -123,12 +187,18 @@ typedef struct {
     const char *help;
 } Option;
 
+/* The default of an int flag that has no default value of its own ("the
+   preset's", "the model's"): parse_flags never gives it, so it also says
+   that the flag was not given. */
+#define UNSET INT_MIN
+
 static void print_usage(const char *command, const char *summary, const Option *opts, int n) {
     fprintf(stderr, "usage: ./demo %s [flags]\n%s\n\nflags:\n", command, summary);
     for (int i = 0; i < n; i++) {
         char shown[64];
         const Option *o = &opts[i];
-        if (o->type == OPT_INT) snprintf(shown, sizeof(shown), "%d", *(int *)o->value);
+        if (o->type == OPT_INT && *(int *)o->value == UNSET) shown[0] = 0;
+        else if (o->type == OPT_INT) snprintf(shown, sizeof(shown), "%d", *(int *)o->value);
         else if (o->type == OPT_FLOAT) snprintf(shown, sizeof(shown), "%g", *(float *)o->value);
         else if (o->type == OPT_STRING) snprintf(shown, sizeof(shown), "%s", *(const char **)o->value ? *(const char **)o->value : "");
         else shown[0] = 0;
@@ -194,6 +264,18 @@ static int check_range(const char *command, const char *flag, double v, double l
     return 0;
 }
 
+/* A value that must be above 0 and at most hi. */
+static int check_positive(const char *command, const char *flag, double v, double hi) {
+    if (v > 0 && v <= hi) return 1;
+    fprintf(stderr, "demo %s: --%s must be above 0 and at most %g (got %g)\n", command, flag, hi, v);
+    return 0;
+}
+
+/* An int flag without a default of its own: UNSET, or at least lo. */
+static int check_unset_or(const char *command, const char *flag, int v, int lo) {
+    return v == UNSET || check_range(command, flag, v, lo, 2147483647.0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tokenizers                                                               */
 
@@ -235,17 +317,17 @@ static int cmd_encode(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : 1;
     GPT3Tokenizer tok;
     if (open_tokenizer(&tok, encoder, bpe, NULL)) return 1;
-    size_t n, n_ids;
-    int *ids;
+    size_t n, n_ids = 0;
+    int *ids = NULL;
     unsigned char *text = read_stdin(&n);
-    rc = text ? gpt3_encode(&tok, text, n, &ids, &n_ids) : GPT3_ERR_NOMEM;
-    if (rc != GPT3_OK) return fail("encode", rc);
+    rc = text ? gpt3_encode(&tok, text, n, &ids, &n_ids) : GPT3_OK;
     for (size_t i = 0; i < n_ids; i++) printf(i ? " %d" : "%d", ids[i]);
-    printf("\n");
+    if (text && rc == GPT3_OK) printf("\n");
     free(ids);
     free(text);
     gpt3_tokenizer_free(&tok);
-    return 0;
+    if (rc != GPT3_OK) return fail("encode", rc);
+    return text ? 0 : 1;
 }
 
 static int cmd_decode(int argc, char **argv) {
@@ -261,28 +343,31 @@ static int cmd_decode(int argc, char **argv) {
     if (open_tokenizer(&tok, encoder, bpe, NULL)) return 1;
     size_t n;
     unsigned char *text = read_stdin(&n);
-    if (!text) return fail("decode", GPT3_ERR_NOMEM);
-    text[n] = 0;
+    if (!text) { gpt3_tokenizer_free(&tok); return 1; }
     int status = 0;
     long position = 0;
-    for (char *p = (char *)text; status == 0;) {
-        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
-        if (!*p) break;
-        char *end;
-        errno = 0;
-        long id = strtol(p, &end, 10);
+    /* ids are runs of digits between whitespace; anything else (a sign, a
+       letter, a NUL byte) is an error, named with its place */
+    for (size_t i = 0; status == 0;) {
+        while (i < n && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r')) i++;
+        if (i == n) break;
+        size_t start = i;
+        long long id = 0;
+        while (i < n && text[i] >= '0' && text[i] <= '9' && id <= 2147483647LL) id = 10 * id + (text[i++] - '0');
+        int ends = i == n || text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r';
         size_t len;
-        const unsigned char *bytes = end != p && !errno && id >= 0 && id <= 2147483647L
-                                         ? gpt3_token_bytes(&tok, (int)id, &len) : NULL;
+        const unsigned char *bytes = i > start && ends && id <= 2147483647LL ? gpt3_token_bytes(&tok, (int)id, &len) : NULL;
         position++;
-        if (!bytes) {
-            fprintf(stderr, "demo decode: id #%ld '%.*s' is not a token id in [0, %d)\n", position,
-                    (int)strcspn(p, " \n\t\r"), p, tok.vocab_size);
+        if (!bytes) { /* the word, with bytes that do not print as \xNN */
+            fprintf(stderr, "demo decode: id #%ld '", position);
+            for (size_t k = start; k < n && k - start < 24 && text[k] != ' ' && text[k] != '\n' &&
+                                   text[k] != '\t' && text[k] != '\r'; k++)
+                fprintf(stderr, text[k] < 32 || text[k] > 126 ? "\\x%02x" : "%c", text[k]);
+            fprintf(stderr, "' is not a token id in [0, %d)\n", tok.vocab_size);
             status = 1;
             break;
         }
         fwrite(bytes, 1, len, stdout);
-        p = end;
     }
     free(text);
     gpt3_tokenizer_free(&tok);
@@ -315,11 +400,14 @@ static int cmd_bpe_train(int argc, char **argv) {
     snprintf(enc, sizeof(enc), "%s/encoder.json", out);
     snprintf(voc, sizeof(voc), "%s/vocab.bpe", out);
     rc = gpt3_tokenizer_save(&tok, enc, voc);
-    if (rc != GPT3_OK) return fail(enc, rc);
-    fprintf(stderr, "learned %d tokens (%d merges) from %zu bytes in %.1f s: %s, %s\n", tok.vocab_size,
-            tok.num_merges, n, now_seconds() - t0, enc, voc);
+    if (rc == GPT3_OK)
+        fprintf(stderr, "learned %d tokens (%d merges) from %zu bytes in %.1f s: %s, %s\n", tok.vocab_size,
+                tok.num_merges, n, now_seconds() - t0, enc, voc);
+    else
+        fprintf(stderr, "demo bpe-train: writing %s and vocab.bpe: %s (is --out %s a folder you can write?)\n", enc,
+                gpt3_strerror(rc), out);
     gpt3_tokenizer_free(&tok);
-    return 0;
+    return rc != GPT3_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -493,19 +581,20 @@ static int load_data(const char *prefix, GPT3Tokens *train, GPT3Tokens *val) {
 
 /* The model to train: a preset or explicit sizes, vocabulary from the data. */
 static int train_config(const TrainArgs *a, int vocab_size, GPT3Config *cfg) {
-    int rc = gpt3_preset(cfg, a->model);
+    const char *model = a->model ? a->model : "mini";
+    int rc = gpt3_preset(cfg, model);
     if (rc != GPT3_OK) {
-        fprintf(stderr, "demo train: no model preset '%s'; presets:", a->model);
+        fprintf(stderr, "demo train: no model preset '%s'; presets:", model);
         for (int i = 0; gpt3_preset_name(i); i++) fprintf(stderr, " %s", gpt3_preset_name(i));
         fprintf(stderr, "\n");
         return 1;
     }
     cfg->vocab_size = vocab_size;
-    if (a->layers > 0) cfg->num_layers = a->layers;
-    if (a->channels > 0) cfg->channels = a->channels;
-    if (a->heads > 0) cfg->num_heads = a->heads;
-    if (a->context > 0) cfg->max_seq_len = a->context;
-    if (a->window >= 0) cfg->local_window = a->window;
+    if (a->layers != UNSET) cfg->num_layers = a->layers;
+    if (a->channels != UNSET) cfg->channels = a->channels;
+    if (a->heads != UNSET) cfg->num_heads = a->heads;
+    if (a->context != UNSET) cfg->max_seq_len = a->context;
+    if (a->window != UNSET) cfg->local_window = a->window;
     rc = gpt3_check_config(cfg);
     if (rc != GPT3_OK) {
         fprintf(stderr, "demo train: L %d, C %d, NH %d, context %d, window %d: %s\n", cfg->num_layers,
@@ -513,6 +602,27 @@ static int train_config(const TrainArgs *a, int vocab_size, GPT3Config *cfg) {
         return 1;
     }
     return 0;
+}
+
+/* --resume continues the saved model: a size given on the command line
+   must be the saved one's (the same command with --resume is fine). */
+static int resume_matches(const TrainArgs *a, const GPT3Config *saved, const char *ckpt) {
+    GPT3Config asked = *saved;
+    if ((a->model || a->layers != UNSET || a->channels != UNSET || a->heads != UNSET ||
+         a->context != UNSET || a->window != UNSET) &&
+        train_config(a, saved->vocab_size, &asked))
+        return 0;
+    const char *names[6] = {"--layers (L)", "--channels (C)", "--heads (NH)", "--context", "--window (W)", ""};
+    int ask[5] = {asked.num_layers, asked.channels, asked.num_heads, asked.max_seq_len, asked.local_window};
+    int have[5] = {saved->num_layers, saved->channels, saved->num_heads, saved->max_seq_len, saved->local_window};
+    for (int k = 0; k < 5; k++) {
+        if (ask[k] == have[k]) continue;
+        fprintf(stderr, "demo train: --resume continues %s, whose %s is %d, not %d as asked%s: drop the flag, "
+                "or train a new model in another --out\n", ckpt, names[k], have[k], ask[k],
+                a->model ? " (--model and its overrides)" : "");
+        return 0;
+    }
+    return 1;
 }
 
 static void progress(const TrainArgs *a, int step, float loss, float val, float lr, float norm,
@@ -524,49 +634,118 @@ static void progress(const TrainArgs *a, int step, float loss, float val, float 
             stderr_is_terminal() ? "   " : "\n");
 }
 
-static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, const char *state) {
-    int rc = gpt3_save(m, ckpt);
-    if (rc == GPT3_OK) rc = gpt3_save_state(m, st, state);
-    if (rc != GPT3_OK) fprintf(stderr, "\ndemo train: saving %s: %s\n", ckpt, gpt3_strerror(rc));
-    return rc;
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* Where a run stands: the last step saved in full (-1: none yet). */
+static void say_last_save(const char *ckpt, int saved_step) {
+    if (saved_step >= 0)
+        fprintf(stderr, "  %s and its .state still hold step %d: --resume continues from there\n", ckpt, saved_step);
+    else
+        fprintf(stderr, "  no step of this run was saved yet\n");
+}
+
+/* Save the run (checkpoint and state as one); parameters that are not
+   finite are never saved. Returns 0 on success. */
+static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *saved_step) {
+    if (!all_finite(m->params, m->num_parameters)) {
+        fprintf(stderr, "\ndemo train: the parameters are not finite (inf or nan) after step %d: not saved; "
+                "try a lower --lr or --weight-decay\n", st->step);
+        say_last_save(ckpt, *saved_step);
+        return 1;
+    }
+    int rc = gpt3_save_run(m, st, ckpt);
+    if (rc != GPT3_OK) {
+        fprintf(stderr, "\ndemo train: saving step %d to %s failed: %s\n", st->step, ckpt, gpt3_strerror(rc));
+        say_last_save(ckpt, *saved_step);
+        return 1;
+    }
+    *saved_step = st->step;
+    return 0;
+}
+
+/* On --resume, the log keeps the rows up to the saved step: the steps run
+   after it (before an interruption) are run again and logged again. */
+static int trim_metrics(const char *tsv, int step) {
+    size_t n;
+    char tmp[1100];
+    unsigned char *text = read_file(tsv, &n);
+    if (!text) return 1;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", tsv);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL;
+    for (char *line = (char *)text; ok && line < (char *)text + n;) {
+        char *eol = (char *)memchr(line, '\n', (size_t)((char *)text + n - line));
+        size_t len = eol ? (size_t)(eol - line + 1) : (size_t)((char *)text + n - line);
+        if (line == (char *)text || atoi(line) <= step) ok = fwrite(line, 1, len, f) == len;
+        line += len;
+    }
+    if (f) ok = (fclose(f) == 0) && ok;
+    ok = ok && rename(tmp, tsv) == 0;
+    if (!ok) fprintf(stderr, "demo train: cannot rewrite %s: %s\n", tsv, strerror(errno));
+    free(text);
+    return !ok;
+}
+
+/* One optimizer step on the loader's next batch: forward, backward, clip,
+   AdamW. A loss or a gradient that is not finite stops it before the
+   parameters change: *loss and *norm say which. */
+static int train_step(const TrainArgs *a, GPT3 *m, GPT3DataLoader *dl, int step, float lr,
+                      float *loss, float *norm) {
+    gpt3_loader_next(dl);
+    int rc = gpt3_forward(m, dl->inputs, dl->targets, a->batch, a->seq);
+    *loss = m->mean_loss;
+    *norm = 0.0f;
+    if (rc != GPT3_OK || !isfinite(*loss)) return rc != GPT3_OK ? rc : GPT3_ERR_ARGUMENT;
+    gpt3_zero_grad(m);
+    rc = gpt3_backward(m);
+    *norm = gpt3_clip_grad_norm(m, a->clip);
+    if (rc != GPT3_OK || !isfinite(*norm)) return rc != GPT3_OK ? rc : GPT3_ERR_ARGUMENT;
+    return gpt3_adamw_step(m, lr, a->beta1, a->beta2, a->eps, a->weight_decay, step + 1);
 }
 
 static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Tokens *val,
                         GPT3TrainState *st, const char *dir) {
-    char ckpt[1024], state[1024], tsv[1024], svg[1024];
+    char ckpt[1024], tsv[1024], svg[1024];
     snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", dir);
-    snprintf(state, sizeof(state), "%s/model.ckpt.state", dir);
     snprintf(tsv, sizeof(tsv), "%s/metrics.tsv", dir);
     snprintf(svg, sizeof(svg), "%s/loss.svg", dir);
-    int B = a->batch, T = a->seq;
+    int B = a->batch, T = a->seq, saved_step = st->step > 0 ? st->step : -1;
     GPT3DataLoader dl;
     int rc = gpt3_loader_init(&dl, train, B, T, 1, (uint64_t)a->seed);
     if (rc != GPT3_OK) return fail("the training data", rc);
     if (st->step > 0) {
         dl.position = st->data_position;
         dl.rng.state = st->data_rng;
+        if (trim_metrics(tsv, st->step)) { gpt3_loader_free(&dl); return 1; }
     }
     FILE *log = fopen(tsv, st->step > 0 ? "a" : "w");
-    if (!log) { gpt3_loader_free(&dl); fprintf(stderr, "demo train: cannot write %s\n", tsv); return 1; }
+    if (!log) { gpt3_loader_free(&dl); fprintf(stderr, "demo train: cannot write %s: %s\n", tsv, strerror(errno)); return 1; }
     if (st->step == 0) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
     int val_ok = val->count > (size_t)T;
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
-    float last_val = -1.0f, loss = 0.0f;
+    float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
     int status = 0, first = st->step;
     double start = now_seconds();
-    signal(SIGINT, on_interrupt);
+    /* Ctrl-C (or a SIGTERM) asks for a stop: the step ends, the run is saved */
+    void (*old_int)(int) = signal(SIGINT, on_interrupt), (*old_term)(int) = signal(SIGTERM, on_interrupt);
     int pause = 0;
     while (st->step < a->steps && !interrupted && !pause) {
         double t0 = now_seconds();
-        gpt3_loader_next(&dl);
         float lr = gpt3_lr_schedule(st->step, a->lr, a->warmup, a->steps);
-        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
-        gpt3_zero_grad(m);
-        if (rc == GPT3_OK) rc = gpt3_backward(m);
-        float norm = gpt3_clip_grad_norm(m, a->clip);
-        if (rc == GPT3_OK) rc = gpt3_adamw_step(m, lr, a->beta1, a->beta2, a->eps, a->weight_decay, st->step + 1);
+        rc = train_step(a, m, &dl, st->step, lr, &loss, &norm);
+        if (rc != GPT3_OK && (!isfinite(loss) || !isfinite(norm))) {
+            fprintf(stderr, "\ndemo train: the %s is %s at step %d: stopped before it changed the parameters; "
+                    "try a lower --lr or --weight-decay, or keep --clip on\n",
+                    isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? "not finite" : "not finite", st->step + 1);
+            say_last_save(ckpt, saved_step);
+            status = 1;
+            break;
+        }
         if (rc != GPT3_OK) { status = fail("training step", rc); break; }
-        loss = m->mean_loss;
         st->step++;
         st->data_position = dl.position;
         st->data_rng = dl.rng.state;
@@ -584,33 +763,59 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
             progress(a, st->step, loss, last_val, lr, norm, rate, eta);
         pause = a->stop_after > 0 && st->step >= a->stop_after;
         if (st->step % a->save_every == 0 || st->step == a->steps || pause) {
-            if (save_run(m, st, ckpt, state) != GPT3_OK) { status = 1; break; }
+            if (save_run(m, st, ckpt, &saved_step)) { status = 1; break; }
             write_svg(tsv, svg);
         }
     }
-    signal(SIGINT, SIG_DFL);
     fprintf(stderr, "\n");
     fclose(log);
     gpt3_loader_free(&dl);
     if (pause && status == 0)
         fprintf(stderr, "stopped after step %d as asked: saved %s; continue with the same command and --resume\n",
                 st->step, ckpt);
-    if (interrupted && status == 0) {
-        status = save_run(m, st, ckpt, state) == GPT3_OK ? 130 : 1;
+    if (interrupted && status == 0) { /* the handler stays: a second Ctrl-C does not cut the save */
+        fprintf(stderr, "interrupted at step %d: saving %s ...\n", st->step, ckpt);
+        status = saved_step == st->step || save_run(m, st, ckpt, &saved_step) == 0 ? 130 : 1;
         write_svg(tsv, svg);
-        fprintf(stderr, "interrupted at step %d: saved %s; continue with the same command and --resume\n",
-                st->step, ckpt);
+        if (status == 130) fprintf(stderr, "saved: continue with the same command and --resume\n");
     }
+    signal(SIGINT, old_int);
+    signal(SIGTERM, old_term);
     return status;
 }
 
+/* train's flags and their defaults, in one place (the main job starts from
+   them too). */
+static TrainArgs train_defaults(void) {
+    TrainArgs a = {.data = NULL, .out = "out", .model = NULL,
+                   .layers = UNSET, .channels = UNSET, .heads = UNSET, .context = UNSET, .window = UNSET,
+                   .batch = 8, .seq = UNSET, .steps = 1000, .warmup = UNSET, .eval_every = 100,
+                   .eval_batches = 8, .save_every = 200, .seed = 1337, .resume = 0, .stop_after = 0,
+                   .lr = 6e-4f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+    return a;
+}
+
+/* Every flag's value, before anything is read. */
+static int check_train_args(const TrainArgs *a) {
+    const char *c = "train";
+    return check_range(c, "steps", a->steps, 1, 1e9) && check_range(c, "batch", a->batch, 1, 1e6) &&
+           check_range(c, "eval-every", a->eval_every, 1, 1e9) && check_range(c, "save-every", a->save_every, 1, 1e9) &&
+           check_range(c, "eval-batches", a->eval_batches, 1, 1e6) && check_range(c, "lr", a->lr, 0, 10) &&
+           check_range(c, "beta1", a->beta1, 0, 0.999999) && check_range(c, "beta2", a->beta2, 0, 0.999999) &&
+           check_positive(c, "eps", a->eps, 1) && check_range(c, "clip", a->clip, 0, 1e9) &&
+           check_range(c, "weight-decay", a->weight_decay, 0, 10) && check_range(c, "stop-after", a->stop_after, 0, 1e9) &&
+           check_unset_or(c, "layers", a->layers, 1) && check_unset_or(c, "channels", a->channels, 1) &&
+           check_unset_or(c, "heads", a->heads, 1) && check_unset_or(c, "context", a->context, 1) &&
+           check_unset_or(c, "window", a->window, 0) && check_unset_or(c, "seq", a->seq, 1) &&
+           check_unset_or(c, "warmup", a->warmup, 0);
+}
+
 static int cmd_train(int argc, char **argv) {
-    TrainArgs a = {NULL, "out", "mini", 0, 0, 0, 0, -1, 8, 0, 1000, 0, 100, 8, 200, 1337, 0, 0,
-                   6e-4f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f};
+    TrainArgs a = train_defaults();
     Option opts[] = {
         {"data", OPT_STRING, &a.data, "PREFIX of PREFIX.train.tok and PREFIX.val.tok (./demo prepare)"},
         {"out", OPT_STRING, &a.out, "folder for model.ckpt, model.ckpt.state, metrics.tsv, loss.svg"},
-        {"model", OPT_STRING, &a.model, "preset: tiny, mini, teach, small, ..., 175b"},
+        {"model", OPT_STRING, &a.model, "preset: tiny, mini, teach, small, ..., 175b (default mini)"},
         {"layers", OPT_INT, &a.layers, "override the preset's L"},
         {"channels", OPT_INT, &a.channels, "override C"},
         {"heads", OPT_INT, &a.heads, "override NH"},
@@ -631,46 +836,51 @@ static int cmd_train(int argc, char **argv) {
         {"save-every", OPT_INT, &a.save_every, "steps between checkpoints"},
         {"seed", OPT_INT, &a.seed, "seed of the initialisation and the data order"},
         {"resume", OPT_SWITCH, &a.resume, "continue the run saved in --out"},
-        {"stop-after", OPT_INT, &a.stop_after, "stop (and save) after this step, to --resume later"},
+        {"stop-after", OPT_INT, &a.stop_after, "stop (and save) after this step, to --resume later (0: no)"},
     };
     int rc = parse_flags("train", "Trains a GPT-3 with AdamW and GPT-3's schedule (warmup, cosine decay to 10%).",
                          argc, argv, opts, COUNT(opts));
     if (rc) return rc == 2 ? 0 : 1;
     if (!a.data) { fprintf(stderr, "demo train: --data PREFIX is required (make it with ./demo prepare)\n"); return 1; }
-    if (!check_range("train", "steps", a.steps, 1, 1e9) || !check_range("train", "batch", a.batch, 1, 1e6) ||
-        !check_range("train", "eval-every", a.eval_every, 1, 1e9) || !check_range("train", "save-every", a.save_every, 1, 1e9) ||
-        !check_range("train", "eval-batches", a.eval_batches, 1, 1e6) || !check_range("train", "lr", a.lr, 0, 10) ||
-        !check_range("train", "beta1", a.beta1, 0, 0.999999) || !check_range("train", "beta2", a.beta2, 0, 0.999999))
-        return 1;
-    if (a.warmup <= 0) a.warmup = a.steps / 20 > 0 ? a.steps / 20 : 1;
+    if (!check_train_args(&a)) return 1;
+    if (a.warmup == UNSET) a.warmup = a.steps / 20 > 0 ? a.steps / 20 : 1;
     GPT3Tokens train, val;
     if (load_data(a.data, &train, &val)) return 1;
     GPT3Config cfg;
     GPT3 m;
     GPT3TrainState st = {0, 0, 0, train.tokenizer_id};
-    char ckpt[1024], state[1024];
+    char ckpt[1024];
     snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", a.out);
-    snprintf(state, sizeof(state), "%s/model.ckpt.state", a.out);
-    int status = 1;
+    int status = 1, lock = -1;
+    char unfinished[1100];
+    snprintf(unfinished, sizeof(unfinished), "%s.tmp", ckpt);
+    if (a.resume && !file_exists(ckpt) && !file_exists(unfinished)) {
+        fprintf(stderr, "demo train: --resume: cannot open %s: no saved run in %s (train without --resume first)\n",
+                ckpt, a.out);
+        goto done_data;
+    }
+    if (!a.resume) make_directory(a.out);
+    if ((lock = lock_folder("train", a.out)) < 0) goto done_data;
     if (a.resume) {
-        rc = gpt3_load(&m, ckpt);
-        if (rc != GPT3_OK) { fail(ckpt, rc); goto done_data; }
-        rc = gpt3_load_state(&m, &st, state);
-        if (rc != GPT3_OK) { fail(state, rc); gpt3_free(&m); goto done_data; }
+        rc = gpt3_load_run(&m, &st, ckpt);
+        if (rc != GPT3_OK) {
+            fprintf(stderr, "demo train: --resume: %s and model.ckpt.state: %s\n", ckpt, gpt3_strerror(rc));
+            goto done_data;
+        }
         if (m.config.vocab_size != train.vocab_size || st.tokenizer_id != train.tokenizer_id) {
             fprintf(stderr, "demo train: %s was trained on tokens of another tokenizer than %s.train.tok\n", ckpt, a.data);
             gpt3_free(&m);
             goto done_data;
         }
+        if (!resume_matches(&a, &m.config, ckpt)) { gpt3_free(&m); goto done_data; }
         cfg = m.config;
         fprintf(stderr, "resuming %s at step %d of %d\n", ckpt, st.step, a.steps);
     } else {
         if (train_config(&a, train.vocab_size, &cfg)) goto done_data;
         rc = gpt3_init(&m, &cfg, (uint64_t)a.seed);
         if (rc != GPT3_OK) { fail("init", rc); goto done_data; }
-        make_directory(a.out);
     }
-    if (a.seq <= 0) a.seq = cfg.max_seq_len;
+    if (a.seq == UNSET) a.seq = cfg.max_seq_len;
     if (a.seq > cfg.max_seq_len) {
         fprintf(stderr, "demo train: --seq %d is longer than the model's context %d\n", a.seq, cfg.max_seq_len);
         gpt3_free(&m);
@@ -688,6 +898,7 @@ static int cmd_train(int argc, char **argv) {
     status = run_training(&a, &m, &train, &val, &st, a.out);
     gpt3_free(&m);
 done_data:
+    unlock_folder(lock);
     gpt3_tokens_free(&train);
     gpt3_tokens_free(&val);
     return status;
@@ -1314,6 +1525,7 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
     size_t size;
     char *text = (char *)read_file(path, &size);
     if (!text) return 1;
+    if (!no_nul(path, text, size)) { free(text); return 1; }
     int line_no = 0, status = 0;
     for (char *line = text; status == 0 && line < text + size; line_no++) {
         char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
@@ -1386,6 +1598,7 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
     size_t size;
     char *text = (char *)read_file(path, &size);
     if (!text) return 1;
+    if (!no_nul(path, text, size)) { free(text); return 1; }
     char *words[1024];
     int tags[1024], n_words = 0, line_no = 0, status = 0;
     for (char *line = text; status == 0 && line <= text + size; line_no++) {
@@ -1638,6 +1851,23 @@ static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Datase
     return task == TASK_NER ? load_conll(path, tok, d, is_train, maxT) : load_tsv(path, task, tok, d, is_train, maxT);
 }
 
+/* The training file's labels must give the head something to learn: two
+   classes at least, or an entity tag (B-/I-) among the tags. */
+static int labels_learnable(int task, const Dataset *train, const char *path) {
+    if (task == TASK_CLASSIFY && train->n_labels < 2) {
+        fprintf(stderr, "demo finetune: %s: every example has the label '%s': a classifier needs two labels at least\n",
+                path, train->n_labels ? train->labels[0] : "");
+        return 0;
+    }
+    for (int k = 0; task == TASK_NER && k < train->n_labels; k++)
+        if (strcmp(train->labels[k], "O") != 0) return 1;
+    if (task == TASK_NER) {
+        fprintf(stderr, "demo finetune: %s: every tag is O: there is no entity (B-TYPE, I-TYPE) to learn\n", path);
+        return 0;
+    }
+    return 1;
+}
+
 /* One file split into train / dev / test (80 / 10 / 10) by a seeded shuffle. */
 static void split_dataset(Dataset *all, Dataset *train, Dataset *dev, Dataset *test, int seed) {
     GPT3Rng rng;
@@ -1660,7 +1890,9 @@ static void split_dataset(Dataset *all, Dataset *train, Dataset *dev, Dataset *t
     }
     free(all->ex);
     all->ex = NULL;
-    all->count = 0;
+    all->count = all->capacity = 0;
+    all->labels = NULL; /* train owns them now */
+    all->n_labels = 0;
 }
 
 static int parse_trainable(const char *text, int *trainable) {
@@ -1722,20 +1954,23 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
     GPT3 m, teacher;
     Dataset train = {0}, dev = {0}, test = {0}, all = {0};
-    int status = 1;
+    int status = 1, lock = -1;
     if (open_tokenizer(&tok, f->encoder, f->bpe, f->init ? NULL : f->model)) return 1;
     memset(&teacher, 0, sizeof(teacher));
     fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
     if (open_base(&m, f->model, f->init, tok.vocab_size, f->context, f->a.seed)) { gpt3_tokenizer_free(&tok); return 1; }
     int maxT = m.config.max_seq_len;
-    if (f->data) {
-        if (load_task_data(f->task, f->data, &tok, &all, 1, maxT) == 0) {
+    if (f->a.lora_rank > m.config.channels) {
+        fprintf(stderr, "demo finetune: --lora-rank %d is larger than the model's %d channels (C): use at most %d\n",
+                f->a.lora_rank, m.config.channels, m.config.channels);
+    } else if (f->data) {
+        if (load_task_data(f->task, f->data, &tok, &all, 1, maxT) == 0 && labels_learnable(f->task, &all, f->data)) {
             split_dataset(&all, &train, &dev, &test, f->split_seed);
             status = train.count && dev.count && test.count ? 0 : (fprintf(stderr, "demo finetune: %s is too small to split\n", f->data), 1);
         }
     } else if (!f->train || !f->dev || !f->test) {
         fprintf(stderr, "demo finetune: give --train, --dev and --test files, or --data FILE to split (none: the built-in examples)\n");
-    } else if (load_task_data(f->task, f->train, &tok, &train, 1, maxT) == 0) {
+    } else if (load_task_data(f->task, f->train, &tok, &train, 1, maxT) == 0 && labels_learnable(f->task, &train, f->train)) {
         dev.labels = test.labels = train.labels;
         dev.n_labels = test.n_labels = train.n_labels;
         status = load_task_data(f->task, f->dev, &tok, &dev, 0, maxT) || load_task_data(f->task, f->test, &tok, &test, 0, maxT);
@@ -1745,29 +1980,38 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         snprintf(head_path, sizeof(head_path), "%s.head", f->teacher);
         int rc = gpt3_load(&teacher, f->teacher);
         if (rc == GPT3_OK && teacher.config.vocab_size != m.config.vocab_size) rc = GPT3_ERR_MISMATCH;
-        if (rc == GPT3_OK && f->task != TASK_GENERATE) rc = gpt3_head_load(&teacher, head_path);
-        if (rc != GPT3_OK) { fail(f->teacher, rc); status = 1; }
+        if (rc != GPT3_OK) fail(f->teacher, rc);
+        if (rc == GPT3_OK && f->task != TASK_GENERATE && (rc = gpt3_head_load(&teacher, head_path)) != GPT3_OK) {
+            fail(head_path, rc);
+            fprintf(stderr, "  a teacher is a fine-tuned model: --teacher OUT/model.ckpt with OUT/model.ckpt.head beside it\n");
+        }
+        status = rc != GPT3_OK;
         f->a.teacher = &teacher;
     }
     if (status == 0) {
         fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,
                 f->task == TASK_NER ? "sentences" : "examples", train.n_labels,
                 f->task == TASK_CLASSIFY ? "classes" : f->task == TASK_NER ? "tags" : "(labels unused)");
+        make_directory(f->out ? f->out : ".");
+        lock = f->out ? lock_folder("finetune", f->out) : -1;
+        status = f->out && lock < 0;
+    }
+    if (status == 0) {
         report_start(f);
         *score = run_finetune(&m, &f->a, &train, &dev, &test);
         status = *score < -1e29;
     }
     if (status == 0 && f->out) { /* the fine-tuned model: adapters merged, a normal checkpoint */
-        char path[1024];
-        make_directory(f->out);
-        if (m.lora) gpt3_lora_merge(&m);
+        char path[1024], head_path[1100];
         snprintf(path, sizeof(path), "%s/model.ckpt", f->out);
-        int rc = gpt3_save(&m, path);
-        snprintf(path, sizeof(path), "%s/model.ckpt.head", f->out);
-        if (rc == GPT3_OK && m.head) rc = gpt3_head_save(&m, path);
+        snprintf(head_path, sizeof(head_path), "%s.head", path);
+        int rc = m.lora ? gpt3_lora_merge(&m) : GPT3_OK;
+        if (rc == GPT3_OK) rc = gpt3_save(&m, path);
         if (rc != GPT3_OK) status = fail(path, rc);
-        else fprintf(stderr, "saved %s/model.ckpt%s; reports in %s\n", f->out, m.head ? " and model.ckpt.head" : "", f->a.report_path);
+        else if (m.head && (rc = gpt3_head_save(&m, head_path)) != GPT3_OK) status = fail(head_path, rc);
+        else fprintf(stderr, "saved %s%s; reports in %s\n", path, m.head ? " and model.ckpt.head" : "", f->a.report_path);
     }
+    dataset_free(&all, 1);
     dataset_free(&train, 1);
     dev.labels = test.labels = NULL;
     dev.n_labels = test.n_labels = 0;
@@ -1776,6 +2020,7 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     gpt3_free(&teacher);
     gpt3_free(&m);
     gpt3_tokenizer_free(&tok);
+    unlock_folder(lock);
     return status;
 }
 
@@ -1894,9 +2139,14 @@ static int cmd_finetune(int argc, char **argv) {
     if (f.task < 0) { fprintf(stderr, "demo finetune: --task must be classify, ner or generate\n"); return 1; }
     f.a.task = f.task;
     if (!parse_trainable(f.trainable, &f.a.trainable)) return 1;
-    if (!check_range("finetune", "epochs", f.a.epochs, 0, 1e6) || !check_range("finetune", "batch", f.a.batch, 1, 4096) ||
-        !check_range("finetune", "dropout", f.a.dropout, 0, 0.9) || !check_range("finetune", "patience", f.a.patience, 1, 1e6) ||
-        !check_range("finetune", "lora-rank", f.a.lora_rank, 0, 4096) || !check_range("finetune", "distill-alpha", f.a.distill_alpha, 0, 1))
+    const char *c = "finetune";
+    if (!check_range(c, "epochs", f.a.epochs, 0, 1e6) || !check_range(c, "batch", f.a.batch, 1, 4096) ||
+        !check_range(c, "dropout", f.a.dropout, 0, 0.9) || !check_range(c, "patience", f.a.patience, 1, 1e6) ||
+        !check_range(c, "lora-rank", f.a.lora_rank, 0, 4096) || !check_range(c, "distill-alpha", f.a.distill_alpha, 0, 1) ||
+        !check_range(c, "lr", f.a.lr, 0, 10) || !check_range(c, "weight-decay", f.a.weight_decay, 0, 10) ||
+        !check_positive(c, "lora-alpha", f.a.lora_alpha, 1e6) ||
+        !check_positive(c, "distill-temperature", f.a.distill_temperature, 1000) ||
+        !check_range(c, "context", f.context, 0, 1 << 24))
         return 1;
     if (f.a.trainable == 0 && f.a.lora_rank == 0 && f.task == TASK_GENERATE) {
         fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
@@ -1943,35 +2193,58 @@ static int cmd_main_job(void) {
         free(text);
     }
     make_directory(dir);
+    int lock = lock_folder("(the main job)", dir);
+    if (lock < 0) { free(corpus); return 1; }
     /* 2. a BPE tokenizer learned from it, and the token files */
     GPT3Tokenizer tok;
     double t0 = now_seconds();
     int rc = gpt3_tokenizer_train(&tok, corpus, total, 512);
     if (rc == GPT3_OK) rc = gpt3_tokenizer_save(&tok, enc, voc);
-    if (rc != GPT3_OK) { free(corpus); return fail("bpe", rc); }
+    if (rc != GPT3_OK) {
+        free(corpus);
+        gpt3_tokenizer_free(&tok);
+        unlock_folder(lock);
+        return fail("bpe", rc);
+    }
     fprintf(stderr, "1. corpus: %s, %zu bytes\n2. tokenizer: a %d-token BPE learned from it in %.1f s -> %s, %s\n",
             "README.md gpt3.h demo.c test_gpt3.c", total, tok.vocab_size, now_seconds() - t0, enc, voc);
     fprintf(stderr, "3. ");
     rc = prepare_tokens(&tok, corpus, total, 0.1, prefix);
     free(corpus);
-    if (rc) { gpt3_tokenizer_free(&tok); return 1; }
+    if (rc) { gpt3_tokenizer_free(&tok); unlock_folder(lock); return 1; }
     /* 3. the model: "mini" (4 layers, layers 1 and 3 banded with W 32) */
-    TrainArgs a = {prefix, dir, "mini", 0, 0, 0, 0, -1, 8, 128, 500, 25, 100, 8, 100, 1337, 0, 0,
-                   2e-3f, 0.1f, 0.9f, 0.95f, 1e-8f, 1.0f};
+    TrainArgs a = train_defaults();
+    a.data = prefix;
+    a.out = dir;
+    a.model = "mini";
+    a.seq = 128;
+    a.steps = 500;
+    a.warmup = 25;
+    a.save_every = 100;
+    a.lr = 2e-3f;
     GPT3Tokens train, val;
     GPT3Config cfg;
     GPT3 m;
     GPT3TrainState st = {0, 0, 0, tok.id};
     GPT3Sampler sampler;
-    if (load_data(prefix, &train, &val) || train_config(&a, train.vocab_size, &cfg)) { gpt3_tokenizer_free(&tok); return 1; }
-    gpt3_init(&m, &cfg, (uint64_t)a.seed);
+    memset(&m, 0, sizeof(m));
+    if (load_data(prefix, &train, &val)) { gpt3_tokenizer_free(&tok); unlock_folder(lock); return 1; }
+    if (train_config(&a, train.vocab_size, &cfg) || (rc = gpt3_init(&m, &cfg, (uint64_t)a.seed)) != GPT3_OK ||
+        (rc = gpt3_sampler_init(&sampler, cfg.vocab_size, 0.8f, 0, 0.95f, 7)) != GPT3_OK) {
+        if (rc != GPT3_OK) fail("the model", rc);
+        gpt3_free(&m);
+        gpt3_tokens_free(&train);
+        gpt3_tokens_free(&val);
+        gpt3_tokenizer_free(&tok);
+        unlock_folder(lock);
+        return 1;
+    }
     fprintf(stderr, "4. model: GPT-3 \"mini\": L %d, C %d, NH %d, context %d, layers 1 and 3 locally banded (W %d), V %d: %zu parameters\n",
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size, m.num_parameters);
     const char *prompt = "The model";
     float before = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
     fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f). It writes:\n\n",
             before, cfg.vocab_size, log((double)cfg.vocab_size));
-    gpt3_sampler_init(&sampler, cfg.vocab_size, 0.8f, 0, 0.95f, 7);
     generate(&m, &tok, prompt, 60, &sampler, 1, 1, 1);
     fprintf(stderr, "\n\n5. training: B %d, T %d, %d steps, AdamW, peak lr %g, warmup %d, cosine to 10%%\n",
             a.batch, a.seq, a.steps, a.lr, a.warmup);
@@ -1992,6 +2265,7 @@ static int cmd_main_job(void) {
     gpt3_tokens_free(&train);
     gpt3_tokens_free(&val);
     gpt3_tokenizer_free(&tok);
+    unlock_folder(lock);
     return rc;
 }
 
