@@ -273,7 +273,9 @@ static int check_positive(const char *command, const char *flag, double v, doubl
 
 /* An int flag without a default of its own: UNSET, or at least lo. */
 static int check_unset_or(const char *command, const char *flag, int v, int lo) {
-    return v == UNSET || check_range(command, flag, v, lo, 2147483647.0);
+    if (v == UNSET || v >= lo) return 1;
+    fprintf(stderr, "demo %s: --%s must be at least %d (got %d)\n", command, flag, lo, v);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

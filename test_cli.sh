@@ -20,6 +20,8 @@ expect_error() {
     shift 2
     if "$@" >"$W/out" 2>"$W/err"; then
         bad "$name (exit 0)"
+    elif grep -q -E 'Sanitizer|runtime error' "$W/err"; then
+        bad "$name: $(grep -m 1 -E 'Sanitizer|runtime error' "$W/err")"
     elif grep -q -- "$pattern" "$W/err"; then
         ok "$name: $(head -n 1 "$W/err" | cut -c1-90)"
     else
@@ -37,6 +39,10 @@ printf 'bytes\n' | $DEMO encode | $DEMO decode >"$W/b.txt" && [ "$(cat "$W/b.txt
     ok "cli encode | decode: byte tokenizer" || bad "cli byte tokenizer"
 expect_error "cli decode: id out of range" "not a token id" sh -c "echo '15496 50257' | $DEMO decode --encoder $ENC --bpe $BPE"
 expect_error "cli decode: not a number" "not a token id" sh -c "echo '12 x3' | $DEMO decode"
+expect_error "cli decode: a NUL byte is not cut short" "'72\\\\x00' is not a token id" sh -c "printf '72\\0 abc 99999' | $DEMO decode"
+expect_error "cli encode: stdin is a folder" "cannot read stdin" sh -c "$DEMO encode <$W"
+printf '{"": 0}' >"$W/empty_key.json"
+expect_error "cli encode: encoder.json with an empty token" "line 1" sh -c "echo hi | $DEMO encode --encoder $W/empty_key.json --bpe $BPE"
 expect_error "cli encode: missing vocab file" "cannot open" sh -c "echo hi | $DEMO encode --encoder $W/none.json --bpe $BPE"
 expect_error "cli encode: only --encoder" "both --encoder" sh -c "echo hi | $DEMO encode --encoder $ENC"
 printf '{"a": 0, "b": 1,\n oops}' >"$W/bad.json"
@@ -88,6 +94,94 @@ $DEMO bpe-train --input "$W/text.txt" --vocab-size 300 --out "$W/bpe" 2>/dev/nul
 $DEMO prepare --input "$W/text.txt" --out "$W/bpetext" --encoder "$W/bpe/encoder.json" --bpe "$W/bpe/vocab.bpe" 2>/dev/null
 expect_error "cli train: resume on another tokenizer's tokens" "another tokenizer" $DEMO train --data "$W/bpetext" --out "$W/straight" --resume
 expect_error "cli train: resume without a run" "cannot open" $DEMO train --data "$W/text" --out "$W/nothing" --resume
+
+# ---- the same bits on any number of threads, at a size where each
+# thread's share of a matmul is blocked otherwise than the whole product
+MINI="$DEMO train --data $W/text --model mini --batch 4 --seq 128 --steps 4 --eval-every 4 --eval-batches 1"
+for t in 1 2 3; do OMP_NUM_THREADS=$t $MINI --out "$W/threads$t" 2>/dev/null; done
+if cmp -s "$W/threads1/model.ckpt" "$W/threads2/model.ckpt" && cmp -s "$W/threads1/model.ckpt" "$W/threads3/model.ckpt" &&
+    cmp -s "$W/threads1/model.ckpt.state" "$W/threads3/model.ckpt.state"; then
+    ok "cli train: mini B 4 T 128 on 1, 2, 3 threads, bit-identical"
+else
+    bad "cli train: the thread count changes the trained model"
+fi
+
+# ---- a window of T or more is the dense model (the checkpoint's header differs)
+WIDE="$DEMO train --data $W/text --model tiny --batch 2 --seq 64 --steps 2 --eval-every 2 --eval-batches 1"
+$WIDE --window 0 --out "$W/dense" 2>/dev/null
+$WIDE --window 2147483647 --out "$W/wide" 2>"$W/wide.err"
+cmp -s -i 1024 "$W/dense/model.ckpt" "$W/wide/model.ckpt" && ! grep -q 'runtime error' "$W/wide.err" &&
+    ok "cli train: --window 2147483647 trains exactly the dense model" || bad "cli train: a huge window differs from dense"
+
+# ---- interruptions: kill -9 (anywhere, saves included), Ctrl-C twice,
+# and a full disk; each run is resumed, and the end is bit-identical to a
+# run that was never interrupted
+RUN="$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 40 --eval-every 10 --eval-batches 1 --save-every 2"
+$RUN --out "$W/whole" 2>/dev/null
+kills=0 resumes=0 refused=0
+$RUN --out "$W/cut" --stop-after 2 2>/dev/null
+for delay in 0.02 0.05 0.03 0.08 0.01 0.06 0.04 0.1 0.02 0.07 0.03 0.05; do
+    [ -n "$(grep -s '^40	' "$W/cut/metrics.tsv")" ] && break
+    $RUN --out "$W/cut" --resume 2>"$W/cut.err" &
+    pid=$!
+    sleep $delay
+    if [ $((kills % 3)) -eq 2 ]; then kill -INT $pid 2>/dev/null; sleep 0.005; kill -INT $pid 2>/dev/null
+    else kill -9 $pid 2>/dev/null; fi
+    wait $pid 2>/dev/null; status=$?
+    kills=$((kills + 1))
+    if grep -q -E 'another model|cannot open|Sanitizer' "$W/cut.err"; then refused=$((refused + 1)); fi
+    [ $status -eq 0 ] || [ $status -eq 130 ] || [ $status -eq 137 ] || refused=$((refused + 1))
+done
+while [ $resumes -lt 20 ] && [ -z "$(grep -s '^40	' "$W/cut/metrics.tsv")" ]; do
+    $RUN --out "$W/cut" --resume 2>"$W/cut.err" || refused=$((refused + 1))
+    resumes=$((resumes + 1))
+done
+if [ $refused -eq 0 ] && cmp -s "$W/whole/model.ckpt" "$W/cut/model.ckpt" &&
+    cmp -s "$W/whole/model.ckpt.state" "$W/cut/model.ckpt.state" &&
+    [ "$(cut -f 1-5 "$W/whole/metrics.tsv")" = "$(cut -f 1-5 "$W/cut/metrics.tsv")" ]; then
+    ok "cli train: $kills kill -9 / double Ctrl-C at random points, each resumed: bit-identical to the straight run, the log's rows too"
+else
+    bad "cli train: interrupted and resumed ($kills kills, $refused refused): differs; last: $(tail -n 2 "$W/cut.err")"
+fi
+# a full disk while saving: the save fails, says which step is kept, and
+# the run resumes from it (ulimit -f counts blocks of 512 or 1024 bytes)
+unit=$( (trap '' XFSZ; ulimit -f 1; head -c 600 /dev/zero >"$W/probe" 2>/dev/null) && echo 1024 || echo 512)
+size=$(wc -c <"$W/whole/model.ckpt")
+$RUN --out "$W/full" --stop-after 20 2>/dev/null
+(trap '' XFSZ; ulimit -f $(( size * 3 / 2 / unit )); exec $RUN --out "$W/full" --resume) 2>"$W/full.err"
+status=$?
+$RUN --out "$W/full" --resume 2>/dev/null
+if [ $status -eq 1 ] && grep -q "saving step 22 .* failed" "$W/full.err" && grep -q "still hold step 20" "$W/full.err" &&
+    cmp -s "$W/whole/model.ckpt" "$W/full/model.ckpt" && cmp -s "$W/whole/model.ckpt.state" "$W/full/model.ckpt.state"; then
+    ok "cli train: disk full while saving: $(grep -m 1 'still hold' "$W/full.err" | cut -c1-70); resumed, bit-identical"
+else
+    bad "cli train: disk full (exit $status): $(head -n 3 "$W/full.err")"
+fi
+# two runs on one folder: the second is refused while the first holds it
+$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 100000 --out "$W/busy" 2>/dev/null &
+pid=$!
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do [ -s "$W/busy/metrics.tsv" ] && break; sleep 0.1; done
+expect_error "cli train: a second run on the same --out" "in use by another run (pid $pid)" \
+    $DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 10 --out "$W/busy"
+kill -INT $pid; wait $pid 2>/dev/null
+# a loss that is not finite stops the run; the last save stays good
+$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 60 --lr 10 --weight-decay 10 --save-every 1 \
+    --eval-every 60 --out "$W/nan" 2>"$W/nan.err"
+status=$?
+kept=$(sed -n 's/.*still hold step \([0-9]*\).*/\1/p' "$W/nan.err")
+if [ $status -eq 1 ] && grep -q "not finite" "$W/nan.err" && [ -n "$kept" ] &&
+    [ "$(od -A n -t f4 -j 1024 "$W/nan/model.ckpt" | grep -c -i -E 'nan|inf')" -eq 0 ] &&
+    $DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps "$kept" --out "$W/nan" --resume 2>/dev/null; then
+    ok "cli train: a loss that is not finite stops the run; step $kept's save is finite and resumes"
+else
+    bad "cli train: non-finite loss (exit $status): $(grep -m 2 -E 'finite|saved' "$W/nan.err")"
+fi
+expect_error "cli train: --resume with other sizes" "whose --layers (L) is 2, not 8" $RUN --out "$W/whole" --resume --layers 8
+$RUN --out "$W/whole" --resume --model tiny --steps 40 2>/dev/null && ok "cli train: --resume with the same --model is fine" ||
+    bad "cli train: --resume with the same --model refused"
+for flag in "eps -1" "clip -1" "layers -3" "window -5" "stop-after -1" "weight-decay inf" "seq 0" "warmup -2"; do
+    expect_error "cli train: --$flag" "must be" $DEMO train --data "$W/text" --out "$W/flags" --$flag
+done
 
 # ---- generate
 out=$($DEMO generate --model "$W/straight/model.ckpt" --prompt "The " --max-tokens 20 --seed 1 2>/dev/null)
@@ -149,6 +243,22 @@ expect_error "cli finetune: malformed CoNLL line" "c.conll:1: expected 'token ta
 expect_error "cli finetune: checkpoint of another size" "another model" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher fixtures/dense.ckpt
 expect_error "cli finetune: model and tokenizer differ" "has 61 tokens but its tokenizer 256" $DEMO finetune --task classify --model fixtures/dense.ckpt --train "$W/a.tsv" --dev "$W/a.tsv" --test "$W/a.tsv"
 expect_error "cli finetune: bad --trainable" "all, head or top:K" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable some
+printf 'Ann O\nruns O\n\nBob O\n' >"$W/o.conll"
+expect_error "cli finetune: NER tags that are all O" "every tag is O" $DEMO finetune --task ner --init tiny --epochs 1 --batch 2 --train "$W/o.conll" --dev "$W/o.conll" --test "$W/o.conll"
+printf 'positive\tgood\npositive\tfine\n' >"$W/one.tsv"
+expect_error "cli finetune: one label only" "two labels at least" $CLS --dev "$W/one.tsv" --test "$W/one.tsv" --train "$W/one.tsv"
+printf 'positive\tgood\nnegative\tba\000d\npositive\tfine\n' >"$W/nul.tsv"
+expect_error "cli finetune: a NUL byte in a TSV, with its line" "nul.tsv:2: a NUL byte" $CLS --dev "$W/nul.tsv" --test "$W/a.tsv"
+expect_error "cli finetune: --lr -1" "must be between" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lr -1
+expect_error "cli finetune: --distill-temperature 0" "must be above 0" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --distill-temperature 0
+expect_error "cli finetune: --lora-rank above C" "larger than the model's 64 channels" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lora-rank 65
+cp "$W/straight/model.ckpt" "$W/teacher.ckpt"
+expect_error "cli finetune: a teacher without its .head" "teacher.ckpt.head: cannot open" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher "$W/teacher.ckpt"
+printf 'GHED\001\000\000\000\002\000\000\000\000\000\020\000\100\000\000\000' >"$W/teacher.ckpt.head"
+head -c 64 /dev/zero >>"$W/teacher.ckpt.head"
+expect_error "cli finetune: a teacher's head that claims 2^20 classes" "teacher.ckpt.head: the file is truncated" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher "$W/teacher.ckpt"
+: >"$W/blocker"
+expect_error "cli bpe-train: an --out it cannot write" "cannot write\|a folder you can write" $DEMO bpe-train --input "$W/tiny.txt" --vocab-size 300 --out "$W/blocker/sub"
 [ ! -e "$W/refused/classify.report.txt" ] && ok "cli finetune: a refused run leaves no report behind" ||
     bad "cli finetune: a refused run left $W/refused/classify.report.txt"
 
