@@ -154,6 +154,7 @@ enum {
     GPT3_ERR_MISMATCH,       /* a file that belongs to another model        */
     GPT3_ERR_VOCAB,          /* encoder.json / vocab.bpe malformed or unmatched */
     GPT3_ERR_CORRUPT,        /* a file's header holds impossible values     */
+    GPT3_ERR_NOT_FILE,       /* a folder or a pipe where a file must be     */
     GPT3_NUM_ERRORS
 };
 
@@ -287,7 +288,8 @@ typedef struct {
     float *dlogits, *lse, *losses, *dhidden;
     int *labels;         /* (B) or (B, T) copy of the last forward's labels  */
     int *lengths;        /* (B) real tokens of each sequence                 */
-    size_t capacity;     /* rows allocated                                   */
+    size_t capacity;     /* rows (B T) allocated                             */
+    size_t batch_capacity; /* sequences (B) allocated                         */
     float mean_loss;     /* loss of the last forward with labels, else -1    */
     int has_labels;
 } GPT3Head;
@@ -543,7 +545,9 @@ typedef struct {
     long total;
     const char **class_names; /* entity reports: the types found in the tags  */
 } GPT3Report;
-/* Classification: gold and predicted labels in [0, K) (gold < 0: skipped). */
+/* Classification: gold and predicted labels in [0, K) (gold < 0: skipped),
+   K at most GPT3_REPORT_MAX_CLASSES (the confusion matrix is K x K). */
+#define GPT3_REPORT_MAX_CLASSES 4096
 GPT3DEF int    gpt3_report_classes(GPT3Report *r, const int *gold, const int *pred, size_t n, int K);
 /* Entity-level scores of BIO tag sequences (seqeval's rules): tags index
    tag_names ("O", "B-PER", "I-PER", ...); a tag < 0 separates sentences. */
@@ -2988,22 +2992,27 @@ GPT3DEF int gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed) 
     return rc;
 }
 
-/* Room for the head's rows at (B, T). */
+/* Room for the head's buffers at (B, T): some have B rows, some B T, so
+   both counts must fit (B may grow while B T shrinks). */
 static int gpt3__reserve_head(GPT3Head *h, int B, int T, int C) {
     size_t rows = (size_t)B * T, K = (size_t)h->num_classes;
-    if (rows <= h->capacity) return GPT3_OK;
+    if (rows <= h->capacity && (size_t)B <= h->batch_capacity) return GPT3_OK;
+    size_t R = rows > h->capacity ? rows : h->capacity;
+    size_t Bc = (size_t)B > h->batch_capacity ? (size_t)B : h->batch_capacity;
     GPT3_FREE(h->hidden);
     GPT3_FREE(h->labels);
-    h->hidden = (float *)GPT3_MALLOC((2 * (size_t)B * C + rows * (2 * K + 2)) * sizeof(float));
-    h->labels = (int *)GPT3_MALLOC((rows + (size_t)B) * sizeof(int));
-    h->capacity = h->hidden && h->labels ? rows : 0;
-    if (!h->capacity) return GPT3_ERR_NOMEM;
-    h->dhidden = h->hidden + (size_t)B * C;
-    h->logits = h->dhidden + (size_t)B * C;
-    h->dlogits = h->logits + rows * K;
-    h->lse = h->dlogits + rows * K;
-    h->losses = h->lse + rows;
-    h->lengths = h->labels + rows;
+    h->hidden = (float *)GPT3_MALLOC((2 * Bc * C + R * (2 * K + 2)) * sizeof(float));
+    h->labels = (int *)GPT3_MALLOC((R + Bc) * sizeof(int));
+    h->capacity = h->batch_capacity = 0;
+    if (!h->hidden || !h->labels) return GPT3_ERR_NOMEM;
+    h->capacity = R;
+    h->batch_capacity = Bc;
+    h->dhidden = h->hidden + Bc * C;
+    h->logits = h->dhidden + Bc * C;
+    h->dlogits = h->logits + R * K;
+    h->lse = h->dlogits + R * K;
+    h->losses = h->lse + R;
+    h->lengths = h->labels + R;
     return GPT3_OK;
 }
 
@@ -3354,7 +3363,7 @@ static void gpt3__report_scores(GPT3Report *r, const long *tp, const long *predi
 static int gpt3__report_alloc(GPT3Report *r, int K) {
     size_t k = K > 0 ? (size_t)K : 1;
     memset(r, 0, sizeof(*r));
-    if (K < 0 || K > 65536) return GPT3_ERR_ARGUMENT;
+    if (K < 0 || K > GPT3_REPORT_MAX_CLASSES) return GPT3_ERR_ARGUMENT;
     r->num_classes = K;
     r->confusion = (long *)GPT3_CALLOC(k * k, sizeof(long));
     r->per_class = (GPT3Score *)GPT3_CALLOC(k, sizeof(GPT3Score));
@@ -3592,6 +3601,28 @@ static long long gpt3__bytes_left(FILE *f) {
     long end = ftell(f);
     if (fseek(f, here, SEEK_SET) != 0 || end < 0) return -1;
     return (long long)end - here;
+}
+
+/* Open a file to read: GPT3_ERR_NOT_FILE for a folder, and, where the
+   reader must know the size before it allocates (sized), for a pipe. */
+static int gpt3__open_file(const char *path, int sized, FILE **out) {
+    FILE *f = fopen(path, "rb");
+    *out = NULL;
+    if (!f) return GPT3_ERR_OPEN;
+    int c = fgetc(f); /* a folder opens, but cannot be read */
+    if (ferror(f) || (sized && gpt3__bytes_left(f) < 0) || (c != EOF && ungetc(c, f) == EOF)) {
+        fclose(f);
+        return GPT3_ERR_NOT_FILE;
+    }
+    *out = f;
+    return GPT3_OK;
+}
+
+/* The rest of f must be exactly `need` bytes: fewer is a file cut short,
+   more one whose header does not describe it. */
+static int gpt3__check_length(FILE *f, double need) {
+    double left = (double)gpt3__bytes_left(f);
+    return left < need ? GPT3_ERR_TRUNCATED : left > need ? GPT3_ERR_CORRUPT : GPT3_OK;
 }
 
 /* Every file is written atomically: to "path.tmp" first, flushed to disk,
@@ -4333,11 +4364,12 @@ GPT3DEF void gpt3_tokenizer_free(GPT3Tokenizer *tok) {
 typedef struct { unsigned char *data; size_t count, capacity; } GPT3__Bytes;
 
 static int gpt3__read_file(const char *path, GPT3__Bytes *out) {
-    FILE *f = fopen(path, "rb");
+    FILE *f;
     unsigned char chunk[65536];
     size_t got;
     memset(out, 0, sizeof(*out));
-    if (!f) return GPT3_ERR_OPEN;
+    int rc_open = gpt3__open_file(path, 0, &f);
+    if (rc_open != GPT3_OK) return rc_open;
     int rc = GPT3_OK;
     while (rc == GPT3_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         rc = gpt3__reserve((void **)&out->data, &out->capacity, out->count + got + 1, 1);
@@ -4443,7 +4475,8 @@ static int gpt3__parse_encoder(const GPT3__Bytes *file, GPT3__Entry **entries, s
         if (p < end && *p == '}') break;
         goto done;
     }
-    rc = GPT3_OK;
+    p = gpt3__skip_space(p + 1, end, line);
+    if (p == end) rc = GPT3_OK; /* nothing after the closing brace */
 done:
     GPT3_FREE(token.data);
     return rc;
@@ -4495,6 +4528,24 @@ static int gpt3__parse_merges(GPT3Tokenizer *tok, const GPT3__Bytes *file) {
     return rc;
 }
 
+/* Every token of more than one byte must be what some merge makes (but
+   special tokens, "<|...|>"): a vocab.bpe cut short leaves tokens no merge
+   makes, and text would be encoded other than as its author's files do. */
+static int gpt3__every_token_merged(GPT3Tokenizer *tok) {
+    unsigned char *made = (unsigned char *)GPT3_CALLOC((size_t)tok->vocab_size, 1);
+    if (!made) return GPT3_ERR_NOMEM;
+    for (int r = 0; r < tok->num_merges; r++) made[tok->merges[r][2]] = 1;
+    int rc = GPT3_OK;
+    for (int i = 0; rc == GPT3_OK && i < tok->vocab_size; i++) {
+        const unsigned char *p = tok->bytes + tok->offsets[i];
+        size_t n = tok->offsets[i + 1] - tok->offsets[i];
+        int special = n >= 4 && memcmp(p, "<|", 2) == 0 && memcmp(p + n - 2, "|>", 2) == 0;
+        if (n > 1 && !made[i] && !special) rc = GPT3_ERR_VOCAB;
+    }
+    GPT3_FREE(made);
+    return rc;
+}
+
 GPT3DEF int gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json, const char *vocab_bpe) {
     if (tok) memset(tok, 0, sizeof(*tok));
     if (!tok || !encoder_json || !vocab_bpe) return GPT3_ERR_ARGUMENT;
@@ -4517,6 +4568,7 @@ GPT3DEF int gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json, co
         tok->error_line = line;
     }
     if (rc == GPT3_OK) rc = gpt3__tokenizer_finish(tok);
+    if (rc == GPT3_OK) rc = gpt3__every_token_merged(tok);
     GPT3_FREE(encoder.data);
     GPT3_FREE(merges.data);
     GPT3_FREE(pool.data);
@@ -4755,8 +4807,9 @@ GPT3DEF int gpt3_tokens_save(const char *path, const uint16_t *tokens, size_t co
 GPT3DEF int gpt3_tokens_load(GPT3Tokens *t, const char *path) {
     if (t) memset(t, 0, sizeof(*t));
     if (!t || !path) return GPT3_ERR_ARGUMENT;
-    FILE *f = fopen(path, "rb");
-    if (!f) return GPT3_ERR_OPEN;
+    FILE *f;
+    int rc_open = gpt3__open_file(path, 1, &f);
+    if (rc_open != GPT3_OK) return rc_open;
     uint32_t header[64];
     size_t got = gpt3__read_le(f, header, 64, 4);
     int rc = GPT3_OK;
@@ -4765,10 +4818,8 @@ GPT3DEF int gpt3_tokens_load(GPT3Tokens *t, const char *path) {
         header[2] < 1 || header[2] > 65536 || count > ((uint64_t)1 << 40) ||
         count > SIZE_MAX / 4)
         rc = GPT3_ERR_DATA;
-    else {
-        long long left = gpt3__bytes_left(f);
-        if (left >= 0 && (uint64_t)left != 2 * count) rc = GPT3_ERR_DATA;
-    }
+    else if (gpt3__check_length(f, 2.0 * (double)count) != GPT3_OK)
+        rc = GPT3_ERR_DATA;
     if (rc == GPT3_OK) {
         t->tokens = (uint16_t *)GPT3_MALLOC(count ? (size_t)count * 2 : 1);
         if (!t->tokens) rc = GPT3_ERR_NOMEM;
@@ -4897,16 +4948,13 @@ static int gpt3__read_header(FILE *f, GPT3Config *cfg) {
 GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
     if (m) memset(m, 0, sizeof(*m));
     if (!m || !checkpoint_path) return GPT3_ERR_ARGUMENT;
-    FILE *f = fopen(checkpoint_path, "rb");
-    if (!f) return GPT3_ERR_OPEN;
+    FILE *f;
+    int rc = gpt3__open_file(checkpoint_path, 1, &f);
+    if (rc != GPT3_OK) return rc;
     GPT3Config cfg = {0, 0, 0, 0, 0, 0};
-    int rc = gpt3__read_header(f, &cfg);
-    if (rc == GPT3_OK) {
-        /* check the size before allocating what a corrupt header asks for */
-        long long left = gpt3__bytes_left(f);
-        double need = (double)gpt3_num_parameters(&cfg) * sizeof(float);
-        if (left >= 0 && (double)left < need) rc = GPT3_ERR_TRUNCATED;
-    }
+    rc = gpt3__read_header(f, &cfg);
+    /* the size, before allocating what a corrupt header asks for */
+    if (rc == GPT3_OK) rc = gpt3__check_length(f, (double)gpt3_num_parameters(&cfg) * sizeof(float));
     if (rc == GPT3_OK) rc = gpt3__alloc_params(m, &cfg);
     if (rc == GPT3_OK && gpt3__read_le(f, m->params, m->num_parameters, 4) != m->num_parameters)
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
@@ -4962,10 +5010,10 @@ GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char 
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     if (!m || !m->params || !st || !path) return GPT3_ERR_ARGUMENT;
     uint32_t header[64];
-    FILE *f = fopen(path, "rb");
-    if (!f) return GPT3_ERR_OPEN;
+    FILE *f;
+    int rc = gpt3__open_file(path, 1, &f);
+    if (rc != GPT3_OK) return rc;
     size_t got = gpt3__read_le(f, header, 64, 4);
-    int rc = GPT3_OK;
     if (got >= 1 && header[0] != GPT3__STATE_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
     else if (got < 64) rc = GPT3_ERR_TRUNCATED;
     else if (header[1] != 1) rc = GPT3_ERR_VERSION;
@@ -4974,10 +5022,8 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
         rc = GPT3_ERR_MISMATCH;
     size_t P = m->num_parameters;
     float *mom1 = NULL, *mom2 = NULL;
-    if (rc == GPT3_OK && header[9]) { /* the size before allocating */
-        long long left = gpt3__bytes_left(f);
-        if (left >= 0 && (double)left < 2.0 * (double)P * sizeof(float)) rc = GPT3_ERR_TRUNCATED;
-    }
+    if (rc == GPT3_OK) /* the size, before allocating */
+        rc = gpt3__check_length(f, header[9] ? 2.0 * (double)P * sizeof(float) : 0.0);
     if (rc == GPT3_OK && header[9]) {
         mom1 = (float *)GPT3_MALLOC(P * sizeof(float));
         mom2 = (float *)GPT3_MALLOC(P * sizeof(float));
@@ -5082,21 +5128,18 @@ GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
 GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     if (!m || !m->params || !path || m->head) return GPT3_ERR_ARGUMENT;
     uint32_t header[16];
-    FILE *f = fopen(path, "rb");
-    if (!f) return GPT3_ERR_OPEN;
+    FILE *f;
+    int rc = gpt3__open_file(path, 1, &f);
+    if (rc != GPT3_OK) return rc;
     size_t got = gpt3__read_le(f, header, 16, 4);
-    int rc = GPT3_OK;
     if (got >= 1 && header[0] != GPT3__HEAD_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
     else if (got < 16) rc = GPT3_ERR_TRUNCATED;
     else if (header[1] != 1) rc = GPT3_ERR_VERSION;
     else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
     else if (!gpt3__head_shape_ok(header[2], header[3])) rc = GPT3_ERR_CORRUPT;
-    else { /* the size before allocating what the header asks for */
-        long long left = gpt3__bytes_left(f);
-        double need = (double)header[3] * (m->config.channels + 1.0) * sizeof(float);
-        rc = left >= 0 && (double)left < need ? GPT3_ERR_TRUNCATED
-                                              : gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
-    }
+    else if ((rc = gpt3__check_length(f, (double)header[3] * (m->config.channels + 1.0) * sizeof(float))) ==
+             GPT3_OK) /* the size, before allocating what the header asks for */
+        rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
     size_t n = rc == GPT3_OK ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
     if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n) {
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
@@ -5115,7 +5158,8 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "success",
         "invalid argument: a required pointer is NULL or a value is out of range",
         "invalid config: every size must be at least 1, channels must divide by "
-        "num_heads, local_window must be 0 or more",
+        "num_heads, local_window must be 0 or more; at most 32768 channels, a context of "
+        "2^24, a vocabulary of 2^28 and 1e15 parameters",
         "out of memory: try a smaller model, batch size B or sequence length T",
         "cannot open the file: check that the path exists and is readable/writable",
         "reading the file failed (I/O error)",
@@ -5134,7 +5178,9 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "too few tokens: the data needs at least T + 1 tokens (use a smaller T or more text)",
         "the file belongs to another model or tokenizer (different sizes or vocabulary)",
         "encoder.json or vocab.bpe is malformed, or the two do not belong together",
-        "the file is corrupt: its header holds values no gpt3.h writes",
+        "the file is corrupt: its header holds values no gpt3.h writes, or its length is not "
+        "the one its header gives",
+        "not a regular file (a folder, or a pipe?): give the path of the file itself",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
     return messages[code];

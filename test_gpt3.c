@@ -1256,6 +1256,15 @@ static void test_bad_checkpoints(void) {
     memcpy(bad, good, n);
     bad[17] = 0x10; /* num_layers 4098: needs far more bytes than the file has */
     expect_load_error("checkpoint: header promises more than the file", bad, n, GPT3_ERR_TRUNCATED);
+    unsigned char *longer = (unsigned char *)calloc(n + 4, 1);
+    if (longer) memcpy(longer, good, n);
+    expect_load_error("checkpoint: 4 bytes more than its header says", longer, n + 4, GPT3_ERR_CORRUPT);
+    memcpy(bad, good, n);
+    bad[8] = 4; /* max_seq_len 8 -> 4: a smaller model that the file is longer than */
+    expect_load_error("checkpoint: a header that describes less", bad, n, GPT3_ERR_CORRUPT);
+    free(longer);
+    rc = gpt3_load(&missing, fixture_dir);
+    check(rc == GPT3_ERR_NOT_FILE, "checkpoint: a folder", "-> %s", gpt3_strerror(rc));
 
     rc = gpt3_save(&m, "no/such/dir/model.ckpt");
     check(rc == GPT3_ERR_OPEN, "checkpoint: save into a missing folder", "-> %s", gpt3_strerror(rc));
@@ -1481,6 +1490,8 @@ static void test_tokenizer_bad_files(void) {
     expect_vocab_error("tokenizer: a small valid pair loads", good, "#version: 0.2\na b\n", GPT3_OK, 0);
     expect_vocab_error("tokenizer: merge line without a pair", good, "#version: 0.2\na b\nab\n", GPT3_ERR_VOCAB, 3);
     expect_vocab_error("tokenizer: merge of tokens not in encoder", good, "#version: 0.2\nb c\n", GPT3_ERR_VOCAB, 2);
+    expect_vocab_error("tokenizer: vocab.bpe cut short (no merge makes 'ab')", good, "#version: 0.2\n",
+                       GPT3_ERR_VOCAB, 0);
     expect_vocab_error("tokenizer: encoder.json cut short", "{\"a\": 0, \"b\": ", "", GPT3_ERR_VOCAB, 1);
     expect_vocab_error("tokenizer: encoder.json not JSON", "hello\nworld", "", GPT3_ERR_VOCAB, 1);
     expect_vocab_error("tokenizer: encoder.json without the bytes", "{\"a\": 0}", "", GPT3_ERR_VOCAB, 0);
@@ -1491,6 +1502,10 @@ static void test_tokenizer_bad_files(void) {
     char *empty = small_encoder(",\n \"\": 258");
     expect_vocab_error("tokenizer: an empty token", empty, "", GPT3_ERR_VOCAB, 2);
     expect_vocab_error("tokenizer: only an empty token", "{\"\": 0}", "", GPT3_ERR_VOCAB, 1);
+    char *trailing = small_encoder("");
+    strcat(trailing, "\n}");
+    expect_vocab_error("tokenizer: encoder.json with more after its end", trailing, "#version: 0.2\na b\n", GPT3_ERR_VOCAB, 2);
+    free(trailing);
     free(good); free(gap); free(dup); free(empty);
 }
 
@@ -2153,6 +2168,21 @@ static void test_padding(void) {
     int rc2 = gpt3_head_forward(&m, batch, lengths, bad_label, 2, 8);
     check(e < 1e-6 && rc1 == GPT3_ERR_ARGUMENT && rc2 == GPT3_ERR_TARGET, "heads: padding changes nothing; bad lengths/labels",
           "rel err %.1e; length > T -> %s; label 4 of 4 -> %s", e, gpt3_strerror(rc1), gpt3_strerror(rc2));
+    /* more sequences in fewer tokens (B 1 T 16, then B 4 T 2): the head's
+       buffers of B rows must grow though B T does not */
+    int four[8], labels[4] = {0, 1, 2, 3};
+    random_tokens(four, 8, cfg.vocab_size, 96);
+    GPT3 fresh;
+    gpt3_init(&fresh, &cfg, 98);
+    gpt3_head_attach(&fresh, GPT3_HEAD_CLASSES, 4, 99);
+    int rc3 = gpt3_head_forward(&fresh, four, NULL, labels, 4, 2);
+    gpt3_head_forward(&m, batch, NULL, NULL, 1, 16);
+    int rc4 = gpt3_head_forward(&m, four, NULL, labels, 4, 2);
+    int same = rc3 == GPT3_OK && rc4 == GPT3_OK && memcmp(m.head->logits, fresh.head->logits, 16 * 4) == 0 &&
+               m.head->mean_loss == fresh.head->mean_loss;
+    check(same, "heads: B grows while B T shrinks", "B 1 T 16, then B 4 T 2: logits and loss %s",
+          same ? "as a fresh model's" : "DIFFER from a fresh model's");
+    gpt3_free(&fresh);
     gpt3_free(&m);
 }
 
