@@ -1403,8 +1403,16 @@ static int cmd_bench(int argc, char **argv) {
                          "against this machine's FMA peak and read bandwidth (measured first).",
                          argc, argv, opts, COUNT(opts));
     if (rc) return rc == 2 ? 0 : 1;
-    if (b.runs < 1 || b.runs > 64 || b.threads < 0) {
-        fprintf(stderr, "demo: --runs must be 1..64 and --threads >= 0\n");
+    if (!check_range("bench", "runs", b.runs, 1, 64) || !check_range("bench", "threads", b.threads, 0, 1024))
+        return 1;
+    static const char *cases[] = {"small_b4_t64", "teach_b8_t256", "teach_banded_b2_t1024_w128", "matmul_small",
+                                  "attention_t2048", "small_generate", "tokenizer"};
+    int matched = 0;
+    for (int i = 0; i < COUNT(cases); i++) matched += strstr(cases[i], only) != NULL;
+    if (!matched) {
+        fprintf(stderr, "demo bench: --only '%s' names no case; the cases:", only);
+        for (int i = 0; i < COUNT(cases); i++) fprintf(stderr, " %s", cases[i]);
+        fprintf(stderr, "\n");
         return 1;
     }
     if (b.threads > 0) set_threads(b.threads);
@@ -1811,6 +1819,7 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
             int b_count = train->count - from < B ? train->count - from : B;
             int T = make_batch(train, order, from, b_count, task, inputs, lengths, labels);
             const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
+            if (a->teacher && !soft) { fail("the teacher's forward", GPT3_ERR_SEQ_LEN); rc = GPT3_ERR_SEQ_LEN; break; }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
             m->training = 1; /* dropout on (evaluation turned it off) */
             rc = task_forward(m, task, inputs, lengths, labels, b_count, T);
@@ -1932,6 +1941,27 @@ static int open_base(GPT3 *m, const char *model, const char *init, int vocab_siz
 
 static const char *task_names[3] = {"classify", "ner", "generate"};
 
+/* A teacher must see every example the student does (a context as long)
+   and give logits of the student's shape (the head the task makes). */
+static int teacher_fits(const GPT3 *teacher, const GPT3 *student, int task, const Dataset *train,
+                        const char *path) {
+    int kind = task == TASK_NER ? GPT3_HEAD_TAGS : train->n_labels == 2 ? GPT3_HEAD_BINARY : GPT3_HEAD_CLASSES;
+    int classes = kind == GPT3_HEAD_BINARY ? 1 : train->n_labels;
+    if (teacher->config.max_seq_len < student->config.max_seq_len) {
+        fprintf(stderr, "demo finetune: the teacher %s has a context of %d, shorter than the student's %d: "
+                "give the student --context %d\n", path, teacher->config.max_seq_len, student->config.max_seq_len,
+                teacher->config.max_seq_len);
+        return 0;
+    }
+    if (task != TASK_GENERATE && (teacher->head->kind != kind || teacher->head->num_classes != classes)) {
+        fprintf(stderr, "demo finetune: the teacher's head (%s.head: %d logits) does not fit this task's "
+                "(%d logits): a teacher must be fine-tuned on the same labels\n", path,
+                teacher->head->num_classes, classes);
+        return 0;
+    }
+    return 1;
+}
+
 typedef struct {
     const char *train, *dev, *test, *data, *model, *init, *encoder, *bpe, *out, *teacher, *trainable;
     int task, context, split_seed;
@@ -1987,8 +2017,12 @@ static int finetune_files(FinetuneFlags *f, double *score) {
             fail(head_path, rc);
             fprintf(stderr, "  a teacher is a fine-tuned model: --teacher OUT/model.ckpt with OUT/model.ckpt.head beside it\n");
         }
-        status = rc != GPT3_OK;
+        status = rc != GPT3_OK || !teacher_fits(&teacher, &m, f->task, &train, f->teacher);
         f->a.teacher = &teacher;
+    }
+    if (status == 0 && (double)f->a.epochs * ((train.count + f->a.batch - 1) / f->a.batch) > 1e9) {
+        fprintf(stderr, "demo finetune: --epochs %d of %d examples is more than 1e9 steps\n", f->a.epochs, train.count);
+        status = 1;
     }
     if (status == 0) {
         fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,

@@ -266,7 +266,8 @@ typedef struct {
     size_t u_capacity;
 } GPT3LoRA;
 
-/* Per-thread buffers of the packed matmul (allocated with the model). */
+/* Per-thread buffers of the packed matmul and the attention (the
+   matmul's with the model, the attention's at the first forward of T). */
 typedef struct {
     float *memory;       /* threads x floats_per_thread                      */
     size_t floats_per_thread; /* the matmul's panels, and attention's blocks
@@ -2336,7 +2337,7 @@ GPT3DEF size_t gpt3_training_bytes(const GPT3Config *cfg, int B, int T) {
         return 0;
     size_t params = 4 * gpt3_num_parameters(cfg); /* params, grads, m, v */
     size_t acts = gpt3__activation_sizes(cfg, B, T, sizes);
-    size_t scratch = (size_t)gpt3__max_threads() * attention_scratch_floats(cfg->max_seq_len);
+    size_t scratch = (size_t)gpt3__max_threads() * attention_scratch_floats(T);
     return (params + acts + scratch) * sizeof(float) + 2 * (size_t)B * T * sizeof(int);
 }
 
@@ -2394,7 +2395,7 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
     m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
     m->scratch.threads = gpt3__max_threads();
-    m->scratch.floats_per_thread = attention_scratch_floats(cfg->max_seq_len);
+    m->scratch.floats_per_thread = GPT3__PANEL_FLOATS; /* attention's part grows with T */
     m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads *
                                              m->scratch.floats_per_thread * sizeof(float));
     if (!m->params || !m->grads || !m->scratch.memory) {
@@ -2539,13 +2540,27 @@ static int gpt3__reserve_lora(GPT3 *m, int B, int T) {
     return lora->u_capacity ? GPT3_OK : GPT3_ERR_NOMEM;
 }
 
+/* Room in each thread's scratch for the attention at length T (the
+   matmul's panels are there from the start). */
+static int gpt3__reserve_scratch(GPT3Scratch *s, int T) {
+    size_t need = attention_scratch_floats(T);
+    if (need <= s->floats_per_thread) return GPT3_OK;
+    float *grown = (float *)GPT3_MALLOC((size_t)s->threads * need * sizeof(float));
+    if (!grown) return GPT3_ERR_NOMEM;
+    GPT3_FREE(s->memory);
+    s->memory = grown;
+    s->floats_per_thread = need;
+    return GPT3_OK;
+}
+
 /* Validate, make room, keep the tokens: the start of every forward. */
 static int gpt3__begin_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
     int rc = gpt3__check_batch(m, inputs, targets, B, T);
     if (rc != GPT3_OK) return rc;
     m->has_targets = 0;
     if (m->head) m->head->has_labels = 0;
-    rc = gpt3__reserve_activations(m, B, T);
+    rc = gpt3__reserve_scratch(&m->scratch, T);
+    if (rc == GPT3_OK) rc = gpt3__reserve_activations(m, B, T);
     if (rc == GPT3_OK && m->lora) rc = gpt3__reserve_lora(m, B, T);
     if (rc != GPT3_OK) return rc;
     memcpy(m->inputs, inputs, (size_t)B * T * sizeof(int));
@@ -3485,14 +3500,13 @@ GPT3DEF void gpt3_report_free(GPT3Report *r) {
     memset(r, 0, sizeof(*r));
 }
 
-/* Append to buf (size bytes, kept NUL-terminated) as snprintf would. */
+/* Append to buf (size bytes, kept NUL-terminated) as snprintf would;
+   *used counts what the whole text needs, even past size. */
 static void gpt3__append(char *buf, size_t size, size_t *used, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);
-    if (*used < size) {
-        int n = vsnprintf(buf + *used, size - *used, fmt, args);
-        if (n > 0) *used += (size_t)n;
-    }
+    int n = vsnprintf(*used < size ? buf + *used : NULL, *used < size ? size - *used : 0, fmt, args);
+    if (n > 0) *used += (size_t)n;
     va_end(args);
 }
 
@@ -4557,7 +4571,7 @@ GPT3DEF int gpt3_tokenizer_load(GPT3Tokenizer *tok, const char *encoder_json, co
     if (rc == GPT3_OK) rc = gpt3__parse_encoder(&encoder, &entries, &n, &pool, &line);
     if (rc == GPT3_OK) {
         int error_line = line;
-        qsort(entries, n, sizeof(GPT3__Entry), gpt3__by_id);
+        if (n) qsort(entries, n, sizeof(GPT3__Entry), gpt3__by_id);
         rc = n >= 256 && n <= (1 << 24) ? gpt3__tokenizer_begin(tok, n) : GPT3_ERR_VOCAB;
         for (size_t i = 0; rc == GPT3_OK && i < n; i++)   /* ids must be 0 .. n-1 */
             rc = entries[i].id == (long)i ? gpt3__add_token(tok, pool.data + entries[i].offset,

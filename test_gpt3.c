@@ -2009,6 +2009,19 @@ static void test_head_files(void) {
           a.num_parameters * 4);
     free(state);
     gpt3_free(&a);
+    /* a checkpoint of 1 MB with a context of 2^18 (C 1): loading it
+       allocates what it holds, not the attention's scratch for 2^18
+       positions (2 KB a position and thread), which waits for a forward */
+    GPT3Config longest = {1 << 18, 1, 1, 1, 1, 0};
+    gpt3_init(&a, &longest, 1);
+    gpt3_save(&a, "test_head.ckpt");
+    gpt3_free(&a);
+    test_alloc_largest = 0;
+    rc = gpt3_load(&a, "test_head.ckpt");
+    check(rc == GPT3_OK && test_alloc_largest < ((size_t)16 << 20), "checkpoint: a long context loads small",
+          "1 MB file, context 2^18: largest allocation %.1f MB", test_alloc_largest / 1e6);
+    gpt3_free(&a);
+    remove("test_head.ckpt");
     remove("test_head.bin");
     remove("test_head.state");
 }
@@ -2234,9 +2247,13 @@ static void test_report_entities(void) {
              near(r.per_class[0].recall, 1.0 / 3) && near(r.per_class[0].f1, 0.4) &&
              r.per_class[1].support == 2 && near(r.per_class[1].f1, 1.0) &&
              near(r.micro.precision, 0.75) && near(r.micro.recall, 0.6) && near(r.micro.f1, 2 * 0.75 * 0.6 / 1.35);
-    char text[2048];
-    gpt3_report_format(&r, NULL, text, sizeof(text));
+    char text[2048], small[100];
+    size_t needed = gpt3_report_format(&r, NULL, text, sizeof(text));
     ok &= strstr(text, "PER") && strstr(text, "micro avg") != NULL;
+    /* cut short, it still says how long the whole text is */
+    size_t needed_small = gpt3_report_format(&r, NULL, small, sizeof(small));
+    check(needed == strlen(text) && needed_small == needed && strlen(small) == sizeof(small) - 1,
+          "report: the length it needs, even cut short", "%zu bytes; into 100: %zu", needed, needed_small);
     check(ok, "report: entities, seqeval's rules", "PER P %.3f R %.3f F1 %.3f; micro F1 %.4f",
           rc == GPT3_OK ? r.per_class[0].precision : 0, rc == GPT3_OK ? r.per_class[0].recall : 0,
           rc == GPT3_OK ? r.per_class[0].f1 : 0, r.micro.f1);
