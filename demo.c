@@ -192,6 +192,10 @@ typedef struct {
    that the flag was not given. */
 #define UNSET INT_MIN
 
+/* The longest path a flag may give: paths are built in buffers of 1024
+   bytes with room for a file name after it. */
+#define MAX_PATH 900
+
 static void print_usage(const char *command, const char *summary, const Option *opts, int n) {
     fprintf(stderr, "usage: ./demo %s [flags]\n%s\n\nflags:\n", command, summary);
     for (int i = 0; i < n; i++) {
@@ -247,8 +251,14 @@ static int parse_flags(const char *command, const char *summary, int argc, char 
             end = (char *)"";
         }
         if (!end) {
-            fprintf(stderr, "demo %s: --%s: '%s' is not a valid %s\n", command, o->name, text,
-                    o->type == OPT_INT ? "whole number" : "number");
+            fprintf(stderr, "demo %s: --%s: '%s' is %s\n", command, o->name, text,
+                    errno == ERANGE || (o->type == OPT_INT && errno == 0 && *text && strspn(text + (*text == '-'), "0123456789") == strlen(text + (*text == '-')))
+                        ? "out of range" : o->type == OPT_INT ? "not a valid whole number" : "not a valid number");
+            return 1;
+        }
+        if (o->type == OPT_STRING && strcmp(o->name, "prompt") != 0 && strlen(text) > MAX_PATH) {
+            fprintf(stderr, "demo %s: --%s: a path of at most %d bytes, please (got %zu)\n", command, o->name,
+                    MAX_PATH, strlen(text));
             return 1;
         }
     }
@@ -293,6 +303,11 @@ static int open_tokenizer(GPT3Tokenizer *tok, const char *encoder, const char *b
         if (file_exists(enc_path) && file_exists(bpe_path)) {
             encoder = enc_path;
             bpe = bpe_path;
+        } else if (file_exists(enc_path) || file_exists(bpe_path)) {
+            fprintf(stderr, "demo: %s has %s beside it but not %s: copy it there, or give --encoder and --bpe\n",
+                    beside, file_exists(enc_path) ? "encoder.json" : "vocab.bpe",
+                    file_exists(enc_path) ? "vocab.bpe" : "encoder.json");
+            return 1;
         }
     }
     if (!encoder && !bpe) return gpt3_tokenizer_bytes(tok) == GPT3_OK ? 0 : 1;
@@ -428,11 +443,15 @@ static int prepare_tokens(GPT3Tokenizer *tok, const unsigned char *text, size_t 
     char train_path[1024], val_path[1024];
     snprintf(train_path, sizeof(train_path), "%s.train.tok", prefix);
     snprintf(val_path, sizeof(val_path), "%s.val.tok", prefix);
+    const char *failed = train_path;
     rc = gpt3_tokens_save(train_path, tokens, n_train, tok->vocab_size, tok->id);
-    if (rc == GPT3_OK) rc = gpt3_tokens_save(val_path, tokens + n_train, n_val, tok->vocab_size, tok->id);
+    if (rc == GPT3_OK && (rc = gpt3_tokens_save(val_path, tokens + n_train, n_val, tok->vocab_size, tok->id)) != GPT3_OK) {
+        failed = val_path;
+        remove(train_path); /* the two go together */
+    }
     free(ids);
     free(tokens);
-    if (rc != GPT3_OK) return fail(train_path, rc);
+    if (rc != GPT3_OK) return fail(failed, rc);
     fprintf(stderr, "%zu bytes -> %zu tokens (%.2f bytes/token, V %d): %s (%zu), %s (%zu)\n", n, n_ids,
             n_ids ? (double)n / (double)n_ids : 0.0, tok->vocab_size, train_path, n_train, val_path, n_val);
     return 0;
@@ -625,6 +644,23 @@ static int resume_matches(const TrainArgs *a, const GPT3Config *saved, const cha
         return 0;
     }
     return 1;
+}
+
+/* Training at (B, T) must fit in this machine's memory: say so before
+   allocating, not after minutes of swapping. */
+static int fits_in_memory(const char *command, const GPT3Config *cfg, int B, int T) {
+    double need = (double)gpt3_training_bytes(cfg, B, T), have = 0;
+#if defined(HAVE_POSIX) && defined(_SC_PHYS_PAGES)
+    have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+#endif
+    if (need > 0 && (have <= 0 || need <= have)) return 1;
+    if (need > 0)
+        fprintf(stderr, "demo %s: L %d, C %d at B %d, T %d needs %.1f GB to train; this machine has %.1f GB", command,
+                cfg->num_layers, cfg->channels, B, T, need / 1e9, have / 1e9);
+    else
+        fprintf(stderr, "demo %s: B %d x T %d is more than this header can index for this model", command, B, T);
+    fprintf(stderr, ": use a smaller model, --batch or --seq\n");
+    return 0;
 }
 
 static void progress(const TrainArgs *a, int step, float loss, float val, float lr, float norm,
@@ -852,6 +888,7 @@ static int cmd_train(int argc, char **argv) {
     GPT3 m;
     GPT3TrainState st = {0, 0, 0, train.tokenizer_id};
     char ckpt[1024];
+    memset(&m, 0, sizeof(m));
     snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", a.out);
     int status = 1, lock = -1;
     char unfinished[1100];
@@ -876,11 +913,13 @@ static int cmd_train(int argc, char **argv) {
         }
         if (!resume_matches(&a, &m.config, ckpt)) { gpt3_free(&m); goto done_data; }
         cfg = m.config;
-        fprintf(stderr, "resuming %s at step %d of %d\n", ckpt, st.step, a.steps);
-    } else {
-        if (train_config(&a, train.vocab_size, &cfg)) goto done_data;
-        rc = gpt3_init(&m, &cfg, (uint64_t)a.seed);
-        if (rc != GPT3_OK) { fail("init", rc); goto done_data; }
+        if (st.step >= a.steps)
+            fprintf(stderr, "the run in %s is at step %d already, and --steps is %d: nothing to train "
+                    "(give a larger --steps to train further)\n", a.out, st.step, a.steps);
+        else
+            fprintf(stderr, "resuming %s at step %d of %d\n", ckpt, st.step, a.steps);
+    } else if (train_config(&a, train.vocab_size, &cfg)) {
+        goto done_data;
     }
     if (a.seq == UNSET) a.seq = cfg.max_seq_len;
     if (a.seq > cfg.max_seq_len) {
@@ -894,6 +933,8 @@ static int cmd_train(int argc, char **argv) {
         gpt3_free(&m);
         goto done_data;
     }
+    if (!fits_in_memory("train", &cfg, a.batch, a.seq)) { gpt3_free(&m); goto done_data; }
+    if (!a.resume && (rc = gpt3_init(&m, &cfg, (uint64_t)a.seed)) != GPT3_OK) { fail("init", rc); goto done_data; }
     fprintf(stderr, "model: L %d, C %d, NH %d, context %d, W %d, V %d: %zu parameters; B %d, T %d, %d steps\n",
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size,
             m.num_parameters, a.batch, a.seq, a.steps);
@@ -1477,6 +1518,7 @@ typedef struct {
     char **labels;   /* classify: class names; ner: tag names (the label set
                         is the training file's)                             */
     int n_labels;
+    int cut;         /* examples longer than the context, cut to fit        */
 } Dataset;
 
 static void dataset_free(Dataset *d, int free_labels) {
@@ -1491,10 +1533,12 @@ static void dataset_free(Dataset *d, int free_labels) {
     memset(d, 0, sizeof(*d));
 }
 
-/* The index of name in the label set; added if allowed, else -1. */
+/* The index of name in the label set; added if allowed, else -1. A
+   report's confusion matrix is K x K: a thousand classes at most. */
+#define MAX_LABELS 1024
 static int label_index(Dataset *d, const char *name, int may_add) {
     for (int k = 0; k < d->n_labels; k++) if (strcmp(d->labels[k], name) == 0) return k;
-    if (!may_add) return -1;
+    if (!may_add || d->n_labels == MAX_LABELS) return -1;
     char **grown = (char **)realloc(d->labels, (size_t)(d->n_labels + 1) * sizeof(char *));
     if (!grown) return -1;
     d->labels = grown;
@@ -1502,6 +1546,19 @@ static int label_index(Dataset *d, const char *name, int may_add) {
     if (!d->labels[d->n_labels]) return -1;
     strcpy(d->labels[d->n_labels], name);
     return d->n_labels++;
+}
+
+/* Why label_index gave -1 for a label on line line_no of path. */
+static void say_unknown_label(const Dataset *d, const char *path, int line_no, const char *what, const char *name,
+                              int is_train) {
+    if (is_train && d->n_labels == MAX_LABELS)
+        fprintf(stderr, "demo finetune: %s:%d: more than %d different %ss: this is not a label column\n", path,
+                line_no, MAX_LABELS, what);
+    else if (is_train)
+        fprintf(stderr, "demo finetune: out of memory\n");
+    else
+        fprintf(stderr, "demo finetune: %s:%d: the %s '%s' does not appear in the training data (%s sets differ)\n",
+                path, line_no, what, name, what);
 }
 
 static Example *new_example(Dataset *d) {
@@ -1554,19 +1611,19 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
                 *tab = 0;
                 e->label = label_index(d, line, is_train);
                 if (e->label < 0) {
-                    fprintf(stderr, "demo finetune: %s:%d: the label '%s' does not appear in the training data\n",
-                            path, line_no + 1, line);
+                    say_unknown_label(d, path, line_no + 1, "label", line, is_train);
                     status = 1;
                 } else if (append_tokens(tok, e, tab + 1, strlen(tab + 1)) < 0) {
                     status = 1;
                 }
-                if (e->n > max_len) e->n = max_len;
+                if (e->n > max_len) { e->n = max_len; d->cut++; }
             } else {
                 int n_prompt = append_tokens(tok, e, line, (size_t)(tab - line));
                 int n_completion = append_tokens(tok, e, tab + 1, strlen(tab + 1));
                 if (n_prompt < 0 || n_completion < 0) { status = 1; break; }
                 if (tok->eot >= 0) e->ids[e->n++] = tok->eot; /* where a completion ends */
                 int keep = e->n > max_len + 1 ? max_len + 1 : e->n, drop = e->n - keep;
+                d->cut += drop > 0;
                 memmove(e->ids, e->ids + drop, (size_t)keep * sizeof(int)); /* long prompts lose their start */
                 e->n = keep - 1; /* inputs: all but the last token; targets: the next ones */
                 e->targets = (int *)malloc((size_t)(e->n + 1) * sizeof(int));
@@ -1588,29 +1645,38 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
 /* CoNLL: "token tag" lines, a blank line between sentences. Each word is
    tokenized with a space before it (but the first); its tag sits on its
    first sub-token, the others get -1 (ignored). */
-static int finish_sentence(GPT3Tokenizer *tok, Example *e, char **words, int *tags, int n_words, int max_len) {
+static int finish_sentence(GPT3Tokenizer *tok, Dataset *d, Example *e, char **words, int *tags, int n_words,
+                           int max_len) {
     e->targets = (int *)malloc(((size_t)max_len + 64) * sizeof(int));
     e->words = (int *)malloc(((size_t)n_words + 1) * sizeof(int));
     if (!e->targets || !e->words) return 1;
     for (int w = 0; w < n_words; w++) {
-        char piece[512];
-        snprintf(piece, sizeof(piece), "%s%s", w ? " " : "", words[w]);
+        size_t len = strlen(words[w]);
+        char *piece = (char *)malloc(len + 2); /* " word": the space is part of the piece */
+        if (!piece) return 1;
+        snprintf(piece, len + 2, "%s%s", w ? " " : "", words[w]);
         int before = e->n, got = append_tokens(tok, e, piece, strlen(piece));
+        free(piece);
         if (got < 0) return 1;
-        if (e->n > max_len) { e->n = before; break; } /* a sentence longer than the context is cut */
+        if (e->n > max_len) { /* a sentence longer than the context is cut */
+            e->n = before;
+            d->cut++;
+            break;
+        }
         for (int t = before; t < e->n; t++) e->targets[t] = t == before ? tags[w] : -1;
         e->words[e->n_words++] = tags[w];
     }
     return 0;
 }
 
+#define MAX_WORDS 1024 /* a sentence's */
 static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int max_len) {
     size_t size;
     char *text = (char *)read_file(path, &size);
     if (!text) return 1;
     if (!no_nul(path, text, size)) { free(text); return 1; }
-    char *words[1024];
-    int tags[1024], n_words = 0, line_no = 0, status = 0;
+    char *words[MAX_WORDS];
+    int tags[MAX_WORDS], n_words = 0, line_no = 0, status = 0;
     for (char *line = text; status == 0 && line <= text + size; line_no++) {
         char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
         if (end > line && end[-1] == '\r') end--;
@@ -1619,7 +1685,7 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
         if (end == line || line == text + size) { /* the end of a sentence */
             if (n_words > 0) {
                 Example *e = new_example(d);
-                status = !e || finish_sentence(tok, e, words, tags, n_words, max_len);
+                status = !e || finish_sentence(tok, d, e, words, tags, n_words, max_len);
             }
             n_words = 0;
         } else if (!space || space == line || strchr(space + 1, ' ') || !space[1]) {
@@ -1628,12 +1694,15 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
         } else if (strcmp(space + 1, "O") != 0 && (strlen(space + 1) < 3 || (space[1] != 'B' && space[1] != 'I') || space[2] != '-')) {
             fprintf(stderr, "demo finetune: %s:%d: '%s' is not a BIO tag (O, B-TYPE, I-TYPE)\n", path, line_no + 1, space + 1);
             status = 1;
-        } else if (n_words < 1024) {
+        } else if (n_words == MAX_WORDS) {
+            fprintf(stderr, "demo finetune: %s:%d: a sentence of more than %d words (a blank line missing?)\n", path,
+                    line_no + 1, MAX_WORDS);
+            status = 1;
+        } else {
             *space = 0;
             tags[n_words] = label_index(d, space + 1, is_train);
             if (tags[n_words] < 0) {
-                fprintf(stderr, "demo finetune: %s:%d: the tag '%s' does not appear in the training data (tag sets differ)\n",
-                        path, line_no + 1, space + 1);
+                say_unknown_label(d, path, line_no + 1, "tag", space + 1, is_train);
                 status = 1;
             }
             words[n_words++] = line;
@@ -1643,7 +1712,7 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
     }
     if (status == 0 && n_words > 0) {
         Example *e = new_example(d);
-        status = !e || finish_sentence(tok, e, words, tags, n_words, max_len);
+        status = !e || finish_sentence(tok, d, e, words, tags, n_words, max_len);
     }
     free(text);
     if (status == 0 && d->count == 0) {
@@ -1743,17 +1812,23 @@ static double task_metric(int task, const GPT3Report *r, double loss) {
 /* Print a report to stderr and append it to the report file. */
 static void show_report(const FinetuneArgs *a, const char *title, int task, const GPT3Report *r,
                         double loss, const Dataset *train) {
-    char text[16384];
-    if (task == TASK_GENERATE)
-        snprintf(text, sizeof(text), "loss %.4f, perplexity %.3f\n", loss, exp(loss));
-    else
-        gpt3_report_format(r, task == TASK_CLASSIFY ? (const char *const *)train->labels : NULL, text, sizeof(text));
+    const char *const *names = task == TASK_CLASSIFY ? (const char *const *)train->labels : NULL;
+    char line[128], *text = line;
+    if (task == TASK_GENERATE) {
+        snprintf(line, sizeof(line), "loss %.4f, perplexity %.3f\n", loss, exp(loss));
+    } else { /* as long as the report needs */
+        size_t size = gpt3_report_format(r, names, line, 1) + 1;
+        text = (char *)malloc(size);
+        if (!text) return;
+        gpt3_report_format(r, names, text, size);
+    }
     fprintf(stderr, "\n-- %s --\n%s", title, text);
     FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
     if (f) {
         fprintf(f, "\n-- %s --\n%s", title, text);
         fclose(f);
     }
+    if (text != line) free(text);
 }
 
 /* Copies of everything that trains: the best dev epoch's values. */
@@ -1859,7 +1934,11 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
 }
 
 static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int maxT) {
-    return task == TASK_NER ? load_conll(path, tok, d, is_train, maxT) : load_tsv(path, task, tok, d, is_train, maxT);
+    int rc = task == TASK_NER ? load_conll(path, tok, d, is_train, maxT) : load_tsv(path, task, tok, d, is_train, maxT);
+    if (rc == 0 && d->cut)
+        fprintf(stderr, "note: %s: %d of %d examples are longer than the model's context (%d tokens): cut to fit\n",
+                path, d->cut, d->count, maxT);
+    return rc;
 }
 
 /* The training file's labels must give the head something to learn: two
@@ -1922,7 +2001,12 @@ static int parse_trainable(const char *text, int *trainable) {
 static int open_base(GPT3 *m, const char *model, const char *init, int vocab_size, int context, int seed) {
     if (init) {
         GPT3Config cfg;
-        if (gpt3_preset(&cfg, init) != GPT3_OK) return fail(init, GPT3_ERR_PRESET);
+        if (gpt3_preset(&cfg, init) != GPT3_OK) {
+            fprintf(stderr, "demo finetune: --init: no preset '%s'; presets:", init);
+            for (int i = 0; gpt3_preset_name(i); i++) fprintf(stderr, " %s", gpt3_preset_name(i));
+            fprintf(stderr, "\n");
+            return 1;
+        }
         cfg.vocab_size = vocab_size;
         if (context > 0) cfg.max_seq_len = context;
         int rc = gpt3_init(m, &cfg, (uint64_t)seed);
@@ -2125,9 +2209,10 @@ static int finetune_builtin(FinetuneFlags *base) {
 
 static int cmd_finetune(int argc, char **argv) {
     FinetuneFlags f;
-    const char *task = "classify";
+    static const char *default_task = "classify", *default_model = "demo_out/model.ckpt";
+    const char *task = default_task;
     memset(&f, 0, sizeof(f));
-    f.model = "demo_out/model.ckpt";
+    f.model = default_model;
     f.trainable = "all";
     f.split_seed = 1;
     f.a.epochs = 4;
@@ -2188,7 +2273,20 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
         return 1;
     }
-    if (!f.train && !f.dev && !f.test && !f.data) { /* the built-in examples' settings */
+    const char *conflict = f.data && (f.train || f.dev || f.test) ? "--data and --train/--dev/--test: give one or the other"
+                           : f.context && !f.init ? "--context is for --init (a checkpoint has its own context)"
+                           : f.init && f.model != default_model ? "--model and --init: give one"
+                           : NULL;
+    int builtin = !f.train && !f.dev && !f.test && !f.data;
+    if (!conflict && builtin && (task != default_task || f.out || f.init || f.teacher || f.encoder || f.bpe ||
+                                 f.model != default_model))
+        conflict = "with no data files it runs the built-in examples, which choose their own --task, --out, --model, "
+                   "--init, --teacher and tokenizer: give --train/--dev/--test (or --data) to choose them";
+    if (conflict) {
+        fprintf(stderr, "demo finetune: %s\n", conflict);
+        return 1;
+    }
+    if (builtin) { /* the built-in examples' settings */
         if (argc == 0) { f.a.epochs = 6; f.a.lr = 3e-3f; }
         return finetune_builtin(&f);
     }
@@ -2307,6 +2405,14 @@ static int cmd_main_job(void) {
 
 /* ------------------------------------------------------------------------ */
 
+/* A command's status, unless what it wrote to stdout did not all arrive
+   (a full disk, a closed pipe): then an error. */
+static int stdout_written(int status) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return status;
+    fprintf(stderr, "demo: writing the output failed: %s\n", strerror(errno));
+    return 1;
+}
+
 static void print_help(void) {
     fprintf(stderr,
             "gpt3.h demo: GPT-3 in one C header\n\n"
@@ -2318,12 +2424,12 @@ static void print_help(void) {
             "  ./demo decode          token ids on stdin -> bytes\n"
             "  ./demo bpe-train       learn a byte-level BPE from a text file\n"
             "  ./demo finetune        fine-tune on a task (classify, ner, generate); alone: the built-in examples\n"
-            "  ./demo bench           tokenizer and generation speed\n\n"
+            "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) return cmd_main_job();
+    if (argc < 2) return stdout_written(cmd_main_job());
     const char *cmd = argv[1];
     struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
@@ -2331,7 +2437,7 @@ int main(int argc, char **argv) {
         {"bench", cmd_bench}, {"finetune", cmd_finetune},
     };
     for (int i = 0; i < COUNT(commands); i++)
-        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+        if (strcmp(cmd, commands[i].name) == 0) return stdout_written(commands[i].run(argc - 2, argv + 2));
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         print_help();
         return 0;
