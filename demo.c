@@ -235,25 +235,25 @@ static int parse_flags(const char *command, const char *summary, int argc, char 
             fprintf(stderr, "demo %s: --%s needs a value\n", command, o->name);
             return 1;
         }
-        const char *text = argv[++i];
+        const char *text = argv[++i], *bad = NULL;
         char *end = NULL;
         errno = 0;
         if (o->type == OPT_INT) {
             long v = strtol(text, &end, 10);
-            if (*text == 0 || *end != 0 || errno || v < -2147483647L || v > 2147483647L) end = NULL;
+            int range = errno == ERANGE || v < -2147483647L || v > 2147483647L;
+            if (*text == 0 || *end != 0) bad = "not a valid whole number";
+            else if (range) bad = "out of range";
             else *(int *)o->value = (int)v;
         } else if (o->type == OPT_FLOAT) {
             float v = strtof(text, &end);
-            if (*text == 0 || *end != 0 || errno || v != v) end = NULL;
+            if (*text == 0 || *end != 0 || v != v) bad = "not a valid number";
+            else if (errno == ERANGE) bad = "out of range";
             else *(float *)o->value = v;
         } else {
             *(const char **)o->value = text;
-            end = (char *)"";
         }
-        if (!end) {
-            fprintf(stderr, "demo %s: --%s: '%s' is %s\n", command, o->name, text,
-                    errno == ERANGE || (o->type == OPT_INT && errno == 0 && *text && strspn(text + (*text == '-'), "0123456789") == strlen(text + (*text == '-')))
-                        ? "out of range" : o->type == OPT_INT ? "not a valid whole number" : "not a valid number");
+        if (bad) {
+            fprintf(stderr, "demo %s: --%s: '%s' is %s\n", command, o->name, text, bad);
             return 1;
         }
         if (o->type == OPT_STRING && strcmp(o->name, "prompt") != 0 && strlen(text) > MAX_PATH) {
@@ -373,7 +373,8 @@ static int cmd_decode(int argc, char **argv) {
         while (i < n && text[i] >= '0' && text[i] <= '9' && id <= 2147483647LL) id = 10 * id + (text[i++] - '0');
         int ends = i == n || text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r';
         size_t len;
-        const unsigned char *bytes = i > start && ends && id <= 2147483647LL ? gpt3_token_bytes(&tok, (int)id, &len) : NULL;
+        const unsigned char *bytes =
+            i > start && ends && id <= 2147483647LL ? gpt3_token_bytes(&tok, (int)id, &len) : NULL;
         position++;
         if (!bytes) { /* the word, with bytes that do not print as \xNN */
             fprintf(stderr, "demo decode: id #%ld '", position);
@@ -729,19 +730,22 @@ static int trim_metrics(const char *tsv, int step) {
 }
 
 /* One optimizer step on the loader's next batch: forward, backward, clip,
-   AdamW. A loss or a gradient that is not finite stops it before the
-   parameters change: *loss and *norm say which. */
+   AdamW. A loss or a gradient norm that is not finite stops it before the
+   parameters change (STEP_NOT_FINITE; *loss and *norm say which). */
+enum { STEP_NOT_FINITE = -1 };
 static int train_step(const TrainArgs *a, GPT3 *m, GPT3DataLoader *dl, int step, float lr,
                       float *loss, float *norm) {
     gpt3_loader_next(dl);
     int rc = gpt3_forward(m, dl->inputs, dl->targets, a->batch, a->seq);
     *loss = m->mean_loss;
     *norm = 0.0f;
-    if (rc != GPT3_OK || !isfinite(*loss)) return rc != GPT3_OK ? rc : GPT3_ERR_ARGUMENT;
+    if (rc != GPT3_OK) return rc;
+    if (!isfinite(*loss)) return STEP_NOT_FINITE;
     gpt3_zero_grad(m);
     rc = gpt3_backward(m);
     *norm = gpt3_clip_grad_norm(m, a->clip);
-    if (rc != GPT3_OK || !isfinite(*norm)) return rc != GPT3_OK ? rc : GPT3_ERR_ARGUMENT;
+    if (rc != GPT3_OK) return rc;
+    if (!isfinite(*norm)) return STEP_NOT_FINITE;
     return gpt3_adamw_step(m, lr, a->beta1, a->beta2, a->eps, a->weight_decay, step + 1);
 }
 
@@ -761,7 +765,11 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         if (trim_metrics(tsv, st->step)) { gpt3_loader_free(&dl); return 1; }
     }
     FILE *log = fopen(tsv, st->step > 0 ? "a" : "w");
-    if (!log) { gpt3_loader_free(&dl); fprintf(stderr, "demo train: cannot write %s: %s\n", tsv, strerror(errno)); return 1; }
+    if (!log) {
+        fprintf(stderr, "demo train: cannot write %s: %s\n", tsv, strerror(errno));
+        gpt3_loader_free(&dl);
+        return 1;
+    }
     if (st->step == 0) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
     int val_ok = val->count > (size_t)T;
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
@@ -775,10 +783,10 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         double t0 = now_seconds();
         float lr = gpt3_lr_schedule(st->step, a->lr, a->warmup, a->steps);
         rc = train_step(a, m, &dl, st->step, lr, &loss, &norm);
-        if (rc != GPT3_OK && (!isfinite(loss) || !isfinite(norm))) {
-            fprintf(stderr, "\ndemo train: the %s is %s at step %d: stopped before it changed the parameters; "
+        if (rc == STEP_NOT_FINITE) {
+            fprintf(stderr, "\ndemo train: the %s is not finite at step %d: stopped before it changed the parameters; "
                     "try a lower --lr or --weight-decay, or keep --clip on\n",
-                    isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? "not finite" : "not finite", st->step + 1);
+                    isfinite(loss) ? "gradient norm" : "loss", st->step + 1);
             say_last_save(ckpt, saved_step);
             status = 1;
             break;

@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.6 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.6.7 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -74,6 +74,10 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.6.7  robustness: the same bits on any thread count (blocks from the
+              product's shape), a window >= T is dense, a checkpoint and its
+              state saved as one (gpt3_save_run, gpt3_load_run), loaders
+              check lengths before allocating, folders and pipes refused
        0.6.6  speed: with AVX-512, the micro-kernel for packed slivers in
               intrinsics (one broadcast load per row and step, no permutes)
        0.6.5  speed: the micro-kernel's operands passed by pointer (a
