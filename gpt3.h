@@ -436,9 +436,10 @@ GPT3DEF int  gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed)
 GPT3DEF int  gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths,
                                const int *labels, int B, int T);
 GPT3DEF int  gpt3_head_backward(GPT3 *m);
-/* A head in a file of its own (16 uint32: "GHED", version 1, kind, K, C;
-   then weight and bias as float32). Load attaches it to m;
-   GPT3_ERR_MISMATCH if m has other channels. */
+/* A head in a file of its own (16 uint32: "GHED", version 1, kind, K, C,
+   the model's fingerprint; then weight and bias as float32). Load attaches
+   it to m; GPT3_ERR_MISMATCH if m has other channels, or other parameters
+   than the model the head was saved with. */
 GPT3DEF int  gpt3_head_save(const GPT3 *m, const char *path);
 GPT3DEF int  gpt3_head_load(GPT3 *m, const char *path);
 
@@ -5124,7 +5125,11 @@ GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_pa
 
 /* ---- Task heads ------------------------------------------------------------
    16 little-endian uint32 -- magic "GHED", version 1, kind, num_classes,
-   channels, zeros -- then the weight (K, C) and bias (K) as float32. */
+   channels, a fingerprint of the model's parameters (0 in files from
+   before 0.6.7: not checked), zeros -- then the weight (K, C) and bias (K)
+   as float32. The fingerprint ties the head to its checkpoint: a head
+   saved beside another model's parameters (a save of the pair cut off
+   between its two files) is refused, not used with the wrong model. */
 #define GPT3__HEAD_MAGIC 0x44454847 /* "GHED" */
 
 GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
@@ -5135,6 +5140,7 @@ GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
     header[2] = (uint32_t)m->head->kind;
     header[3] = (uint32_t)m->head->num_classes;
     header[4] = (uint32_t)m->config.channels;
+    header[5] = gpt3__params_fingerprint(m);
     GPT3__AtomicFile file;
     int rc = gpt3__atomic_open(&file, path);
     if (rc != GPT3_OK) return rc;
@@ -5154,6 +5160,7 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     else if (got < 16) rc = GPT3_ERR_TRUNCATED;
     else if (header[1] != 1) rc = GPT3_ERR_VERSION;
     else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
+    else if (header[5] != 0 && header[5] != gpt3__params_fingerprint(m)) rc = GPT3_ERR_MISMATCH;
     else if (!gpt3__head_shape_ok(header[2], header[3])) rc = GPT3_ERR_CORRUPT;
     else if ((rc = gpt3__check_length(f, (double)header[3] * (m->config.channels + 1.0) * sizeof(float))) ==
              GPT3_OK) /* the size, before allocating what the header asks for */

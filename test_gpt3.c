@@ -1971,6 +1971,12 @@ static void test_head_files(void) {
                b.head->num_classes == 3 && memcmp(a.head->params, b.head->params, n * 4) == 0;
     check(same, "head file: save and load", "3 classes, C %d: %s", cfg.channels, same ? "the same" : "differ");
     gpt3_free(&b);
+    /* beside other parameters (a model saved after its head, or another's) */
+    gpt3_init(&b, &cfg, 91);
+    int other = gpt3_head_load(&b, "test_head.bin");
+    check(other == GPT3_ERR_MISMATCH && !b.head, "head file: refused for another model's parameters", "-> %s",
+          gpt3_strerror(other));
+    gpt3_free(&b);
     struct { const char *label; uint32_t kind, K, C; size_t floats; int want; } bad[] = {
         {"head file: cut short", GPT3_HEAD_CLASSES, 3, 8, 20, GPT3_ERR_TRUNCATED},
         {"head file: 2^20 classes in 64 bytes", GPT3_HEAD_TAGS, 1u << 20, 8, 0, GPT3_ERR_TRUNCATED},
