@@ -2084,7 +2084,10 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
     if (open_base(&m, f->model, f->init, tok.vocab_size, f->context, f->a.seed)) { gpt3_tokenizer_free(&tok); return 1; }
     int maxT = m.config.max_seq_len;
-    if (f->a.lora_rank > m.config.channels) {
+    if (f->a.trainable > m.config.num_layers) {
+        fprintf(stderr, "demo finetune: --trainable top:%d, but the model has %d blocks: use top:%d or all\n",
+                f->a.trainable, m.config.num_layers, m.config.num_layers);
+    } else if (f->a.lora_rank > m.config.channels) {
         fprintf(stderr, "demo finetune: --lora-rank %d is larger than the model's %d channels (C): use at most %d\n",
                 f->a.lora_rank, m.config.channels, m.config.channels);
     } else if (f->data) {

@@ -251,6 +251,7 @@ printf 'positive\tgood\nnegative\tba\000d\npositive\tfine\n' >"$W/nul.tsv"
 expect_error "cli finetune: a NUL byte in a TSV, with its line" "nul.tsv:2: a NUL byte" $CLS --dev "$W/nul.tsv" --test "$W/a.tsv"
 expect_error "cli finetune: --lr -1" "must be between" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lr -1
 expect_error "cli finetune: --distill-temperature 0" "must be above 0" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --distill-temperature 0
+expect_error "cli finetune: --trainable top:K past the blocks" "has 2 blocks" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable top:5
 expect_error "cli finetune: --lora-rank above C" "larger than the model's 64 channels" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lora-rank 65
 cp "$W/straight/model.ckpt" "$W/teacher.ckpt"
 expect_error "cli finetune: a teacher without its .head" "teacher.ckpt.head: cannot open" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher "$W/teacher.ckpt"
