@@ -1293,9 +1293,9 @@ static int bench_matmuls(const Bench *b) {
             double ms[64];
             for (int r = -1; r < b->runs; r++) {
                 double t0 = now_seconds();
-                if (p == 0) matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
-                if (p == 1) matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
-                if (p == 2) matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
+                if (p == 0) gpt3__matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
+                if (p == 1) gpt3__matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
+                if (p == 2) gpt3__matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
                 if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0);
             }
             char name[64];
@@ -1325,7 +1325,7 @@ static int bench_attention(const Bench *b) {
     int T = 2048, C = 768, NH = 12, windows[2] = {T, 256};
     double result[2];
     GPT3Scratch s;
-    if (!scratch_alloc(&s, attention_scratch_floats(T))) return fail("attention", GPT3_ERR_NOMEM);
+    if (!scratch_alloc(&s, gpt3__attention_scratch_floats(T))) return fail("attention", GPT3_ERR_NOMEM);
     float *qkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
     float *dqkv = (float *)calloc((size_t)T * 3 * C, sizeof(float));
     float *out = (float *)calloc((size_t)T * C, sizeof(float));
@@ -1342,8 +1342,8 @@ static int bench_attention(const Bench *b) {
     for (int r = -1; r < b->runs; r++)
         for (int k = 0; k < 2; k++) {
             double t0 = now_seconds();
-            attention_forward(out, att, qkv, 1, T, C, NH, windows[k], NULL, 0, &s);
-            attention_backward(dqkv, datt, out, qkv, att, 1, T, C, NH, windows[k], NULL, 0, &s);
+            gpt3__attention_forward(out, att, qkv, 1, T, C, NH, windows[k], NULL, 0, &s);
+            gpt3__attention_backward(dqkv, datt, out, qkv, att, 1, T, C, NH, windows[k], NULL, 0, &s);
             if (r >= 0) ms[k][r] = 1e3 * (now_seconds() - t0);
             if (r >= 0 && k == 1) ratios[r] = ms[1][r] / ms[0][r];
         }

@@ -891,7 +891,7 @@ static float gpt3__exp_negative(float x) {
 
 /* ---- Embedding ----------------------------------------------------------
    out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]                                  */
-static void encoder_forward(float *out, const int *tokens, const float *wte,
+static void gpt3__encoder_forward(float *out, const int *tokens, const float *wte,
                             const float *wpe, int B, int T, int C) {
     /* out (B,T,C), tokens (B,T), wte (V,C), wpe (maxT,C) */
     #pragma omp parallel for
@@ -908,7 +908,7 @@ static void encoder_forward(float *out, const int *tokens, const float *wte,
        dL/dwpe[t,:] = sum over b of dout[b,t,:].
    Two positions holding the same token write the same row, so the threads
    split the channels i instead, each going over every position in order. */
-static void encoder_backward(float *dwte, float *dwpe, const float *dout,
+static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
                              const int *tokens, int B, int T, int C) {
     #pragma omp parallel
     {
@@ -932,7 +932,7 @@ static void encoder_backward(float *dwte, float *dwpe, const float *dout,
        r = 1 / sqrt(sigma^2 + 1e-5),   xhat_i = (x_i - mu) r,
        y_i = w_i xhat_i + b_i.
    mean and rstd (= r) are kept for the backward pass.                     */
-static void layernorm_forward(float *out, float *mean, float *rstd,
+static void gpt3__layernorm_forward(float *out, float *mean, float *rstd,
                               const float *inp, const float *weight,
                               const float *bias, int B, int T, int C) {
     /* out, inp (B,T,C); mean, rstd (B,T); weight, bias (C) */
@@ -960,7 +960,7 @@ static void layernorm_forward(float *out, float *mean, float *rstd,
    dinp rows are independent (parallel over rows); dweight and dbias sum
    over rows, so the threads split the channels, each summing its channels
    over the rows in one fixed order.                                       */
-static void layernorm_backward(float *dinp, float *dweight, float *dbias,
+static void gpt3__layernorm_backward(float *dinp, float *dweight, float *dbias,
                                const float *dout, const float *inp,
                                const float *weight, const float *mean,
                                const float *rstd, int B, int T, int C) {
@@ -1050,7 +1050,7 @@ static float gpt3__max_value(const float *x, int n) {
 
 /* Reference: every output is one dot product, the outputs o split over
    the threads (so one row, as in generation, uses them all). */
-static void matmul_forward_reference(float *out, const float *inp, const float *weight,
+static void gpt3__matmul_forward_reference(float *out, const float *inp, const float *weight,
                                      const float *bias, int B, int T, int C, int OC) {
     /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
     #pragma omp parallel for schedule(static)
@@ -1063,7 +1063,7 @@ static void matmul_forward_reference(float *out, const float *inp, const float *
 /* Reference: each gradient a sum of scaled rows. dinp is split over rows
    n and dW, db over rows o, so no two threads write the same element.
    Any of dinp, dweight, dbias may be NULL. */
-static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
+static void gpt3__matmul_backward_reference(float *dinp, float *dweight, float *dbias,
                                       const float *dout, const float *inp,
                                       const float *weight, int B, int T, int C, int OC) {
     int N = B * T;
@@ -1104,17 +1104,17 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
    NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
 #define GPT3__MR 8
 #define GPT3__NR 48
-#ifndef GPT3__KC
-#define GPT3__KC 512
+#ifndef GPT3_KC
+#define GPT3_KC 512
 #endif
-#ifndef GPT3__NC
-#define GPT3__NC 192
+#ifndef GPT3_NC
+#define GPT3_NC 192
 #endif
-#ifndef GPT3__MC
-#define GPT3__MC 128
+#ifndef GPT3_MC
+#define GPT3_MC 128
 #endif
-#if GPT3__NC % GPT3__NR != 0 || GPT3__MC % GPT3__MR != 0
-#error "gpt3.h: GPT3__NC must be a multiple of 48 (NR) and GPT3__MC of 8 (MR)"
+#if GPT3_NC % GPT3__NR != 0 || GPT3_MC % GPT3__MR != 0
+#error "gpt3.h: GPT3_NC must be a multiple of 48 (NR) and GPT3_MC of 8 (MR)"
 #endif
 /* The cache blocks of a product whose C has M rows. With at most C_ROWS
    rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
@@ -1132,8 +1132,8 @@ static void matmul_backward_reference(float *dinp, float *dweight, float *dbias,
 #define GPT3__C_ROWS 256
 static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
     int c_stays = M <= GPT3__C_ROWS;
-    *kc_block = c_stays ? GPT3__KC : GPT3__KC / 2;
-    *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
+    *kc_block = c_stays ? GPT3_KC : GPT3_KC / 2;
+    *nc_block = (c_stays ? GPT3_NC : 2 * GPT3_NC) * (K <= *kc_block ? 4 : 1);
     if (K <= *kc_block * 3 / 2) *kc_block = K;
 }
 
@@ -1147,16 +1147,16 @@ static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
        columns before the next, so A comes from memory once and C, which
        is small, comes back from the cache (the LM head's dinp 5-12% faster);
      - nothing: A is copied again for every NC columns, from the cache. */
-#define GPT3__A_FLOATS (4 * GPT3__MC * GPT3__KC)
-#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3__KC * 4 * GPT3__NC)
-#ifndef GPT3__A_STREAMED
-#define GPT3__A_STREAMED ((size_t)4 << 20)
+#define GPT3__A_FLOATS (4 * GPT3_MC * GPT3_KC)
+#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3_NC)
+#ifndef GPT3_A_STREAMED
+#define GPT3_A_STREAMED ((size_t)4 << 20)
 #endif
 enum { GPT3__KEEP_NONE, GPT3__KEEP_BLOCK, GPT3__KEEP_ALL };
 static int gpt3__keep_a(int rows, int K, int KC) {
     size_t rows_all = (size_t)(rows + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
     if (rows_all * K <= GPT3__A_FLOATS) return GPT3__KEEP_ALL;
-    if (rows_all * K > GPT3__A_STREAMED && rows_all * KC <= GPT3__A_FLOATS) return GPT3__KEEP_BLOCK;
+    if (rows_all * K > GPT3_A_STREAMED && rows_all * KC <= GPT3__A_FLOATS) return GPT3__KEEP_BLOCK;
     return GPT3__KEEP_NONE;
 }
 
@@ -1493,14 +1493,14 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
        the weight gradients were 1-8% slower in place.
    Paired runs: the attention 11% faster dense, 5% banded and 11% at the
    teaching size, the layers' dinp up to 10%, the teaching step 3%. */
-#ifndef GPT3__IN_PLACE_K
-#define GPT3__IN_PLACE_K 128
+#ifndef GPT3_IN_PLACE_K
+#define GPT3_IN_PLACE_K 128
 #endif
-#ifndef GPT3__IN_PLACE_N
-#define GPT3__IN_PLACE_N 768
+#ifndef GPT3_IN_PLACE_N
+#define GPT3_IN_PLACE_N 768
 #endif
 static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
-    if (a.sk == 1) return kc >= GPT3__IN_PLACE_K && cols <= GPT3__IN_PLACE_N;
+    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
     return a.si == 1 && cols <= 4 * GPT3__NR_STEP;
 }
 
@@ -1525,8 +1525,8 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
     for (int jr = 0; jr < nc; jr += nr) /* in one pass for all panels, dinp was 2-3% slower */
         gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
-    for (int ic = i0; ic < i1; ic += GPT3__MC) {
-        int mc = gpt3__min(GPT3__MC, i1 - ic);
+    for (int ic = i0; ic < i1; ic += GPT3_MC) {
+        int mc = gpt3__min(GPT3_MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
         if (copy_a && !band && !in_place) /* every sliver of the block in one call */
             gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
@@ -1637,13 +1637,13 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
    versions are then the fast ones. */
 #define GPT3__FEW_ROWS 4
 
-static void matmul_forward(float *out, const float *inp, const float *weight,
+static void gpt3__matmul_forward(float *out, const float *inp, const float *weight,
                            const float *bias, int B, int T, int C, int OC,
                            const GPT3Scratch *scratch) {
     /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
     int N = B * T;
     if (N <= GPT3__FEW_ROWS) {
-        matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
+        gpt3__matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
         return;
     }
     GPT3__Output y = {out, (size_t)OC, bias}; /* out = bias + x W^T */
@@ -1651,12 +1651,12 @@ static void matmul_forward(float *out, const float *inp, const float *weight,
     gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
 }
 
-static void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int B, int T, int C,
                             int OC, const GPT3Scratch *scratch) {
     int N = B * T;
     if (N <= GPT3__FEW_ROWS) {
-        matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
+        gpt3__matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
         return;
     }
     if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
@@ -1697,7 +1697,7 @@ static float gpt3__dropout_scale(const GPT3__Dropout *d, uint64_t site, uint64_t
 }
 
 /* In place: x = dropout(x); the backward pass is the same call on dL/dx. */
-static void dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t site) {
+static void gpt3__dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t site) {
     if (!d || d->p <= 0.0f) return;
     #pragma omp parallel for
     for (size_t i = 0; i < n; i++) x[i] *= gpt3__dropout_scale(d, site, i);
@@ -1715,13 +1715,15 @@ static void dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t s
    it costs O(T W) time and memory, not O(T^2). Row t of att starts at
    position start(t) = max(0, t - window + 1) and holds span = min(window, T)
    floats, of which the first t - start(t) + 1 are used.                   */
-static int attention_span(int window, int T) { return window < T ? window : T; }
-static int attention_start(int window, int t) { return t - window + 1 > 0 ? t - window + 1 : 0; }
+static int gpt3__attention_span(int window, int T) { return window < T ? window : T; }
+static int gpt3__attention_start(int window, int t) {
+    return t - window + 1 > 0 ? t - window + 1 : 0;
+}
 
 /* The reference kernels, one query row at a time (the KV cache's too).
    Scores q . k_s for the n positions start .. start+n-1; position s lives
    in row s % rows of keys (rows stride floats apart). */
-static void attention_scores(float *scores, const float *q, const float *keys, size_t stride,
+static void gpt3__attention_scores(float *scores, const float *q, const float *keys, size_t stride,
                              int start, int n, int rows, int hs) {
     for (int j = 0; j < n; j++)
         scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
@@ -1729,7 +1731,7 @@ static void attention_scores(float *scores, const float *q, const float *keys, s
 
 /* att = softmax(scale * scores) over a row of n (att may be scores). The
    maximum and the sum run over 16 lanes, so that they vectorise. */
-static void attention_softmax(float *att, const float *scores, int n, float scale) {
+static void gpt3__attention_softmax(float *att, const float *scores, int n, float scale) {
     for (int j = 0; j < n; j++) att[j] = scores[j] * scale;
     float maxval = gpt3__max_value(att, n), sum;
     for (int j = 0; j < n; j++) att[j] = gpt3__exp_negative(att[j] - maxval);
@@ -1740,7 +1742,7 @@ static void attention_softmax(float *att, const float *scores, int n, float scal
 /* out = sum_j w_j k_j x_{start+j} over n positions (rows as in the scores),
    k_j the dropout scale of probability number drop_index + start + j (1
    without dropout). 64 outputs at a time stay in registers. */
-static void attention_mix(float *out, const float *w, const float *x, size_t stride, int start,
+static void gpt3__attention_mix(float *out, const float *w, const float *x, size_t stride, int start,
                           int n, int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
                           uint64_t drop_index) {
     for (int i0 = 0; i0 < hs; i0 += 64) {
@@ -1763,21 +1765,21 @@ static void attention_mix(float *out, const float *w, const float *x, size_t str
    the KV cache keeps a banded layer's keys in a ring of W rows). Writes
    att[0..n) and out[0..hs). With dropout, out uses att[j] k_j, where k_j is
    the dropout scale of the probability numbered drop_index + start + j. */
-static void attention_row(float *out, float *att, const float *q, const float *keys,
+static void gpt3__attention_row(float *out, float *att, const float *q, const float *keys,
                           const float *values, size_t stride, int start, int n,
                           int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
                           uint64_t drop_index) {
-    attention_scores(att, q, keys, stride, start, n, rows, hs);
-    attention_softmax(att, att, n, 1.0f / sqrtf((float)hs));
-    attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
+    gpt3__attention_scores(att, q, keys, stride, start, n, rows, hs);
+    gpt3__attention_softmax(att, att, n, 1.0f / sqrtf((float)hs));
+    gpt3__attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
 }
 
 /* The number of the probability (b, h, t, s = 0) among a layer's, for dropout. */
-static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
+static uint64_t gpt3__attention_drop_index(int b, int h, int t, int NH, int T) {
     return (((uint64_t)b * NH + h) * T + t) * T;
 }
 
-/* The fast kernels take a block of GPT3__QUERY_BLOCK query rows t0 .. t1-1
+/* The fast kernels take a block of GPT3_QUERY_BLOCK query rows t0 .. t1-1
    of one head at a time, and the keys they may see, start(t0) .. t1-1, so
    every product is a matrix product for the packed matmul above:
        S = Q K^T,  O = P V                       (forward)
@@ -1799,38 +1801,38 @@ static uint64_t attention_drop_index(int b, int h, int t, int NH, int T) {
    Head after head, the banded layer was 2.6% slower (13 of 16 pairs;
    dense the same). A head's results do not change: its blocks run in
    the same order, on one thread. */
-#ifndef GPT3__QUERY_BLOCK
-#define GPT3__QUERY_BLOCK 256
+#ifndef GPT3_QUERY_BLOCK
+#define GPT3_QUERY_BLOCK 256
 #endif
 
 /* Floats of per-thread scratch the fast attention needs at length T: the
    matmul's panels and two blocks of rows (S or dP, and P). */
-static size_t attention_scratch_floats(int T) {
-    return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3__QUERY_BLOCK * ((size_t)T + GPT3__QUERY_BLOCK);
+static size_t gpt3__attention_scratch_floats(int T) {
+    return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3_QUERY_BLOCK * ((size_t)T + GPT3_QUERY_BLOCK);
 }
 
 /* A workspace's parts: the matmul's panels, then two blocks of
    QUERY_BLOCK rows of T + QUERY_BLOCK floats (S or dP, and P). */
-static void attention_work_parts(float *work, int T, float **scores, float **probs) {
+static void gpt3__attention_work_parts(float *work, int T, float **scores, float **probs) {
     *scores = work + GPT3__PANEL_FLOATS;
-    *probs = *scores + (size_t)GPT3__QUERY_BLOCK * (T + GPT3__QUERY_BLOCK);
+    *probs = *scores + (size_t)GPT3_QUERY_BLOCK * (T + GPT3_QUERY_BLOCK);
 }
 
 /* This thread's scratch, or NULL (the reference path) when there is none
    or it is too small for T. */
-static float *attention_workspace(const GPT3Scratch *scratch, int T) {
-    if (!scratch || scratch->floats_per_thread < attention_scratch_floats(T)) return NULL;
+static float *gpt3__attention_workspace(const GPT3Scratch *scratch, int T) {
+    if (!scratch || scratch->floats_per_thread < gpt3__attention_scratch_floats(T)) return NULL;
     return scratch->memory + (size_t)gpt3__thread_id() * scratch->floats_per_thread;
 }
 
 /* One head's query rows t0 .. t0+rows-1 see keys k0 .. k0+nk-1. */
 typedef struct { int t0, rows, k0, nk; } GPT3__QueryBlock;
 
-static GPT3__QueryBlock attention_query_block(int t0, int T, int window) {
+static GPT3__QueryBlock gpt3__attention_query_block(int t0, int T, int window) {
     GPT3__QueryBlock q;
     q.t0 = t0;
-    q.rows = gpt3__min(GPT3__QUERY_BLOCK, T - t0);
-    q.k0 = attention_start(window, t0);
+    q.rows = gpt3__min(GPT3_QUERY_BLOCK, T - t0);
+    q.k0 = gpt3__attention_start(window, t0);
     q.nk = t0 + q.rows - q.k0;
     return q;
 }
@@ -1839,7 +1841,7 @@ static GPT3__QueryBlock attention_query_block(int t0, int T, int window) {
    and the window zero. Query row r (position t0 + r) sees the keys numbered
    x = s - k0 with r + t0 - k0 - window < x <= r + t0 - k0; seen from key
    x, the rows r that see it are x - (t0 - k0) <= r < x - (t0 - k0) + window. */
-static GPT3__Band attention_band(GPT3__QueryBlock blk, int window, int of, int rows_are_keys) {
+static GPT3__Band gpt3__attention_band(GPT3__QueryBlock blk, int window, int of, int rows_are_keys) {
     GPT3__Band band;
     int d = blk.t0 - blk.k0;
     band.lo = rows_are_keys ? -d : d - window + 1;
@@ -1850,13 +1852,13 @@ static GPT3__Band attention_band(GPT3__QueryBlock blk, int window, int of, int r
 
 /* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
    floats at x and y, stride floats apart (q or dO, and k or v). */
-static void attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
+static void gpt3__attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
                                    size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
                                    float *panels) {
     GPT3__Output out = {S, (size_t)blk.nk, NULL};
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
-    GPT3__Band band = attention_band(blk, window, GPT3__BAND_C, 0);
+    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_C, 0);
     GPT3__Shape shape = {blk.rows, blk.nk, hs};
     gpt3__gemm_block(out, xs, ys, shape, 0, blk.rows, 0, blk.nk, 1, &band, panels);
 }
@@ -1865,7 +1867,7 @@ static void attention_block_scores(float *S, const float *x, size_t x_stride, co
    only up to MR - 1 places outside (a tile sums over the union of its MR
    rows' bands, or of its MR keys'), so only those are zeroed: zeroing the
    whole row made the banded layer 2-3% slower (paired runs). */
-static void attention_zero_outside(float *row, int nk, int off, int n) {
+static void gpt3__attention_zero_outside(float *row, int nk, int off, int n) {
     int lo = gpt3__max(0, off - (GPT3__MR - 1)), hi = gpt3__min(nk, off + n + GPT3__MR - 1);
     memset(row + lo, 0, (size_t)(off - lo) * sizeof(float));
     memset(row + off + n, 0, (size_t)(hi - off - n) * sizeof(float));
@@ -1873,54 +1875,54 @@ static void attention_zero_outside(float *row, int nk, int off, int n) {
 
 /* The query block at t0 of one head: out is the head's (T, hs) slice of
    (T, C), att its (T, span) probabilities, seq its q in (T, 3C). */
-static void attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
+static void gpt3__attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
                                     int C, int hs, int window, const GPT3__Dropout *drop,
                                     uint64_t site, uint64_t drop_index, float *work) {
     float *panels = work, *S, *P;
-    attention_work_parts(work, T, &S, &P);
+    gpt3__attention_work_parts(work, T, &S, &P);
     size_t stride = 3 * (size_t)C;
-    int span = attention_span(window, T);
+    int span = gpt3__attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-    attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
+    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
+    gpt3__attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
     for (int r = 0; r < blk.rows; r++) {
-        int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
         int off = start - blk.k0;
         float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
-        attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
+        gpt3__attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
         for (int j = n; j < span; j++) a[j] = 0.0f;
         for (int j = 0; j < n; j++)
             p[off + j] =
                 a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
-        attention_zero_outside(p, blk.nk, off, n);
+        gpt3__attention_zero_outside(p, blk.nk, off, n);
     }
     GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
     GPT3__Operand probs = {P, (size_t)blk.nk, 1};
     GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
-    GPT3__Band band = attention_band(blk, window, GPT3__BAND_A, 0);
+    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
     GPT3__Shape shape = {blk.rows, hs, blk.nk};
     gpt3__gemm_block(o, probs, v, shape, 0, blk.rows, 0, hs, 1, &band, panels);
 }
 
-static void attention_forward(float *out, float *att, const float *qkv, int B, int T,
+static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
                               int C, int NH, int window, const GPT3__Dropout *drop,
                               uint64_t site, const GPT3Scratch *scratch) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
-    int hs = C / NH, span = attention_span(window, T);
-    if (attention_workspace(scratch, T)) {
+    int hs = C / NH, span = gpt3__attention_span(window, T);
+    if (gpt3__attention_workspace(scratch, T)) {
         #pragma omp parallel num_threads(scratch->threads)
         {
             int lo, hi; /* this thread's heads, numbered b * NH + h */
             gpt3__thread_range(B * NH, 1, &lo, &hi);
-            float *work = attention_workspace(scratch, T);
-            for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK)
+            float *work = gpt3__attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
                 for (int bh = lo; bh < hi; bh++) {
                     int b = bh / NH, h = bh % NH;
-                    attention_forward_block(out + (size_t)b * T * C + h * hs,
+                    gpt3__attention_forward_block(out + (size_t)b * T * C + h * hs,
                                             att + (size_t)bh * T * span,
                                             qkv + (size_t)b * T * 3 * C + h * hs, t0, T, C, hs,
                                             window, drop, site,
-                                            attention_drop_index(b, h, 0, NH, T), work);
+                                            gpt3__attention_drop_index(b, h, 0, NH, T), work);
                 }
         }
         return;
@@ -1933,10 +1935,10 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
             float *head_out = out + (size_t)b * T * C + h * hs;
             for (int t = 0; t < T; t++) {
                 float *a = head_att + (size_t)t * span;
-                int start = attention_start(window, t), n = t - start + 1;
-                attention_row(head_out + (size_t)t * C, a, seq + (size_t)t * 3 * C, seq + C,
+                int start = gpt3__attention_start(window, t), n = t - start + 1;
+                gpt3__attention_row(head_out + (size_t)t * C, a, seq + (size_t)t * 3 * C, seq + C,
                               seq + 2 * C, 3 * (size_t)C, start, n, T, hs, drop, site,
-                              attention_drop_index(b, h, t, NH, T));
+                              gpt3__attention_drop_index(b, h, t, NH, T));
                 for (int j = n; j < span; j++) a[j] = 0.0f;
             }
         }
@@ -1962,7 +1964,7 @@ static void attention_forward(float *out, float *att, const float *qkv, int B, i
    return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
    probs is NULL. The sum over s' runs in 16 lanes (gpt3__dot), so that it
    vectorises: one running sum would wait on each add in turn. */
-static void attention_softmax_backward(float *da, float *probs, const float *a, int n,
+static void gpt3__attention_softmax_backward(float *da, float *probs, const float *a, int n,
                                        float scale, const GPT3__Dropout *drop, uint64_t site,
                                        uint64_t index) {
     if (drop && drop->p > 0.0f) {
@@ -1980,25 +1982,25 @@ static void attention_softmax_backward(float *da, float *probs, const float *a, 
 
 /* The query block at t0 of one head: dseq and seq are the head's q in
    (T, 3C), dout its (T, hs) slice of (T, C), att its (T, span). */
-static void attention_backward_block(float *dseq, const float *dout, const float *seq,
+static void gpt3__attention_backward_block(float *dseq, const float *dout, const float *seq,
                                      const float *att, int t0, int T, int C, int hs,
                                      int window, const GPT3__Dropout *drop, uint64_t site,
                                      uint64_t drop_index, float *work) {
     float *panels = work, *dS, *P;
-    attention_work_parts(work, T, &dS, &P);
+    gpt3__attention_work_parts(work, T, &dS, &P);
     size_t stride = 3 * (size_t)C;
-    int span = attention_span(window, T);
+    int span = gpt3__attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    GPT3__QueryBlock blk = attention_query_block(t0, T, window);
-    attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
+    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
+    gpt3__attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
     for (int r = 0; r < blk.rows; r++) {
-        int t = t0 + r, start = attention_start(window, t), n = t - start + 1;
+        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
         int off = start - blk.k0;
         float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
-        attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
+        gpt3__attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
                                    site, drop_index + (uint64_t)t * T + start);
-        attention_zero_outside(ds, blk.nk, off, n);
-        attention_zero_outside(p, blk.nk, off, n);
+        gpt3__attention_zero_outside(ds, blk.nk, off, n);
+        gpt3__attention_zero_outside(p, blk.nk, off, n);
     }
     const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
     const float *d_o = dout + (size_t)t0 * C;
@@ -2008,34 +2010,34 @@ static void attention_backward_block(float *dseq, const float *dout, const float
     GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
     GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
     GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
-    GPT3__Band by_query = attention_band(blk, window, GPT3__BAND_A, 0);
-    GPT3__Band by_key = attention_band(blk, window, GPT3__BAND_A, 1);
+    GPT3__Band by_query = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
+    GPT3__Band by_key = gpt3__attention_band(blk, window, GPT3__BAND_A, 1);
     GPT3__Shape dq_shape = {blk.rows, hs, blk.nk}, dkv_shape = {blk.nk, hs, blk.rows};
     gpt3__gemm_block(dq, ds_rows, k_cols, dq_shape, 0, blk.rows, 0, hs, 0, &by_query, panels);
     gpt3__gemm_block(dk, ds_cols, q_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
     gpt3__gemm_block(dv, p_cols, do_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
 }
 
-static void attention_backward(float *dqkv, float *datt, const float *dout,
+static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
                                const float *qkv, const float *att, int B, int T,
                                int C, int NH, int window, const GPT3__Dropout *drop,
                                uint64_t site, const GPT3Scratch *scratch) {
-    int hs = C / NH, span = attention_span(window, T);
+    int hs = C / NH, span = gpt3__attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    if (attention_workspace(scratch, T)) {
+    if (gpt3__attention_workspace(scratch, T)) {
         #pragma omp parallel num_threads(scratch->threads)
         {
             int lo, hi; /* this thread's heads, as in the forward */
             gpt3__thread_range(B * NH, 1, &lo, &hi);
-            float *work = attention_workspace(scratch, T);
-            for (int t0 = 0; t0 < T; t0 += GPT3__QUERY_BLOCK)
+            float *work = gpt3__attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
                 for (int bh = lo; bh < hi; bh++) {
                     int b = bh / NH, h = bh % NH;
-                    attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
+                    gpt3__attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
                                              dout + (size_t)b * T * C + h * hs,
                                              qkv + (size_t)b * T * 3 * C + h * hs,
                                              att + (size_t)bh * T * span, t0, T, C, hs, window,
-                                             drop, site, attention_drop_index(b, h, 0, NH, T),
+                                             drop, site, gpt3__attention_drop_index(b, h, 0, NH, T),
                                              work);
                 }
         }
@@ -2054,22 +2056,22 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
                 float *da = head_datt + (size_t)t * span;
                 const float *d_o = head_dout + (size_t)t * C, *q = seq + (size_t)t * 3 * C;
                 float *dq = dseq + (size_t)t * 3 * C;
-                int start = attention_start(window, t), n = t - start + 1;
-                uint64_t index = attention_drop_index(b, h, t, NH, T) + (uint64_t)start;
-                attention_scores(da, d_o, seq + 2 * C, 3 * (size_t)C, start, n, T, hs);
+                int start = gpt3__attention_start(window, t), n = t - start + 1;
+                uint64_t index = gpt3__attention_drop_index(b, h, t, NH, T) + (uint64_t)start;
+                gpt3__attention_scores(da, d_o, seq + 2 * C, 3 * (size_t)C, start, n, T, hs);
                 for (int j = 0; j < n; j++) { /* dv_s += att k_ts dout_t */
                     float *dv = dseq + (size_t)(start + j) * 3 * C + 2 * C;
                     float p = a[j] * gpt3__dropout_scale(drop, site, index + (uint64_t)j);
                     for (int i = 0; i < hs; i++) dv[i] += p * d_o[i];
                 }
-                attention_softmax_backward(da, NULL, a, n, scale, drop, site, index);
+                gpt3__attention_softmax_backward(da, NULL, a, n, scale, drop, site, index);
                 for (int j = 0; j < n; j++) { /* dk_s += dscore q_t */
                     float *dk = dseq + (size_t)(start + j) * 3 * C + C;
                     for (int i = 0; i < hs; i++) dk[i] += da[j] * q[i];
                 }
                 for (int i0 = 0; i0 < hs; i0 += 64) { /* dq_t += sum_s dscore k_s */
                     int width = gpt3__min(64, hs - i0);
-                    attention_mix(dq_sum, da, seq + C + i0, 3 * (size_t)C, start, n, T, width,
+                    gpt3__attention_mix(dq_sum, da, seq + C + i0, 3 * (size_t)C, start, n, T, width,
                                   NULL, 0, 0);
                     for (int i = 0; i < width; i++) dq[i0 + i] += dq_sum[i];
                 }
@@ -2090,7 +2092,7 @@ static float gpt3__tanh(float u) {
     return copysignf((1.0f - e) / (1.0f + e), u);
 }
 
-static void gelu_forward(float *out, const float *inp, size_t N) {
+static void gpt3__gelu_forward(float *out, const float *inp, size_t N) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
@@ -2102,7 +2104,7 @@ static void gelu_forward(float *out, const float *inp, size_t N) {
 /* dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,
    du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2);   dL/dx = dy/dx dL/dy.
    In place is allowed (dinp == dout).                                     */
-static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
+static void gpt3__gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
@@ -2118,7 +2120,7 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
    out = x + f(x). Its backward is the identity for both branches:
    dL/dx += dL/dout and dL/df += dL/dout. gpt3_backward therefore carries
    one buffer, dresidual, down the whole residual stream.                  */
-static void residual_forward(float *out, const float *inp1, const float *inp2, size_t N) {
+static void gpt3__residual_forward(float *out, const float *inp1, const float *inp2, size_t N) {
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) out[i] = inp1[i] + inp2[i];
 }
@@ -2131,10 +2133,10 @@ static void residual_forward(float *out, const float *inp1, const float *inp2, s
        dL/dB = dy^T u,   dL/du = dy B,   dL/dA = s (dL/du)^T x,
        dL/dx += s (dL/du) A.
    B starts at zero, so a new adapter leaves the model as it was.          */
-static void lora_forward(float *out, float *u, const float *inp, const float *A,
+static void gpt3__lora_forward(float *out, float *u, const float *inp, const float *A,
                          const float *Bm, float s, int N, int in, int outdim, int r,
                          const GPT3Scratch *scratch) {
-    matmul_forward(u, inp, A, NULL, 1, N, in, r, scratch);
+    gpt3__matmul_forward(u, inp, A, NULL, 1, N, in, r, scratch);
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
         float *un = u + (size_t)n * r, *y = out + (size_t)n * outdim;
@@ -2143,14 +2145,16 @@ static void lora_forward(float *out, float *u, const float *inp, const float *A,
     }
 }
 
-static void lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
+static void gpt3__lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
                           const float *inp, const float *u, const float *A, const float *Bm,
                           float s, int N, int in, int outdim, int r,
                           const GPT3Scratch *scratch) {
     memset(du, 0, (size_t)N * r * sizeof(float));
-    matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim, scratch); /* du = dy B, dB += dy^T u */
+    /* du = dy B, dB += dy^T u */
+    gpt3__matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim, scratch);
     for (size_t i = 0; i < (size_t)N * r; i++) du[i] *= s;
-    matmul_backward(dinp, dA, NULL, du, inp, A, 1, N, in, r, scratch);    /* dx += du A, dA += du^T x */
+    /* dx += du A, dA += du^T x */
+    gpt3__matmul_backward(dinp, dA, NULL, du, inp, A, 1, N, in, r, scratch);
 }
 
 /* ======================================================================== */
@@ -2174,7 +2178,7 @@ static double gpt3__sum_exp(const float *z, float maxval, int V) {
        L = (1/N) sum_n l_n.
    Returns N; lse is kept so the backward pass can form p without a
    second (B, T, V) buffer of probabilities.                               */
-static int crossentropy_forward(float *losses, float *lse, const float *logits,
+static int gpt3__crossentropy_forward(float *losses, float *lse, const float *logits,
                                 const int *targets, int B, int T, int V) {
     /* losses, lse (B,T), logits (B,T,V), targets (B,T) or NULL */
     #pragma omp parallel for
@@ -2193,7 +2197,7 @@ static int crossentropy_forward(float *losses, float *lse, const float *logits,
        dL/dz[n,v] = (p[n,v] - 1[v = y_n]) / N,
    and 0 for ignored positions; all of it times scale (the weight of this
    loss in a mixture, 1 alone).                                             */
-static void crossentropy_backward(float *dlogits, const float *logits,
+static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
                                   const float *lse, const int *targets,
                                   int count, int B, int T, int V, float scale) {
     float inv_n = count > 0 ? scale / (float)count : 0.0f;
@@ -2219,7 +2223,7 @@ static void crossentropy_backward(float *dlogits, const float *logits,
    d yhat / dz = yhat (1 - yhat):
        dl/dz = -[ y / yhat - (1 - y) / (1 - yhat) ] yhat (1 - yhat) = yhat - y,
    and over the empirical risk L = (1/N) sum_i l_i, dL/dz_i = (yhat_i - y_i) / N. */
-static float bce_forward(float z, int y) {
+static float gpt3__bce_forward(float z, int y) {
     return fmaxf(z, 0.0f) - (float)y * z + log1pf(expf(-fabsf(z)));
 }
 
@@ -2227,7 +2231,7 @@ static float gpt3__sigmoid(float z) {
     return z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
 }
 
-static float bce_backward(float z, int y, float inv_n) {
+static float gpt3__bce_backward(float z, int y, float inv_n) {
     return (gpt3__sigmoid(z) - (float)y) * inv_n;
 }
 
@@ -2250,7 +2254,8 @@ static double gpt3__logsumexp(const float *z, int K, float tau) {
 }
 
 /* One row: returns l_KD; if dz, adds scale * dl_KD/dz to it. */
-static float distill_row(float *dz, const float *z, const float *t, int K, float tau, float scale) {
+static float gpt3__distill_row(float *dz, const float *z, const float *t, int K, float tau,
+                               float scale) {
     double lse_t = gpt3__logsumexp(t, K, tau), lse_z = gpt3__logsumexp(z, K, tau), kl = 0.0;
     for (int k = 0; k < K; k++) {
         double log_p = t[k] / tau - lse_t, log_q = z[k] / tau - lse_z;
@@ -2287,7 +2292,7 @@ static size_t gpt3__att_offset(const GPT3Config *cfg, int l, int B, int T) {
     size_t offset = 0;
     for (int j = 0; j < l; j++)
         offset += (size_t)B * cfg->num_heads * T *
-                  attention_span(gpt3__layer_window(cfg, j, T), T);
+                  gpt3__attention_span(gpt3__layer_window(cfg, j, T), T);
     return offset;
 }
 
@@ -2342,7 +2347,7 @@ GPT3DEF size_t gpt3_training_bytes(const GPT3Config *cfg, int B, int T) {
         return 0;
     size_t params = 4 * gpt3_num_parameters(cfg); /* params, grads, m, v */
     size_t acts = gpt3__activation_sizes(cfg, B, T, sizes);
-    size_t scratch = (size_t)gpt3__max_threads() * attention_scratch_floats(T);
+    size_t scratch = (size_t)gpt3__max_threads() * gpt3__attention_scratch_floats(T);
     return (params + acts + scratch) * sizeof(float) + 2 * (size_t)B * T * sizeof(int);
 }
 
@@ -2502,22 +2507,22 @@ static float *gpt3__lora_u(const GPT3 *m, int l, int k, int B, int T) {
 /* y = x W^T + b, and the adapter's s (x A^T) B^T when LoRA is on. */
 static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float *inp,
                                  const float *w, const float *b, int B, int T, int in, int outdim) {
-    matmul_forward(out, inp, w, b, B, T, in, outdim, &m->scratch);
+    gpt3__matmul_forward(out, inp, w, b, B, T, in, outdim, &m->scratch);
     if (!m->lora) return;
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
-    lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank,
+    gpt3__lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank,
                  &m->scratch);
 }
 
 static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw, float *db,
                                   const float *dout, const float *inp, const float *w,
                                   int B, int T, int in, int outdim) {
-    matmul_backward(dinp, dw, db, dout, inp, w, B, T, in, outdim, &m->scratch);
+    gpt3__matmul_backward(dinp, dw, db, dout, inp, w, B, T, in, outdim, &m->scratch);
     if (!m->lora) return;
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
-    lora_backward(dinp, dA, dB, m->lora->du, dout, inp, gpt3__lora_u(m, l, k, B, T), A, Bm, s,
+    gpt3__lora_backward(dinp, dA, dB, m->lora->du, dout, inp, gpt3__lora_u(m, l, k, B, T), A, Bm, s,
                   B * T, in, outdim, m->lora->rank, &m->scratch);
 }
 
@@ -2548,7 +2553,7 @@ static int gpt3__reserve_lora(GPT3 *m, int B, int T) {
 /* Room in each thread's scratch for the attention at length T (the
    matmul's panels are there from the start). */
 static int gpt3__reserve_scratch(GPT3Scratch *s, int T) {
-    size_t need = attention_scratch_floats(T);
+    size_t need = gpt3__attention_scratch_floats(T);
     if (need <= s->floats_per_thread) return GPT3_OK;
     float *grown = (float *)GPT3_MALLOC((size_t)s->threads * need * sizeof(float));
     if (!grown) return GPT3_ERR_NOMEM;
@@ -2589,29 +2594,30 @@ static void gpt3__forward_body(GPT3 *m) {
     size_t btc = (size_t)B * T * C;
     GPT3Activations *a = &m->acts;
     GPT3__Dropout drop = gpt3__dropout_of(m);
-    encoder_forward(a->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
-    dropout_apply(a->encoded, btc, &drop, 0);
+    gpt3__encoder_forward(a->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
+    gpt3__dropout_apply(a->encoded, btc, &drop, 0);
     for (int l = 0; l < L; l++) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
         GPT3Activations la = gpt3__layer_acts(a, cfg, l, B, T);
         const float *x = l == 0 ? a->encoded : a->residual3 + (size_t)(l - 1) * btc;
-        layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, x, lw.ln1w, lw.ln1b, B, T, C);
+        gpt3__layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, x, lw.ln1w, lw.ln1b, B, T, C);
         gpt3__linear_forward(m, l, GPT3__QKV, la.qkv, la.ln1, lw.qkvw, lw.qkvb, B, T, C, 3 * C);
-        attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T),
+        gpt3__attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T),
                           &drop, gpt3__site(l, 0), &m->scratch);
         gpt3__linear_forward(m, l, GPT3__ATTPROJ, la.attproj, la.atty, lw.attprojw, lw.attprojb,
                              B, T, C, C);
-        dropout_apply(la.attproj, btc, &drop, gpt3__site(l, 1));
-        residual_forward(la.residual2, x, la.attproj, btc);
-        layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lw.ln2w, lw.ln2b, B, T, C);
+        gpt3__dropout_apply(la.attproj, btc, &drop, gpt3__site(l, 1));
+        gpt3__residual_forward(la.residual2, x, la.attproj, btc);
+        gpt3__layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lw.ln2w, lw.ln2b, B,
+                                T, C);
         gpt3__linear_forward(m, l, GPT3__FC, la.fch, la.ln2, lw.fcw, lw.fcb, B, T, C, 4 * C);
-        gelu_forward(la.fch_gelu, la.fch, 4 * btc);
+        gpt3__gelu_forward(la.fch_gelu, la.fch, 4 * btc);
         gpt3__linear_forward(m, l, GPT3__FCPROJ, la.fcproj, la.fch_gelu, lw.fcprojw, lw.fcprojb,
                              B, T, 4 * C, C);
-        dropout_apply(la.fcproj, btc, &drop, gpt3__site(l, 2));
-        residual_forward(la.residual3, la.residual2, la.fcproj, btc);
+        gpt3__dropout_apply(la.fcproj, btc, &drop, gpt3__site(l, 2));
+        gpt3__residual_forward(la.residual3, la.residual2, la.fcproj, btc);
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * btc,
+    gpt3__layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * btc,
                       m->w.lnfw, m->w.lnfb, B, T, C);
 }
 
@@ -2630,7 +2636,7 @@ static double gpt3__distill(const GPT3 *m, float *dz, const float *z, const int 
         part[p] = 0.0;
         for (size_t r = rows * p / GPT3__SUM_PARTS; r < rows * (p + 1) / GPT3__SUM_PARTS; r++) {
             if (targets && targets[r] < 0) continue;
-            part[p] += distill_row(dz ? dz + r * K : NULL, z + r * K, m->teacher_logits + r * K,
+            part[p] += gpt3__distill_row(dz ? dz + r * K : NULL, z + r * K, m->teacher_logits + r * K,
                                    K, tau, alpha * inv_n);
         }
     }
@@ -2647,10 +2653,10 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
     GPT3Activations *a = &m->acts;
     if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
     gpt3__forward_body(m);
-    matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V,
+    gpt3__matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V,
                    &m->scratch);
     m->logits = a->logits;
-    int count = crossentropy_forward(a->losses, a->lse, a->logits,
+    int count = gpt3__crossentropy_forward(a->losses, a->lse, a->logits,
                                      targets ? m->targets : NULL, B, T, V);
     m->mean_loss = -1.0f;
     if (!targets) return GPT3_OK;
@@ -2689,7 +2695,7 @@ static void gpt3__backward_body(GPT3 *m) {
     GPT3Tensors none;
     memset(&none, 0, sizeof(none));
     gpt3__zero(a->dresidual, btc);
-    layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
+    gpt3__layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
                        a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
                        a->lnf_rstd, B, T, C);
     int lowest = m->lora ? 0 : m->frozen_layers;
@@ -2706,31 +2712,31 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__zero(a->dqkv, 3 * btc);
         /* MLP branch: dL/dfcproj = dropout'(dresidual) */
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
-        dropout_apply(dbranch, btc, &drop, gpt3__site(l, 2));
+        gpt3__dropout_apply(dbranch, btc, &drop, gpt3__site(l, 2));
         gpt3__linear_backward(m, l, GPT3__FCPROJ, a->dfch, ldw.fcprojw, ldw.fcprojb, dbranch,
                               la.fch_gelu, lw.fcprojw, B, T, 4 * C, C);
-        gelu_backward(a->dfch, la.fch, a->dfch, 4 * btc);
+        gpt3__gelu_backward(a->dfch, la.fch, a->dfch, 4 * btc);
         gpt3__linear_backward(m, l, GPT3__FC, a->dln, ldw.fcw, ldw.fcb, a->dfch, la.ln2, lw.fcw,
                               B, T, C, 4 * C);
-        layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
+        gpt3__layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
                            la.ln2_mean, la.ln2_rstd, B, T, C);
         /* attention branch: dL/dattproj = dropout'(dresidual) */
         gpt3__zero(a->dln, btc);
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
-        dropout_apply(dbranch, btc, &drop, gpt3__site(l, 1));
+        gpt3__dropout_apply(dbranch, btc, &drop, gpt3__site(l, 1));
         gpt3__linear_backward(m, l, GPT3__ATTPROJ, a->datty, ldw.attprojw, ldw.attprojb, dbranch,
                               la.atty, lw.attprojw, B, T, C, C);
-        attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, B, T, C, NH,
+        gpt3__attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, B, T, C, NH,
                            gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0),
                            &m->scratch);
         gpt3__linear_backward(m, l, GPT3__QKV, a->dln, ldw.qkvw, ldw.qkvb, a->dqkv, la.ln1,
                               lw.qkvw, B, T, C, 3 * C);
-        layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
+        gpt3__layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
                            la.ln1_mean, la.ln1_rstd, B, T, C);
     }
     if (m->frozen_layers > 0) return; /* the input embeddings are frozen */
-    dropout_apply(a->dresidual, btc, &drop, 0);
-    encoder_backward(m->dw.wte, m->dw.wpe, a->dresidual, m->inputs, B, T, C);
+    gpt3__dropout_apply(a->dresidual, btc, &drop, 0);
+    gpt3__encoder_backward(m->dw.wte, m->dw.wpe, a->dresidual, m->inputs, B, T, C);
 }
 
 /* The LM head's backward: dL/dlogits from the cross-entropy (and the
@@ -2746,9 +2752,9 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     gpt3__zero(a->dlogits, rows * V);
     gpt3__zero(a->dln, rows * C);
     if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
-    crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
+    gpt3__crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
                           m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
-    matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
+    gpt3__matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
                     m->w.wte, B, T, C, V, &m->scratch);
     gpt3__backward_body(m);
     return GPT3_OK;
@@ -3066,19 +3072,21 @@ static float gpt3__head_loss(GPT3 *m, float *dz) {
     if (h->kind == GPT3_HEAD_BINARY) {
         for (size_t r = 0; r < rows; r++) {
             float z = h->logits[r];
-            sum += bce_forward(z, h->labels[r]);
-            if (dz) dz[r] += hard * bce_backward(z, h->labels[r], inv_n);
+            sum += gpt3__bce_forward(z, h->labels[r]);
+            if (dz) dz[r] += hard * gpt3__bce_backward(z, h->labels[r], inv_n);
             if (m->teacher_logits) { /* the binary case of distillation: logits (0, z) */
                 float z2[2] = {0.0f, z}, t2[2] = {0.0f, m->teacher_logits[r]}, d2[2] = {0.0f, 0.0f};
-                kd += m->distill_alpha * distill_row(d2, z2, t2, 2, m->distill_temperature,
+                kd += m->distill_alpha * gpt3__distill_row(d2, z2, t2, 2, m->distill_temperature,
                                                      m->distill_alpha * inv_n);
                 if (dz) dz[r] += d2[1];
             }
         }
     } else {
-        crossentropy_forward(h->losses, h->lse, h->logits, h->labels, 1, (int)rows, K);
+        gpt3__crossentropy_forward(h->losses, h->lse, h->logits, h->labels, 1, (int)rows, K);
         for (size_t r = 0; r < rows; r++) sum += h->losses[r];
-        if (dz) crossentropy_backward(dz, h->logits, h->lse, h->labels, (int)count, 1, (int)rows, K, hard);
+        if (dz)
+            gpt3__crossentropy_backward(dz, h->logits, h->lse, h->labels, (int)count, 1, (int)rows, K,
+                                        hard);
         if (m->teacher_logits) kd = gpt3__distill(m, dz, h->logits, h->labels, rows, K, inv_n);
     }
     return count ? (float)((hard * sum + kd) / count) : 0.0f;
@@ -3103,12 +3111,12 @@ GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, co
     gpt3__forward_body(m);
     const float *W = h->params, *bias = h->params + (size_t)K * C;
     if (tags) {
-        matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K, &m->scratch);
+        gpt3__matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K, &m->scratch);
     } else { /* the state of the last real token: it has seen the whole sequence */
         for (int b = 0; b < B; b++)
             memcpy(h->hidden + (size_t)b * C, m->acts.lnf + ((size_t)b * T + h->lengths[b] - 1) * C,
                    (size_t)C * sizeof(float));
-        matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K, &m->scratch);
+        gpt3__matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K, &m->scratch);
     }
     h->has_labels = labels != NULL;
     h->mean_loss = labels ? gpt3__head_loss(m, NULL) : -1.0f;
@@ -3129,11 +3137,11 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
     gpt3__head_loss(m, h->dlogits);
     gpt3__zero(m->acts.dln, (size_t)B * T * C);
     if (tags) {
-        matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K,
+        gpt3__matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K,
                         &m->scratch);
     } else {
         memset(h->dhidden, 0, (size_t)B * C * sizeof(float));
-        matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K,
+        gpt3__matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K,
                         &m->scratch);
         for (int b = 0; b < B; b++)
             memcpy(m->acts.dln + ((size_t)b * T + h->lengths[b] - 1) * C, h->dhidden + (size_t)b * C,
@@ -3253,7 +3261,7 @@ GPT3DEF int gpt3_sampler_sample(GPT3Sampler *s, const float *logits) {
    keeps max_seq_len positions; a banded layer only its last W, in a ring
    (position s in row s % W). */
 static int gpt3__cache_rows(const GPT3Config *cfg, int l) {
-    return attention_span(gpt3__layer_window(cfg, l, cfg->max_seq_len), cfg->max_seq_len);
+    return gpt3__attention_span(gpt3__layer_window(cfg, l, cfg->max_seq_len), cfg->max_seq_len);
 }
 
 GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
@@ -3302,32 +3310,33 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
     if (kv->pos >= cfg->max_seq_len) return GPT3_ERR_SEQ_LEN;
     int C = cfg->channels, NH = cfg->num_heads, hs = C / NH, t = kv->pos;
     float *keys = kv->keys, *values = kv->values;
-    encoder_forward(kv->x, &token, m->w.wte, m->w.wpe + (size_t)t * C, 1, 1, C);
+    gpt3__encoder_forward(kv->x, &token, m->w.wte, m->w.wpe + (size_t)t * C, 1, 1, C);
     for (int l = 0; l < cfg->num_layers; l++) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
         int window = gpt3__layer_window(cfg, l, cfg->max_seq_len);
-        int rows = gpt3__cache_rows(cfg, l), start = attention_start(window, t);
-        layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln1w, lw.ln1b, 1, 1, C);
-        matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C, &m->scratch);
+        int rows = gpt3__cache_rows(cfg, l), start = gpt3__attention_start(window, t);
+        gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln1w, lw.ln1b, 1, 1, C);
+        gpt3__matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C, &m->scratch);
         memcpy(keys + (size_t)(t % rows) * C, kv->qkv + C, (size_t)C * sizeof(float));
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         #pragma omp parallel for num_threads(m->scratch.threads)
         for (int h = 0; h < NH; h++)
-            attention_row(kv->atty + h * hs, kv->att + (size_t)h * cfg->max_seq_len,
+            gpt3__attention_row(kv->atty + h * hs, kv->att + (size_t)h * cfg->max_seq_len,
                           kv->qkv + h * hs, keys + h * hs, values + h * hs, (size_t)C, start,
                           t - start + 1, rows, hs, NULL, 0, 0);
-        matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
-        residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
-        layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
-        matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C, &m->scratch);
-        gelu_forward(kv->fch_gelu, kv->fch, 4 * (size_t)C);
-        matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C, &m->scratch);
-        residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
+        gpt3__matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
+        gpt3__residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
+        gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
+        gpt3__matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C, &m->scratch);
+        gpt3__gelu_forward(kv->fch_gelu, kv->fch, 4 * (size_t)C);
+        gpt3__matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C,
+                             &m->scratch);
+        gpt3__residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         keys += (size_t)rows * C;
         values += (size_t)rows * C;
     }
-    layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, m->w.lnfw, m->w.lnfb, 1, 1, C);
-    matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size, &m->scratch);
+    gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, m->w.lnfw, m->w.lnfb, 1, 1, C);
+    gpt3__matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size, &m->scratch);
     kv->pos++;
     return GPT3_OK;
 }

@@ -129,7 +129,7 @@ static GPT3Scratch scratch;
 static void scratch_init(void) {
     int threads = gpt3__max_threads();
     scratch.threads = threads;
-    scratch.floats_per_thread = attention_scratch_floats(SCRATCH_MAX_T);
+    scratch.floats_per_thread = gpt3__attention_scratch_floats(SCRATCH_MAX_T);
     /* room for 3 threads at least: the thread-count test runs 1, 2 and 3 */
     scratch.memory = alloc_floats((size_t)(threads > 3 ? threads : 3) * scratch.floats_per_thread);
 }
@@ -166,19 +166,19 @@ static void matmul_case(int N, int C, int OC, double *worst) {
         fill_normal(d[k], n[k], 1.0f, &rng); /* both start from the same values: += */
         memcpy(dref[k], d[k], n[k] * sizeof(float));
     }
-    matmul_forward(out, inp, w, bias, 1, N, C, OC, &scratch);
-    matmul_forward_reference(ref, inp, w, bias, 1, N, C, OC);
-    matmul_backward(d[0], d[1], d[2], dout, inp, w, 1, N, C, OC, &scratch);
-    matmul_backward_reference(dref[0], dref[1], dref[2], dout, inp, w, 1, N, C, OC);
+    gpt3__matmul_forward(out, inp, w, bias, 1, N, C, OC, &scratch);
+    gpt3__matmul_forward_reference(ref, inp, w, bias, 1, N, C, OC);
+    gpt3__matmul_backward(d[0], d[1], d[2], dout, inp, w, 1, N, C, OC, &scratch);
+    gpt3__matmul_backward_reference(dref[0], dref[1], dref[2], dout, inp, w, 1, N, C, OC);
     /* the scale of each output: the same sums over absolute values */
     float *ain = alloc_floats(n_in), *aw = alloc_floats(n_w), *ad = alloc_floats(n_out);
     float *ascale = alloc_floats(n_out);
     for (size_t i = 0; i < n_in; i++) ain[i] = fabsf(inp[i]);
     for (size_t i = 0; i < n_w; i++) aw[i] = fabsf(w[i]);
     for (size_t i = 0; i < n_out; i++) ad[i] = fabsf(dout[i]);
-    matmul_forward_reference(ascale, ain, aw, NULL, 1, N, C, OC);
+    gpt3__matmul_forward_reference(ascale, ain, aw, NULL, 1, N, C, OC);
     for (int k = 0; k < 3; k++) for (size_t i = 0; i < n[k]; i++) scale[k][i] = 1.0f;
-    matmul_backward_reference(scale[0], scale[1], scale[2], ad, ain, aw, 1, N, C, OC);
+    gpt3__matmul_backward_reference(scale[0], scale[1], scale[2], ad, ain, aw, 1, N, C, OC);
     double e[4] = {relative_error(out, ref, ascale, n_out), relative_error(d[0], dref[0], scale[0], n_in),
                    relative_error(d[1], dref[1], scale[1], n_w), relative_error(d[2], dref[2], scale[2], OC)};
     for (int k = 0; k < 4; k++) if (e[k] > *worst) *worst = e[k];
@@ -191,12 +191,12 @@ static void test_matmul_fast(void) {
     static const int shapes[][3] = { /* N rows, C in, OC out */
         {1, 1, 1}, {1, 67, 129}, {5, 17, 3}, {8, 48, 48}, {9, 49, 47}, {7, 257, 95},
         {33, 300, 97}, {64, 513, 50}, {130, 31, 400}, {260, 96, 1}, {17, 1, 260},
-        {GPT3__MC + 3, GPT3__KC + 1, GPT3__NC + 5}, {GPT3__KC + 9, 20, GPT3__KC + 7},
-        {GPT3__C_ROWS + 44, GPT3__KC + 3, 100}, /* more rows than stay in L2 */
-        {GPT3__MC + 3, 2 * GPT3__KC + 5, 2 * GPT3__KC + 7}, /* K (C, OC) past 1.5 blocks */
+        {GPT3_MC + 3, GPT3_KC + 1, GPT3_NC + 5}, {GPT3_KC + 9, 20, GPT3_KC + 7},
+        {GPT3__C_ROWS + 44, GPT3_KC + 3, 100}, /* more rows than stay in L2 */
+        {GPT3_MC + 3, 2 * GPT3_KC + 5, 2 * GPT3_KC + 7}, /* K (C, OC) past 1.5 blocks */
         {40, 300, 250}, /* CI's small blocks: the forward's A kept a K block at a time */
         {70, 64, 160}, /* panels 32 wide: N 160 (forward), N 64 (dinp, dweight) */
-        {2 * GPT3__KC + 3, 40, 90}, /* dweight's k-major slivers read in place, K past a block */
+        {2 * GPT3_KC + 3, 40, 90}, /* dweight's k-major slivers read in place, K past a block */
     };
     double worst = 0.0;
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
@@ -212,7 +212,7 @@ typedef struct {
 
 static double matmul_objective(void *p) {
     MatmulCase *c = (MatmulCase *)p;
-    matmul_forward(c->out, c->inp, c->weight, c->bias, c->B, c->T, c->C, c->OC, &scratch);
+    gpt3__matmul_forward(c->out, c->inp, c->weight, c->bias, c->B, c->T, c->C, c->OC, &scratch);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->OC);
 }
 
@@ -227,7 +227,7 @@ static void test_matmul_grad(void) {
     float *dinp = alloc_floats(n_in), *dw = alloc_floats(n_w), *db = alloc_floats(c.OC);
     fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 0.3f, &rng);
     fill_normal(c.bias, c.OC, 0.1f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
-    matmul_backward(dinp, dw, db, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
+    gpt3__matmul_backward(dinp, dw, db, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
     double e1 = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
     double e2 = fd_error(c.weight, n_w, dw, matmul_objective, &c, FD_H);
     double e3 = fd_error(c.bias, c.OC, db, matmul_objective, &c, FD_H);
@@ -245,7 +245,7 @@ typedef struct {
 
 static double layernorm_objective(void *p) {
     LayerNormCase *c = (LayerNormCase *)p;
-    layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->weight, c->bias, c->B, c->T, c->C);
+    gpt3__layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->weight, c->bias, c->B, c->T, c->C);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
@@ -262,7 +262,7 @@ static void test_layernorm_grad(void) {
     fill_normal(c.inp, n, 1.0f, &rng); fill_normal(c.r, n, 1.0f, &rng);
     fill_normal(c.weight, c.C, 1.0f, &rng); fill_normal(c.bias, c.C, 0.5f, &rng);
     layernorm_objective(&c);
-    layernorm_backward(dinp, dw, db, c.r, c.inp, c.weight, c.mean, c.rstd, c.B, c.T, c.C);
+    gpt3__layernorm_backward(dinp, dw, db, c.r, c.inp, c.weight, c.mean, c.rstd, c.B, c.T, c.C);
     double e1 = fd_error(c.inp, n, dinp, layernorm_objective, &c, FD_H);
     double e2 = fd_error(c.weight, c.C, dw, layernorm_objective, &c, FD_H);
     double e3 = fd_error(c.bias, c.C, db, layernorm_objective, &c, FD_H);
@@ -282,7 +282,7 @@ typedef struct {
 
 static double attention_objective(void *p) {
     AttentionCase *c = (AttentionCase *)p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7,
+    gpt3__attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7,
                       c->scratch);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
@@ -293,7 +293,7 @@ static void test_attention_grad(const char *name, int T, int window, float dropo
     c.B = 2; c.T = T; c.C = 12; c.NH = 3; c.window = window; c.drop = &drop; c.scratch = &scratch;
     /* att holds exactly B*NH*T*span floats: a banded layer that touched a
        dense T x T row would write out of bounds (caught by ASan). */
-    size_t n_att = (size_t)c.B * c.NH * T * attention_span(window, T);
+    size_t n_att = (size_t)c.B * c.NH * T * gpt3__attention_span(window, T);
     size_t n_qkv = (size_t)c.B * T * 3 * c.C, n_out = (size_t)c.B * T * c.C;
     GPT3Rng rng;
     gpt3_rng_seed(&rng, 3);
@@ -302,7 +302,7 @@ static void test_attention_grad(const char *name, int T, int window, float dropo
     float *dqkv = alloc_floats(n_qkv), *datt = alloc_floats(n_att);
     fill_normal(c.qkv, n_qkv, 1.0f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
     attention_objective(&c);
-    attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7,
+    gpt3__attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7,
                        c.scratch);
     double e = fd_error(c.qkv, n_qkv, dqkv, attention_objective, &c, FD_H);
     check(e < FD_TOL, name, "T %d window %d: err %.1e (tol %.0e)", T, window, e, FD_TOL);
@@ -329,18 +329,18 @@ static void test_attention_fast(void) {
         int B = 2, T = cases[k][0], W = cases[k][1], C = cases[k][2], NH = cases[k][3];
         GPT3__Dropout drop = {5, cases[k][4] / 100.0f};
         size_t n_qkv = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C;
-        size_t n_att = (size_t)B * NH * T * attention_span(W, T);
+        size_t n_att = (size_t)B * NH * T * gpt3__attention_span(W, T);
         float *qkv = alloc_floats(n_qkv), *dout = alloc_floats(n_out), *x[2][4];
         GPT3Rng rng;
         gpt3_rng_seed(&rng, 11 + k);
         fill_normal(qkv, n_qkv, 1.0f, &rng); fill_normal(dout, n_out, 1.0f, &rng);
-        fast &= attention_workspace(&scratch, T) != NULL;
+        fast &= gpt3__attention_workspace(&scratch, T) != NULL;
         for (int path = 0; path < 2; path++) { /* 0: fast, 1: reference */
             const GPT3Scratch *sc = path == 0 ? &scratch : NULL;
             x[path][0] = alloc_floats(n_out); x[path][1] = alloc_floats(n_att);
             x[path][2] = alloc_floats(n_qkv); x[path][3] = alloc_floats(n_att);
-            attention_forward(x[path][0], x[path][1], qkv, B, T, C, NH, W, &drop, 3, sc);
-            attention_backward(x[path][2], x[path][3], dout, qkv, x[path][1], B, T, C, NH, W,
+            gpt3__attention_forward(x[path][0], x[path][1], qkv, B, T, C, NH, W, &drop, 3, sc);
+            gpt3__attention_backward(x[path][2], x[path][3], dout, qkv, x[path][1], B, T, C, NH, W,
                                &drop, 3, sc);
         }
         size_t n[3] = {n_out, n_att, n_qkv};
@@ -370,7 +370,7 @@ static void test_attention_band_definition(void) {
     GPT3Rng rng;
     gpt3_rng_seed(&rng, 4);
     fill_normal(qkv, n_qkv, 1.0f, &rng);
-    attention_forward(out, att, qkv, B, T, C, NH, W, NULL, 0, &scratch);
+    gpt3__attention_forward(out, att, qkv, B, T, C, NH, W, NULL, 0, &scratch);
     double max_err = 0.0;
     for (int h = 0; h < NH; h++) {
         for (int t = 0; t < T; t++) {
@@ -403,7 +403,7 @@ typedef struct { float *out, *inp, *r; size_t n; } GeluCase;
 
 static double gelu_objective(void *p) {
     GeluCase *c = (GeluCase *)p;
-    gelu_forward(c->out, c->inp, c->n);
+    gpt3__gelu_forward(c->out, c->inp, c->n);
     return weighted_sum(c->out, c->r, c->n);
 }
 
@@ -415,7 +415,7 @@ static void test_gelu_grad(void) {
     c.out = alloc_floats(c.n); c.inp = alloc_floats(c.n); c.r = alloc_floats(c.n);
     float *dinp = alloc_floats(c.n);
     fill_normal(c.inp, c.n, 2.0f, &rng); fill_normal(c.r, c.n, 1.0f, &rng);
-    gelu_backward(dinp, c.inp, c.r, c.n);
+    gpt3__gelu_backward(dinp, c.inp, c.r, c.n);
     double e = fd_error(c.inp, c.n, dinp, gelu_objective, &c, 1e-3f);
     check(e < FD_TOL, "fd: gelu", "err %.1e (tol %.0e)", e, FD_TOL);
     free(c.out); free(c.inp); free(c.r); free(dinp);
@@ -445,7 +445,7 @@ typedef struct { float *out, *wte, *wpe, *r; int *tokens; int B, T, C; } Encoder
 
 static double encoder_objective(void *p) {
     EncoderCase *c = (EncoderCase *)p;
-    encoder_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
+    gpt3__encoder_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
@@ -462,7 +462,7 @@ static void test_encoder_grad(void) {
     float *dwte = alloc_floats((size_t)V * c.C), *dwpe = alloc_floats((size_t)c.T * c.C);
     fill_normal(c.wte, (size_t)V * c.C, 1.0f, &rng); fill_normal(c.wpe, (size_t)c.T * c.C, 1.0f, &rng);
     fill_normal(c.r, n, 1.0f, &rng);
-    encoder_backward(dwte, dwpe, c.r, tokens, c.B, c.T, c.C);
+    gpt3__encoder_backward(dwte, dwpe, c.r, tokens, c.B, c.T, c.C);
     double e1 = fd_error(c.wte, (size_t)V * c.C, dwte, encoder_objective, &c, FD_H);
     double e2 = fd_error(c.wpe, (size_t)c.T * c.C, dwpe, encoder_objective, &c, FD_H);
     check(e1 < FD_TOL && e2 < FD_TOL, "fd: embedding dwte, dwpe", "err %.1e %.1e (tol %.0e)",
@@ -475,7 +475,7 @@ typedef struct { float *losses, *lse, *logits; int *targets; int B, T, V; } Loss
 
 static double loss_objective(void *p) {
     LossCase *c = (LossCase *)p;
-    int count = crossentropy_forward(c->losses, c->lse, c->logits, c->targets, c->B, c->T, c->V);
+    int count = gpt3__crossentropy_forward(c->losses, c->lse, c->logits, c->targets, c->B, c->T, c->V);
     double sum = 0.0;
     for (int i = 0; i < c->B * c->T; i++) sum += c->losses[i];
     return sum / count;
@@ -491,8 +491,8 @@ static void test_crossentropy_grad(void) {
     c.losses = alloc_floats(6); c.lse = alloc_floats(6); c.logits = alloc_floats(n);
     float *dlogits = alloc_floats(n);
     fill_normal(c.logits, n, 2.0f, &rng);
-    int count = crossentropy_forward(c.losses, c.lse, c.logits, targets, c.B, c.T, c.V);
-    crossentropy_backward(dlogits, c.logits, c.lse, targets, count, c.B, c.T, c.V, 1.0f);
+    int count = gpt3__crossentropy_forward(c.losses, c.lse, c.logits, targets, c.B, c.T, c.V);
+    gpt3__crossentropy_backward(dlogits, c.logits, c.lse, targets, count, c.B, c.T, c.V, 1.0f);
     double e = fd_error(c.logits, n, dlogits, loss_objective, &c, 1e-3f);
     int ignored_zero = 1;
     for (int v = 0; v < c.V; v++) ignored_zero &= dlogits[1 * c.V + v] == 0.0f && dlogits[4 * c.V + v] == 0.0f;
@@ -513,7 +513,7 @@ static void test_fd_detects_error(void) {
     float *dinp = alloc_floats(n_in);
     fill_normal(c.inp, n_in, 1.0f, &rng); fill_normal(c.weight, n_w, 1.0f, &rng);
     fill_normal(c.r, n_out, 1.0f, &rng);
-    matmul_backward(dinp, NULL, NULL, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
+    gpt3__matmul_backward(dinp, NULL, NULL, c.r, c.inp, c.weight, c.B, c.T, c.C, c.OC, &scratch);
     dinp[7] *= 1.01f; /* one gradient 1% off */
     double e = fd_error(c.inp, n_in, dinp, matmul_objective, &c, FD_H);
     check(e > FD_TOL, "fd: checker flags a gradient 1% off", "err %.1e (> tol %.0e)", e, FD_TOL);
@@ -791,7 +791,7 @@ static void run_on_threads(const GPT3Config *cfg, int B, int T, int threads, flo
    (GPT3__C_ROWS) than the whole product's, and K spans several K blocks
    in every regime. */
 static void test_matmul_threads(void) {
-    int N = 3 * GPT3__C_ROWS / 2 + 5, C = 2 * GPT3__KC + 37, OC = 5 * GPT3__KC / 2 + 11;
+    int N = 3 * GPT3__C_ROWS / 2 + 5, C = 2 * GPT3_KC + 37, OC = 5 * GPT3_KC / 2 + 11;
     size_t n_in = (size_t)N * C, n_w = (size_t)OC * C, n_out = (size_t)N * OC;
     float *inp = alloc_floats(n_in), *w = alloc_floats(n_w), *dout = alloc_floats(n_out);
     float *result[3][3];
@@ -804,8 +804,8 @@ static void test_matmul_threads(void) {
         scratch.threads = t + 1; /* scratch_init made room for 3 */
         result[t][0] = alloc_floats(n_out); result[t][1] = alloc_floats(n_in);
         result[t][2] = alloc_floats(n_w);
-        matmul_forward(result[t][0], inp, w, NULL, 1, N, C, OC, &scratch);
-        matmul_backward(result[t][1], result[t][2], NULL, dout, inp, w, 1, N, C, OC, &scratch);
+        gpt3__matmul_forward(result[t][0], inp, w, NULL, 1, N, C, OC, &scratch);
+        gpt3__matmul_backward(result[t][1], result[t][2], NULL, dout, inp, w, 1, N, C, OC, &scratch);
     }
     scratch.threads = all;
     size_t n[3] = {n_out, n_in, n_w};

@@ -50,9 +50,9 @@ double AB(product)(int which, int N, int C, int OC, float *x, float *w, float *y
         s.memory = (float *)malloc((size_t)s.threads * s.floats_per_thread * sizeof(float));
     }
     double t0 = ab_now();
-    if (which == 0) matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
-    if (which == 1) matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
-    if (which == 2) matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
+    if (which == 0) gpt3__matmul_forward(y, x, w, NULL, 1, N, C, OC, &s);
+    if (which == 1) gpt3__matmul_backward(dx, NULL, NULL, y, x, w, 1, N, C, OC, &s);
+    if (which == 2) gpt3__matmul_backward(NULL, dw, NULL, y, x, w, 1, N, C, OC, &s);
     return ab_now() - t0;
 }
 
@@ -64,12 +64,12 @@ double AB(attention)(int which) {
     static float *qkv, *dqkv, *out, *dout, *att, *datt;
     static int last = -1;
     int B = which == 0 ? 8 : 1, T = which == 0 ? 256 : 2048, C = which == 0 ? 384 : 768;
-    int NH = which == 0 ? 6 : 12, window = which == 2 ? 256 : T, span = attention_span(window, T);
+    int NH = which == 0 ? 6 : 12, window = which == 2 ? 256 : T, span = gpt3__attention_span(window, T);
     if (last != which) {
         size_t n = (size_t)B * T * 3 * C;
         free(s.memory); free(qkv); free(dqkv); free(out); free(dout); free(att); free(datt);
         s.threads = gpt3__max_threads();
-        s.floats_per_thread = attention_scratch_floats(T);
+        s.floats_per_thread = gpt3__attention_scratch_floats(T);
         s.memory = (float *)malloc((size_t)s.threads * s.floats_per_thread * sizeof(float));
         qkv = (float *)malloc(n * sizeof(float));
         dqkv = (float *)calloc(n, sizeof(float));
@@ -83,8 +83,8 @@ double AB(attention)(int which) {
         last = which;
     }
     double t0 = ab_now();
-    attention_forward(out, att, qkv, B, T, C, NH, window, NULL, 0, &s);
-    attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, window, NULL, 0, &s);
+    gpt3__attention_forward(out, att, qkv, B, T, C, NH, window, NULL, 0, &s);
+    gpt3__attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, window, NULL, 0, &s);
     return ab_now() - t0;
 }
 
