@@ -491,6 +491,34 @@ static int cmd_prepare(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* One optimizer step: train, finetune and bench all take it               */
+
+/* AdamW's settings and the gradient clipping (clip 0: the norm is measured,
+   nothing clipped; below 0: not even measured). */
+typedef struct { float beta1, beta2, eps, weight_decay, clip; } Optimizer;
+
+/* The forward with targets (the LM's; a task head's if head), the
+   gradients zeroed, the backward, clipping, AdamW step t (1, 2, ...) at
+   learning rate lr. *loss and *norm get the batch's loss and gradient
+   norm; a loss or norm that is not finite stops the step before the
+   parameters change (STEP_NOT_FINITE). */
+enum { STEP_NOT_FINITE = -1 };
+static int optimizer_step(GPT3 *m, int head, const int *inputs, const int *lengths, const int *targets,
+                          int B, int T, const Optimizer *opt, float lr, int t, float *loss, float *norm) {
+    int rc = head ? gpt3_head_forward(m, inputs, lengths, targets, B, T) : gpt3_forward(m, inputs, targets, B, T);
+    *norm = 0.0f;
+    if (rc != GPT3_OK) return rc;
+    *loss = head ? m->head->mean_loss : m->mean_loss;
+    if (!isfinite(*loss)) return STEP_NOT_FINITE;
+    gpt3_zero_grad(m);
+    rc = head ? gpt3_head_backward(m) : gpt3_backward(m);
+    if (rc != GPT3_OK) return rc;
+    if (opt->clip >= 0.0f) *norm = gpt3_clip_grad_norm(m, opt->clip);
+    if (!isfinite(*norm)) return STEP_NOT_FINITE;
+    return gpt3_adamw_step(m, lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, t);
+}
+
+/* ------------------------------------------------------------------------ */
 /* train                                                                    */
 
 typedef struct {
@@ -718,7 +746,8 @@ static int trim_metrics(const char *tsv, int step) {
     int ok = f != NULL;
     for (char *line = (char *)text; ok && line < (char *)text + n;) {
         char *eol = (char *)memchr(line, '\n', (size_t)((char *)text + n - line));
-        size_t len = eol ? (size_t)(eol - line + 1) : (size_t)((char *)text + n - line);
+        if (!eol) break; /* a row cut off by the interruption */
+        size_t len = (size_t)(eol - line + 1);
         if (line == (char *)text || atoi(line) <= step) ok = fwrite(line, 1, len, f) == len;
         line += len;
     }
@@ -727,26 +756,6 @@ static int trim_metrics(const char *tsv, int step) {
     if (!ok) fprintf(stderr, "demo train: cannot rewrite %s: %s\n", tsv, strerror(errno));
     free(text);
     return !ok;
-}
-
-/* One optimizer step on the loader's next batch: forward, backward, clip,
-   AdamW. A loss or a gradient norm that is not finite stops it before the
-   parameters change (STEP_NOT_FINITE; *loss and *norm say which). */
-enum { STEP_NOT_FINITE = -1 };
-static int train_step(const TrainArgs *a, GPT3 *m, GPT3DataLoader *dl, int step, float lr,
-                      float *loss, float *norm) {
-    gpt3_loader_next(dl);
-    int rc = gpt3_forward(m, dl->inputs, dl->targets, a->batch, a->seq);
-    *loss = m->mean_loss;
-    *norm = 0.0f;
-    if (rc != GPT3_OK) return rc;
-    if (!isfinite(*loss)) return STEP_NOT_FINITE;
-    gpt3_zero_grad(m);
-    rc = gpt3_backward(m);
-    *norm = gpt3_clip_grad_norm(m, a->clip);
-    if (rc != GPT3_OK) return rc;
-    if (!isfinite(*norm)) return STEP_NOT_FINITE;
-    return gpt3_adamw_step(m, lr, a->beta1, a->beta2, a->eps, a->weight_decay, step + 1);
 }
 
 static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Tokens *val,
@@ -782,7 +791,9 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     while (st->step < a->steps && !interrupted && !pause) {
         double t0 = now_seconds();
         float lr = gpt3_lr_schedule(st->step, a->lr, a->warmup, a->steps);
-        rc = train_step(a, m, &dl, st->step, lr, &loss, &norm);
+        Optimizer opt = {a->beta1, a->beta2, a->eps, a->weight_decay, a->clip};
+        gpt3_loader_next(&dl);
+        rc = optimizer_step(m, 0, dl.inputs, NULL, dl.targets, B, T, &opt, lr, st->step + 1, &loss, &norm);
         if (rc == STEP_NOT_FINITE) {
             fprintf(stderr, "\ndemo train: the %s is not finite at step %d: stopped before it changed the parameters; "
                     "try a lower --lr or --weight-decay, or keep --clip on\n",
@@ -820,10 +831,11 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         fprintf(stderr, "stopped after step %d as asked: saved %s; continue with the same command and --resume\n",
                 st->step, ckpt);
     if (interrupted && status == 0) { /* the handler stays: a second Ctrl-C does not cut the save */
-        fprintf(stderr, "interrupted at step %d: saving %s ...\n", st->step, ckpt);
+        if (saved_step != st->step) fprintf(stderr, "interrupted at step %d: saving %s ...\n", st->step, ckpt);
         status = saved_step == st->step || save_run(m, st, ckpt, &saved_step) == 0 ? 130 : 1;
         write_svg(tsv, svg);
-        if (status == 130) fprintf(stderr, "saved: continue with the same command and --resume\n");
+        if (status == 130)
+            fprintf(stderr, "interrupted: step %d is saved; continue with the same command and --resume\n", st->step);
     }
     signal(SIGINT, old_int);
     signal(SIGTERM, old_term);
@@ -1234,12 +1246,11 @@ static int bench_train(const Bench *b, const char *name, GPT3Config cfg, int B, 
     random_tokens(inputs, 2 * (size_t)n, cfg.vocab_size, 7);
     peak_rss_reset();
     if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) { free(inputs); return fail(name, rc); }
+    Optimizer opt = {0.9f, 0.95f, 1e-8f, 0.1f, -1.0f}; /* no clipping, as the PyTorch side */
     for (int r = -2; r < b->runs && rc == GPT3_OK; r++) { /* two warm-up steps */
         double t0 = now_seconds();
-        rc = gpt3_forward(&m, inputs, inputs + n, B, T);
-        gpt3_zero_grad(&m);
-        if (rc == GPT3_OK) rc = gpt3_backward(&m);
-        if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, r + 3);
+        float loss, norm;
+        rc = optimizer_step(&m, 0, inputs, NULL, inputs + n, B, T, &opt, 1e-4f, r + 3, &loss, &norm);
         if (r >= 0) ms[r] = 1e3 * (now_seconds() - t0);
     }
     double rss = peak_rss_mb();
@@ -1905,14 +1916,17 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
             if (a->teacher && !soft) { fail("the teacher's forward", GPT3_ERR_SEQ_LEN); rc = GPT3_ERR_SEQ_LEN; break; }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
             m->training = 1; /* dropout on (evaluation turned it off) */
-            rc = task_forward(m, task, inputs, lengths, labels, b_count, T);
-            gpt3_zero_grad(m);
-            if (rc == GPT3_OK) rc = task == TASK_GENERATE ? gpt3_backward(m) : gpt3_head_backward(m);
-            gpt3_clip_grad_norm(m, 1.0f);
-            float lr = gpt3_lr_schedule(step, a->lr, total / 10 + 1, total);
-            if (rc == GPT3_OK) rc = gpt3_adamw_step(m, lr, 0.9f, 0.95f, 1e-8f, a->weight_decay, step + 1);
+            Optimizer opt = {0.9f, 0.95f, 1e-8f, a->weight_decay, 1.0f};
+            float lr = gpt3_lr_schedule(step, a->lr, total / 10 + 1, total), loss_b, norm;
+            rc = optimizer_step(m, task != TASK_GENERATE, inputs, lengths, labels, b_count, T, &opt, lr, step + 1,
+                                &loss_b, &norm);
+            if (rc == STEP_NOT_FINITE) {
+                fprintf(stderr, "demo finetune: the %s is not finite at step %d: stopped; try a lower --lr\n",
+                        isfinite(loss_b) ? "gradient norm" : "loss", step + 1);
+                break;
+            }
             if (rc != GPT3_OK) { fail("fine-tuning step", rc); break; }
-            sum += task == TASK_GENERATE ? m->mean_loss : m->head->mean_loss;
+            sum += loss_b;
         }
         gpt3_set_distillation(m, NULL, 1.0f, 0.0f);
         if (rc != GPT3_OK) break;

@@ -118,7 +118,7 @@ cmp -s -i 1024 "$W/dense/model.ckpt" "$W/wide/model.ckpt" && ! grep -q 'runtime 
 # run that was never interrupted
 RUN="$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 40 --eval-every 10 --eval-batches 1 --save-every 2"
 $RUN --out "$W/whole" 2>/dev/null
-kills=0 resumes=0 refused=0
+kills=0 refused=0
 $RUN --out "$W/cut" --stop-after 2 2>/dev/null
 for delay in 0.02 0.05 0.03 0.08 0.01 0.06 0.04 0.1 0.02 0.07 0.03 0.05; do
     [ -n "$(grep -s '^40	' "$W/cut/metrics.tsv")" ] && break
@@ -132,16 +132,17 @@ for delay in 0.02 0.05 0.03 0.08 0.01 0.06 0.04 0.1 0.02 0.07 0.03 0.05; do
     if grep -q -E 'another model|cannot open|Sanitizer' "$W/cut.err"; then refused=$((refused + 1)); fi
     [ $status -eq 0 ] || [ $status -eq 130 ] || [ $status -eq 137 ] || refused=$((refused + 1))
 done
-while [ $resumes -lt 20 ] && [ -z "$(grep -s '^40	' "$W/cut/metrics.tsv")" ]; do
-    $RUN --out "$W/cut" --resume 2>"$W/cut.err" || refused=$((refused + 1))
-    resumes=$((resumes + 1))
-done
+# a row of the log may be newer than the last save (the run was killed
+# while saving it): one more --resume finishes from the save, whatever the log says
+$RUN --out "$W/cut" --resume 2>"$W/cut.err" || refused=$((refused + 1))
 if [ $refused -eq 0 ] && cmp -s "$W/whole/model.ckpt" "$W/cut/model.ckpt" &&
     cmp -s "$W/whole/model.ckpt.state" "$W/cut/model.ckpt.state" &&
     [ "$(cut -f 1-5 "$W/whole/metrics.tsv")" = "$(cut -f 1-5 "$W/cut/metrics.tsv")" ]; then
     ok "cli train: $kills kill -9 / double Ctrl-C at random points, each resumed: bit-identical to the straight run, the log's rows too"
 else
-    bad "cli train: interrupted and resumed ($kills kills, $refused refused): differs; last: $(tail -n 2 "$W/cut.err")"
+    cmp -s "$W/whole/model.ckpt" "$W/cut/model.ckpt" && what="the log" || what="the model"
+    bad "cli train: interrupted and resumed ($kills kills, $refused refused): $what differs; last: $(tail -n 1 "$W/cut.err")"
+    diff "$W/whole/metrics.tsv" "$W/cut/metrics.tsv" | head -n 6
 fi
 # a full disk while saving: the save fails, says which step is kept, and
 # the run resumes from it (ulimit -f counts blocks of 512 or 1024 bytes)
