@@ -160,6 +160,14 @@ FUZZ_UNUSED static void fuzz_write(const char *path, const void *data, size_t si
     if (fclose(f) != 0) { perror(path); abort(); }
 }
 
+/* The input as the file a loader reads (the allocation count starts anew). */
+FUZZ_UNUSED static const char *fuzz_input_file(const char *tag, const uint8_t *data, size_t size) {
+    const char *path = fuzz_path(tag);
+    fuzz_alloc_reset(size, 64);
+    fuzz_write(path, data, size);
+    return path;
+}
+
 /* Reads bytes from the input, zeros once it runs out. */
 typedef struct { const uint8_t *p; size_t n; } FuzzInput;
 FUZZ_UNUSED static unsigned fuzz_u8(FuzzInput *in) {
@@ -251,10 +259,8 @@ FUZZ_UNUSED static void fuzz_train_step(GPT3 *m, FuzzInput *in, int B, int T) {
 #if FUZZ_ID == FUZZ_ID_load
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_path("ckpt");
+    const char *path = fuzz_input_file("ckpt", data, size);
     GPT3 m;
-    fuzz_alloc_reset(size, 64);
-    fuzz_write(path, data, size);
     int rc = gpt3_load(&m, path);
     if (rc == GPT3_OK) {
         FUZZ_CHECK(gpt3_check_config(&m.config) == GPT3_OK);
@@ -279,10 +285,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     GPT3 *m = fuzz_shared_model(4);
-    const char *path = fuzz_path("state");
+    const char *path = fuzz_input_file("state", data, size);
     GPT3TrainState st = {-7, 1, 2, 3};
-    fuzz_alloc_reset(size, 64);
-    fuzz_write(path, data, size);
     int rc = gpt3_load_state(m, &st, path);
     if (rc == GPT3_OK) {
         FUZZ_CHECK(st.step >= 0);
@@ -304,9 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     GPT3 *m = fuzz_shared_model(8);
-    const char *path = fuzz_path("head");
-    fuzz_alloc_reset(size, 64);
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("head", data, size);
     int rc = gpt3_head_load(m, path);
     if (rc == GPT3_OK) {
         GPT3Head *h = m->head;
@@ -340,10 +342,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #elif FUZZ_ID == FUZZ_ID_tokens
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_path("tok");
+    const char *path = fuzz_input_file("tok", data, size);
     GPT3Tokens t;
-    fuzz_alloc_reset(size, 64);
-    fuzz_write(path, data, size);
     int rc = gpt3_tokens_load(&t, path);
     if (rc == GPT3_OK) {
         FUZZ_CHECK(size == 256 + 2 * t.count);
