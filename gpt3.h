@@ -1081,603 +1081,16 @@ static void gpt3__matmul_backward_reference(float *dinp, float *dweight, float *
         }
 }
 
-/* The fast products: C (M,N) += A (M,K) B (K,N), packed and blocked as in
-   BLIS (Van Zee & van de Geijn 2015; Goto & van de Geijn 2008):
-     - B is copied, KC rows x NC columns at a time, into panels of NR
-       columns stored k by k (a panel stays in the L2 cache);
-     - A is copied, KC columns at a time, into slivers of MR rows, k by k
-       (a sliver stays in the L1 cache), or, where that pays, read where
-       it is (gpt3__a_in_place);
-     - the micro-kernel multiplies one sliver by one panel: an MR x NR tile
-       of C held in registers (8 x 48 floats = 24 AVX-512 registers), each
-       step k one broadcast of A times one row of B. It is plain C that the
-       compiler vectorises, and with AVX-512 the same loop in intrinsics for
-       the packed slivers (faster narrow tiles). A tile may be narrowed to
-       16 or 32 columns, where C or a band ends.
-   Each element of C is one thread's, summed in the same order whatever the
-   thread count: results are deterministic and independent of threads.
-   An operand is a strided view, element (i, k) at p[i * si + k * sk], so
-   the transposed products need no transposed copies of the tensors; in
-   every operand here si or sk is 1, and the copies and the micro-kernel
-   count on it.
-   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU;
-   NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
-#define GPT3__MR 8
-#define GPT3__NR 48
-#ifndef GPT3_KC
-#define GPT3_KC 512
-#endif
-#ifndef GPT3_NC
-#define GPT3_NC 192
-#endif
-#ifndef GPT3_MC
-#define GPT3_MC 128
-#endif
-#if GPT3_NC % GPT3__NR != 0 || GPT3_MC % GPT3__MR != 0
-#error "gpt3.h: GPT3_NC must be a multiple of 48 (NR) and GPT3_MC of 8 (MR)"
-#endif
-/* The cache blocks of a product whose C has M rows. With at most C_ROWS
-   rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
-   panel of B and a block of A while the K blocks add to them (GPT-3 Small
-   at B T = 256). With more, C cannot stay, and the blocks are BLIS's usual
-   ones: KC halved, NC doubled (the teaching size at B T = 2048). When K is
-   one block there is nothing to keep, and NC is four times wider: each
-   sliver of A is then copied a quarter as often (the weight gradients,
-   K = B T). When K is at most one and a half blocks, it is one block: C is
-   then loaded and stored once, not twice (K = C, the forward products).
-   The panel of B is KC x 4 NC at most.
-   The K blocks set the order in which each element's sum is added up, so
-   they depend on the product's shape only, never on the share of it that
-   one thread takes: the results are the same bits for any thread count. */
-#define GPT3__C_ROWS 256
-static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
-    int c_stays = M <= GPT3__C_ROWS;
-    *kc_block = c_stays ? GPT3_KC : GPT3_KC / 2;
-    *nc_block = (c_stays ? GPT3_NC : 2 * GPT3_NC) * (K <= *kc_block ? 4 : 1);
-    if (K <= *kc_block * 3 / 2) *kc_block = K;
-}
-
-/* A's buffer holds four blocks. What a thread keeps of its share of A
-   (its rows by all of K) decides how often A is copied:
-     - all of it, when it fits: copied once and kept for every NC columns
-       (the forward products: A is the B T x C input);
-     - one K block of all its rows, when A is too large to stay in the
-       last-level cache (A_STREAMED floats; the LM head's dL/dlogits is
-       51 MB for GPT-3 Small): each K block then runs over all the thread's
-       columns before the next, so A comes from memory once and C, which
-       is small, comes back from the cache (the LM head's dinp 5-12% faster);
-     - nothing: A is copied again for every NC columns, from the cache. */
-#define GPT3__A_FLOATS (4 * GPT3_MC * GPT3_KC)
-#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3_NC)
-#ifndef GPT3_A_STREAMED
-#define GPT3_A_STREAMED ((size_t)4 << 20)
-#endif
-enum { GPT3__KEEP_NONE, GPT3__KEEP_BLOCK, GPT3__KEEP_ALL };
-static int gpt3__keep_a(int rows, int K, int KC) {
-    size_t rows_all = (size_t)(rows + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
-    if (rows_all * K <= GPT3__A_FLOATS) return GPT3__KEEP_ALL;
-    if (rows_all * K > GPT3_A_STREAMED && rows_all * KC <= GPT3__A_FLOATS) return GPT3__KEEP_BLOCK;
-    return GPT3__KEEP_NONE;
-}
-
-typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
-
-/* The view of x that starts at its element (i, k). */
-static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
-    GPT3__Operand v = {x.p + (size_t)i * x.si + (size_t)k * x.sk, x.si, x.sk};
-    return v;
-}
-
-/* Packing reads an operand whose rows run along k (the forward's x and W)
-   crosswise: element by element it is a quarter of the forward's time.
-   With AVX, 8 x 8 blocks are transposed in registers instead (intrinsics,
-   as in gpt3__microkernel_avx512; without AVX the C loop does it all):
-   dst[c * ldd + r] = src[r * lds + c] for r, c < 8. */
-#ifdef __AVX__
-static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
-    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds),
-           r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds),
-           r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds),
-           r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
-    /* pairs of rows interleaved, then pairs of pairs: each 128-bit half
-       then holds 4 x 4 transposed blocks, and the halves are exchanged */
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
-           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
-           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
-           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
-           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
-           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
-    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-#endif
-
-/* One sliver of an x whose rows run along k (x.sk 1), read along them:
-   dst[k * width + r] = x(i0 + r, k0 + k) for r < rows <= width; zero up to width. */
-static void gpt3__pack_across(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
-                              int width) {
-    const float *src = gpt3__at(x, i0, k0).p;
-    int r = 0;
-#ifdef __AVX__
-    for (; r + 8 <= rows; r += 8) {
-        int k = 0;
-        for (; k + 8 <= kc; k += 8)
-            gpt3__transpose8(dst + (size_t)k * width + r, width, src + (size_t)r * x.si + k, x.si);
-        for (int r8 = r; r8 < r + 8; r8++)
-            for (int k8 = k; k8 < kc; k8++) dst[k8 * width + r8] = src[(size_t)r8 * x.si + k8];
-    }
-#endif
-    for (; r < rows; r++)
-        for (int k = 0; k < kc; k++) dst[k * width + r] = src[(size_t)r * x.si + k];
-    for (int k = 0; k < kc; k++)
-        for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
-}
-
-/* A function the compiler must inline, so that the constants it is called
-   with (widths, strides) shape its loops. */
-#if defined(__GNUC__)
-#define GPT3__ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define GPT3__ALWAYS_INLINE inline
-#endif
-
-/* Slivers of a k-major x (x.si 1), each k in one pass over all of them:
-   see gpt3__pack. */
-static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, int i0, int rows,
-                                                 int k0, int kc, int width) {
-    for (int k = 0; k < kc; k++) {
-        const float *src = gpt3__at(x, i0, k0 + k).p;
-        for (int s = 0; s < rows; s += width) {
-            float *d = dst + (size_t)s * kc + (size_t)k * width;
-            int n = gpt3__min(width, rows - s);
-            if (n == width)
-                memcpy(d, src + s, (size_t)width * sizeof(float));
-            else
-                for (int r = 0; r < width; r++) d[r] = r < n ? src[s + r] : 0.0f;
-        }
-    }
-}
-
-/* Rows i0 .. i0+rows-1 of x, k0 .. k0+kc-1, as slivers of width rows each
-   (the last padded with zeros): element (r, k) of sliver s at
-   dst[s * width * kc + k * width + r]. Every operand here runs along one
-   of its axes (x.si or x.sk is 1). Where x's columns run along its rows
-   (k-major, x.si 1: dL/dout^T in dW), each k is one pass over all the
-   slivers, which read it as one run: sliver by sliver, each k's floats lie
-   a row of the tensor apart, and the weight gradients were 1-6% slower
-   (paired runs). The widths MR and NR are constants where
-   they are inlined, so that a whole sliver's copy is a few vector moves. */
-static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
-                       int width) {
-    if (x.sk == 1)
-        for (int s = 0; s < rows; s += width)
-            gpt3__pack_across(dst + (size_t)s * kc, x, i0 + s, gpt3__min(width, rows - s), k0,
-                              kc, width);
-    else if (width == GPT3__MR)
-        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__MR);
-    else if (width == GPT3__NR)
-        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__NR);
-    else
-        gpt3__pack_along(dst, x, i0, rows, k0, kc, width);
-}
-
-/* A tile may be narrowed to 16 or 32 of its NR columns (one or two
-   AVX-512 registers a row), so that a band's edge tiles compute only the
-   part of the band they hold, and a product whose N is 64 (the attention's
-   heads) 64 columns, not 96: there B's panels are 32 wide, two whole tiles.
-   Attention is 12% faster dense and 16% banded for the narrowing, 4% more
-   for the 32-wide panels (paired runs). Alone in the L1 cache, the C
-   kernel runs 32 and 48 columns at 94% of a core's peak, 16 at 57%: see
-   gpt3__microkernel_avx512 for why, and for the faster one. The pragma
-   unrolls the loop over rows: without it GCC 12 keeps a 16-column tile's
-   sums in memory, 4 times slower. */
-#define GPT3__NR_STEP 16
-
-/* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
-   j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
-   is 16, 32 or NR, a constant wherever this is inlined, so that the loops
-   over j become cols/16 vector registers a row. */
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, size_t a_si,
-                                                     size_t a_sk, const float *b, int ldb,
-                                                     float *c, size_t ldc, int add,
-                                                     const float *bias, int cols) {
-    float acc[GPT3__MR][GPT3__NR];
-    for (int r = 0; r < GPT3__MR; r++)
-        for (int j = 0; j < cols; j++) acc[r][j] = 0.0f;
-    for (int k = 0; k < kc; k++)
-        #pragma GCC unroll 8
-        for (int r = 0; r < GPT3__MR; r++) {
-            float ar = a[r * a_si + k * a_sk];
-            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
-        }
-    for (int r = 0; r < GPT3__MR; r++)
-        for (int j = 0; j < cols; j++) {
-            if (add)
-                c[r * ldc + j] += acc[r][j];
-            else
-                c[r * ldc + j] = bias ? bias[j] + acc[r][j] : acc[r][j];
-        }
-}
-
-/* The same for a k-major sliver (a_si 1: packed, or a transpose read in
-   place), in AVX-512 intrinsics: cols/16 = vectors registers a row, a
-   constant where this is inlined. GCC 12 builds the C kernel's eight
-   broadcasts of A a step from one load and seven permutes; here each is
-   a broadcast load of its own (in 16-column tiles folded into the
-   multiply-add, {1to16}), so a step is only loads and multiply-adds. Alone
-   in the L1 cache, 16 columns run at 86% of a core's peak (the C kernel
-   57%), 32 at 99% (94%), 48 at 99% (99%). In context (paired runs, both
-   orders): banded attention 2% faster, at the teaching size 5%, the LM
-   head's forward 1.5%, the others the same. Rows read in place (a_sk 1)
-   keep the C kernel, which loads 16 k of a row at once: the LM head's
-   dinp was 2% slower with this one. */
-#ifdef __AVX512F__
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512_vectors(int kc, const float *a,
-                                                                size_t a_sk, const float *b,
-                                                                int ldb, float *c, size_t ldc,
-                                                                int add, const float *bias,
-                                                                int vectors) {
-    __m512 acc[GPT3__MR][GPT3__NR / GPT3__NR_STEP], b_k[GPT3__NR / GPT3__NR_STEP];
-    for (int r = 0; r < GPT3__MR; r++)
-        for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        for (int v = 0; v < vectors; v++) b_k[v] = _mm512_loadu_ps(b + (size_t)k * ldb + 16 * v);
-        for (int r = 0; r < GPT3__MR; r++) {
-            __m512 a_rk = _mm512_set1_ps(a[r + k * a_sk]);
-            for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_fmadd_ps(a_rk, b_k[v], acc[r][v]);
-        }
-    }
-    for (int r = 0; r < GPT3__MR; r++)
-        for (int v = 0; v < vectors; v++) {
-            float *out = c + r * ldc + 16 * v;
-            __m512 base = add    ? _mm512_loadu_ps(out)
-                          : bias ? _mm512_loadu_ps(bias + 16 * v)
-                                 : _mm512_setzero_ps();
-            _mm512_storeu_ps(out, _mm512_add_ps(base, acc[r][v]));
-        }
-}
-
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512(int kc, const float *a, size_t a_sk,
-                                                        const float *b, int ldb, float *c,
-                                                        size_t ldc, int add, const float *bias,
-                                                        int cols) {
-    if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 1);
-    else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 2);
-    else
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 3);
-}
-#endif
-
-/* The micro-kernel for cols 16, 32 or NR, each its own compiled loop. */
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a, size_t a_si,
-                                                       size_t a_sk, const float *b, int ldb,
-                                                       float *c, size_t ldc, int add,
-                                                       const float *bias, int cols) {
-    if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
-    else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
-    else
-        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR);
-}
-
-/* A sliver of A, element (r, k) at a.p[r * a.si + k * a.sk], is k-major
-   (a.si 1: packed, a.sk = MR, or the transposes read in place) or runs
-   along k (a.sk 1: rows read in place). Each has its own loops, with its
-   unit stride known to the compiler: with both strides unknown, the
-   narrowed tiles at a band's edges ran slower (banded attention 15%).
-   The view of A comes by pointer, here and in gpt3__tile (C's too): a
-   24-byte struct passed by value was written in two 8-byte halves and read
-   back in one 16-byte load, which the CPU cannot forward from the stores
-   (perf: a fifth of gpt3__gemm_panel's time at that load; banded attention
-   1.6% faster without it, 13 of 16 pairs). */
-static void gpt3__microkernel(int kc, const GPT3__Operand *a, const float *b, int ldb, float *c,
-                              size_t ldc, int add, const float *bias, int cols) {
-    if (a->sk == 1)
-        gpt3__microkernel_widths(kc, a->p, a->si, 1, b, ldb, c, ldc, add, bias, cols);
-    else
-#ifdef __AVX512F__
-        gpt3__microkernel_avx512(kc, a->p, a->sk, b, ldb, c, ldc, add, bias, cols);
-#else
-        gpt3__microkernel_widths(kc, a->p, 1, a->sk, b, ldb, c, ldc, add, bias, cols);
-#endif
-}
-
-/* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
-   is bias + the sum (bias NULL: the sum), so the bias costs no pass of its own. */
-typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
-
-/* The columns q_lo .. q_hi-1 (of cols) of an MR x nr tile of C at (i, j),
-   a sliver of A times a panel of B nr columns wide: the kernel runs on the
-   16-column steps that hold them, straight into C where those exist in C
-   and rows is MR, else into a scratch tile whose rows x columns that exist
-   are then added to (or, add 0, stored in) C. */
-static void gpt3__tile(int kc, const GPT3__Operand *a, const float *b, int nr,
-                       const GPT3__Output *c, int i, int j, int rows, int cols, int q_lo,
-                       int q_hi, int add) {
-    float tile[GPT3__MR * GPT3__NR];
-    int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
-    int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
-    const float *bias = c->bias ? c->bias + j + q0 : NULL;
-    if (rows == GPT3__MR && q0 + width <= cols) {
-        gpt3__microkernel(kc, a, b + q0, nr, c->p + (size_t)i * c->ld + j + q0, c->ld, add,
-                          bias, width);
-        return;
-    }
-    gpt3__microkernel(kc, a, b + q0, nr, tile, GPT3__NR, 0, NULL, width);
-    for (int r = 0; r < rows; r++) {
-        float *row = c->p + (size_t)(i + r) * c->ld + j + q0;
-        for (int q = 0; q < gpt3__min(width, cols - q0); q++) {
-            if (add)
-                row[q] += tile[r * GPT3__NR + q];
-            else
-                row[q] = (bias ? bias[q] : 0.0f) + tile[r * GPT3__NR + q];
-        }
-    }
-}
-
-/* The attention's products are banded: row i of a block needs only the
-   positions x with i + lo <= x < i + hi. Where x is a column of C (band.of
-   is GPT3__BAND_C) the tiles wholly outside the band are skipped and those
-   at its edges narrowed to the 16-column steps that hold it: the elements
-   of C outside the band are left as they were, or, within those steps, get
-   their product. Where x is a k of A (GPT3__BAND_A: A is zero outside the
-   band) each tile's sum runs over the k of its rows' band only. A tile of
-   MR rows takes the union of its rows' bands. */
-enum { GPT3__BAND_C, GPT3__BAND_A };
-typedef struct { int lo, hi, of; } GPT3__Band;
-
-/* The k of rows i .. i+rows-1 of A that block pc .. pc+kc-1 has to sum:
-   k_lo .. k_hi-1, counted from pc. */
-static void gpt3__band_k(const GPT3__Band *band, int i, int rows, int pc, int kc, int *k_lo,
-                         int *k_hi) {
-    *k_lo = 0;
-    *k_hi = kc;
-    if (!band || band->of != GPT3__BAND_A) return;
-    *k_lo = gpt3__max(0, gpt3__min(kc, i + band->lo - pc));
-    *k_hi = gpt3__max(*k_lo, gpt3__min(kc, i + rows - 1 + band->hi - pc));
-}
-
-/* The columns q_lo .. q_hi-1 of the tile of C at rows i.., columns j..
-   j+cols-1 that a band of C keeps (all cols without one; none if q_lo >= q_hi). */
-static void gpt3__band_columns(const GPT3__Band *band, int i, int rows, int j, int cols,
-                               int *q_lo, int *q_hi) {
-    *q_lo = 0;
-    *q_hi = cols;
-    if (!band || band->of != GPT3__BAND_C) return;
-    *q_lo = gpt3__max(0, i + band->lo - j);
-    *q_hi = gpt3__min(cols, i + rows - 1 + band->hi - j);
-}
-
-/* Asks for C's tile at (i, j) ahead of its turn, while the tile before it
-   computes: where C is large it comes from memory (the weight gradients),
-   and the micro-kernel would wait for it at its end. */
-static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, int cols) {
-#if defined(__GNUC__)
-    for (int r = 0; r < rows; r++)
-        for (int q = 0; q < cols; q += 16)
-            __builtin_prefetch(c->p + (size_t)(i + r) * c->ld + j + q, 1);
-#else
-    (void)c, (void)i, (void)rows, (void)j, (void)cols;
-#endif
-}
-
-/* Whether the whole slivers (MR rows) of A are read where they are, not
-   packed, for a K block of kc, in a product whose C is cols wide (the
-   whole product's, not a thread's share: a sliver read in place takes the
-   C micro-kernel, a packed one may take the AVX-512 one):
-     - where A's rows run along k (the forward's x, dinp's dL/dout, the
-       attention's P and dS), a cache line holds 16 k of one row: read in
-       place, a sliver costs the reads of packing it and saves the copy,
-       if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
-       columns use it. Shorter rows (the scores and dP, K = hs = 64: 4
-       cache lines a row) are packed still: read in place they were 30-40%
-       slower, too short for the prefetcher to learn. Wider products (the
-       LM head's forward: 50,257 columns) use a sliver hundreds of
-       times: read from its copy it was faster in 12 of 12 pairs, twice
-       (1.4% and 11%);
-     - where A's columns run along its rows (k-major: the weight gradients'
-       dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
-       its own, and a sliver that many tiles use is better copied: in place
-       only for at most 64 columns (the attention's dK and dV, two tiles);
-       the weight gradients were 1-8% slower in place.
-   Paired runs: the attention 11% faster dense, 5% banded and 11% at the
-   teaching size, the layers' dinp up to 10%, the teaching step 3%. */
-#ifndef GPT3_IN_PLACE_K
-#define GPT3_IN_PLACE_K 128
-#endif
-#ifndef GPT3_IN_PLACE_N
-#define GPT3_IN_PLACE_N 768
-#endif
-static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
-    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
-    return a.si == 1 && cols <= 4 * GPT3__NR_STEP;
-}
-
-/* The width of B's panels for nc columns: NR, or 32 where nc is a
-   multiple of 32 but not of 48, so that a head of 64 takes two whole
-   32-column tiles rather than 48 and 16. */
-static int gpt3__panel_width(int nc) {
-    return nc % GPT3__NR != 0 && nc % (2 * GPT3__NR_STEP) == 0 ? 2 * GPT3__NR_STEP : GPT3__NR;
-}
-
-/* One panel of B, columns jc..jc+nc-1 by k pc..pc+kc-1, times rows i0..i1
-   of A: B is copied, then each MC rows of A, then every tile. The copy of
-   rows ic.. of A starts at a_copy + (ic - i0) * a_step: a_step is kc where
-   A is kept (copy_a 0: it is there already), 0 where each MC rows are
-   copied in turn into one buffer; where in_place, only the slivers of
-   fewer than MR rows are copied, and the others read where they are. C +=
-   the products (C = bias + them where overwrite and pc is 0). */
-static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
-                             int jc, int nc, int pc, int kc, float *a_copy, int a_step,
-                             int copy_a, int in_place, int overwrite, const GPT3__Band *band,
-                             float *pb) {
-    int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
-    for (int jr = 0; jr < nc; jr += nr) /* in one pass for all panels, dinp was 2-3% slower */
-        gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
-    for (int ic = i0; ic < i1; ic += GPT3_MC) {
-        int mc = gpt3__min(GPT3_MC, i1 - ic);
-        float *pa = a_copy + (size_t)(ic - i0) * a_step;
-        if (copy_a && !band && !in_place) /* every sliver of the block in one call */
-            gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
-        else if (copy_a) /* sliver by sliver: each its band's k, or only the edge */
-            for (int ir = 0; ir < mc; ir += GPT3__MR) {
-                int rows = gpt3__min(GPT3__MR, mc - ir);
-                if (in_place && rows == GPT3__MR) continue;
-                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
-                gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
-                           pc + k_lo, k_hi - k_lo, GPT3__MR);
-            }
-        for (int ir = 0; ir < mc; ir += GPT3__MR)
-            for (int jr = 0; jr < nc; jr += nr) {
-                int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(nr, nc - jr);
-                int q_lo, q_hi;
-                gpt3__band_columns(band, ic + ir, rows, jc + jr, cols, &q_lo, &q_hi);
-                if (q_lo >= q_hi) continue;
-                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
-                if (add) { /* the next tile along the row, or down */
-                    if (jr + nr < nc)
-                        gpt3__prefetch_tile(&c, ic + ir, rows, jc + jr + nr,
-                                            gpt3__min(nr, nc - jr - nr));
-                    else if (ir + GPT3__MR < mc)
-                        gpt3__prefetch_tile(&c, ic + ir + GPT3__MR,
-                                            gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
-                                            gpt3__min(nr, nc));
-                }
-                GPT3__Operand sliver = {pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, 1,
-                                        GPT3__MR};
-                if (in_place && rows == GPT3__MR)
-                    sliver = gpt3__at(a, ic + ir, pc + k_lo);
-                gpt3__tile(k_hi - k_lo, &sliver, pb + (size_t)jr * kc + (size_t)k_lo * nr, nr,
-                           &c, ic + ir, jc + jr, rows, cols, q_lo, q_hi, add);
-            }
-    }
-}
-
-/* The whole product C (M, N) += A (M, K) B (K, N) that a thread takes a
-   share of. Every choice that sets the order of a sum (the K blocks, which
-   micro-kernel a sliver takes) is made from it, never from the share: the
-   results are the same bits for any thread count. */
-typedef struct { int M, N, K; } GPT3__Shape;
-
-/* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
-   one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
-   is copied once and used by every row of the share; each sliver of A is
-   then used by NC/NR tiles. The columns go in groups of NC (all in one
-   group when A is kept a K block at a time), and each group runs through
-   all of K before the next. band is NULL but for the attention. */
-static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, GPT3__Shape shape,
-                             int i0, int i1, int j0, int j1, int overwrite,
-                             const GPT3__Band *band, float *panels) {
-    int KC, NC, K = shape.K, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
-    gpt3__blocks(shape.M, K, &KC, &NC);
-    int keep = gpt3__keep_a(i1 - i0, K, KC), group = keep == GPT3__KEEP_BLOCK ? j1 - j0 : NC;
-    for (int jg = j0; jg < j1; jg += group)
-        for (int pc = 0; pc < K; pc += KC)
-            for (int jc = jg; jc < gpt3__min(j1, jg + group); jc += NC) {
-                /* A's slivers: kept ones are copied with the first columns */
-                int kc = gpt3__min(KC, K - pc);
-                float *a_copy = keep == GPT3__KEEP_ALL ? panels + (size_t)rows_all * pc : panels;
-                int copy_a = keep == GPT3__KEEP_ALL    ? jc == j0
-                             : keep == GPT3__KEEP_BLOCK ? jc == jg
-                                                        : 1;
-                int in_place = gpt3__a_in_place(a, kc, shape.N);
-                gpt3__gemm_panel(c, a, b, i0, i1, jc, gpt3__min(NC, j1 - jc), pc, kc, a_copy,
-                                 keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, in_place, overwrite,
-                                 band, panels + GPT3__A_FLOATS);
-            }
-}
-
-/* Floats a thread copies into panels when it takes the rows (or the
-   columns) of C that are its share among P threads: A is copied once if
-   it is kept, else once for every NC columns the thread has; B once for
-   the thread's columns. A sliver read in place counts as copied: most of
-   a copy's cost is reading it, and that stays. */
-static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
-    int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
-    double cols = by_rows ? N : (double)N / P;
-    gpt3__blocks(M, K, &kc_block, &nc_block);
-    double a_copies = gpt3__keep_a(rows, K, kc_block) == GPT3__KEEP_NONE ? ceil(cols / nc_block) : 1;
-    return (double)rows * K * a_copies + (double)K * cols;
-}
-
-/* C += A B over the threads: each takes a share of the rows or of the
-   columns of C (whole tiles), whichever copies fewer floats. */
-static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, int N, int K,
-                       int overwrite, const GPT3Scratch *scratch) {
-    int P = scratch->threads;
-    int by_rows = N <= GPT3__NR || (M > GPT3__MR && gpt3__packing_cost(M, N, K, P, 1) <
-                                                      gpt3__packing_cost(M, N, K, P, 0));
-    int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
-    GPT3__Shape shape = {M, N, K};
-    #pragma omp parallel num_threads(gpt3__min(P, (extent + unit - 1) / unit))
-    {
-        int lo, hi;
-        float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
-                                              scratch->floats_per_thread;
-        if (by_rows)
-            gpt3__gemm_block(c, a, b, shape, lo, hi, 0, N, overwrite, NULL, panels);
-        else
-            gpt3__gemm_block(c, a, b, shape, 0, M, lo, hi, overwrite, NULL, panels);
-    }
-}
-
-/* With a few rows (generation: one token) each weight is used once, speed
-   is memory bandwidth, and packing would only add traffic: the reference
-   versions are then the fast ones. */
-#define GPT3__FEW_ROWS 4
-
+/* The model calls the fast versions, in the last section ("Fast kernels":
+   the same products packed and blocked for the caches), which the tests
+   hold to the reference above. */
 static void gpt3__matmul_forward(float *out, const float *inp, const float *weight,
-                           const float *bias, int B, int T, int C, int OC,
-                           const GPT3Scratch *scratch) {
-    /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
-    int N = B * T;
-    if (N <= GPT3__FEW_ROWS) {
-        gpt3__matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
-        return;
-    }
-    GPT3__Output y = {out, (size_t)OC, bias}; /* out = bias + x W^T */
-    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
-    gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
-}
-
+                                 const float *bias, int B, int T, int C, int OC,
+                                 const GPT3Scratch *scratch);
 static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int B, int T, int C,
-                            int OC, const GPT3Scratch *scratch) {
-    int N = B * T;
-    if (N <= GPT3__FEW_ROWS) {
-        gpt3__matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
-        return;
-    }
-    if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
-        GPT3__Output dx = {dinp, (size_t)C, NULL};
-        GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
-        gpt3__gemm(dx, d, w, N, C, OC, 0, scratch);
-    }
-    if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
-        GPT3__Output dw = {dweight, (size_t)C, NULL};
-        GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
-        gpt3__gemm(dw, dt, x, OC, C, N, 0, scratch);
-    }
-    if (!dbias) return;
-    #pragma omp parallel num_threads(scratch->threads)
-    {
-        int lo, hi;
-        gpt3__thread_range(OC, 1, &lo, &hi);
-        for (int n = 0; n < N; n++)
-            for (int o = lo; o < hi; o++) dbias[o] += dout[(size_t)n * OC + o];
-    }
-}
+                                  const float *inp, const float *weight, int B, int T, int C,
+                                  int OC, const GPT3Scratch *scratch);
+static size_t gpt3__matmul_scratch_floats(void);
 
 /* ---- Dropout ---------------------------------------------------------------
    While training, each value is kept with probability 1 - p and scaled up so
@@ -1779,156 +1192,16 @@ static uint64_t gpt3__attention_drop_index(int b, int h, int t, int NH, int T) {
     return (((uint64_t)b * NH + h) * T + t) * T;
 }
 
-/* The fast kernels take a block of GPT3_QUERY_BLOCK query rows t0 .. t1-1
-   of one head at a time, and the keys they may see, start(t0) .. t1-1, so
-   every product is a matrix product for the packed matmul above:
-       S = Q K^T,  O = P V                       (forward)
-       dP = dO V^T,  dQ += dS K,  dK += dS^T Q,  dV += P^T dO  (backward)
-   where P holds the probabilities (times the dropout scales) and dS the
-   score gradients, both zero outside each row's band. The products skip
-   the tiles that the band leaves out, and the sums run in another order
-   than the reference's (the test holds them to it). Each block copies
-   (packs) the keys and values it sees, so larger blocks copy less: 256
-   rows measured 9% faster than 64 dense and 8% faster banded (T 2048,
-   W 256, paired runs), 512 slower again. The scratch is two blocks of
-   rows, 4.7 MB a thread at T 2048.
-   The heads are shared out among the threads, and each thread takes its
-   heads a block at a time: block t0 of each of its heads, then block
-   t0 + 256 of each. A block reads its 256 positions' q, k and v (and
-   dL/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
-   thread reads the same rows for all its heads close together in time,
-   while they are in the cache.
-   Head after head, the banded layer was 2.6% slower (13 of 16 pairs;
-   dense the same). A head's results do not change: its blocks run in
-   the same order, on one thread. */
-#ifndef GPT3_QUERY_BLOCK
-#define GPT3_QUERY_BLOCK 256
-#endif
-
-/* Floats of per-thread scratch the fast attention needs at length T: the
-   matmul's panels and two blocks of rows (S or dP, and P). */
-static size_t gpt3__attention_scratch_floats(int T) {
-    return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3_QUERY_BLOCK * ((size_t)T + GPT3_QUERY_BLOCK);
-}
-
-/* A workspace's parts: the matmul's panels, then two blocks of
-   QUERY_BLOCK rows of T + QUERY_BLOCK floats (S or dP, and P). */
-static void gpt3__attention_work_parts(float *work, int T, float **scores, float **probs) {
-    *scores = work + GPT3__PANEL_FLOATS;
-    *probs = *scores + (size_t)GPT3_QUERY_BLOCK * (T + GPT3_QUERY_BLOCK);
-}
-
-/* This thread's scratch, or NULL (the reference path) when there is none
-   or it is too small for T. */
-static float *gpt3__attention_workspace(const GPT3Scratch *scratch, int T) {
-    if (!scratch || scratch->floats_per_thread < gpt3__attention_scratch_floats(T)) return NULL;
-    return scratch->memory + (size_t)gpt3__thread_id() * scratch->floats_per_thread;
-}
-
-/* One head's query rows t0 .. t0+rows-1 see keys k0 .. k0+nk-1. */
-typedef struct { int t0, rows, k0, nk; } GPT3__QueryBlock;
-
-static GPT3__QueryBlock gpt3__attention_query_block(int t0, int T, int window) {
-    GPT3__QueryBlock q;
-    q.t0 = t0;
-    q.rows = gpt3__min(GPT3_QUERY_BLOCK, T - t0);
-    q.k0 = gpt3__attention_start(window, t0);
-    q.nk = t0 + q.rows - q.k0;
-    return q;
-}
-
-/* The band of a block's products, so that they skip what the causal mask
-   and the window zero. Query row r (position t0 + r) sees the keys numbered
-   x = s - k0 with r + t0 - k0 - window < x <= r + t0 - k0; seen from key
-   x, the rows r that see it are x - (t0 - k0) <= r < x - (t0 - k0) + window. */
-static GPT3__Band gpt3__attention_band(GPT3__QueryBlock blk, int window, int of, int rows_are_keys) {
-    GPT3__Band band;
-    int d = blk.t0 - blk.k0;
-    band.lo = rows_are_keys ? -d : d - window + 1;
-    band.hi = rows_are_keys ? window - d : d + 1;
-    band.of = of;
-    return band;
-}
-
-/* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
-   floats at x and y, stride floats apart (q or dO, and k or v). */
-static void gpt3__attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
-                                   size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
-                                   float *panels) {
-    GPT3__Output out = {S, (size_t)blk.nk, NULL};
-    GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
-    GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
-    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_C, 0);
-    GPT3__Shape shape = {blk.rows, blk.nk, hs};
-    gpt3__gemm_block(out, xs, ys, shape, 0, blk.rows, 0, blk.nk, 1, &band, panels);
-}
-
-/* A row of a block holds its band at off .. off+n-1. The products read it
-   only up to MR - 1 places outside (a tile sums over the union of its MR
-   rows' bands, or of its MR keys'), so only those are zeroed: zeroing the
-   whole row made the banded layer 2-3% slower (paired runs). */
-static void gpt3__attention_zero_outside(float *row, int nk, int off, int n) {
-    int lo = gpt3__max(0, off - (GPT3__MR - 1)), hi = gpt3__min(nk, off + n + GPT3__MR - 1);
-    memset(row + lo, 0, (size_t)(off - lo) * sizeof(float));
-    memset(row + off + n, 0, (size_t)(hi - off - n) * sizeof(float));
-}
-
-/* The query block at t0 of one head: out is the head's (T, hs) slice of
-   (T, C), att its (T, span) probabilities, seq its q in (T, 3C). */
-static void gpt3__attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
-                                    int C, int hs, int window, const GPT3__Dropout *drop,
-                                    uint64_t site, uint64_t drop_index, float *work) {
-    float *panels = work, *S, *P;
-    gpt3__attention_work_parts(work, T, &S, &P);
-    size_t stride = 3 * (size_t)C;
-    int span = gpt3__attention_span(window, T);
-    float scale = 1.0f / sqrtf((float)hs);
-    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
-    gpt3__attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
-    for (int r = 0; r < blk.rows; r++) {
-        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
-        int off = start - blk.k0;
-        float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
-        gpt3__attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
-        for (int j = n; j < span; j++) a[j] = 0.0f;
-        for (int j = 0; j < n; j++)
-            p[off + j] =
-                a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
-        gpt3__attention_zero_outside(p, blk.nk, off, n);
-    }
-    GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
-    GPT3__Operand probs = {P, (size_t)blk.nk, 1};
-    GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
-    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
-    GPT3__Shape shape = {blk.rows, hs, blk.nk};
-    gpt3__gemm_block(o, probs, v, shape, 0, blk.rows, 0, hs, 1, &band, panels);
-}
-
-static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
-                              int C, int NH, int window, const GPT3__Dropout *drop,
-                              uint64_t site, const GPT3Scratch *scratch) {
+/* The reference forward: one query row t at a time (gpt3__attention_row),
+   each (b, h) a head of its own; the threads split the heads. */
+static void gpt3__attention_forward_reference(float *out, float *att, const float *qkv, int B,
+                                              int T, int C, int NH, int window,
+                                              const GPT3__Dropout *drop, uint64_t site,
+                                              int threads) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
-    if (gpt3__attention_workspace(scratch, T)) {
-        #pragma omp parallel num_threads(scratch->threads)
-        {
-            int lo, hi; /* this thread's heads, numbered b * NH + h */
-            gpt3__thread_range(B * NH, 1, &lo, &hi);
-            float *work = gpt3__attention_workspace(scratch, T);
-            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
-                for (int bh = lo; bh < hi; bh++) {
-                    int b = bh / NH, h = bh % NH;
-                    gpt3__attention_forward_block(out + (size_t)b * T * C + h * hs,
-                                            att + (size_t)bh * T * span,
-                                            qkv + (size_t)b * T * 3 * C + h * hs, t0, T, C, hs,
-                                            window, drop, site,
-                                            gpt3__attention_drop_index(b, h, 0, NH, T), work);
-                }
-        }
-        return;
-    }
-    #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
-    for (int b = 0; b < B; b++) { /* the reference: one row t at a time */
+    #pragma omp parallel for collapse(2) num_threads(threads)
+    for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *seq = qkv + (size_t)b * T * 3 * C + h * hs;
             float *head_att = att + ((size_t)b * NH + h) * T * span;
@@ -1954,11 +1227,8 @@ static void gpt3__attention_forward(float *out, float *att, const float *qkv, in
        dL/dq_t = sum_s dL/dscore[t,s] k_s / sqrt(hs)
        dL/dk_s = sum_t dL/dscore[t,s] q_t / sqrt(hs).
    With dropout the output used att[t,s] k_ts, so dv_s gets att k and
-   dL/datt[t,s] = k_ts dout_t . v_s. datt is scratch of att's shape for the
-   reference path (it ends holding dL/dscore); the fast path keeps a block
-   of rows in its workspace and leaves datt untouched (copying every row
-   out was a tenth of the dense backward). Split over (b, h), as the
-   forward: a head's slice of dqkv is written by one thread only. */
+   dL/datt[t,s] = k_ts dout_t . v_s. Split over (b, h), as the forward: a
+   head's slice of dqkv is written by one thread only. */
 
 /* One row t of the softmax's backward: on entry da[j] = dout_t . v_s, on
    return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
@@ -1980,70 +1250,18 @@ static void gpt3__attention_softmax_backward(float *da, float *probs, const floa
     for (int j = 0; j < n; j++) da[j] = a[j] * (da[j] - att_dot_datt) * scale;
 }
 
-/* The query block at t0 of one head: dseq and seq are the head's q in
-   (T, 3C), dout its (T, hs) slice of (T, C), att its (T, span). */
-static void gpt3__attention_backward_block(float *dseq, const float *dout, const float *seq,
-                                     const float *att, int t0, int T, int C, int hs,
-                                     int window, const GPT3__Dropout *drop, uint64_t site,
-                                     uint64_t drop_index, float *work) {
-    float *panels = work, *dS, *P;
-    gpt3__attention_work_parts(work, T, &dS, &P);
-    size_t stride = 3 * (size_t)C;
-    int span = gpt3__attention_span(window, T);
-    float scale = 1.0f / sqrtf((float)hs);
-    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
-    gpt3__attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
-    for (int r = 0; r < blk.rows; r++) {
-        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
-        int off = start - blk.k0;
-        float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
-        gpt3__attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
-                                   site, drop_index + (uint64_t)t * T + start);
-        gpt3__attention_zero_outside(ds, blk.nk, off, n);
-        gpt3__attention_zero_outside(p, blk.nk, off, n);
-    }
-    const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
-    const float *d_o = dout + (size_t)t0 * C;
-    GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
-    GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
-    GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
-    GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
-    GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
-    GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
-    GPT3__Band by_query = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
-    GPT3__Band by_key = gpt3__attention_band(blk, window, GPT3__BAND_A, 1);
-    GPT3__Shape dq_shape = {blk.rows, hs, blk.nk}, dkv_shape = {blk.nk, hs, blk.rows};
-    gpt3__gemm_block(dq, ds_rows, k_cols, dq_shape, 0, blk.rows, 0, hs, 0, &by_query, panels);
-    gpt3__gemm_block(dk, ds_cols, q_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
-    gpt3__gemm_block(dv, p_cols, do_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
-}
-
-static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
-                               const float *qkv, const float *att, int B, int T,
-                               int C, int NH, int window, const GPT3__Dropout *drop,
-                               uint64_t site, const GPT3Scratch *scratch) {
+/* The reference backward, one row t at a time; datt is scratch of att's
+   shape (it ends holding dL/dscore). */
+static void gpt3__attention_backward_reference(float *dqkv, float *datt, const float *dout,
+                                               const float *qkv, const float *att, int B, int T,
+                                               int C, int NH, int window,
+                                               const GPT3__Dropout *drop, uint64_t site,
+                                               int threads) {
+    /* dqkv (B,T,3C) +=, datt (B,NH,T,span) scratch, dout (B,T,C), qkv (B,T,3C),
+       att (B,NH,T,span) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
-    if (gpt3__attention_workspace(scratch, T)) {
-        #pragma omp parallel num_threads(scratch->threads)
-        {
-            int lo, hi; /* this thread's heads, as in the forward */
-            gpt3__thread_range(B * NH, 1, &lo, &hi);
-            float *work = gpt3__attention_workspace(scratch, T);
-            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
-                for (int bh = lo; bh < hi; bh++) {
-                    int b = bh / NH, h = bh % NH;
-                    gpt3__attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
-                                             dout + (size_t)b * T * C + h * hs,
-                                             qkv + (size_t)b * T * 3 * C + h * hs,
-                                             att + (size_t)bh * T * span, t0, T, C, hs, window,
-                                             drop, site, gpt3__attention_drop_index(b, h, 0, NH, T),
-                                             work);
-                }
-        }
-        return;
-    }
-    #pragma omp parallel for collapse(2) num_threads(scratch ? scratch->threads : 1)
+    #pragma omp parallel for collapse(2) num_threads(threads)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *seq = qkv + (size_t)b * T * 3 * C + h * hs;
@@ -2079,6 +1297,18 @@ static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout
         }
     }
 }
+
+/* The model calls the fast versions, in the last section (blocks of
+   queries as packed matrix products), which the tests hold to the
+   reference above; without room for the blocks they run the reference. */
+static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
+                                    int C, int NH, int window, const GPT3__Dropout *drop,
+                                    uint64_t site, const GPT3Scratch *scratch);
+static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
+                                     const float *qkv, const float *att, int B, int T, int C,
+                                     int NH, int window, const GPT3__Dropout *drop, uint64_t site,
+                                     const GPT3Scratch *scratch);
+static size_t gpt3__attention_scratch_floats(int T);
 
 /* ---- GELU (tanh approximation) -------------------------------------------
    y = 0.5 x (1 + tanh u),   u = sqrt(2/pi) (x + 0.044715 x^3)             */
@@ -2405,7 +1635,7 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     m->params = (float *)GPT3_MALLOC(m->num_parameters * sizeof(float));
     m->grads = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
     m->scratch.threads = gpt3__max_threads();
-    m->scratch.floats_per_thread = GPT3__PANEL_FLOATS; /* attention's part grows with T */
+    m->scratch.floats_per_thread = gpt3__matmul_scratch_floats(); /* attention's grows with T */
     m->scratch.memory = (float *)GPT3_MALLOC((size_t)m->scratch.threads *
                                              m->scratch.floats_per_thread * sizeof(float));
     if (!m->params || !m->grads || !m->scratch.memory) {
@@ -5181,6 +4411,834 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     }
     fclose(f);
     return rc;
+}
+
+/* ======================================================================== */
+/* Fast kernels: the packed matrix product and blocked attention            */
+/* ======================================================================== */
+
+/* The fast products: C (M,N) += A (M,K) B (K,N), packed and blocked as in
+   BLIS (Van Zee & van de Geijn 2015; Goto & van de Geijn 2008):
+     - B is copied, KC rows x NC columns at a time, into panels of NR
+       columns stored k by k (a panel stays in the L2 cache);
+     - A is copied, KC columns at a time, into slivers of MR rows, k by k
+       (a sliver stays in the L1 cache), or, where that pays, read where
+       it is (gpt3__a_in_place);
+     - the micro-kernel multiplies one sliver by one panel: an MR x NR tile
+       of C held in registers (8 x 48 floats = 24 AVX-512 registers), each
+       step k one broadcast of A times one row of B. It is plain C that the
+       compiler vectorises, and with AVX-512 the same loop in intrinsics for
+       the packed slivers (faster narrow tiles). A tile may be narrowed to
+       16 or 32 columns, where C or a band ends.
+   Each element of C is one thread's, summed in the same order whatever the
+   thread count: results are deterministic and independent of threads.
+   An operand is a strided view, element (i, k) at p[i * si + k * sk], so
+   the transposed products need no transposed copies of the tensors; in
+   every operand here si or sk is 1, and the copies and the micro-kernel
+   count on it.
+   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU;
+   NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
+#define GPT3__MR 8
+#define GPT3__NR 48
+#ifndef GPT3_KC
+#define GPT3_KC 512
+#endif
+#ifndef GPT3_NC
+#define GPT3_NC 192
+#endif
+#ifndef GPT3_MC
+#define GPT3_MC 128
+#endif
+#if GPT3_NC % GPT3__NR != 0 || GPT3_MC % GPT3__MR != 0
+#error "gpt3.h: GPT3_NC must be a multiple of 48 (NR) and GPT3_MC of 8 (MR)"
+#endif
+/* The cache blocks of a product whose C has M rows. With at most C_ROWS
+   rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
+   panel of B and a block of A while the K blocks add to them (GPT-3 Small
+   at B T = 256). With more, C cannot stay, and the blocks are BLIS's usual
+   ones: KC halved, NC doubled (the teaching size at B T = 2048). When K is
+   one block there is nothing to keep, and NC is four times wider: each
+   sliver of A is then copied a quarter as often (the weight gradients,
+   K = B T). When K is at most one and a half blocks, it is one block: C is
+   then loaded and stored once, not twice (K = C, the forward products).
+   The panel of B is KC x 4 NC at most.
+   The K blocks set the order in which each element's sum is added up, so
+   they depend on the product's shape only, never on the share of it that
+   one thread takes: the results are the same bits for any thread count. */
+#define GPT3__C_ROWS 256
+static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
+    int c_stays = M <= GPT3__C_ROWS;
+    *kc_block = c_stays ? GPT3_KC : GPT3_KC / 2;
+    *nc_block = (c_stays ? GPT3_NC : 2 * GPT3_NC) * (K <= *kc_block ? 4 : 1);
+    if (K <= *kc_block * 3 / 2) *kc_block = K;
+}
+
+/* A's buffer holds four blocks. What a thread keeps of its share of A
+   (its rows by all of K) decides how often A is copied:
+     - all of it, when it fits: copied once and kept for every NC columns
+       (the forward products: A is the B T x C input);
+     - one K block of all its rows, when A is too large to stay in the
+       last-level cache (A_STREAMED floats; the LM head's dL/dlogits is
+       51 MB for GPT-3 Small): each K block then runs over all the thread's
+       columns before the next, so A comes from memory once and C, which
+       is small, comes back from the cache (the LM head's dinp 5-12% faster);
+     - nothing: A is copied again for every NC columns, from the cache. */
+#define GPT3__A_FLOATS (4 * GPT3_MC * GPT3_KC)
+#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3_NC)
+#ifndef GPT3_A_STREAMED
+#define GPT3_A_STREAMED ((size_t)4 << 20)
+#endif
+enum { GPT3__KEEP_NONE, GPT3__KEEP_BLOCK, GPT3__KEEP_ALL };
+static int gpt3__keep_a(int rows, int K, int KC) {
+    size_t rows_all = (size_t)(rows + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    if (rows_all * K <= GPT3__A_FLOATS) return GPT3__KEEP_ALL;
+    if (rows_all * K > GPT3_A_STREAMED && rows_all * KC <= GPT3__A_FLOATS) return GPT3__KEEP_BLOCK;
+    return GPT3__KEEP_NONE;
+}
+
+/* Floats of a thread's panels, the buffer every product packs into. */
+static size_t gpt3__matmul_scratch_floats(void) { return GPT3__PANEL_FLOATS; }
+
+typedef struct { const float *p; size_t si, sk; } GPT3__Operand;
+
+/* The view of x that starts at its element (i, k). */
+static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
+    GPT3__Operand v = {x.p + (size_t)i * x.si + (size_t)k * x.sk, x.si, x.sk};
+    return v;
+}
+
+/* Packing reads an operand whose rows run along k (the forward's x and W)
+   crosswise: element by element it is a quarter of the forward's time.
+   With AVX, 8 x 8 blocks are transposed in registers instead (intrinsics,
+   as in gpt3__microkernel_avx512; without AVX the C loop does it all):
+   dst[c * ldd + r] = src[r * lds + c] for r, c < 8. */
+#ifdef __AVX__
+static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds),
+           r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds),
+           r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds),
+           r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    /* pairs of rows interleaved, then pairs of pairs: each 128-bit half
+       then holds 4 x 4 transposed blocks, and the halves are exchanged */
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+           t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+           t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+           u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+           u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* One sliver of an x whose rows run along k (x.sk 1), read along them:
+   dst[k * width + r] = x(i0 + r, k0 + k) for r < rows <= width; zero up to width. */
+static void gpt3__pack_across(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
+                              int width) {
+    const float *src = gpt3__at(x, i0, k0).p;
+    int r = 0;
+#ifdef __AVX__
+    for (; r + 8 <= rows; r += 8) {
+        int k = 0;
+        for (; k + 8 <= kc; k += 8)
+            gpt3__transpose8(dst + (size_t)k * width + r, width, src + (size_t)r * x.si + k, x.si);
+        for (int r8 = r; r8 < r + 8; r8++)
+            for (int k8 = k; k8 < kc; k8++) dst[k8 * width + r8] = src[(size_t)r8 * x.si + k8];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int k = 0; k < kc; k++) dst[k * width + r] = src[(size_t)r * x.si + k];
+    for (int k = 0; k < kc; k++)
+        for (int r = rows; r < width; r++) dst[k * width + r] = 0.0f;
+}
+
+/* A function the compiler must inline, so that the constants it is called
+   with (widths, strides) shape its loops. */
+#if defined(__GNUC__)
+#define GPT3__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define GPT3__ALWAYS_INLINE inline
+#endif
+
+/* Slivers of a k-major x (x.si 1), each k in one pass over all of them:
+   see gpt3__pack. */
+static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, int i0, int rows,
+                                                 int k0, int kc, int width) {
+    for (int k = 0; k < kc; k++) {
+        const float *src = gpt3__at(x, i0, k0 + k).p;
+        for (int s = 0; s < rows; s += width) {
+            float *d = dst + (size_t)s * kc + (size_t)k * width;
+            int n = gpt3__min(width, rows - s);
+            if (n == width)
+                memcpy(d, src + s, (size_t)width * sizeof(float));
+            else
+                for (int r = 0; r < width; r++) d[r] = r < n ? src[s + r] : 0.0f;
+        }
+    }
+}
+
+/* Rows i0 .. i0+rows-1 of x, k0 .. k0+kc-1, as slivers of width rows each
+   (the last padded with zeros): element (r, k) of sliver s at
+   dst[s * width * kc + k * width + r]. Every operand here runs along one
+   of its axes (x.si or x.sk is 1). Where x's columns run along its rows
+   (k-major, x.si 1: dL/dout^T in dW), each k is one pass over all the
+   slivers, which read it as one run: sliver by sliver, each k's floats lie
+   a row of the tensor apart, and the weight gradients were 1-6% slower
+   (paired runs). The widths MR and NR are constants where
+   they are inlined, so that a whole sliver's copy is a few vector moves. */
+static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
+                       int width) {
+    if (x.sk == 1)
+        for (int s = 0; s < rows; s += width)
+            gpt3__pack_across(dst + (size_t)s * kc, x, i0 + s, gpt3__min(width, rows - s), k0,
+                              kc, width);
+    else if (width == GPT3__MR)
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__MR);
+    else if (width == GPT3__NR)
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, GPT3__NR);
+    else
+        gpt3__pack_along(dst, x, i0, rows, k0, kc, width);
+}
+
+/* A tile may be narrowed to 16 or 32 of its NR columns (one or two
+   AVX-512 registers a row), so that a band's edge tiles compute only the
+   part of the band they hold, and a product whose N is 64 (the attention's
+   heads) 64 columns, not 96: there B's panels are 32 wide, two whole tiles.
+   Attention is 12% faster dense and 16% banded for the narrowing, 4% more
+   for the 32-wide panels (paired runs). Alone in the L1 cache, the C
+   kernel runs 32 and 48 columns at 94% of a core's peak, 16 at 57%: see
+   gpt3__microkernel_avx512 for why, and for the faster one. The pragma
+   unrolls the loop over rows: without it GCC 12 keeps a 16-column tile's
+   sums in memory, 4 times slower. */
+#define GPT3__NR_STEP 16
+
+/* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
+   j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
+   is 16, 32 or NR, a constant wherever this is inlined, so that the loops
+   over j become cols/16 vector registers a row. */
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, size_t a_si,
+                                                     size_t a_sk, const float *b, int ldb,
+                                                     float *c, size_t ldc, int add,
+                                                     const float *bias, int cols) {
+    float acc[GPT3__MR][GPT3__NR];
+    for (int r = 0; r < GPT3__MR; r++)
+        for (int j = 0; j < cols; j++) acc[r][j] = 0.0f;
+    for (int k = 0; k < kc; k++)
+        #pragma GCC unroll 8
+        for (int r = 0; r < GPT3__MR; r++) {
+            float ar = a[r * a_si + k * a_sk];
+            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
+        }
+    for (int r = 0; r < GPT3__MR; r++)
+        for (int j = 0; j < cols; j++) {
+            if (add)
+                c[r * ldc + j] += acc[r][j];
+            else
+                c[r * ldc + j] = bias ? bias[j] + acc[r][j] : acc[r][j];
+        }
+}
+
+/* The same for a k-major sliver (a_si 1: packed, or a transpose read in
+   place), in AVX-512 intrinsics: cols/16 = vectors registers a row, a
+   constant where this is inlined. GCC 12 builds the C kernel's eight
+   broadcasts of A a step from one load and seven permutes; here each is
+   a broadcast load of its own (in 16-column tiles folded into the
+   multiply-add, {1to16}), so a step is only loads and multiply-adds. Alone
+   in the L1 cache, 16 columns run at 86% of a core's peak (the C kernel
+   57%), 32 at 99% (94%), 48 at 99% (99%). In context (paired runs, both
+   orders): banded attention 2% faster, at the teaching size 5%, the LM
+   head's forward 1.5%, the others the same. Rows read in place (a_sk 1)
+   keep the C kernel, which loads 16 k of a row at once: the LM head's
+   dinp was 2% slower with this one. */
+#ifdef __AVX512F__
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512_vectors(int kc, const float *a,
+                                                                size_t a_sk, const float *b,
+                                                                int ldb, float *c, size_t ldc,
+                                                                int add, const float *bias,
+                                                                int vectors) {
+    __m512 acc[GPT3__MR][GPT3__NR / GPT3__NR_STEP], b_k[GPT3__NR / GPT3__NR_STEP];
+    for (int r = 0; r < GPT3__MR; r++)
+        for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        for (int v = 0; v < vectors; v++) b_k[v] = _mm512_loadu_ps(b + (size_t)k * ldb + 16 * v);
+        for (int r = 0; r < GPT3__MR; r++) {
+            __m512 a_rk = _mm512_set1_ps(a[r + k * a_sk]);
+            for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_fmadd_ps(a_rk, b_k[v], acc[r][v]);
+        }
+    }
+    for (int r = 0; r < GPT3__MR; r++)
+        for (int v = 0; v < vectors; v++) {
+            float *out = c + r * ldc + 16 * v;
+            __m512 base = add    ? _mm512_loadu_ps(out)
+                          : bias ? _mm512_loadu_ps(bias + 16 * v)
+                                 : _mm512_setzero_ps();
+            _mm512_storeu_ps(out, _mm512_add_ps(base, acc[r][v]));
+        }
+}
+
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512(int kc, const float *a, size_t a_sk,
+                                                        const float *b, int ldb, float *c,
+                                                        size_t ldc, int add, const float *bias,
+                                                        int cols) {
+    if (cols == GPT3__NR_STEP)
+        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 1);
+    else if (cols == 2 * GPT3__NR_STEP)
+        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 2);
+    else
+        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 3);
+}
+#endif
+
+/* The micro-kernel for cols 16, 32 or NR, each its own compiled loop. */
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a, size_t a_si,
+                                                       size_t a_sk, const float *b, int ldb,
+                                                       float *c, size_t ldc, int add,
+                                                       const float *bias, int cols) {
+    if (cols == GPT3__NR_STEP)
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
+    else if (cols == 2 * GPT3__NR_STEP)
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
+    else
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR);
+}
+
+/* A sliver of A, element (r, k) at a.p[r * a.si + k * a.sk], is k-major
+   (a.si 1: packed, a.sk = MR, or the transposes read in place) or runs
+   along k (a.sk 1: rows read in place). Each has its own loops, with its
+   unit stride known to the compiler: with both strides unknown, the
+   narrowed tiles at a band's edges ran slower (banded attention 15%).
+   The view of A comes by pointer, here and in gpt3__tile (C's too): a
+   24-byte struct passed by value was written in two 8-byte halves and read
+   back in one 16-byte load, which the CPU cannot forward from the stores
+   (perf: a fifth of gpt3__gemm_panel's time at that load; banded attention
+   1.6% faster without it, 13 of 16 pairs). */
+static void gpt3__microkernel(int kc, const GPT3__Operand *a, const float *b, int ldb, float *c,
+                              size_t ldc, int add, const float *bias, int cols) {
+    if (a->sk == 1)
+        gpt3__microkernel_widths(kc, a->p, a->si, 1, b, ldb, c, ldc, add, bias, cols);
+    else
+#ifdef __AVX512F__
+        gpt3__microkernel_avx512(kc, a->p, a->sk, b, ldb, c, ldc, add, bias, cols);
+#else
+        gpt3__microkernel_widths(kc, a->p, 1, a->sk, b, ldb, c, ldc, add, bias, cols);
+#endif
+}
+
+/* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
+   is bias + the sum (bias NULL: the sum), so the bias costs no pass of its own. */
+typedef struct { float *p; size_t ld; const float *bias; } GPT3__Output;
+
+/* The columns q_lo .. q_hi-1 (of cols) of an MR x nr tile of C at (i, j),
+   a sliver of A times a panel of B nr columns wide: the kernel runs on the
+   16-column steps that hold them, straight into C where those exist in C
+   and rows is MR, else into a scratch tile whose rows x columns that exist
+   are then added to (or, add 0, stored in) C. */
+static void gpt3__tile(int kc, const GPT3__Operand *a, const float *b, int nr,
+                       const GPT3__Output *c, int i, int j, int rows, int cols, int q_lo,
+                       int q_hi, int add) {
+    float tile[GPT3__MR * GPT3__NR];
+    int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
+    int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
+    const float *bias = c->bias ? c->bias + j + q0 : NULL;
+    if (rows == GPT3__MR && q0 + width <= cols) {
+        gpt3__microkernel(kc, a, b + q0, nr, c->p + (size_t)i * c->ld + j + q0, c->ld, add,
+                          bias, width);
+        return;
+    }
+    gpt3__microkernel(kc, a, b + q0, nr, tile, GPT3__NR, 0, NULL, width);
+    for (int r = 0; r < rows; r++) {
+        float *row = c->p + (size_t)(i + r) * c->ld + j + q0;
+        for (int q = 0; q < gpt3__min(width, cols - q0); q++) {
+            if (add)
+                row[q] += tile[r * GPT3__NR + q];
+            else
+                row[q] = (bias ? bias[q] : 0.0f) + tile[r * GPT3__NR + q];
+        }
+    }
+}
+
+/* The attention's products are banded: row i of a block needs only the
+   positions x with i + lo <= x < i + hi. Where x is a column of C (band.of
+   is GPT3__BAND_C) the tiles wholly outside the band are skipped and those
+   at its edges narrowed to the 16-column steps that hold it: the elements
+   of C outside the band are left as they were, or, within those steps, get
+   their product. Where x is a k of A (GPT3__BAND_A: A is zero outside the
+   band) each tile's sum runs over the k of its rows' band only. A tile of
+   MR rows takes the union of its rows' bands. */
+enum { GPT3__BAND_C, GPT3__BAND_A };
+typedef struct { int lo, hi, of; } GPT3__Band;
+
+/* The k of rows i .. i+rows-1 of A that block pc .. pc+kc-1 has to sum:
+   k_lo .. k_hi-1, counted from pc. */
+static void gpt3__band_k(const GPT3__Band *band, int i, int rows, int pc, int kc, int *k_lo,
+                         int *k_hi) {
+    *k_lo = 0;
+    *k_hi = kc;
+    if (!band || band->of != GPT3__BAND_A) return;
+    *k_lo = gpt3__max(0, gpt3__min(kc, i + band->lo - pc));
+    *k_hi = gpt3__max(*k_lo, gpt3__min(kc, i + rows - 1 + band->hi - pc));
+}
+
+/* The columns q_lo .. q_hi-1 of the tile of C at rows i.., columns j..
+   j+cols-1 that a band of C keeps (all cols without one; none if q_lo >= q_hi). */
+static void gpt3__band_columns(const GPT3__Band *band, int i, int rows, int j, int cols,
+                               int *q_lo, int *q_hi) {
+    *q_lo = 0;
+    *q_hi = cols;
+    if (!band || band->of != GPT3__BAND_C) return;
+    *q_lo = gpt3__max(0, i + band->lo - j);
+    *q_hi = gpt3__min(cols, i + rows - 1 + band->hi - j);
+}
+
+/* Asks for C's tile at (i, j) ahead of its turn, while the tile before it
+   computes: where C is large it comes from memory (the weight gradients),
+   and the micro-kernel would wait for it at its end. */
+static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, int cols) {
+#if defined(__GNUC__)
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q += 16)
+            __builtin_prefetch(c->p + (size_t)(i + r) * c->ld + j + q, 1);
+#else
+    (void)c, (void)i, (void)rows, (void)j, (void)cols;
+#endif
+}
+
+/* Whether the whole slivers (MR rows) of A are read where they are, not
+   packed, for a K block of kc, in a product whose C is cols wide (the
+   whole product's, not a thread's share: a sliver read in place takes the
+   C micro-kernel, a packed one may take the AVX-512 one):
+     - where A's rows run along k (the forward's x, dinp's dL/dout, the
+       attention's P and dS), a cache line holds 16 k of one row: read in
+       place, a sliver costs the reads of packing it and saves the copy,
+       if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
+       columns use it. Shorter rows (the scores and dP, K = hs = 64: 4
+       cache lines a row) are packed still: read in place they were 30-40%
+       slower, too short for the prefetcher to learn. Wider products (the
+       LM head's forward: 50,257 columns) use a sliver hundreds of
+       times: read from its copy it was faster in 12 of 12 pairs, twice
+       (1.4% and 11%);
+     - where A's columns run along its rows (k-major: the weight gradients'
+       dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
+       its own, and a sliver that many tiles use is better copied: in place
+       only for at most 64 columns (the attention's dK and dV, two tiles);
+       the weight gradients were 1-8% slower in place.
+   Paired runs: the attention 11% faster dense, 5% banded and 11% at the
+   teaching size, the layers' dinp up to 10%, the teaching step 3%. */
+#ifndef GPT3_IN_PLACE_K
+#define GPT3_IN_PLACE_K 128
+#endif
+#ifndef GPT3_IN_PLACE_N
+#define GPT3_IN_PLACE_N 768
+#endif
+static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
+    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
+    return a.si == 1 && cols <= 4 * GPT3__NR_STEP;
+}
+
+/* The width of B's panels for nc columns: NR, or 32 where nc is a
+   multiple of 32 but not of 48, so that a head of 64 takes two whole
+   32-column tiles rather than 48 and 16. */
+static int gpt3__panel_width(int nc) {
+    return nc % GPT3__NR != 0 && nc % (2 * GPT3__NR_STEP) == 0 ? 2 * GPT3__NR_STEP : GPT3__NR;
+}
+
+/* One panel of B, columns jc..jc+nc-1 by k pc..pc+kc-1, times rows i0..i1
+   of A: B is copied, then each MC rows of A, then every tile. The copy of
+   rows ic.. of A starts at a_copy + (ic - i0) * a_step: a_step is kc where
+   A is kept (copy_a 0: it is there already), 0 where each MC rows are
+   copied in turn into one buffer; where in_place, only the slivers of
+   fewer than MR rows are copied, and the others read where they are. C +=
+   the products (C = bias + them where overwrite and pc is 0). */
+static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int i0, int i1,
+                             int jc, int nc, int pc, int kc, float *a_copy, int a_step,
+                             int copy_a, int in_place, int overwrite, const GPT3__Band *band,
+                             float *pb) {
+    int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
+    for (int jr = 0; jr < nc; jr += nr) /* in one pass for all panels, dinp was 2-3% slower */
+        gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
+    for (int ic = i0; ic < i1; ic += GPT3_MC) {
+        int mc = gpt3__min(GPT3_MC, i1 - ic);
+        float *pa = a_copy + (size_t)(ic - i0) * a_step;
+        if (copy_a && !band && !in_place) /* every sliver of the block in one call */
+            gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);
+        else if (copy_a) /* sliver by sliver: each its band's k, or only the edge */
+            for (int ir = 0; ir < mc; ir += GPT3__MR) {
+                int rows = gpt3__min(GPT3__MR, mc - ir);
+                if (in_place && rows == GPT3__MR) continue;
+                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                gpt3__pack(pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, a, ic + ir, rows,
+                           pc + k_lo, k_hi - k_lo, GPT3__MR);
+            }
+        for (int ir = 0; ir < mc; ir += GPT3__MR)
+            for (int jr = 0; jr < nc; jr += nr) {
+                int rows = gpt3__min(GPT3__MR, mc - ir), cols = gpt3__min(nr, nc - jr);
+                int q_lo, q_hi;
+                gpt3__band_columns(band, ic + ir, rows, jc + jr, cols, &q_lo, &q_hi);
+                if (q_lo >= q_hi) continue;
+                gpt3__band_k(band, ic + ir, rows, pc, kc, &k_lo, &k_hi);
+                if (add) { /* the next tile along the row, or down */
+                    if (jr + nr < nc)
+                        gpt3__prefetch_tile(&c, ic + ir, rows, jc + jr + nr,
+                                            gpt3__min(nr, nc - jr - nr));
+                    else if (ir + GPT3__MR < mc)
+                        gpt3__prefetch_tile(&c, ic + ir + GPT3__MR,
+                                            gpt3__min(GPT3__MR, mc - ir - GPT3__MR), jc,
+                                            gpt3__min(nr, nc));
+                }
+                GPT3__Operand sliver = {pa + (size_t)ir * kc + (size_t)k_lo * GPT3__MR, 1,
+                                        GPT3__MR};
+                if (in_place && rows == GPT3__MR)
+                    sliver = gpt3__at(a, ic + ir, pc + k_lo);
+                gpt3__tile(k_hi - k_lo, &sliver, pb + (size_t)jr * kc + (size_t)k_lo * nr, nr,
+                           &c, ic + ir, jc + jr, rows, cols, q_lo, q_hi, add);
+            }
+    }
+}
+
+/* The whole product C (M, N) += A (M, K) B (K, N) that a thread takes a
+   share of. Every choice that sets the order of a sum (the K blocks, which
+   micro-kernel a sliver takes) is made from it, never from the share: the
+   results are the same bits for any thread count. */
+typedef struct { int M, N, K; } GPT3__Shape;
+
+/* Rows i0..i1 and columns j0..j1 of C += A B (C = A B if overwrite), on
+   one thread with its buffers, in BLIS's loop order: a panel of B (KC x NC)
+   is copied once and used by every row of the share; each sliver of A is
+   then used by NC/NR tiles. The columns go in groups of NC (all in one
+   group when A is kept a K block at a time), and each group runs through
+   all of K before the next. band is NULL but for the attention. */
+static void gpt3__gemm_block(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, GPT3__Shape shape,
+                             int i0, int i1, int j0, int j1, int overwrite,
+                             const GPT3__Band *band, float *panels) {
+    int KC, NC, K = shape.K, rows_all = (i1 - i0 + GPT3__MR - 1) / GPT3__MR * GPT3__MR;
+    gpt3__blocks(shape.M, K, &KC, &NC);
+    int keep = gpt3__keep_a(i1 - i0, K, KC), group = keep == GPT3__KEEP_BLOCK ? j1 - j0 : NC;
+    for (int jg = j0; jg < j1; jg += group)
+        for (int pc = 0; pc < K; pc += KC)
+            for (int jc = jg; jc < gpt3__min(j1, jg + group); jc += NC) {
+                /* A's slivers: kept ones are copied with the first columns */
+                int kc = gpt3__min(KC, K - pc);
+                float *a_copy = keep == GPT3__KEEP_ALL ? panels + (size_t)rows_all * pc : panels;
+                int copy_a = keep == GPT3__KEEP_ALL    ? jc == j0
+                             : keep == GPT3__KEEP_BLOCK ? jc == jg
+                                                        : 1;
+                int in_place = gpt3__a_in_place(a, kc, shape.N);
+                gpt3__gemm_panel(c, a, b, i0, i1, jc, gpt3__min(NC, j1 - jc), pc, kc, a_copy,
+                                 keep == GPT3__KEEP_NONE ? 0 : kc, copy_a, in_place, overwrite,
+                                 band, panels + GPT3__A_FLOATS);
+            }
+}
+
+/* Floats a thread copies into panels when it takes the rows (or the
+   columns) of C that are its share among P threads: A is copied once if
+   it is kept, else once for every NC columns the thread has; B once for
+   the thread's columns. A sliver read in place counts as copied: most of
+   a copy's cost is reading it, and that stays. */
+static double gpt3__packing_cost(int M, int N, int K, int P, int by_rows) {
+    int rows = by_rows ? (M + P - 1) / P : M, kc_block, nc_block;
+    double cols = by_rows ? N : (double)N / P;
+    gpt3__blocks(M, K, &kc_block, &nc_block);
+    double a_copies = gpt3__keep_a(rows, K, kc_block) == GPT3__KEEP_NONE ? ceil(cols / nc_block) : 1;
+    return (double)rows * K * a_copies + (double)K * cols;
+}
+
+/* C += A B over the threads: each takes a share of the rows or of the
+   columns of C (whole tiles), whichever copies fewer floats. */
+static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, int N, int K,
+                       int overwrite, const GPT3Scratch *scratch) {
+    int P = scratch->threads;
+    int by_rows = N <= GPT3__NR || (M > GPT3__MR && gpt3__packing_cost(M, N, K, P, 1) <
+                                                      gpt3__packing_cost(M, N, K, P, 0));
+    int unit = by_rows ? GPT3__MR : GPT3__NR, extent = by_rows ? M : N;
+    GPT3__Shape shape = {M, N, K};
+    #pragma omp parallel num_threads(gpt3__min(P, (extent + unit - 1) / unit))
+    {
+        int lo, hi;
+        float *panels = scratch->memory + (size_t)gpt3__thread_range(extent, unit, &lo, &hi) *
+                                              scratch->floats_per_thread;
+        if (by_rows)
+            gpt3__gemm_block(c, a, b, shape, lo, hi, 0, N, overwrite, NULL, panels);
+        else
+            gpt3__gemm_block(c, a, b, shape, 0, M, lo, hi, overwrite, NULL, panels);
+    }
+}
+
+/* With a few rows (generation: one token) each weight is used once, speed
+   is memory bandwidth, and packing would only add traffic: the reference
+   versions are then the fast ones. */
+#define GPT3__FEW_ROWS 4
+
+static void gpt3__matmul_forward(float *out, const float *inp, const float *weight,
+                           const float *bias, int B, int T, int C, int OC,
+                           const GPT3Scratch *scratch) {
+    /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
+    int N = B * T;
+    if (N <= GPT3__FEW_ROWS) {
+        gpt3__matmul_forward_reference(out, inp, weight, bias, B, T, C, OC);
+        return;
+    }
+    GPT3__Output y = {out, (size_t)OC, bias}; /* out = bias + x W^T */
+    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
+    gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
+}
+
+static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int B, int T, int C,
+                            int OC, const GPT3Scratch *scratch) {
+    int N = B * T;
+    if (N <= GPT3__FEW_ROWS) {
+        gpt3__matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
+        return;
+    }
+    if (dinp) { /* dinp (N,C) += dout (N,OC) W (OC,C) */
+        GPT3__Output dx = {dinp, (size_t)C, NULL};
+        GPT3__Operand d = {dout, (size_t)OC, 1}, w = {weight, 1, (size_t)C};
+        gpt3__gemm(dx, d, w, N, C, OC, 0, scratch);
+    }
+    if (dweight) { /* dW (OC,C) += dout^T (OC,N) inp (N,C) */
+        GPT3__Output dw = {dweight, (size_t)C, NULL};
+        GPT3__Operand dt = {dout, 1, (size_t)OC}, x = {inp, 1, (size_t)C};
+        gpt3__gemm(dw, dt, x, OC, C, N, 0, scratch);
+    }
+    if (!dbias) return;
+    #pragma omp parallel num_threads(scratch->threads)
+    {
+        int lo, hi;
+        gpt3__thread_range(OC, 1, &lo, &hi);
+        for (int n = 0; n < N; n++)
+            for (int o = lo; o < hi; o++) dbias[o] += dout[(size_t)n * OC + o];
+    }
+}
+
+
+/* The fast kernels take a block of GPT3_QUERY_BLOCK query rows t0 .. t1-1
+   of one head at a time, and the keys they may see, start(t0) .. t1-1, so
+   every product is a matrix product for the packed matmul above:
+       S = Q K^T,  O = P V                       (forward)
+       dP = dO V^T,  dQ += dS K,  dK += dS^T Q,  dV += P^T dO  (backward)
+   where P holds the probabilities (times the dropout scales) and dS the
+   score gradients, both zero outside each row's band. The products skip
+   the tiles that the band leaves out, and the sums run in another order
+   than the reference's (the test holds them to it). Each block copies
+   (packs) the keys and values it sees, so larger blocks copy less: 256
+   rows measured 9% faster than 64 dense and 8% faster banded (T 2048,
+   W 256, paired runs), 512 slower again. The scratch is two blocks of
+   rows, 4.7 MB a thread at T 2048.
+   The heads are shared out among the threads, and each thread takes its
+   heads a block at a time: block t0 of each of its heads, then block
+   t0 + 256 of each. A block reads its 256 positions' q, k and v (and
+   dL/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
+   thread reads the same rows for all its heads close together in time,
+   while they are in the cache.
+   Head after head, the banded layer was 2.6% slower (13 of 16 pairs;
+   dense the same). A head's results do not change: its blocks run in
+   the same order, on one thread. */
+#ifndef GPT3_QUERY_BLOCK
+#define GPT3_QUERY_BLOCK 256
+#endif
+
+/* Floats of per-thread scratch the fast attention needs at length T: the
+   matmul's panels and two blocks of rows (S or dP, and P). */
+static size_t gpt3__attention_scratch_floats(int T) {
+    return GPT3__PANEL_FLOATS + 2 * (size_t)GPT3_QUERY_BLOCK * ((size_t)T + GPT3_QUERY_BLOCK);
+}
+
+/* A workspace's parts: the matmul's panels, then two blocks of
+   QUERY_BLOCK rows of T + QUERY_BLOCK floats (S or dP, and P). */
+static void gpt3__attention_work_parts(float *work, int T, float **scores, float **probs) {
+    *scores = work + GPT3__PANEL_FLOATS;
+    *probs = *scores + (size_t)GPT3_QUERY_BLOCK * (T + GPT3_QUERY_BLOCK);
+}
+
+/* This thread's scratch, or NULL (the reference path) when there is none
+   or it is too small for T. */
+static float *gpt3__attention_workspace(const GPT3Scratch *scratch, int T) {
+    if (!scratch || scratch->floats_per_thread < gpt3__attention_scratch_floats(T)) return NULL;
+    return scratch->memory + (size_t)gpt3__thread_id() * scratch->floats_per_thread;
+}
+
+/* One head's query rows t0 .. t0+rows-1 see keys k0 .. k0+nk-1. */
+typedef struct { int t0, rows, k0, nk; } GPT3__QueryBlock;
+
+static GPT3__QueryBlock gpt3__attention_query_block(int t0, int T, int window) {
+    GPT3__QueryBlock q;
+    q.t0 = t0;
+    q.rows = gpt3__min(GPT3_QUERY_BLOCK, T - t0);
+    q.k0 = gpt3__attention_start(window, t0);
+    q.nk = t0 + q.rows - q.k0;
+    return q;
+}
+
+/* The band of a block's products, so that they skip what the causal mask
+   and the window zero. Query row r (position t0 + r) sees the keys numbered
+   x = s - k0 with r + t0 - k0 - window < x <= r + t0 - k0; seen from key
+   x, the rows r that see it are x - (t0 - k0) <= r < x - (t0 - k0) + window. */
+static GPT3__Band gpt3__attention_band(GPT3__QueryBlock blk, int window, int of, int rows_are_keys) {
+    GPT3__Band band;
+    int d = blk.t0 - blk.k0;
+    band.lo = rows_are_keys ? -d : d - window + 1;
+    band.hi = rows_are_keys ? window - d : d + 1;
+    band.of = of;
+    return band;
+}
+
+/* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
+   floats at x and y, stride floats apart (q or dO, and k or v). */
+static void gpt3__attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
+                                   size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
+                                   float *panels) {
+    GPT3__Output out = {S, (size_t)blk.nk, NULL};
+    GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
+    GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
+    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_C, 0);
+    GPT3__Shape shape = {blk.rows, blk.nk, hs};
+    gpt3__gemm_block(out, xs, ys, shape, 0, blk.rows, 0, blk.nk, 1, &band, panels);
+}
+
+/* A row of a block holds its band at off .. off+n-1. The products read it
+   only up to MR - 1 places outside (a tile sums over the union of its MR
+   rows' bands, or of its MR keys'), so only those are zeroed: zeroing the
+   whole row made the banded layer 2-3% slower (paired runs). */
+static void gpt3__attention_zero_outside(float *row, int nk, int off, int n) {
+    int lo = gpt3__max(0, off - (GPT3__MR - 1)), hi = gpt3__min(nk, off + n + GPT3__MR - 1);
+    memset(row + lo, 0, (size_t)(off - lo) * sizeof(float));
+    memset(row + off + n, 0, (size_t)(hi - off - n) * sizeof(float));
+}
+
+/* The query block at t0 of one head: out is the head's (T, hs) slice of
+   (T, C), att its (T, span) probabilities, seq its q in (T, 3C). */
+static void gpt3__attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
+                                    int C, int hs, int window, const GPT3__Dropout *drop,
+                                    uint64_t site, uint64_t drop_index, float *work) {
+    float *panels = work, *S, *P;
+    gpt3__attention_work_parts(work, T, &S, &P);
+    size_t stride = 3 * (size_t)C;
+    int span = gpt3__attention_span(window, T);
+    float scale = 1.0f / sqrtf((float)hs);
+    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
+    gpt3__attention_block_scores(S, seq, stride, seq + C, stride, blk, hs, window, panels);
+    for (int r = 0; r < blk.rows; r++) {
+        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
+        int off = start - blk.k0;
+        float *a = att + (size_t)t * span, *p = P + (size_t)r * blk.nk;
+        gpt3__attention_softmax(a, S + (size_t)r * blk.nk + off, n, scale);
+        for (int j = n; j < span; j++) a[j] = 0.0f;
+        for (int j = 0; j < n; j++)
+            p[off + j] =
+                a[j] * gpt3__dropout_scale(drop, site, drop_index + (uint64_t)t * T + start + j);
+        gpt3__attention_zero_outside(p, blk.nk, off, n);
+    }
+    GPT3__Output o = {out + (size_t)t0 * C, (size_t)C, NULL};
+    GPT3__Operand probs = {P, (size_t)blk.nk, 1};
+    GPT3__Operand v = {seq + 2 * C + (size_t)blk.k0 * stride, 1, stride};
+    GPT3__Band band = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
+    GPT3__Shape shape = {blk.rows, hs, blk.nk};
+    gpt3__gemm_block(o, probs, v, shape, 0, blk.rows, 0, hs, 1, &band, panels);
+}
+
+static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
+                              int C, int NH, int window, const GPT3__Dropout *drop,
+                              uint64_t site, const GPT3Scratch *scratch) {
+    /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
+    int hs = C / NH, span = gpt3__attention_span(window, T);
+    if (!gpt3__attention_workspace(scratch, T)) { /* no room for the blocks: the reference */
+        gpt3__attention_forward_reference(out, att, qkv, B, T, C, NH, window, drop, site,
+                                          scratch ? scratch->threads : 1);
+        return;
+    }
+    {
+        #pragma omp parallel num_threads(scratch->threads)
+        {
+            int lo, hi; /* this thread's heads, numbered b * NH + h */
+            gpt3__thread_range(B * NH, 1, &lo, &hi);
+            float *work = gpt3__attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
+                for (int bh = lo; bh < hi; bh++) {
+                    int b = bh / NH, h = bh % NH;
+                    gpt3__attention_forward_block(out + (size_t)b * T * C + h * hs,
+                                            att + (size_t)bh * T * span,
+                                            qkv + (size_t)b * T * 3 * C + h * hs, t0, T, C, hs,
+                                            window, drop, site,
+                                            gpt3__attention_drop_index(b, h, 0, NH, T), work);
+                }
+        }
+    }
+}
+
+/* The query block at t0 of one head: dseq and seq are the head's q in
+   (T, 3C), dout its (T, hs) slice of (T, C), att its (T, span). */
+static void gpt3__attention_backward_block(float *dseq, const float *dout, const float *seq,
+                                     const float *att, int t0, int T, int C, int hs,
+                                     int window, const GPT3__Dropout *drop, uint64_t site,
+                                     uint64_t drop_index, float *work) {
+    float *panels = work, *dS, *P;
+    gpt3__attention_work_parts(work, T, &dS, &P);
+    size_t stride = 3 * (size_t)C;
+    int span = gpt3__attention_span(window, T);
+    float scale = 1.0f / sqrtf((float)hs);
+    GPT3__QueryBlock blk = gpt3__attention_query_block(t0, T, window);
+    gpt3__attention_block_scores(dS, dout, (size_t)C, seq + 2 * C, stride, blk, hs, window, panels);
+    for (int r = 0; r < blk.rows; r++) {
+        int t = t0 + r, start = gpt3__attention_start(window, t), n = t - start + 1;
+        int off = start - blk.k0;
+        float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
+        gpt3__attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
+                                   site, drop_index + (uint64_t)t * T + start);
+        gpt3__attention_zero_outside(ds, blk.nk, off, n);
+        gpt3__attention_zero_outside(p, blk.nk, off, n);
+    }
+    const float *q = seq + (size_t)t0 * stride, *k = seq + C + (size_t)blk.k0 * stride;
+    const float *d_o = dout + (size_t)t0 * C;
+    GPT3__Operand ds_rows = {dS, (size_t)blk.nk, 1}, ds_cols = {dS, 1, (size_t)blk.nk};
+    GPT3__Operand p_cols = {P, 1, (size_t)blk.nk};
+    GPT3__Operand k_cols = {k, 1, stride}, q_cols = {q, 1, stride}, do_cols = {d_o, 1, (size_t)C};
+    GPT3__Output dq = {dseq + (size_t)t0 * stride, stride, NULL};
+    GPT3__Output dk = {dseq + C + (size_t)blk.k0 * stride, stride, NULL};
+    GPT3__Output dv = {dseq + 2 * C + (size_t)blk.k0 * stride, stride, NULL};
+    GPT3__Band by_query = gpt3__attention_band(blk, window, GPT3__BAND_A, 0);
+    GPT3__Band by_key = gpt3__attention_band(blk, window, GPT3__BAND_A, 1);
+    GPT3__Shape dq_shape = {blk.rows, hs, blk.nk}, dkv_shape = {blk.nk, hs, blk.rows};
+    gpt3__gemm_block(dq, ds_rows, k_cols, dq_shape, 0, blk.rows, 0, hs, 0, &by_query, panels);
+    gpt3__gemm_block(dk, ds_cols, q_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
+    gpt3__gemm_block(dv, p_cols, do_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
+}
+
+static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
+                               const float *qkv, const float *att, int B, int T,
+                               int C, int NH, int window, const GPT3__Dropout *drop,
+                               uint64_t site, const GPT3Scratch *scratch) {
+    int hs = C / NH, span = gpt3__attention_span(window, T);
+    if (!gpt3__attention_workspace(scratch, T)) { /* no room for the blocks: the reference */
+        gpt3__attention_backward_reference(dqkv, datt, dout, qkv, att, B, T, C, NH, window, drop,
+                                           site, scratch ? scratch->threads : 1);
+        return;
+    }
+    {
+        #pragma omp parallel num_threads(scratch->threads)
+        {
+            int lo, hi; /* this thread's heads, as in the forward */
+            gpt3__thread_range(B * NH, 1, &lo, &hi);
+            float *work = gpt3__attention_workspace(scratch, T);
+            for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
+                for (int bh = lo; bh < hi; bh++) {
+                    int b = bh / NH, h = bh % NH;
+                    gpt3__attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
+                                             dout + (size_t)b * T * C + h * hs,
+                                             qkv + (size_t)b * T * 3 * C + h * hs,
+                                             att + (size_t)bh * T * span, t0, T, C, hs, window,
+                                             drop, site, gpt3__attention_drop_index(b, h, 0, NH, T),
+                                             work);
+                }
+        }
+    }
 }
 
 /* ======================================================================== */
