@@ -13,10 +13,13 @@
    token files and batches. C99, libc and libm only; OpenMP if you have it.
 
    The sections, in the order the data flows:
-       config and presets, parameters, layers (forward beside backward),
-       the loss heads, the model, the optimizer, fine-tuning, generation
-       (sampling, the KV cache), evaluation, files, the tokenizer, data,
-       checkpoints, errors.
+       config and presets, parameters, layers (each one's forward beside its
+       backward), the loss heads, the model, the optimizer, fine-tuning,
+       generation (sampling, the KV cache), evaluation, files, the
+       tokenizer, data, checkpoints, the fast kernels (the packed matrix
+       product and blocked attention that the model calls, each tested
+       against its reference in the layers), errors. A reader who stops at
+       the end of the model has read the whole of GPT-3.
 
    Do this:
        #define GPT3_IMPLEMENTATION
@@ -74,46 +77,19 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
-       0.6.7  robustness: the same bits on any thread count (blocks from the
-              product's shape), a window >= T is dense, a checkpoint and its
-              state saved as one (gpt3_save_run, gpt3_load_run), loaders
-              check lengths before allocating, folders and pipes refused
-       0.6.6  speed: with AVX-512, the micro-kernel for packed slivers in
-              intrinsics (one broadcast load per row and step, no permutes)
-       0.6.5  speed: the micro-kernel's operands passed by pointer (a
-              struct passed by value stalled each call); a thread takes
-              its attention heads a query block at a time
-       0.6.4  speed: slivers of A read in place, not packed, where their
-              rows run along K (128 or more) for at most 768 columns, and
-              for a head's dK and dV; the attention zeroes P and dS only
-              where the tiles read them; a k-major operand's slivers are
-              copied one k at a time for all of a block
-       0.6.3  speed: matmul tiles narrowed to 16 or 32 columns where C or
-              a band ends, and B's panels 32 wide for N 64 (a head)
-       0.6.2  speed: attention in blocks of 256 queries (was 64), its
-              backward no longer copies dL/dscore out, its softmax
-              backward's row sum vectorised; a K of at most one and a
-              half cache blocks is one block
-       0.6.1  speed: an A larger than the last-level cache (the LM head's
-              dL/dlogits) kept a K block at a time; gradients zeroed over
-              the threads; gpt3_training_bytes counts the threads' buffers
-       0.6.0  speed: attention's products skip what the band masks; matmul
-              cache blocks for Zen 5's 1 MB L2, A packed once per thread,
-              the bias added at the store, C prefetched, rows or columns
-              split by the floats each thread copies
-       0.5.0  speed: attention in blocks of 64 queries as packed matmuls;
-              one vectorised e^-|x| for GELU and every softmax; AVX 8 x 8
-              transposes in the matmul's packing
-       0.4.0  speed: packed, register-tiled matmul (BLIS loops), attention
-              vectorised across positions, vectorisable GELU, threads split
-              so that results stay bit-identical; the reference kernels kept
-       0.3.0  fine-tuning: task heads (binary, classes, tags), freezing,
-              LoRA, dropout, distillation, evaluation reports, head files
-       0.2.0  tokenizers (bytes, GPT-2 BPE, BPE training), token files and
-              the batch loader, training state for resuming, the KV cache,
-              top-k/top-p sampler
-       0.1.0  forward, backward, AdamW, schedule, clipping, checkpoints v1,
-              presets of Table 2.1
+       0.6.7  the same bits on any thread count; saves that survive any interruption
+       0.6.6  speed: AVX-512 intrinsics for the micro-kernel's packed slivers
+       0.6.5  speed: the micro-kernel's operands by pointer; heads a block at a time
+       0.6.4  speed: slivers of A read in place where that pays
+       0.6.3  speed: tiles narrowed to 16 or 32 columns where C or a band ends
+       0.6.2  speed: attention in blocks of 256 queries
+       0.6.1  speed: a large A kept a K block at a time
+       0.6.0  speed: attention's products skip what the band masks
+       0.5.0  speed: attention in blocks as packed matmuls; vectorised e^-|x|
+       0.4.0  speed: packed, register-tiled matmul (BLIS's loops)
+       0.3.0  fine-tuning: task heads, freezing, LoRA, dropout, distillation
+       0.2.0  tokenizers, token files, resuming, the KV cache, sampling
+       0.1.0  forward, backward, AdamW, schedule, checkpoints, Table 2.1 presets
 */
 #ifndef GPT3_H
 #define GPT3_H
@@ -4417,22 +4393,28 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
 /* Fast kernels: the packed matrix product and blocked attention            */
 /* ======================================================================== */
 
-/* The fast products: C (M,N) += A (M,K) B (K,N), packed and blocked as in
-   BLIS (Van Zee & van de Geijn 2015; Goto & van de Geijn 2008):
-     - B is copied, KC rows x NC columns at a time, into panels of NR
-       columns stored k by k (a panel stays in the L2 cache);
-     - A is copied, KC columns at a time, into slivers of MR rows, k by k
-       (a sliver stays in the L1 cache), or, where that pays, read where
-       it is (gpt3__a_in_place);
-     - the micro-kernel multiplies one sliver by one panel: an MR x NR tile
-       of C held in registers (8 x 48 floats = 24 AVX-512 registers), each
-       step k one broadcast of A times one row of B. It is plain C that the
-       compiler vectorises, and with AVX-512 the same loop in intrinsics for
-       the packed slivers (faster narrow tiles). A tile may be narrowed to
-       16 or 32 columns, where C or a band ends.
-   Each element of C is one thread's, summed in the same order whatever the
-   thread count: results are deterministic and independent of threads.
-   An operand is a strided view, element (i, k) at p[i * si + k * sk], so
+/* The same products as the reference layers, computed as BLIS computes
+   them (Goto & van de Geijn 2008; Van Zee & van de Geijn 2015): five loops
+   around a micro-kernel, C (M, N) += A (M, K) B (K, N), each loop blocking
+   for one level of the memory:
+     5. C's columns, NC at a time (gpt3__gemm_block): a panel of B, KC x NC,
+        is packed once and stays in the L2 cache for the thread's rows;
+     4. K, KC at a time: each element's sum goes one K block after another;
+     3. C's rows, MC at a time (gpt3__gemm_panel): a block of A is packed
+        into slivers of MR rows;
+     2. the panel's columns, NR at a time, and
+     1. the block's rows, MR at a time: one sliver of A (MR x KC, in L1)
+        times one NR-wide strip of the panel, into an MR x NR tile of C
+        held in registers: the micro-kernel (gpt3__microkernel).
+   The micro-kernel is the one part written per instruction set: a plain C
+   loop the compiler vectorises, and with AVX-512 the same loop in
+   intrinsics. The threads share C's rows or columns (gpt3__gemm); the
+   attention's products run the same loops over the band the causal mask
+   and the window leave. Tested against: gpt3__matmul_forward and _backward
+   against gpt3__matmul_*_reference, gpt3__attention_forward and _backward
+   against gpt3__attention_*_reference (test_gpt3.c, at awkward shapes). */
+
+/* An operand is a strided view, element (i, k) at p[i * si + k * sk], so
    the transposed products need no transposed copies of the tensors; in
    every operand here si or sk is 1, and the copies and the micro-kernel
    count on it.
@@ -4481,7 +4463,7 @@ static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
        last-level cache (A_STREAMED floats; the LM head's dL/dlogits is
        51 MB for GPT-3 Small): each K block then runs over all the thread's
        columns before the next, so A comes from memory once and C, which
-       is small, comes back from the cache (the LM head's dinp 5-12% faster);
+       is small, comes back from the cache;
      - nothing: A is copied again for every NC columns, from the cache. */
 #define GPT3__A_FLOATS (4 * GPT3_MC * GPT3_KC)
 #define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3_NC)
@@ -4590,9 +4572,8 @@ static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, in
    dst[s * width * kc + k * width + r]. Every operand here runs along one
    of its axes (x.si or x.sk is 1). Where x's columns run along its rows
    (k-major, x.si 1: dL/dout^T in dW), each k is one pass over all the
-   slivers, which read it as one run: sliver by sliver, each k's floats lie
-   a row of the tensor apart, and the weight gradients were 1-6% slower
-   (paired runs). The widths MR and NR are constants where
+   slivers, which read it as one run (sliver by sliver, each k's floats lie
+   a row of the tensor apart). The widths MR and NR are constants where
    they are inlined, so that a whole sliver's copy is a few vector moves. */
 static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, int kc,
                        int width) {
@@ -4612,12 +4593,8 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
    AVX-512 registers a row), so that a band's edge tiles compute only the
    part of the band they hold, and a product whose N is 64 (the attention's
    heads) 64 columns, not 96: there B's panels are 32 wide, two whole tiles.
-   Attention is 12% faster dense and 16% banded for the narrowing, 4% more
-   for the 32-wide panels (paired runs). Alone in the L1 cache, the C
-   kernel runs 32 and 48 columns at 94% of a core's peak, 16 at 57%: see
-   gpt3__microkernel_avx512 for why, and for the faster one. The pragma
-   unrolls the loop over rows: without it GCC 12 keeps a 16-column tile's
-   sums in memory, 4 times slower. */
+   The pragma unrolls the loop over rows: without it GCC 12 keeps a
+   16-column tile's sums in memory. */
 #define GPT3__NR_STEP 16
 
 /* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
@@ -4651,13 +4628,9 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
    constant where this is inlined. GCC 12 builds the C kernel's eight
    broadcasts of A a step from one load and seven permutes; here each is
    a broadcast load of its own (in 16-column tiles folded into the
-   multiply-add, {1to16}), so a step is only loads and multiply-adds. Alone
-   in the L1 cache, 16 columns run at 86% of a core's peak (the C kernel
-   57%), 32 at 99% (94%), 48 at 99% (99%). In context (paired runs, both
-   orders): banded attention 2% faster, at the teaching size 5%, the LM
-   head's forward 1.5%, the others the same. Rows read in place (a_sk 1)
-   keep the C kernel, which loads 16 k of a row at once: the LM head's
-   dinp was 2% slower with this one. */
+   multiply-add, {1to16}), so a step is only loads and multiply-adds, and
+   narrow tiles keep up. Rows read in place (a_sk 1) keep the C kernel,
+   which loads 16 k of a row at once. */
 #ifdef __AVX512F__
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512_vectors(int kc, const float *a,
                                                                 size_t a_sk, const float *b,
@@ -4713,13 +4686,10 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a,
 /* A sliver of A, element (r, k) at a.p[r * a.si + k * a.sk], is k-major
    (a.si 1: packed, a.sk = MR, or the transposes read in place) or runs
    along k (a.sk 1: rows read in place). Each has its own loops, with its
-   unit stride known to the compiler: with both strides unknown, the
-   narrowed tiles at a band's edges ran slower (banded attention 15%).
-   The view of A comes by pointer, here and in gpt3__tile (C's too): a
-   24-byte struct passed by value was written in two 8-byte halves and read
-   back in one 16-byte load, which the CPU cannot forward from the stores
-   (perf: a fifth of gpt3__gemm_panel's time at that load; banded attention
-   1.6% faster without it, 13 of 16 pairs). */
+   unit stride known to the compiler. The view of A comes by pointer, here
+   and in gpt3__tile (C's too): a 24-byte struct passed by value is written
+   in two 8-byte halves and read back in one 16-byte load, which the CPU
+   cannot forward from the stores. */
 static void gpt3__microkernel(int kc, const GPT3__Operand *a, const float *b, int ldb, float *c,
                               size_t ldc, int add, const float *bias, int cols) {
     if (a->sk == 1)
@@ -4820,18 +4790,13 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
        place, a sliver costs the reads of packing it and saves the copy,
        if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
        columns use it. Shorter rows (the scores and dP, K = hs = 64: 4
-       cache lines a row) are packed still: read in place they were 30-40%
-       slower, too short for the prefetcher to learn. Wider products (the
-       LM head's forward: 50,257 columns) use a sliver hundreds of
-       times: read from its copy it was faster in 12 of 12 pairs, twice
-       (1.4% and 11%);
+       cache lines a row) are packed still: too short for the prefetcher
+       to learn. Wider products (the LM head's forward: 50,257 columns)
+       use a sliver hundreds of times, and read it faster from its copy;
      - where A's columns run along its rows (k-major: the weight gradients'
        dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
        its own, and a sliver that many tiles use is better copied: in place
-       only for at most 64 columns (the attention's dK and dV, two tiles);
-       the weight gradients were 1-8% slower in place.
-   Paired runs: the attention 11% faster dense, 5% banded and 11% at the
-   teaching size, the layers' dinp up to 10%, the teaching step 3%. */
+       only for at most 64 columns (the attention's dK and dV, two tiles). */
 #ifndef GPT3_IN_PLACE_K
 #define GPT3_IN_PLACE_K 128
 #endif
@@ -4862,7 +4827,7 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
                              int copy_a, int in_place, int overwrite, const GPT3__Band *band,
                              float *pb) {
     int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
-    for (int jr = 0; jr < nc; jr += nr) /* in one pass for all panels, dinp was 2-3% slower */
+    for (int jr = 0; jr < nc; jr += nr) /* panel by panel: each is read soon after */
         gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
     for (int ic = i0; ic < i1; ic += GPT3_MC) {
         int mc = gpt3__min(GPT3_MC, i1 - ic);
@@ -5028,19 +4993,16 @@ static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, con
    score gradients, both zero outside each row's band. The products skip
    the tiles that the band leaves out, and the sums run in another order
    than the reference's (the test holds them to it). Each block copies
-   (packs) the keys and values it sees, so larger blocks copy less: 256
-   rows measured 9% faster than 64 dense and 8% faster banded (T 2048,
-   W 256, paired runs), 512 slower again. The scratch is two blocks of
-   rows, 4.7 MB a thread at T 2048.
+   (packs) the keys and values it sees, so larger blocks copy less; 256
+   rows is where that stops paying. The scratch is two blocks of rows,
+   4.7 MB a thread at T 2048.
    The heads are shared out among the threads, and each thread takes its
    heads a block at a time: block t0 of each of its heads, then block
    t0 + 256 of each. A block reads its 256 positions' q, k and v (and
    dL/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
    thread reads the same rows for all its heads close together in time,
-   while they are in the cache.
-   Head after head, the banded layer was 2.6% slower (13 of 16 pairs;
-   dense the same). A head's results do not change: its blocks run in
-   the same order, on one thread. */
+   while they are in the cache. A head's results do not change: its
+   blocks run in the same order, on one thread. */
 #ifndef GPT3_QUERY_BLOCK
 #define GPT3_QUERY_BLOCK 256
 #endif
@@ -5105,8 +5067,7 @@ static void gpt3__attention_block_scores(float *S, const float *x, size_t x_stri
 
 /* A row of a block holds its band at off .. off+n-1. The products read it
    only up to MR - 1 places outside (a tile sums over the union of its MR
-   rows' bands, or of its MR keys'), so only those are zeroed: zeroing the
-   whole row made the banded layer 2-3% slower (paired runs). */
+   rows' bands, or of its MR keys'), so only those are zeroed. */
 static void gpt3__attention_zero_outside(float *row, int nk, int off, int n) {
     int lo = gpt3__max(0, off - (GPT3__MR - 1)), hi = gpt3__min(nk, off + n + GPT3__MR - 1);
     memset(row + lo, 0, (size_t)(off - lo) * sizeof(float));
