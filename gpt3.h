@@ -868,7 +868,7 @@ static float gpt3__exp_negative(float x) {
 /* ---- Embedding ----------------------------------------------------------
    out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]                                  */
 static void gpt3__encoder_forward(float *out, const int *tokens, const float *wte,
-                            const float *wpe, int B, int T, int C) {
+                                  const float *wpe, int B, int T, int C) {
     /* out (B,T,C), tokens (B,T), wte (V,C), wpe (maxT,C) */
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -885,7 +885,7 @@ static void gpt3__encoder_forward(float *out, const int *tokens, const float *wt
    Two positions holding the same token write the same row, so the threads
    split the channels i instead, each going over every position in order. */
 static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
-                             const int *tokens, int B, int T, int C) {
+                                   const int *tokens, int B, int T, int C) {
     #pragma omp parallel
     {
         int lo, hi;
@@ -909,8 +909,8 @@ static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
        y_i = w_i xhat_i + b_i.
    mean and rstd (= r) are kept for the backward pass.                     */
 static void gpt3__layernorm_forward(float *out, float *mean, float *rstd,
-                              const float *inp, const float *weight,
-                              const float *bias, int B, int T, int C) {
+                                    const float *inp, const float *weight,
+                                    const float *bias, int B, int T, int C) {
     /* out, inp (B,T,C); mean, rstd (B,T); weight, bias (C) */
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -937,9 +937,9 @@ static void gpt3__layernorm_forward(float *out, float *mean, float *rstd,
    over rows, so the threads split the channels, each summing its channels
    over the rows in one fixed order.                                       */
 static void gpt3__layernorm_backward(float *dinp, float *dweight, float *dbias,
-                               const float *dout, const float *inp,
-                               const float *weight, const float *mean,
-                               const float *rstd, int B, int T, int C) {
+                                     const float *dout, const float *inp,
+                                     const float *weight, const float *mean,
+                                     const float *rstd, int B, int T, int C) {
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
         const float *dy = dout + (size_t)bt * C, *x = inp + (size_t)bt * C;
@@ -1027,7 +1027,7 @@ static float gpt3__max_value(const float *x, int n) {
 /* Reference: every output is one dot product, the outputs o split over
    the threads (so one row, as in generation, uses them all). */
 static void gpt3__matmul_forward_reference(float *out, const float *inp, const float *weight,
-                                     const float *bias, int B, int T, int C, int OC) {
+                                           const float *bias, int B, int T, int C, int OC) {
     /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++)
@@ -1040,8 +1040,8 @@ static void gpt3__matmul_forward_reference(float *out, const float *inp, const f
    n and dW, db over rows o, so no two threads write the same element.
    Any of dinp, dweight, dbias may be NULL. */
 static void gpt3__matmul_backward_reference(float *dinp, float *dweight, float *dbias,
-                                      const float *dout, const float *inp,
-                                      const float *weight, int B, int T, int C, int OC) {
+                                            const float *dout, const float *inp,
+                                            const float *weight, int B, int T, int C, int OC) {
     int N = B * T;
     #pragma omp parallel for
     for (int n = 0; n < N; n++)
@@ -1113,7 +1113,7 @@ static int gpt3__attention_start(int window, int t) {
    Scores q . k_s for the n positions start .. start+n-1; position s lives
    in row s % rows of keys (rows stride floats apart). */
 static void gpt3__attention_scores(float *scores, const float *q, const float *keys, size_t stride,
-                             int start, int n, int rows, int hs) {
+                                   int start, int n, int rows, int hs) {
     for (int j = 0; j < n; j++)
         scores[j] = gpt3__dot(q, keys + (size_t)((start + j) % rows) * stride, hs);
 }
@@ -1132,8 +1132,8 @@ static void gpt3__attention_softmax(float *att, const float *scores, int n, floa
    k_j the dropout scale of probability number drop_index + start + j (1
    without dropout). 64 outputs at a time stay in registers. */
 static void gpt3__attention_mix(float *out, const float *w, const float *x, size_t stride, int start,
-                          int n, int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
-                          uint64_t drop_index) {
+                                int n, int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
+                                uint64_t drop_index) {
     for (int i0 = 0; i0 < hs; i0 += 64) {
         float acc[64] = {0};
         int width = gpt3__min(64, hs - i0), row = start % rows;
@@ -1155,9 +1155,9 @@ static void gpt3__attention_mix(float *out, const float *w, const float *x, size
    att[0..n) and out[0..hs). With dropout, out uses att[j] k_j, where k_j is
    the dropout scale of the probability numbered drop_index + start + j. */
 static void gpt3__attention_row(float *out, float *att, const float *q, const float *keys,
-                          const float *values, size_t stride, int start, int n,
-                          int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
-                          uint64_t drop_index) {
+                                const float *values, size_t stride, int start, int n,
+                                int rows, int hs, const GPT3__Dropout *drop, uint64_t site,
+                                uint64_t drop_index) {
     gpt3__attention_scores(att, q, keys, stride, start, n, rows, hs);
     gpt3__attention_softmax(att, att, n, 1.0f / sqrtf((float)hs));
     gpt3__attention_mix(out, att, values, stride, start, n, rows, hs, drop, site, drop_index);
@@ -1186,8 +1186,8 @@ static void gpt3__attention_forward_reference(float *out, float *att, const floa
                 float *a = head_att + (size_t)t * span;
                 int start = gpt3__attention_start(window, t), n = t - start + 1;
                 gpt3__attention_row(head_out + (size_t)t * C, a, seq + (size_t)t * 3 * C, seq + C,
-                              seq + 2 * C, 3 * (size_t)C, start, n, T, hs, drop, site,
-                              gpt3__attention_drop_index(b, h, t, NH, T));
+                                    seq + 2 * C, 3 * (size_t)C, start, n, T, hs, drop, site,
+                                    gpt3__attention_drop_index(b, h, t, NH, T));
                 for (int j = n; j < span; j++) a[j] = 0.0f;
             }
         }
@@ -1211,8 +1211,8 @@ static void gpt3__attention_forward_reference(float *out, float *att, const floa
    probs is NULL. The sum over s' runs in 16 lanes (gpt3__dot), so that it
    vectorises: one running sum would wait on each add in turn. */
 static void gpt3__attention_softmax_backward(float *da, float *probs, const float *a, int n,
-                                       float scale, const GPT3__Dropout *drop, uint64_t site,
-                                       uint64_t index) {
+                                             float scale, const GPT3__Dropout *drop, uint64_t site,
+                                             uint64_t index) {
     if (drop && drop->p > 0.0f) {
         for (int j = 0; j < n; j++) {
             float keep = gpt3__dropout_scale(drop, site, index + (uint64_t)j);
@@ -1266,7 +1266,7 @@ static void gpt3__attention_backward_reference(float *dqkv, float *datt, const f
                 for (int i0 = 0; i0 < hs; i0 += 64) { /* dq_t += sum_s dscore k_s */
                     int width = gpt3__min(64, hs - i0);
                     gpt3__attention_mix(dq_sum, da, seq + C + i0, 3 * (size_t)C, start, n, T, width,
-                                  NULL, 0, 0);
+                                        NULL, 0, 0);
                     for (int i = 0; i < width; i++) dq[i0 + i] += dq_sum[i];
                 }
             }
@@ -1340,8 +1340,8 @@ static void gpt3__residual_forward(float *out, const float *inp1, const float *i
        dL/dx += s (dL/du) A.
    B starts at zero, so a new adapter leaves the model as it was.          */
 static void gpt3__lora_forward(float *out, float *u, const float *inp, const float *A,
-                         const float *Bm, float s, int N, int in, int outdim, int r,
-                         const GPT3Scratch *scratch) {
+                               const float *Bm, float s, int N, int in, int outdim, int r,
+                               const GPT3Scratch *scratch) {
     gpt3__matmul_forward(u, inp, A, NULL, 1, N, in, r, scratch);
     #pragma omp parallel for
     for (int n = 0; n < N; n++) {
@@ -1352,9 +1352,9 @@ static void gpt3__lora_forward(float *out, float *u, const float *inp, const flo
 }
 
 static void gpt3__lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
-                          const float *inp, const float *u, const float *A, const float *Bm,
-                          float s, int N, int in, int outdim, int r,
-                          const GPT3Scratch *scratch) {
+                                const float *inp, const float *u, const float *A, const float *Bm,
+                                float s, int N, int in, int outdim, int r,
+                                const GPT3Scratch *scratch) {
     memset(du, 0, (size_t)N * r * sizeof(float));
     /* du = dy B, dB += dy^T u */
     gpt3__matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim, scratch);
@@ -1385,7 +1385,7 @@ static double gpt3__sum_exp(const float *z, float maxval, int V) {
    Returns N; lse is kept so the backward pass can form p without a
    second (B, T, V) buffer of probabilities.                               */
 static int gpt3__crossentropy_forward(float *losses, float *lse, const float *logits,
-                                const int *targets, int B, int T, int V) {
+                                      const int *targets, int B, int T, int V) {
     /* losses, lse (B,T), logits (B,T,V), targets (B,T) or NULL */
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -1404,8 +1404,8 @@ static int gpt3__crossentropy_forward(float *losses, float *lse, const float *lo
    and 0 for ignored positions; all of it times scale (the weight of this
    loss in a mixture, 1 alone).                                             */
 static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
-                                  const float *lse, const int *targets,
-                                  int count, int B, int T, int V, float scale) {
+                                        const float *lse, const int *targets,
+                                        int count, int B, int T, int V, float scale) {
     float inv_n = count > 0 ? scale / (float)count : 0.0f;
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -1718,7 +1718,7 @@ static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float 
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
     gpt3__lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank,
-                 &m->scratch);
+                       &m->scratch);
 }
 
 static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw, float *db,
@@ -1729,7 +1729,7 @@ static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw,
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
     gpt3__lora_backward(dinp, dA, dB, m->lora->du, dout, inp, gpt3__lora_u(m, l, k, B, T), A, Bm, s,
-                  B * T, in, outdim, m->lora->rank, &m->scratch);
+                        B * T, in, outdim, m->lora->rank, &m->scratch);
 }
 
 static GPT3__Dropout gpt3__dropout_of(const GPT3 *m) {
@@ -1809,7 +1809,7 @@ static void gpt3__forward_body(GPT3 *m) {
         gpt3__layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, x, lw.ln1w, lw.ln1b, B, T, C);
         gpt3__linear_forward(m, l, GPT3__QKV, la.qkv, la.ln1, lw.qkvw, lw.qkvb, B, T, C, 3 * C);
         gpt3__attention_forward(la.atty, la.att, la.qkv, B, T, C, NH, gpt3__layer_window(cfg, l, T),
-                          &drop, gpt3__site(l, 0), &m->scratch);
+                                &drop, gpt3__site(l, 0), &m->scratch);
         gpt3__linear_forward(m, l, GPT3__ATTPROJ, la.attproj, la.atty, lw.attprojw, lw.attprojb,
                              B, T, C, C);
         gpt3__dropout_apply(la.attproj, btc, &drop, gpt3__site(l, 1));
@@ -1824,7 +1824,7 @@ static void gpt3__forward_body(GPT3 *m) {
         gpt3__residual_forward(la.residual3, la.residual2, la.fcproj, btc);
     }
     gpt3__layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * btc,
-                      m->w.lnfw, m->w.lnfb, B, T, C);
+                            m->w.lnfw, m->w.lnfb, B, T, C);
 }
 
 /* Distillation on rows of logits (rows, K) against m->teacher_logits:
@@ -1843,7 +1843,7 @@ static double gpt3__distill(const GPT3 *m, float *dz, const float *z, const int 
         for (size_t r = rows * p / GPT3__SUM_PARTS; r < rows * (p + 1) / GPT3__SUM_PARTS; r++) {
             if (targets && targets[r] < 0) continue;
             part[p] += gpt3__distill_row(dz ? dz + r * K : NULL, z + r * K, m->teacher_logits + r * K,
-                                   K, tau, alpha * inv_n);
+                                         K, tau, alpha * inv_n);
         }
     }
     for (int p = 0; p < GPT3__SUM_PARTS; p++) sum += part[p];
@@ -1860,10 +1860,10 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
     if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
     gpt3__forward_body(m);
     gpt3__matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V,
-                   &m->scratch);
+                         &m->scratch);
     m->logits = a->logits;
     int count = gpt3__crossentropy_forward(a->losses, a->lse, a->logits,
-                                     targets ? m->targets : NULL, B, T, V);
+                                           targets ? m->targets : NULL, B, T, V);
     m->mean_loss = -1.0f;
     if (!targets) return GPT3_OK;
     double sum = 0.0, kd = 0.0;
@@ -1902,8 +1902,8 @@ static void gpt3__backward_body(GPT3 *m) {
     memset(&none, 0, sizeof(none));
     gpt3__zero(a->dresidual, btc);
     gpt3__layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
-                       a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
-                       a->lnf_rstd, B, T, C);
+                             a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
+                             a->lnf_rstd, B, T, C);
     int lowest = m->lora ? 0 : m->frozen_layers;
     /* a branch's gradient before its dropout: dresidual itself when off */
     float *dbranch = drop.p > 0.0f ? a->dbranch : a->dresidual;
@@ -1925,7 +1925,7 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__linear_backward(m, l, GPT3__FC, a->dln, ldw.fcw, ldw.fcb, a->dfch, la.ln2, lw.fcw,
                               B, T, C, 4 * C);
         gpt3__layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
-                           la.ln2_mean, la.ln2_rstd, B, T, C);
+                                 la.ln2_mean, la.ln2_rstd, B, T, C);
         /* attention branch: dL/dattproj = dropout'(dresidual) */
         gpt3__zero(a->dln, btc);
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
@@ -1933,12 +1933,12 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__linear_backward(m, l, GPT3__ATTPROJ, a->datty, ldw.attprojw, ldw.attprojb, dbranch,
                               la.atty, lw.attprojw, B, T, C, C);
         gpt3__attention_backward(a->dqkv, a->datt, a->datty, la.qkv, la.att, B, T, C, NH,
-                           gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0),
-                           &m->scratch);
+                                 gpt3__layer_window(cfg, l, T), &drop, gpt3__site(l, 0),
+                                 &m->scratch);
         gpt3__linear_backward(m, l, GPT3__QKV, a->dln, ldw.qkvw, ldw.qkvb, a->dqkv, la.ln1,
                               lw.qkvw, B, T, C, 3 * C);
         gpt3__layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
-                           la.ln1_mean, la.ln1_rstd, B, T, C);
+                                 la.ln1_mean, la.ln1_rstd, B, T, C);
     }
     if (m->frozen_layers > 0) return; /* the input embeddings are frozen */
     gpt3__dropout_apply(a->dresidual, btc, &drop, 0);
@@ -1959,9 +1959,9 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     gpt3__zero(a->dln, rows * C);
     if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
     gpt3__crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
-                          m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
+                                m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
     gpt3__matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
-                    m->w.wte, B, T, C, V, &m->scratch);
+                          m->w.wte, B, T, C, V, &m->scratch);
     gpt3__backward_body(m);
     return GPT3_OK;
 }
@@ -2283,7 +2283,7 @@ static float gpt3__head_loss(GPT3 *m, float *dz) {
             if (m->teacher_logits) { /* the binary case of distillation: logits (0, z) */
                 float z2[2] = {0.0f, z}, t2[2] = {0.0f, m->teacher_logits[r]}, d2[2] = {0.0f, 0.0f};
                 kd += m->distill_alpha * gpt3__distill_row(d2, z2, t2, 2, m->distill_temperature,
-                                                     m->distill_alpha * inv_n);
+                                                           m->distill_alpha * inv_n);
                 if (dz) dz[r] += d2[1];
             }
         }
@@ -2344,11 +2344,11 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
     gpt3__zero(m->acts.dln, (size_t)B * T * C);
     if (tags) {
         gpt3__matmul_backward(m->acts.dln, dW, db, h->dlogits, m->acts.lnf, h->params, B, T, C, K,
-                        &m->scratch);
+                              &m->scratch);
     } else {
         memset(h->dhidden, 0, (size_t)B * C * sizeof(float));
         gpt3__matmul_backward(h->dhidden, dW, db, h->dlogits, h->hidden, h->params, 1, B, C, K,
-                        &m->scratch);
+                              &m->scratch);
         for (int b = 0; b < B; b++)
             memcpy(m->acts.dln + ((size_t)b * T + h->lengths[b] - 1) * C, h->dhidden + (size_t)b * C,
                    (size_t)C * sizeof(float));
@@ -2528,8 +2528,8 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
         #pragma omp parallel for num_threads(m->scratch.threads)
         for (int h = 0; h < NH; h++)
             gpt3__attention_row(kv->atty + h * hs, kv->att + (size_t)h * cfg->max_seq_len,
-                          kv->qkv + h * hs, keys + h * hs, values + h * hs, (size_t)C, start,
-                          t - start + 1, rows, hs, NULL, 0, 0);
+                                kv->qkv + h * hs, keys + h * hs, values + h * hs, (size_t)C, start,
+                                t - start + 1, rows, hs, NULL, 0, 0);
         gpt3__matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
         gpt3__residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
@@ -4942,8 +4942,8 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
 #define GPT3__FEW_ROWS 4
 
 static void gpt3__matmul_forward(float *out, const float *inp, const float *weight,
-                           const float *bias, int B, int T, int C, int OC,
-                           const GPT3Scratch *scratch) {
+                                 const float *bias, int B, int T, int C, int OC,
+                                 const GPT3Scratch *scratch) {
     /* out (B,T,OC), inp (B,T,C), weight (OC,C), bias (OC) or NULL */
     int N = B * T;
     if (N <= GPT3__FEW_ROWS) {
@@ -4956,8 +4956,8 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
 }
 
 static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int B, int T, int C,
-                            int OC, const GPT3Scratch *scratch) {
+                                  const float *inp, const float *weight, int B, int T, int C,
+                                  int OC, const GPT3Scratch *scratch) {
     int N = B * T;
     if (N <= GPT3__FEW_ROWS) {
         gpt3__matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
@@ -5055,8 +5055,8 @@ static GPT3__Band gpt3__attention_band(GPT3__QueryBlock blk, int window, int of,
 /* S (rows, nk) = X[t0..] Y[k0..]^T for one head: rows of X and Y are hs
    floats at x and y, stride floats apart (q or dO, and k or v). */
 static void gpt3__attention_block_scores(float *S, const float *x, size_t x_stride, const float *y,
-                                   size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
-                                   float *panels) {
+                                         size_t y_stride, GPT3__QueryBlock blk, int hs, int window,
+                                         float *panels) {
     GPT3__Output out = {S, (size_t)blk.nk, NULL};
     GPT3__Operand xs = {x + (size_t)blk.t0 * x_stride, x_stride, 1};
     GPT3__Operand ys = {y + (size_t)blk.k0 * y_stride, y_stride, 1};
@@ -5077,8 +5077,8 @@ static void gpt3__attention_zero_outside(float *row, int nk, int off, int n) {
 /* The query block at t0 of one head: out is the head's (T, hs) slice of
    (T, C), att its (T, span) probabilities, seq its q in (T, 3C). */
 static void gpt3__attention_forward_block(float *out, float *att, const float *seq, int t0, int T,
-                                    int C, int hs, int window, const GPT3__Dropout *drop,
-                                    uint64_t site, uint64_t drop_index, float *work) {
+                                          int C, int hs, int window, const GPT3__Dropout *drop,
+                                          uint64_t site, uint64_t drop_index, float *work) {
     float *panels = work, *S, *P;
     gpt3__attention_work_parts(work, T, &S, &P);
     size_t stride = 3 * (size_t)C;
@@ -5106,8 +5106,8 @@ static void gpt3__attention_forward_block(float *out, float *att, const float *s
 }
 
 static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
-                              int C, int NH, int window, const GPT3__Dropout *drop,
-                              uint64_t site, const GPT3Scratch *scratch) {
+                                    int C, int NH, int window, const GPT3__Dropout *drop,
+                                    uint64_t site, const GPT3Scratch *scratch) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
     if (!gpt3__attention_workspace(scratch, T)) { /* no room for the blocks: the reference */
@@ -5124,11 +5124,11 @@ static void gpt3__attention_forward(float *out, float *att, const float *qkv, in
             for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
                 for (int bh = lo; bh < hi; bh++) {
                     int b = bh / NH, h = bh % NH;
-                    gpt3__attention_forward_block(out + (size_t)b * T * C + h * hs,
-                                            att + (size_t)bh * T * span,
-                                            qkv + (size_t)b * T * 3 * C + h * hs, t0, T, C, hs,
-                                            window, drop, site,
-                                            gpt3__attention_drop_index(b, h, 0, NH, T), work);
+                    size_t bt = (size_t)b * T;
+                    gpt3__attention_forward_block(out + bt * C + h * hs, att + (size_t)bh * T * span,
+                                                  qkv + bt * 3 * C + h * hs, t0, T, C, hs, window,
+                                                  drop, site,
+                                                  gpt3__attention_drop_index(b, h, 0, NH, T), work);
                 }
         }
     }
@@ -5137,9 +5137,9 @@ static void gpt3__attention_forward(float *out, float *att, const float *qkv, in
 /* The query block at t0 of one head: dseq and seq are the head's q in
    (T, 3C), dout its (T, hs) slice of (T, C), att its (T, span). */
 static void gpt3__attention_backward_block(float *dseq, const float *dout, const float *seq,
-                                     const float *att, int t0, int T, int C, int hs,
-                                     int window, const GPT3__Dropout *drop, uint64_t site,
-                                     uint64_t drop_index, float *work) {
+                                           const float *att, int t0, int T, int C, int hs,
+                                           int window, const GPT3__Dropout *drop, uint64_t site,
+                                           uint64_t drop_index, float *work) {
     float *panels = work, *dS, *P;
     gpt3__attention_work_parts(work, T, &dS, &P);
     size_t stride = 3 * (size_t)C;
@@ -5152,7 +5152,7 @@ static void gpt3__attention_backward_block(float *dseq, const float *dout, const
         int off = start - blk.k0;
         float *ds = dS + (size_t)r * blk.nk, *p = P + (size_t)r * blk.nk;
         gpt3__attention_softmax_backward(ds + off, p + off, att + (size_t)t * span, n, scale, drop,
-                                   site, drop_index + (uint64_t)t * T + start);
+                                         site, drop_index + (uint64_t)t * T + start);
         gpt3__attention_zero_outside(ds, blk.nk, off, n);
         gpt3__attention_zero_outside(p, blk.nk, off, n);
     }
@@ -5173,9 +5173,9 @@ static void gpt3__attention_backward_block(float *dseq, const float *dout, const
 }
 
 static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
-                               const float *qkv, const float *att, int B, int T,
-                               int C, int NH, int window, const GPT3__Dropout *drop,
-                               uint64_t site, const GPT3Scratch *scratch) {
+                                     const float *qkv, const float *att, int B, int T,
+                                     int C, int NH, int window, const GPT3__Dropout *drop,
+                                     uint64_t site, const GPT3Scratch *scratch) {
     int hs = C / NH, span = gpt3__attention_span(window, T);
     if (!gpt3__attention_workspace(scratch, T)) { /* no room for the blocks: the reference */
         gpt3__attention_backward_reference(dqkv, datt, dout, qkv, att, B, T, C, NH, window, drop,
@@ -5191,12 +5191,12 @@ static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout
             for (int t0 = 0; t0 < T; t0 += GPT3_QUERY_BLOCK)
                 for (int bh = lo; bh < hi; bh++) {
                     int b = bh / NH, h = bh % NH;
-                    gpt3__attention_backward_block(dqkv + (size_t)b * T * 3 * C + h * hs,
-                                             dout + (size_t)b * T * C + h * hs,
-                                             qkv + (size_t)b * T * 3 * C + h * hs,
-                                             att + (size_t)bh * T * span, t0, T, C, hs, window,
-                                             drop, site, gpt3__attention_drop_index(b, h, 0, NH, T),
-                                             work);
+                    size_t bt = (size_t)b * T;
+                    gpt3__attention_backward_block(dqkv + bt * 3 * C + h * hs, dout + bt * C + h * hs,
+                                                   qkv + bt * 3 * C + h * hs,
+                                                   att + (size_t)bh * T * span, t0, T, C, hs,
+                                                   window, drop, site,
+                                                   gpt3__attention_drop_index(b, h, 0, NH, T), work);
                 }
         }
     }

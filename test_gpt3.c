@@ -283,7 +283,7 @@ typedef struct {
 static double attention_objective(void *p) {
     AttentionCase *c = (AttentionCase *)p;
     gpt3__attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->window, c->drop, 7,
-                      c->scratch);
+                            c->scratch);
     return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
@@ -303,7 +303,7 @@ static void test_attention_grad(const char *name, int T, int window, float dropo
     fill_normal(c.qkv, n_qkv, 1.0f, &rng); fill_normal(c.r, n_out, 1.0f, &rng);
     attention_objective(&c);
     gpt3__attention_backward(dqkv, datt, c.r, c.qkv, c.att, c.B, T, c.C, c.NH, window, c.drop, 7,
-                       c.scratch);
+                             c.scratch);
     double e = fd_error(c.qkv, n_qkv, dqkv, attention_objective, &c, FD_H);
     check(e < FD_TOL, name, "T %d window %d: err %.1e (tol %.0e)", T, window, e, FD_TOL);
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv); free(datt);
@@ -341,7 +341,7 @@ static void test_attention_fast(void) {
             x[path][2] = alloc_floats(n_qkv); x[path][3] = alloc_floats(n_att);
             gpt3__attention_forward(x[path][0], x[path][1], qkv, B, T, C, NH, W, &drop, 3, sc);
             gpt3__attention_backward(x[path][2], x[path][3], dout, qkv, x[path][1], B, T, C, NH, W,
-                               &drop, 3, sc);
+                                     &drop, 3, sc);
         }
         size_t n[3] = {n_out, n_att, n_qkv};
         for (int j = 0; j < 3; j++) {
