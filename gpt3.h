@@ -783,7 +783,10 @@ static void gpt3__point_tensors(GPT3Tensors *t, float *flat,
 /*     dL/dinp   = (d out / d inp)^T   dout                                 */
 /*     dL/dtheta = (d out / d theta)^T dout,                                */
 /* which it ADDS (+=) to dinp and dtheta: a tensor used twice (wte, the     */
-/* residual stream) collects both contributions.                            */
+/* residual stream) collects both contributions. Two work in place and so   */
+/* write dinp instead: GELU's (dinp may be dout) and dropout's (one call    */
+/* scales x in place, forward or backward). Here L is the loss; the layer   */
+/* count is L only in shapes such as (L, C).                                */
 /* ======================================================================== */
 
 static int gpt3__min(int a, int b) { return a < b ? a : b; }
@@ -886,6 +889,7 @@ static void gpt3__encoder_forward(float *out, const int *tokens, const float *wt
    split the channels i instead, each going over every position in order. */
 static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
                                    const int *tokens, int B, int T, int C) {
+    /* dwte (V,C) +=, dwpe (maxT,C) +=, dout (B,T,C), tokens (B,T) */
     #pragma omp parallel
     {
         int lo, hi;
@@ -940,6 +944,8 @@ static void gpt3__layernorm_backward(float *dinp, float *dweight, float *dbias,
                                      const float *dout, const float *inp,
                                      const float *weight, const float *mean,
                                      const float *rstd, int B, int T, int C) {
+    /* dinp (B,T,C) +=, dweight, dbias (C) += or both NULL, dout, inp (B,T,C),
+       weight (C), mean, rstd (B,T) */
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
         const float *dy = dout + (size_t)bt * C, *x = inp + (size_t)bt * C;
@@ -1042,6 +1048,8 @@ static void gpt3__matmul_forward_reference(float *out, const float *inp, const f
 static void gpt3__matmul_backward_reference(float *dinp, float *dweight, float *dbias,
                                             const float *dout, const float *inp,
                                             const float *weight, int B, int T, int C, int OC) {
+    /* dinp (B,T,C) +=, dweight (OC,C) +=, dbias (OC) +=, dout (B,T,OC), inp (B,T,C),
+       weight (OC,C) */
     int N = B * T;
     #pragma omp parallel for
     for (int n = 0; n < N; n++)
@@ -1311,6 +1319,7 @@ static void gpt3__gelu_forward(float *out, const float *inp, size_t N) {
    du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2);   dL/dx = dy/dx dL/dy.
    In place is allowed (dinp == dout).                                     */
 static void gpt3__gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
+    /* dinp (N) written (it may be dout), inp (N) the forward's input */
     #pragma omp parallel for
     for (size_t i = 0; i < N; i++) {
         float x = inp[i];
@@ -1355,6 +1364,8 @@ static void gpt3__lora_backward(float *dinp, float *dA, float *dB, float *du, co
                                 const float *inp, const float *u, const float *A, const float *Bm,
                                 float s, int N, int in, int outdim, int r,
                                 const GPT3Scratch *scratch) {
+    /* dinp (N,in) +=, dA (r,in) +=, dB (out,r) +=, du (N,r) scratch, dout (N,out),
+       inp (N,in), u (N,r) from the forward, A (r,in), Bm (out,r) */
     memset(du, 0, (size_t)N * r * sizeof(float));
     /* du = dy B, dB += dy^T u */
     gpt3__matmul_backward(du, dB, NULL, dout, u, Bm, 1, N, r, outdim, scratch);
@@ -1406,6 +1417,7 @@ static int gpt3__crossentropy_forward(float *losses, float *lse, const float *lo
 static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
                                         const float *lse, const int *targets,
                                         int count, int B, int T, int V, float scale) {
+    /* dlogits (B,T,V) +=, logits (B,T,V), lse (B,T), targets (B,T) */
     float inv_n = count > 0 ? scale / (float)count : 0.0f;
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -4958,6 +4970,8 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
 static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *weight, int B, int T, int C,
                                   int OC, const GPT3Scratch *scratch) {
+    /* as gpt3__matmul_backward_reference: dinp (B,T,C) +=, dweight (OC,C) +=,
+       dbias (OC) +=, any may be NULL; dout (B,T,OC), inp (B,T,C), weight (OC,C) */
     int N = B * T;
     if (N <= GPT3__FEW_ROWS) {
         gpt3__matmul_backward_reference(dinp, dweight, dbias, dout, inp, weight, B, T, C, OC);
@@ -5176,6 +5190,8 @@ static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout
                                      const float *qkv, const float *att, int B, int T,
                                      int C, int NH, int window, const GPT3__Dropout *drop,
                                      uint64_t site, const GPT3Scratch *scratch) {
+    /* as gpt3__attention_backward_reference: dqkv (B,T,3C) +=, datt unused here,
+       dout (B,T,C), qkv (B,T,3C), att (B,NH,T,span) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
     if (!gpt3__attention_workspace(scratch, T)) { /* no room for the blocks: the reference */
         gpt3__attention_backward_reference(dqkv, datt, dout, qkv, att, B, T, C, NH, window, drop,
