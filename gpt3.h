@@ -55,7 +55,8 @@
        W  local attention window (banded layers only)
    A tensor's shape is written beside it, e.g. `float *qkvw; // (L, 3C, C)`.
    The losses follow Section 4 of the fine-tuning article: the empirical risk
-   L(theta) = (1/N) sum_i l(M_theta(x_i), y_i), gradients by the chain rule,
+   L(theta) = (1/N) sum_i l(M_theta(x_i), y_i), written Loss in the
+   comments below (L is the layer count there), gradients by the chain rule,
    and the update theta <- theta - eta grad L - eta lambda theta.
 
    Errors: every call that can fail returns an int, GPT3_OK (0) on success;
@@ -223,9 +224,9 @@ typedef struct {
     float *lse;       /* (B, T)          log sum_v exp(logits): softmax    */
     float *losses;    /* (B, T)          per-position cross-entropy        */
     /* backward scratch, one layer's worth, reused from layer to layer     */
-    float *dresidual; /* (B, T, C)       dL/d(residual stream)             */
-    float *dbranch;   /* (B, T, C)       dL/d(a branch before its dropout) */
-    float *dln;       /* (B, T, C)       dL/d(LayerNorm output)            */
+    float *dresidual; /* (B, T, C)       dLoss/d(residual stream)           */
+    float *dbranch;   /* (B, T, C)       dLoss/d(branch before its dropout) */
+    float *dln;       /* (B, T, C)       dLoss/d(LayerNorm output)          */
     float *datty;     /* (B, T, C)                                         */
     float *dqkv;      /* (B, T, 3C)                                        */
     float *datt;      /* (B, NH, T, span) largest span of any layer        */
@@ -281,7 +282,7 @@ typedef struct {
     size_t tensor_sizes[GPT3_NUM_TENSORS];   /* floats in each tensor     */
     float *params;       /* (num_parameters) the flat layout of INTERFACE.md */
     GPT3Tensors w;       /* views into params                               */
-    float *grads;        /* (num_parameters) dL/dparams, same layout;
+    float *grads;        /* (num_parameters) dLoss/dparams, same layout;
                             zero after init and load                        */
     GPT3Tensors dw;      /* views into grads                                */
     float *adam_m;       /* (num_parameters) AdamW first moment; NULL until */
@@ -335,7 +336,7 @@ GPT3DEF int  gpt3_save(const GPT3 *m, const char *checkpoint_path);
 GPT3DEF int  gpt3_forward(GPT3 *m, const int *inputs, const int *targets,
                           int B, int T);
 GPT3DEF void gpt3_zero_grad(GPT3 *m);
-/* After a forward with targets: ADDS dL/dparams to m->grads (so call
+/* After a forward with targets: ADDS dLoss/dparams to m->grads (so call
    gpt3_zero_grad first, or not, to accumulate over micro-batches). */
 GPT3DEF int  gpt3_backward(GPT3 *m);
 /* torch.optim.AdamW's update, weight decay on the 2-D tensors only.
@@ -779,14 +780,14 @@ static void gpt3__point_tensors(GPT3Tensors *t, float *flat,
 /* Layers                                                                   */
 /*                                                                          */
 /* Each layer computes out = f(inp; theta). Its backward receives           */
-/* dout = dL/dout and, by the chain rule,                                   */
-/*     dL/dinp   = (d out / d inp)^T   dout                                 */
-/*     dL/dtheta = (d out / d theta)^T dout,                                */
+/* dout = dLoss/dout and, by the chain rule,                                */
+/*     dLoss/dinp   = (d out / d inp)^T   dout                              */
+/*     dLoss/dtheta = (d out / d theta)^T dout,                             */
 /* which it ADDS (+=) to dinp and dtheta: a tensor used twice (wte, the     */
 /* residual stream) collects both contributions. Two work in place and so   */
 /* write dinp instead: GELU's (dinp may be dout) and dropout's (one call    */
-/* scales x in place, forward or backward). Here L is the loss; the layer   */
-/* count is L only in shapes such as (L, C).                                */
+/* scales x in place, forward or backward). Loss is the loss; L, in shapes  */
+/* such as (L, C), the layer count.                                         */
 /* ======================================================================== */
 
 static int gpt3__min(int a, int b) { return a < b ? a : b; }
@@ -883,8 +884,8 @@ static void gpt3__encoder_forward(float *out, const int *tokens, const float *wt
 }
 
 /* Each output row is a copy of one wte row plus one wpe row, so
-       dL/dwte[v,:] = sum over (b,t) with tok[b,t] = v of dout[b,t,:]
-       dL/dwpe[t,:] = sum over b of dout[b,t,:].
+       dLoss/dwte[v,:] = sum over (b,t) with tok[b,t] = v of dout[b,t,:]
+       dLoss/dwpe[t,:] = sum over b of dout[b,t,:].
    Two positions holding the same token write the same row, so the threads
    split the channels i instead, each going over every position in order. */
 static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
@@ -932,11 +933,11 @@ static void gpt3__layernorm_forward(float *out, float *mean, float *rstd,
     }
 }
 
-/* With dy = dL/dy for one row:
-       dL/db_i = dy_i,   dL/dw_i = dy_i xhat_i          (summed over rows)
-   and with g_i = dy_i w_i = dL/dxhat_i, since xhat depends on every x_j
+/* With dy = dLoss/dy for one row:
+       dLoss/db_i = dy_i,   dLoss/dw_i = dy_i xhat_i          (summed over rows)
+   and with g_i = dy_i w_i = dLoss/dxhat_i, since xhat depends on every x_j
    through mu and r (d mu/dx_j = 1/C, d r/dx_j = -r^3 (x_j - mu)/C):
-       dL/dx_j = r ( g_j - (1/C) sum_i g_i - xhat_j (1/C) sum_i g_i xhat_i ).
+       dLoss/dx_j = r ( g_j - (1/C) sum_i g_i - xhat_j (1/C) sum_i g_i xhat_i ).
    dinp rows are independent (parallel over rows); dweight and dbias sum
    over rows, so the threads split the channels, each summing its channels
    over the rows in one fixed order.                                       */
@@ -982,9 +983,9 @@ static void gpt3__layernorm_backward(float *dinp, float *dweight, float *dbias,
 /* ---- Matmul (torch.nn.Linear) --------------------------------------------
    out[n,o] = sum_i inp[n,i] weight[o,i] + bias[o],  i.e.  out = inp W^T + b,
    for the N = B*T rows n. From it, by the chain rule:
-       dL/dinp[n,i] = sum_o dout[n,o] W[o,i]      dinp = dout W
-       dL/dW[o,i]   = sum_n dout[n,o] inp[n,i]    dW   = dout^T inp
-       dL/db[o]     = sum_n dout[n,o].
+       dLoss/dinp[n,i] = sum_o dout[n,o] W[o,i]      dinp = dout W
+       dLoss/dW[o,i]   = sum_n dout[n,o] inp[n,i]    dW   = dout^T inp
+       dLoss/db[o]     = sum_n dout[n,o].
    Three matrix products, which are nearly all of the model's arithmetic.
    First the simple reference versions, then the fast ones the model uses;
    the tests hold the fast ones to the reference at awkward shapes.        */
@@ -1080,7 +1081,7 @@ static size_t gpt3__matmul_scratch_floats(void);
    While training, each value is kept with probability 1 - p and scaled up so
    that its expectation is unchanged (off at evaluation):
        y_i = x_i k_i,   k_i = 1/(1 - p) with probability 1 - p, else 0,
-   and so dL/dx_i = k_i dL/dy_i. The mask is never stored: k_i is a hash of
+   and so dLoss/dx_i = k_i dLoss/dy_i. The mask is never stored: k_i is a hash of
    (seed, site, i), recomputed by the backward pass, the same whatever thread
    asks. A site is one place in the network (the embedding, a layer's
    attention probabilities, a residual branch).                            */
@@ -1093,7 +1094,7 @@ static float gpt3__dropout_scale(const GPT3__Dropout *d, uint64_t site, uint64_t
     return u < d->p ? 0.0f : 1.0f / (1.0f - d->p);
 }
 
-/* In place: x = dropout(x); the backward pass is the same call on dL/dx. */
+/* In place: x = dropout(x); the backward pass is the same call on dLoss/dx. */
 static void gpt3__dropout_apply(float *x, size_t n, const GPT3__Dropout *d, uint64_t site) {
     if (!d || d->p <= 0.0f) return;
     #pragma omp parallel for
@@ -1202,20 +1203,20 @@ static void gpt3__attention_forward_reference(float *out, float *att, const floa
     }
 }
 
-/* Backward, for one head, from dout_t = dL/dout_t:
-       dL/dv_s       = sum_t att[t,s] dout_t
-       dL/datt[t,s]  = dout_t . v_s
+/* Backward, for one head, from dout_t = dLoss/dout_t:
+       dLoss/dv_s       = sum_t att[t,s] dout_t
+       dLoss/datt[t,s]  = dout_t . v_s
    the softmax Jacobian d att[t,s] / d score[t,s'] = att[t,s](1[s=s'] - att[t,s']):
-       dL/dscore[t,s] = att[t,s] ( dL/datt[t,s] - sum_{s'} att[t,s'] dL/datt[t,s'] )
+       dLoss/dscore[t,s] = att[t,s] ( dLoss/datt[t,s] - sum_{s'} att[t,s'] dLoss/datt[t,s'] )
    and the scaled dot product:
-       dL/dq_t = sum_s dL/dscore[t,s] k_s / sqrt(hs)
-       dL/dk_s = sum_t dL/dscore[t,s] q_t / sqrt(hs).
+       dLoss/dq_t = sum_s dLoss/dscore[t,s] k_s / sqrt(hs)
+       dLoss/dk_s = sum_t dLoss/dscore[t,s] q_t / sqrt(hs).
    With dropout the output used att[t,s] k_ts, so dv_s gets att k and
-   dL/datt[t,s] = k_ts dout_t . v_s. Split over (b, h), as the forward: a
+   dLoss/datt[t,s] = k_ts dout_t . v_s. Split over (b, h), as the forward: a
    head's slice of dqkv is written by one thread only. */
 
 /* One row t of the softmax's backward: on entry da[j] = dout_t . v_s, on
-   return dL/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
+   return dLoss/dscore (times 1/sqrt(hs)); probs[j] = att k_ts for dv, unless
    probs is NULL. The sum over s' runs in 16 lanes (gpt3__dot), so that it
    vectorises: one running sum would wait on each add in turn. */
 static void gpt3__attention_softmax_backward(float *da, float *probs, const float *a, int n,
@@ -1235,7 +1236,7 @@ static void gpt3__attention_softmax_backward(float *da, float *probs, const floa
 }
 
 /* The reference backward, one row t at a time; datt is scratch of att's
-   shape (it ends holding dL/dscore). */
+   shape (it ends holding dLoss/dscore). */
 static void gpt3__attention_backward_reference(float *dqkv, float *datt, const float *dout,
                                                const float *qkv, const float *att, int B, int T,
                                                int C, int NH, int window,
@@ -1316,7 +1317,7 @@ static void gpt3__gelu_forward(float *out, const float *inp, size_t N) {
 }
 
 /* dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx,
-   du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2);   dL/dx = dy/dx dL/dy.
+   du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2);   dLoss/dx = dy/dx dLoss/dy.
    In place is allowed (dinp == dout).                                     */
 static void gpt3__gelu_backward(float *dinp, const float *inp, const float *dout, size_t N) {
     /* dinp (N) written (it may be dout), inp (N) the forward's input */
@@ -1333,7 +1334,7 @@ static void gpt3__gelu_backward(float *dinp, const float *inp, const float *dout
 
 /* ---- Residual connection -------------------------------------------------
    out = x + f(x). Its backward is the identity for both branches:
-   dL/dx += dL/dout and dL/df += dL/dout. gpt3_backward therefore carries
+   dLoss/dx += dLoss/dout and dLoss/df += dLoss/dout. gpt3_backward therefore carries
    one buffer, dresidual, down the whole residual stream.                  */
 static void gpt3__residual_forward(float *out, const float *inp1, const float *inp2, size_t N) {
     #pragma omp parallel for
@@ -1345,8 +1346,8 @@ static void gpt3__residual_forward(float *out, const float *inp1, const float *i
    layer becomes
        y = x W^T + b + s (x A^T) B^T.
    With u = s x A^T (N, r), kept for the backward pass, y += u B^T, and
-       dL/dB = dy^T u,   dL/du = dy B,   dL/dA = s (dL/du)^T x,
-       dL/dx += s (dL/du) A.
+       dLoss/dB = dy^T u,   dLoss/du = dy B,   dLoss/dA = s (dLoss/du)^T x,
+       dLoss/dx += s (dLoss/du) A.
    B starts at zero, so a new adapter leaves the model as it was.          */
 static void gpt3__lora_forward(float *out, float *u, const float *inp, const float *A,
                                const float *Bm, float s, int N, int in, int outdim, int r,
@@ -1392,7 +1393,7 @@ static double gpt3__sum_exp(const float *z, float maxval, int V) {
        p_v = exp(z_v - lse),   lse = log sum_v exp(z_v)
        l   = -log p_y = lse - z_y.
    The empirical risk over the N positions whose target is >= 0:
-       L = (1/N) sum_n l_n.
+       Loss = (1/N) sum_n l_n.
    Returns N; lse is kept so the backward pass can form p without a
    second (B, T, V) buffer of probabilities.                               */
 static int gpt3__crossentropy_forward(float *losses, float *lse, const float *logits,
@@ -1411,7 +1412,7 @@ static int gpt3__crossentropy_forward(float *losses, float *lse, const float *lo
 }
 
 /* dl/dz_v = p_v - 1[v = y]   (the softmax and the log cancel), so
-       dL/dz[n,v] = (p[n,v] - 1[v = y_n]) / N,
+       dLoss/dz[n,v] = (p[n,v] - 1[v = y_n]) / N,
    and 0 for ignored positions; all of it times scale (the weight of this
    loss in a mixture, 1 alone).                                             */
 static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
@@ -1440,7 +1441,7 @@ static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
    the last form never overflows. By the chain rule, with
    d yhat / dz = yhat (1 - yhat):
        dl/dz = -[ y / yhat - (1 - y) / (1 - yhat) ] yhat (1 - yhat) = yhat - y,
-   and over the empirical risk L = (1/N) sum_i l_i, dL/dz_i = (yhat_i - y_i) / N. */
+   and over the empirical risk Loss = (1/N) sum_i l_i, dLoss/dz_i = (yhat_i - y_i) / N. */
 static float gpt3__bce_forward(float z, int y) {
     return fmaxf(z, 0.0f) - (float)y * z + log1pf(expf(-fabsf(z)));
 }
@@ -1460,7 +1461,7 @@ static float gpt3__bce_backward(float z, int y, float inv_n) {
        l_KD = tau^2 KL(p || q) = tau^2 sum_k p_k (log p_k - log q_k),
        dl_KD/dz_k = tau^2 (q_k - p_k) / tau = tau (q_k - p_k)
    (the tau^2 keeps the gradient's size independent of tau). The loss mixes
-   it with the hard labels' loss: L = (1 - alpha) L_hard + alpha L_KD. A
+   it with the hard labels' loss: Loss = (1 - alpha) Loss_hard + alpha l_KD. A
    binary head is the case K = 2 with logits (0, z).                       */
 /* log sum_k exp(z_k / tau) */
 static double gpt3__logsumexp(const float *z, int K, float tau) {
@@ -1899,9 +1900,9 @@ GPT3DEF void gpt3_zero_grad(GPT3 *m) {
     }
 }
 
-/* The body's backward pass, from a->dln = dL/dh down the stream. Each
+/* The body's backward pass, from a->dln = dLoss/dh down the stream. Each
    residual connection passes its gradient through unchanged, so one
-   buffer, dresidual, carries dL/dx down and every branch adds its part.
+   buffer, dresidual, carries dLoss/dx down and every branch adds its part.
    Frozen parameters get no gradient, and the pass stops at the lowest block
    that trains (or that has an adapter). */
 static void gpt3__backward_body(GPT3 *m) {
@@ -1928,7 +1929,7 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__zero(a->dln, btc);
         gpt3__zero(a->datty, btc);
         gpt3__zero(a->dqkv, 3 * btc);
-        /* MLP branch: dL/dfcproj = dropout'(dresidual) */
+        /* MLP branch: dLoss/dfcproj = dropout'(dresidual) */
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
         gpt3__dropout_apply(dbranch, btc, &drop, gpt3__site(l, 2));
         gpt3__linear_backward(m, l, GPT3__FCPROJ, a->dfch, ldw.fcprojw, ldw.fcprojb, dbranch,
@@ -1938,7 +1939,7 @@ static void gpt3__backward_body(GPT3 *m) {
                               B, T, C, 4 * C);
         gpt3__layernorm_backward(a->dresidual, ldw.ln2w, ldw.ln2b, a->dln, la.residual2, lw.ln2w,
                                  la.ln2_mean, la.ln2_rstd, B, T, C);
-        /* attention branch: dL/dattproj = dropout'(dresidual) */
+        /* attention branch: dLoss/dattproj = dropout'(dresidual) */
         gpt3__zero(a->dln, btc);
         if (drop.p > 0.0f) memcpy(dbranch, a->dresidual, btc * sizeof(float));
         gpt3__dropout_apply(dbranch, btc, &drop, gpt3__site(l, 1));
@@ -1957,7 +1958,7 @@ static void gpt3__backward_body(GPT3 *m) {
     gpt3__encoder_backward(m->dw.wte, m->dw.wpe, a->dresidual, m->inputs, B, T, C);
 }
 
-/* The LM head's backward: dL/dlogits from the cross-entropy (and the
+/* The LM head's backward: dLoss/dlogits from the cross-entropy (and the
    distillation term), through logits = h wte^T, then the body. */
 GPT3DEF int gpt3_backward(GPT3 *m) {
     if (!m || !m->params) return GPT3_ERR_ARGUMENT;
@@ -1983,7 +1984,7 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
 /* ======================================================================== */
 
 /* Section 4's update is plain gradient descent with weight decay,
-       theta <- theta - eta dL/dtheta - eta lambda theta.
+       theta <- theta - eta dLoss/dtheta - eta lambda theta.
    AdamW (Loshchilov & Hutter; the optimizer of GPT-3) replaces the raw
    gradient g by a per-parameter normalised running average:
        m = beta1 m + (1 - beta1) g            (first moment)
@@ -2277,7 +2278,7 @@ static int gpt3__check_head_batch(const GPT3Head *h, const int *lengths, const i
     return GPT3_OK;
 }
 
-/* Loss and, if dz, dL/dlogits of the head's rows: binary cross-entropy
+/* Loss and, if dz, dLoss/dlogits of the head's rows: binary cross-entropy
    or softmax cross-entropy, mixed with distillation when a teacher is set.
    Returns the mean loss. */
 static float gpt3__head_loss(GPT3 *m, float *dz) {
@@ -2341,8 +2342,8 @@ GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, co
     return GPT3_OK;
 }
 
-/* dL/dlogits, then logits = h W^T + b backwards into the head's gradient
-   and dL/dh; a sequence head's dL/dh lands on each last real token. Then
+/* dLoss/dlogits, then logits = h W^T + b backwards into the head's gradient
+   and dLoss/dh; a sequence head's dLoss/dh lands on each last real token. Then
    the body, unless nothing in it trains. */
 GPT3DEF int gpt3_head_backward(GPT3 *m) {
     if (!m || !m->head) return GPT3_ERR_ARGUMENT;
@@ -4472,7 +4473,7 @@ static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
      - all of it, when it fits: copied once and kept for every NC columns
        (the forward products: A is the B T x C input);
      - one K block of all its rows, when A is too large to stay in the
-       last-level cache (A_STREAMED floats; the LM head's dL/dlogits is
+       last-level cache (A_STREAMED floats; the LM head's dLoss/dlogits is
        51 MB for GPT-3 Small): each K block then runs over all the thread's
        columns before the next, so A comes from memory once and C, which
        is small, comes back from the cache;
@@ -4583,7 +4584,7 @@ static GPT3__ALWAYS_INLINE void gpt3__pack_along(float *dst, GPT3__Operand x, in
    (the last padded with zeros): element (r, k) of sliver s at
    dst[s * width * kc + k * width + r]. Every operand here runs along one
    of its axes (x.si or x.sk is 1). Where x's columns run along its rows
-   (k-major, x.si 1: dL/dout^T in dW), each k is one pass over all the
+   (k-major, x.si 1: dLoss/dout^T in dW), each k is one pass over all the
    slivers, which read it as one run (sliver by sliver, each k's floats lie
    a row of the tensor apart). The widths MR and NR are constants where
    they are inlined, so that a whole sliver's copy is a few vector moves. */
@@ -4797,7 +4798,7 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
    packed, for a K block of kc, in a product whose C is cols wide (the
    whole product's, not a thread's share: a sliver read in place takes the
    C micro-kernel, a packed one may take the AVX-512 one):
-     - where A's rows run along k (the forward's x, dinp's dL/dout, the
+     - where A's rows run along k (the forward's x, dinp's dLoss/dout, the
        attention's P and dS), a cache line holds 16 k of one row: read in
        place, a sliver costs the reads of packing it and saves the copy,
        if its rows are at least IN_PLACE_K long and at most IN_PLACE_N
@@ -4806,7 +4807,7 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
        to learn. Wider products (the LM head's forward: 50,257 columns)
        use a sliver hundreds of times, and read it faster from its copy;
      - where A's columns run along its rows (k-major: the weight gradients'
-       dL/dout^T, the attention's dS^T and P^T), every k is a cache line of
+       dLoss/dout^T, the attention's dS^T and P^T), every k is a cache line of
        its own, and a sliver that many tiles use is better copied: in place
        only for at most 64 columns (the attention's dK and dV, two tiles). */
 #ifndef GPT3_IN_PLACE_K
@@ -5013,7 +5014,7 @@ static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, con
    The heads are shared out among the threads, and each thread takes its
    heads a block at a time: block t0 of each of its heads, then block
    t0 + 256 of each. A block reads its 256 positions' q, k and v (and
-   dL/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
+   dLoss/dout) from memory, a 256-byte piece of each 9 KB row of qkv; so a
    thread reads the same rows for all its heads close together in time,
    while they are in the cache. A head's results do not change: its
    blocks run in the same order, on one thread. */
