@@ -2109,6 +2109,7 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps, int dec
    trains (a task head alone, or adapters); negative or >= L: everything
    trains (the default). */
 GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks) {
+    if (!m) return;
     int L = m->config.num_layers;
     if (trainable_blocks < 0 || trainable_blocks >= L) trainable_blocks = L;
     m->frozen_layers = trainable_blocks == L ? 0 : L - trainable_blocks;
@@ -2118,6 +2119,7 @@ GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks) {
 /* Dropout with probability p while training (training = 1); evaluation
    (training = 0) never drops. seed starts the masks' sequence. */
 GPT3DEF void gpt3_set_training(GPT3 *m, int training, float dropout, uint64_t seed) {
+    if (!m) return;
     m->training = training;
     m->dropout = dropout;
     m->dropout_seed = seed;
@@ -2125,6 +2127,7 @@ GPT3DEF void gpt3_set_training(GPT3 *m, int training, float dropout, uint64_t se
 
 GPT3DEF void gpt3_set_distillation(GPT3 *m, const float *teacher_logits, float temperature,
                                    float alpha) {
+    if (!m) return;
     m->teacher_logits = teacher_logits;
     m->distill_temperature = temperature > 0.0f ? temperature : 1.0f;
     m->distill_alpha = alpha;
@@ -2391,9 +2394,12 @@ GPT3DEF void gpt3_free(GPT3 *m) {
 /* Generation: sampling and the KV cache                                    */
 /* ======================================================================== */
 
-GPT3DEF void gpt3_rng_seed(GPT3Rng *rng, uint64_t seed) { rng->state = seed; }
+GPT3DEF void gpt3_rng_seed(GPT3Rng *rng, uint64_t seed) {
+    if (rng) rng->state = seed;
+}
 
 GPT3DEF uint32_t gpt3_rng_u32(GPT3Rng *rng) {
+    if (!rng) return 0;
     rng->state += GPT3__GOLDEN;
     return (uint32_t)(gpt3__mix64(rng->state) >> 32);
 }
@@ -4115,6 +4121,7 @@ GPT3DEF int gpt3_loader_init(GPT3DataLoader *dl, const GPT3Tokens *data, int B, 
 }
 
 GPT3DEF void gpt3_loader_next(GPT3DataLoader *dl) {
+    if (!dl || !dl->inputs) return;
     size_t T = (size_t)dl->T, last_start = dl->count - T - 1;
     for (int b = 0; b < dl->B; b++) {
         size_t start;

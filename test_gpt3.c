@@ -2283,6 +2283,53 @@ static void test_report_entities(void) {
     gpt3_report_free(&r);
 }
 
+/* Every public call takes NULL for each pointer it is given: an error code
+   (GPT3_ERR_ARGUMENT), a zero, or nothing done; never a crash. */
+static void test_null_arguments(void) {
+    GPT3 m;
+    GPT3Config cfg = small_config(0);
+    GPT3TrainState st;
+    GPT3Tokenizer tok;
+    GPT3Tokens tokens;
+    GPT3DataLoader dl;
+    GPT3KVCache kv;
+    GPT3Report r;
+    int ids[2] = {1, 2}, *out_ids;
+    size_t n;
+    unsigned char *text;
+    int codes[] = {
+        gpt3_preset(NULL, "tiny"), gpt3_preset(&cfg, NULL), gpt3_check_config(NULL),
+        gpt3_init(NULL, &cfg, 1), gpt3_init(&m, NULL, 1), gpt3_load(NULL, "x"), gpt3_load(&m, NULL),
+        gpt3_save(NULL, "x"), gpt3_forward(NULL, ids, ids, 1, 2), gpt3_backward(NULL),
+        gpt3_adamw_step(NULL, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 1), gpt3_save_state(NULL, &st, "x"),
+        gpt3_load_state(NULL, &st, "x"), gpt3_save_run(NULL, &st, "x"), gpt3_load_run(NULL, &st, "x"),
+        gpt3_load_run(&m, NULL, "x"), gpt3_lora_attach(NULL, 1, 1.0f, 1), gpt3_lora_merge(NULL),
+        gpt3_head_attach(NULL, GPT3_HEAD_TAGS, 2, 1), gpt3_head_forward(NULL, ids, NULL, NULL, 1, 2),
+        gpt3_head_backward(NULL), gpt3_head_save(NULL, "x"), gpt3_head_load(NULL, "x"),
+        gpt3_sampler_init(NULL, 4, 1.0f, 0, 1.0f, 1), gpt3_kv_init(NULL, &m), gpt3_kv_init(&kv, NULL),
+        gpt3_kv_forward(NULL, &kv, 1), gpt3_tokenizer_bytes(NULL), gpt3_tokenizer_load(NULL, "a", "b"),
+        gpt3_tokenizer_load(&tok, NULL, "b"), gpt3_tokenizer_save(NULL, "a", "b"),
+        gpt3_tokenizer_train(NULL, "ab", 2, 300), gpt3_encode(NULL, "ab", 2, &out_ids, &n),
+        gpt3_decode(NULL, ids, 2, &text, &n), gpt3_report_classes(NULL, ids, ids, 2, 3),
+        gpt3_report_entities(&r, ids, ids, 2, NULL, 3), gpt3_tokens_save(NULL, NULL, 0, 4, 1),
+        gpt3_tokens_load(NULL, "x"), gpt3_tokens_load(&tokens, NULL), gpt3_loader_init(NULL, &tokens, 1, 1, 0, 1),
+        gpt3_loader_init(&dl, NULL, 1, 1, 0, 1),
+    };
+    int all = 1;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) all &= codes[i] == GPT3_ERR_ARGUMENT;
+    /* the calls that return no code */
+    gpt3_zero_grad(NULL); gpt3_free(NULL); gpt3_freeze(NULL, 1); gpt3_set_training(NULL, 1, 0.1f, 1);
+    gpt3_set_distillation(NULL, NULL, 1.0f, 0.5f); gpt3_rng_seed(NULL, 1); gpt3_sampler_free(NULL);
+    gpt3_kv_reset(NULL); gpt3_kv_free(NULL); gpt3_tokenizer_free(NULL); gpt3_report_free(NULL);
+    gpt3_tokens_free(NULL); gpt3_loader_next(NULL); gpt3_loader_free(NULL);
+    all &= gpt3_rng_u32(NULL) == 0 && gpt3_sampler_sample(NULL, NULL) == -1 &&
+           gpt3_token_bytes(NULL, 0, &n) == NULL && gpt3_clip_grad_norm(NULL, 1.0f) == 0.0f &&
+           gpt3_report_format(NULL, NULL, NULL, 0) == 0 && gpt3_num_parameters(NULL) == 0 &&
+           gpt3_training_bytes(NULL, 1, 1) == 0;
+    check(all, "every public call takes NULL", "%zu calls with a code give GPT3_ERR_ARGUMENT; the others do nothing",
+          sizeof(codes) / sizeof(codes[0]));
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) fixture_dir = argv[1];
     scratch_init();
@@ -2341,6 +2388,7 @@ int main(int argc, char **argv) {
     test_out_of_memory();
     test_report_classes();
     test_report_entities();
+    test_null_arguments();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
 }
