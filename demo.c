@@ -536,13 +536,14 @@ static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batch
     GPT3DataLoader dl;
     if (gpt3_loader_init(&dl, data, B, T, 0, 0) != GPT3_OK) return -1.0f;
     double sum = 0.0;
-    for (int i = 0; i < n_batches; i++) {
+    int rc = GPT3_OK;
+    for (int i = 0; i < n_batches && rc == GPT3_OK; i++) {
         gpt3_loader_next(&dl);
-        gpt3_forward(m, dl.inputs, dl.targets, B, T);
+        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
         sum += m->mean_loss;
     }
     gpt3_loader_free(&dl);
-    return (float)(sum / n_batches);
+    return rc == GPT3_OK ? (float)(sum / n_batches) : -1.0f;
 }
 
 /* The loss curve as a picture: train loss (a line) and validation loss
@@ -1093,8 +1094,9 @@ static int cmd_generate(int argc, char **argv) {
         gpt3_free(&m);
         return 1;
     }
-    gpt3_sampler_init(&sampler, m.config.vocab_size, temperature, top_k, top_p, (uint64_t)seed);
-    double rate = generate(&m, &tok, prompt, max_tokens, &sampler, !no_cache, !no_stop, 1);
+    rc = gpt3_sampler_init(&sampler, m.config.vocab_size, temperature, top_k, top_p, (uint64_t)seed);
+    double rate = rc == GPT3_OK ? generate(&m, &tok, prompt, max_tokens, &sampler, !no_cache, !no_stop, 1) : -1;
+    if (rc != GPT3_OK) fail("generate", rc);
     printf("\n");
     if (rate >= 0) fprintf(stderr, "[%.1f tokens/s%s]\n", rate, no_cache ? ", without the KV cache" : "");
     gpt3_sampler_free(&sampler);
@@ -1384,7 +1386,7 @@ static int bench_generate(const Bench *b) {
     peak_rss_reset();
     if ((rc = gpt3_init(&m, &cfg, 1)) != GPT3_OK) return fail("generate", rc);
     if ((rc = gpt3_kv_init(&kv, &m)) != GPT3_OK) { gpt3_free(&m); return fail("generate", rc); }
-    gpt3_sampler_init(&sampler, cfg.vocab_size, 1.0f, 0, 1.0f, 1);
+    rc = gpt3_sampler_init(&sampler, cfg.vocab_size, 1.0f, 0, 1.0f, 1);
     for (int r = -1; r < b->runs && rc == GPT3_OK; r++) {
         gpt3_kv_reset(&kv);
         for (int i = 0; i < 64 && rc == GPT3_OK; i++) rc = gpt3_kv_forward(&m, &kv, prompt[i]);
@@ -1816,8 +1818,10 @@ static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Repo
             at++;
         }
     }
-    if (r && task == TASK_CLASSIFY) gpt3_report_classes(r, gold, pred, at, d->n_labels);
-    if (r && task == TASK_NER) gpt3_report_entities(r, gold, pred, at, tag_names, d->n_labels);
+    int rc = GPT3_OK; /* a report that cannot be made is an empty one, and said */
+    if (r && task == TASK_CLASSIFY) rc = gpt3_report_classes(r, gold, pred, at, d->n_labels);
+    if (r && task == TASK_NER) rc = gpt3_report_entities(r, gold, pred, at, tag_names, d->n_labels);
+    if (rc != GPT3_OK) fail("the report", rc);
     free(order); free(inputs); free(lengths); free(labels); free(gold); free(pred);
     return batches ? loss_sum / batches : 0.0;
 }
@@ -2233,23 +2237,12 @@ static int finetune_builtin(FinetuneFlags *base) {
 }
 
 static int cmd_finetune(int argc, char **argv) {
-    FinetuneFlags f;
     static const char *default_task = "classify", *default_model = "demo_out/model.ckpt";
     const char *task = default_task;
-    memset(&f, 0, sizeof(f));
-    f.model = default_model;
-    f.trainable = "all";
-    f.split_seed = 1;
-    f.a.epochs = 4;
-    f.a.batch = 16;
-    f.a.patience = 2;
-    f.a.seed = 1;
-    f.a.lr = 1e-3f;
-    f.a.weight_decay = 0.01f;
-    f.a.dropout = 0.1f;
-    f.a.lora_alpha = 8.0f;
-    f.a.distill_alpha = 0.5f;
-    f.a.distill_temperature = 2.0f;
+    FinetuneFlags f = {.model = default_model, .trainable = "all", .split_seed = 1,
+                       .a = {.epochs = 4, .batch = 16, .patience = 2, .seed = 1, .lr = 1e-3f,
+                             .weight_decay = 0.01f, .dropout = 0.1f, .lora_alpha = 8.0f,
+                             .distill_alpha = 0.5f, .distill_temperature = 2.0f}};
     Option opts[] = {
         {"task", OPT_STRING, &task, "classify (TSV label<TAB>text), ner (CoNLL), generate (TSV prompt<TAB>completion)"},
         {"train", OPT_STRING, &f.train, "training file"},

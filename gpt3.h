@@ -4961,6 +4961,7 @@ static void gpt3__gemm(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, int M, 
    versions are then the fast ones. */
 #define GPT3__FEW_ROWS 4
 
+/* = gpt3__matmul_forward_reference (test_gpt3.c holds it to 1e-5). */
 static void gpt3__matmul_forward(float *out, const float *inp, const float *weight,
                                  const float *bias, int B, int T, int C, int OC,
                                  const GPT3Scratch *scratch) {
@@ -4975,6 +4976,7 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
     gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
 }
 
+/* = gpt3__matmul_backward_reference (test_gpt3.c holds it to 1e-5). */
 static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *weight, int B, int T, int C,
                                   int OC, const GPT3Scratch *scratch) {
@@ -5127,6 +5129,9 @@ static void gpt3__attention_forward_block(float *out, float *att, const float *s
     gpt3__gemm_block(o, probs, v, shape, 0, blk.rows, 0, hs, 1, &band, panels);
 }
 
+/* = gpt3__attention_forward_reference (test_gpt3.c holds it to 1e-5): the
+   heads shared out among the threads, each taking its heads a query block
+   at a time. */
 static void gpt3__attention_forward(float *out, float *att, const float *qkv, int B, int T,
                                     int C, int NH, int window, const GPT3__Dropout *drop,
                                     uint64_t site, const GPT3Scratch *scratch) {
@@ -5194,6 +5199,7 @@ static void gpt3__attention_backward_block(float *dseq, const float *dout, const
     gpt3__gemm_block(dv, p_cols, do_cols, dkv_shape, 0, blk.nk, 0, hs, 0, &by_key, panels);
 }
 
+/* = gpt3__attention_backward_reference (test_gpt3.c holds it to 1e-5). */
 static void gpt3__attention_backward(float *dqkv, float *datt, const float *dout,
                                      const float *qkv, const float *att, int B, int T,
                                      int C, int NH, int window, const GPT3__Dropout *drop,
