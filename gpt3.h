@@ -2146,10 +2146,18 @@ static int gpt3__alloc_trainable(size_t n, float std, uint64_t seed, float **par
     return GPT3_OK;
 }
 
+/* What gpt3__alloc_trainable allocated. */
+static void gpt3__free_trainable(float *params, float *grads, float *mom1, float *mom2) {
+    GPT3_FREE(params);
+    GPT3_FREE(grads);
+    GPT3_FREE(mom1);
+    GPT3_FREE(mom2);
+}
+
 static void gpt3__free_lora(GPT3 *m) {
     GPT3LoRA *a = m->lora;
     if (!a) return;
-    GPT3_FREE(a->params); GPT3_FREE(a->grads); GPT3_FREE(a->adam_m); GPT3_FREE(a->adam_v);
+    gpt3__free_trainable(a->params, a->grads, a->adam_m, a->adam_v);
     GPT3_FREE(a->u); GPT3_FREE(a->du);
     GPT3_FREE(a);
     m->lora = NULL;
@@ -2205,7 +2213,7 @@ GPT3DEF int gpt3_lora_merge(GPT3 *m) {
 static void gpt3__free_head(GPT3 *m) {
     GPT3Head *h = m->head;
     if (!h) return;
-    GPT3_FREE(h->params); GPT3_FREE(h->grads); GPT3_FREE(h->adam_m); GPT3_FREE(h->adam_v);
+    gpt3__free_trainable(h->params, h->grads, h->adam_m, h->adam_v);
     GPT3_FREE(h->hidden); GPT3_FREE(h->labels);
     GPT3_FREE(h);
     m->head = NULL;
