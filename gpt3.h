@@ -1185,6 +1185,7 @@ static void gpt3__attention_forward_reference(float *out, float *att, const floa
                                               int threads) {
     /* out (B,T,C), att (B,NH,T,span), qkv (B,T,3C) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
+    (void)threads; /* without OpenMP */
     #pragma omp parallel for collapse(2) num_threads(threads)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
@@ -1246,6 +1247,7 @@ static void gpt3__attention_backward_reference(float *dqkv, float *datt, const f
        att (B,NH,T,span) */
     int hs = C / NH, span = gpt3__attention_span(window, T);
     float scale = 1.0f / sqrtf((float)hs);
+    (void)threads; /* without OpenMP */
     #pragma omp parallel for collapse(2) num_threads(threads)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
