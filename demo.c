@@ -1663,7 +1663,9 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
     return status;
 }
 
-/* CoNLL: "token tag" lines, a blank line between sentences. Each word is
+/* CoNLL: "token tag" lines (or CoNLL-2003's four columns, the tag last,
+   with -DOCSTART- lines between documents), a blank line between
+   sentences. Each word is
    tokenized with a space before it (but the first); its tag sits on its
    first sub-token, the others get -1 (ignored). */
 static int finish_sentence(GPT3Tokenizer *tok, Dataset *d, Example *e, char **words, int *tags, int n_words,
@@ -1690,6 +1692,22 @@ static int finish_sentence(GPT3Tokenizer *tok, Dataset *d, Example *e, char **wo
     return 0;
 }
 
+/* A CoNLL line's fields, separated by spaces or tabs: the token first and
+   the tag last ("token tag", or CoNLL-2003's "token POS chunk tag"), cut
+   out in place. Returns how many there are (0: a blank line). */
+static int conll_fields(char *line, char **token, char **tag) {
+    int n = 0;
+    *token = *tag = NULL;
+    for (char *p = line; *p;) {
+        while (*p == ' ' || *p == '\t') *p++ = 0; /* ends the field before */
+        if (!*p) break;
+        if (n++ == 0) *token = p;
+        *tag = p;
+        while (*p && *p != ' ' && *p != '\t') p++;
+    }
+    return n;
+}
+
 #define MAX_WORDS 1024 /* a sentence's */
 static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int max_len) {
     size_t size;
@@ -1702,31 +1720,33 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
         char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
         if (end > line && end[-1] == '\r') end--;
         *end = 0;
-        char *space = strchr(line, ' ');
-        if (end == line || line == text + size) { /* the end of a sentence */
+        char *token, *tag;
+        int fields = conll_fields(line, &token, &tag);
+        if (fields == 0 || strcmp(token, "-DOCSTART-") == 0) { /* the end of a sentence */
             if (n_words > 0) {
                 Example *e = new_example(d);
                 status = !e || finish_sentence(tok, d, e, words, tags, n_words, max_len);
             }
             n_words = 0;
-        } else if (!space || space == line || strchr(space + 1, ' ') || !space[1]) {
-            fprintf(stderr, "demo finetune: %s:%d: expected 'token tag' (one space between)\n", path, line_no + 1);
+        } else if (fields == 1) {
+            fprintf(stderr, "demo finetune: %s:%d: expected 'token tag' (or CoNLL-2003's 'token POS chunk tag')\n",
+                    path, line_no + 1);
             status = 1;
-        } else if (strcmp(space + 1, "O") != 0 && (strlen(space + 1) < 3 || (space[1] != 'B' && space[1] != 'I') || space[2] != '-')) {
-            fprintf(stderr, "demo finetune: %s:%d: '%s' is not a BIO tag (O, B-TYPE, I-TYPE)\n", path, line_no + 1, space + 1);
+        } else if (strcmp(tag, "O") != 0 && (strlen(tag) < 3 || (tag[0] != 'B' && tag[0] != 'I') || tag[1] != '-')) {
+            fprintf(stderr, "demo finetune: %s:%d: '%s' is not a BIO tag (O, B-TYPE, I-TYPE), the last column\n",
+                    path, line_no + 1, tag);
             status = 1;
         } else if (n_words == MAX_WORDS) {
             fprintf(stderr, "demo finetune: %s:%d: a sentence of more than %d words (a blank line missing?)\n", path,
                     line_no + 1, MAX_WORDS);
             status = 1;
         } else {
-            *space = 0;
-            tags[n_words] = label_index(d, space + 1, is_train);
+            tags[n_words] = label_index(d, tag, is_train);
             if (tags[n_words] < 0) {
-                say_unknown_label(d, path, line_no + 1, "tag", space + 1, is_train);
+                say_unknown_label(d, path, line_no + 1, "tag", tag, is_train);
                 status = 1;
             }
-            words[n_words++] = line;
+            words[n_words++] = token;
         }
         if (!eol) break;
         line = eol + 1;
@@ -2091,6 +2111,16 @@ static void report_start(const FinetuneFlags *f) {
     if (clear) fclose(clear);
 }
 
+/* The tokenizer beside a fine-tuned model, so that the folder stands on
+   its own (generate finds it there); bytes need no files. */
+static int save_tokenizer_beside(const GPT3Tokenizer *tok, const char *dir) {
+    char enc[1024], bpe[1024];
+    if (tok->is_bytes) return GPT3_OK;
+    snprintf(enc, sizeof(enc), "%s/encoder.json", dir);
+    snprintf(bpe, sizeof(bpe), "%s/vocab.bpe", dir);
+    return gpt3_tokenizer_save(tok, enc, bpe);
+}
+
 /* Steps 1-5 from flags; *score gets the test metric. */
 static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
@@ -2158,7 +2188,9 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         if (rc == GPT3_OK) rc = gpt3_save(&m, path);
         if (rc != GPT3_OK) status = fail(path, rc);
         else if (m.head && (rc = gpt3_head_save(&m, head_path)) != GPT3_OK) status = fail(head_path, rc);
-        else fprintf(stderr, "saved %s%s; reports in %s\n", path, m.head ? " and model.ckpt.head" : "", f->a.report_path);
+        else if ((rc = save_tokenizer_beside(&tok, f->out)) != GPT3_OK) status = fail("the tokenizer's files", rc);
+        else fprintf(stderr, "saved %s%s%s; reports in %s\n", path, m.head ? ", model.ckpt.head" : "",
+                     tok.is_bytes ? "" : ", encoder.json, vocab.bpe", f->a.report_path);
     }
     dataset_free(&all, 1);
     dataset_free(&train, 1);

@@ -240,7 +240,16 @@ expect_error "cli finetune: label unseen in training" "unseen.tsv:2: the label '
 expect_error "cli finetune: malformed line, with its number" "malformed.tsv:2: expected label<TAB>text" $CLS --dev "$W/malformed.tsv" --test "$W/a.tsv"
 printf 'Ann B-PER\nruns O\n\n' >"$W/a.conll"; printf 'Ann B-PERSON\n\n' >"$W/b.conll"; printf 'Ann B-PER extra\n' >"$W/c.conll"
 expect_error "cli finetune: tag set mismatch" "tag sets differ" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/b.conll" --test "$W/a.conll"
-expect_error "cli finetune: malformed CoNLL line" "c.conll:1: expected 'token tag'" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/c.conll" --test "$W/a.conll"
+expect_error "cli finetune: malformed CoNLL line" "c.conll:1: 'extra' is not a BIO tag" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/c.conll" --test "$W/a.conll"
+printf 'Ann B-PER\nruns\n' >"$W/d.conll"
+expect_error "cli finetune: a CoNLL line with one column" "d.conll:2: expected 'token tag'" $DEMO finetune --task ner --init tiny --train "$W/a.conll" --dev "$W/d.conll" --test "$W/a.conll"
+# CoNLL-2003 as it is: -DOCSTART-, four columns (the tag last), tabs or spaces
+{ printf -- '-DOCSTART- -X- -X- O\n\n'; awk 'NF == 2 { printf "%s NNP B-NP %s\n", $1, $2; next } { print }' data/finetune/ner.train.conll; } >"$W/c03.train"
+{ printf -- '-DOCSTART-\t-X-\t-X-\tO\n\n'; awk 'NF == 2 { printf "%s\tNNP\tB-NP\t%s\n", $1, $2; next } { print }' data/finetune/ner.dev.conll; } >"$W/c03.dev"
+$DEMO finetune --task ner --init tiny --context 128 --epochs 1 --batch 32 --train "$W/c03.train" --dev "$W/c03.dev" \
+    --test "$W/c03.dev" 2>"$W/c03.err" && grep -q "micro avg" "$W/c03.err" && grep -q "B-NP" "$W/c03.train" &&
+    ok "cli finetune: CoNLL-2003's layout (-DOCSTART-, 4 columns, tabs) trains as it is" ||
+    bad "cli finetune: CoNLL-2003 layout: $(grep -m 1 demo "$W/c03.err")"
 expect_error "cli finetune: checkpoint of another size" "another model" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher fixtures/dense.ckpt
 expect_error "cli finetune: model and tokenizer differ" "has 61 tokens but its tokenizer 256" $DEMO finetune --task classify --model fixtures/dense.ckpt --train "$W/a.tsv" --dev "$W/a.tsv" --test "$W/a.tsv"
 expect_error "cli finetune: bad --trainable" "all, head or top:K" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable some
@@ -261,6 +270,15 @@ head -c 64 /dev/zero >>"$W/teacher.ckpt.head"
 expect_error "cli finetune: a teacher's head that claims 2^20 classes" "teacher.ckpt.head: the file is truncated" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher "$W/teacher.ckpt"
 : >"$W/blocker"
 expect_error "cli bpe-train: an --out it cannot write" "cannot write\|a folder you can write" $DEMO bpe-train --input "$W/tiny.txt" --vocab-size 300 --out "$W/blocker/sub"
+# a fine-tuned folder stands on its own: the tokenizer goes beside the model
+$DEMO train --data "$W/bpetext" --model tiny --batch 2 --seq 32 --steps 2 --out "$W/bperun" 2>/dev/null
+cp "$W/bpe/encoder.json" "$W/bpe/vocab.bpe" "$W/bperun/"
+$DEMO finetune --task classify --model "$W/bperun/model.ckpt" --epochs 1 --batch 2 --train "$W/a.tsv" --dev "$W/a.tsv" \
+    --test "$W/a.tsv" --out "$W/bpeft" 2>/dev/null
+$DEMO generate --model "$W/bpeft/model.ckpt" --prompt "The " --max-tokens 5 >/dev/null 2>"$W/bpeft.err" &&
+    cmp -s "$W/bpe/vocab.bpe" "$W/bpeft/vocab.bpe" &&
+    ok "cli finetune: the output folder holds the tokenizer; generate runs from it alone" ||
+    bad "cli finetune: tokenizer beside the fine-tuned model: $(head -n 1 "$W/bpeft.err")"
 [ ! -e "$W/refused/classify.report.txt" ] && ok "cli finetune: a refused run leaves no report behind" ||
     bad "cli finetune: a refused run left $W/refused/classify.report.txt"
 
