@@ -1899,6 +1899,8 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
         rc = train->n_labels == 2 ? gpt3_head_attach(m, GPT3_HEAD_BINARY, 1, (uint64_t)a->seed)
                                   : gpt3_head_attach(m, GPT3_HEAD_CLASSES, train->n_labels, (uint64_t)a->seed);
     if (task == TASK_NER) rc = gpt3_head_attach(m, GPT3_HEAD_TAGS, train->n_labels, (uint64_t)a->seed);
+    if (rc == GPT3_OK && task != TASK_GENERATE) /* saved with the head, so predictions can be named */
+        rc = gpt3_head_set_names(m, (const char *const *)train->labels, train->n_labels);
     if (rc != GPT3_OK) return fail("head", rc), -1e30;
     /* 3. what trains, and how */
     gpt3_freeze(m, a->trainable);
@@ -1990,6 +1992,12 @@ static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Datase
 /* The training file's labels must give the head something to learn: two
    classes at least, or an entity tag (B-/I-) among the tags. */
 static int labels_learnable(int task, const Dataset *train, const char *path) {
+    for (int k = 0; k < train->n_labels; k++)
+        if (strlen(train->labels[k]) > 256) {
+            fprintf(stderr, "demo finetune: %s: a label of %zu bytes: at most 256, please\n", path,
+                    strlen(train->labels[k]));
+            return 0;
+        }
     if (task == TASK_CLASSIFY && train->n_labels < 2) {
         fprintf(stderr, "demo finetune: %s: every example has the label '%s': a classifier needs two labels at least\n",
                 path, train->n_labels ? train->labels[0] : "");

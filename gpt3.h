@@ -274,6 +274,10 @@ typedef struct {
     size_t batch_capacity; /* sequences (B) allocated                         */
     float mean_loss;     /* loss of the last forward with labels, else -1    */
     int has_labels;
+    char **names;        /* the classes' names (a binary head: of 0 and 1), or
+                            NULL; saved with the head                        */
+    int num_names;
+    char *names_memory;  /* the names, back to back                         */
 } GPT3Head;
 
 typedef struct {
@@ -418,6 +422,10 @@ GPT3DEF int  gpt3_head_backward(GPT3 *m);
    it to m; GPT3_ERR_MISMATCH if m has other channels, or other parameters
    than the model the head was saved with. */
 GPT3DEF int  gpt3_head_save(const GPT3 *m, const char *path);
+/* Name the head's classes (n = K; a binary head's two: of 0 and 1), each
+   1 to 256 bytes; copied, and saved with the head (so a prediction can be
+   named without the training file). */
+GPT3DEF int  gpt3_head_set_names(GPT3 *m, const char *const *names, int n);
 GPT3DEF int  gpt3_head_load(GPT3 *m, const char *path);
 
 /* ------------------------------------------------------------------------ */
@@ -2217,6 +2225,7 @@ static void gpt3__free_head(GPT3 *m) {
     if (!h) return;
     gpt3__free_trainable(h->params, h->grads, h->adam_m, h->adam_v);
     GPT3_FREE(h->hidden); GPT3_FREE(h->labels);
+    GPT3_FREE(h->names); GPT3_FREE(h->names_memory);
     GPT3_FREE(h);
     m->head = NULL;
 }
@@ -4369,28 +4378,97 @@ GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_pa
 }
 
 /* ---- Task heads ------------------------------------------------------------
-   16 little-endian uint32 -- magic "GHED", version 1, kind, num_classes,
-   channels, a fingerprint of the model's parameters (0 in files from
-   before 0.6.7: not checked), zeros -- then the weight (K, C) and bias (K)
-   as float32. The fingerprint ties the head to its checkpoint: a head
+   16 little-endian uint32 -- magic "GHED", version 2 (1: without names),
+   kind, num_classes, channels, a fingerprint of the model's parameters (0
+   in files from before 0.6.7: not checked), the number of names (0, or one
+   a class: two for a binary head), zeros -- then the weight (K, C) and
+   bias (K) as float32, then each name: its length (uint32) and bytes. The fingerprint ties the head to its checkpoint: a head
    saved beside another model's parameters (a save of the pair cut off
    between its two files) is refused, not used with the wrong model. */
 #define GPT3__HEAD_MAGIC 0x44454847 /* "GHED" */
 
+#define GPT3__NAME_MAX 256
+
+/* Take n names, each of names_memory's NUL-terminated strings in turn. */
+static int gpt3__head_take_names(GPT3Head *h, char *memory, int n) {
+    if (n < 1 || n > (1 << 21)) return GPT3_ERR_ARGUMENT;
+    char **names = (char **)GPT3_MALLOC((size_t)n * sizeof(char *));
+    if (!names) return GPT3_ERR_NOMEM;
+    for (int i = 0; i < n; i++, memory += strlen(memory) + 1) names[i] = memory;
+    GPT3_FREE(h->names);
+    GPT3_FREE(h->names_memory);
+    h->names = names;
+    h->names_memory = names[0];
+    h->num_names = n;
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_head_set_names(GPT3 *m, const char *const *names, int n) {
+    if (!m || !m->head || !names || n != (m->head->kind == GPT3_HEAD_BINARY ? 2 : m->head->num_classes))
+        return GPT3_ERR_ARGUMENT;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = names[i] ? strlen(names[i]) : 0;
+        if (len < 1 || len > GPT3__NAME_MAX) return GPT3_ERR_ARGUMENT;
+        total += len + 1;
+    }
+    char *memory = (char *)GPT3_MALLOC(total), *p = memory;
+    if (!memory) return GPT3_ERR_NOMEM;
+    for (int i = 0; i < n; i++, p += strlen(p) + 1) memcpy(p, names[i], strlen(names[i]) + 1);
+    int rc = gpt3__head_take_names(m->head, memory, n);
+    if (rc != GPT3_OK) GPT3_FREE(memory);
+    return rc;
+}
+
+/* n names of a head file, the rest of f (size bytes): each a uint32 length
+   (1 to 256) and its bytes (no NUL among them), nothing after the last. */
+static int gpt3__read_head_names(FILE *f, GPT3Head *h, int n, size_t size) {
+    unsigned char *raw = (unsigned char *)GPT3_MALLOC(size + 1);
+    char *memory = (char *)GPT3_MALLOC(size + 1), *p = memory;
+    int rc = raw && memory ? GPT3_OK : GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK && fread(raw, 1, size, f) != size) rc = GPT3_ERR_TRUNCATED;
+    size_t at = 0;
+    for (int i = 0; rc == GPT3_OK && i < n; i++) {
+        uint32_t len = 0;
+        if (size - at < 4) { rc = GPT3_ERR_TRUNCATED; break; }
+        for (int b = 3; b >= 0; b--) len = (len << 8) | raw[at + (size_t)b];
+        at += 4;
+        if (len < 1 || len > GPT3__NAME_MAX || len > size - at || memchr(raw + at, 0, len))
+            rc = len > size - at ? GPT3_ERR_TRUNCATED : GPT3_ERR_CORRUPT;
+        if (rc != GPT3_OK) break;
+        memcpy(p, raw + at, len);
+        p[len] = 0;
+        p += len + 1;
+        at += len;
+    }
+    if (rc == GPT3_OK && at != size) rc = GPT3_ERR_CORRUPT; /* more than the names */
+    if (rc == GPT3_OK) rc = gpt3__head_take_names(h, memory, n);
+    if (rc != GPT3_OK) GPT3_FREE(memory);
+    GPT3_FREE(raw);
+    return rc;
+}
+
 GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
     if (!m || !m->head || !path) return GPT3_ERR_ARGUMENT;
     uint32_t header[16] = {0};
+    const GPT3Head *h = m->head;
     header[0] = GPT3__HEAD_MAGIC;
-    header[1] = 1;
-    header[2] = (uint32_t)m->head->kind;
-    header[3] = (uint32_t)m->head->num_classes;
+    header[1] = 2;
+    header[2] = (uint32_t)h->kind;
+    header[3] = (uint32_t)h->num_classes;
     header[4] = (uint32_t)m->config.channels;
     header[5] = gpt3__params_fingerprint(m);
+    header[6] = (uint32_t)h->num_names;
     GPT3__AtomicFile file;
     int rc = gpt3__atomic_open(&file, path);
     if (rc != GPT3_OK) return rc;
     gpt3__atomic_write_le(&file, header, 16, 4);
-    gpt3__atomic_write_le(&file, m->head->params, (size_t)m->head->num_classes * (m->config.channels + 1), 4);
+    gpt3__atomic_write_le(&file, h->params, (size_t)h->num_classes * (m->config.channels + 1), 4);
+    for (int i = 0; i < h->num_names; i++) {
+        uint32_t len = (uint32_t)strlen(h->names[i]);
+        gpt3__atomic_write_le(&file, &len, 1, 4);
+        file.ok = file.ok && fwrite(h->names[i], 1, len, file.f) == len;
+    }
     return gpt3__atomic_commit(&file, path);
 }
 
@@ -4401,20 +4479,28 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     int rc = gpt3__open_file(path, 1, &f);
     if (rc != GPT3_OK) return rc;
     size_t got = gpt3__read_le(f, header, 16, 4);
+    double weights = got == 16 ? (double)header[3] * (m->config.channels + 1.0) * sizeof(float) : 0.0;
+    double left = (double)gpt3__bytes_left(f);
+    uint32_t names = got == 16 && header[1] == 2 ? header[6] : 0;
     if (got >= 1 && header[0] != GPT3__HEAD_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
     else if (got < 16) rc = GPT3_ERR_TRUNCATED;
-    else if (header[1] != 1) rc = GPT3_ERR_VERSION;
+    else if (header[1] != 1 && header[1] != 2) rc = GPT3_ERR_VERSION;
     else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
     else if (header[5] != 0 && header[5] != gpt3__params_fingerprint(m)) rc = GPT3_ERR_MISMATCH;
-    else if (!gpt3__head_shape_ok(header[2], header[3])) rc = GPT3_ERR_CORRUPT;
-    else if ((rc = gpt3__check_length(f, (double)header[3] * (m->config.channels + 1.0) * sizeof(float))) ==
-             GPT3_OK) /* the size, before allocating what the header asks for */
-        rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
+    else if (!gpt3__head_shape_ok(header[2], header[3]) ||
+             (names && names != (header[2] == GPT3_HEAD_BINARY ? 2u : header[3])))
+        rc = GPT3_ERR_CORRUPT;
+    else if (names == 0) /* the size, before allocating what the header asks for */
+        rc = gpt3__check_length(f, weights);
+    else /* each name is its length and 1 to 256 bytes */
+        rc = left < weights + 5.0 * names ? GPT3_ERR_TRUNCATED
+             : left > weights + 260.0 * names ? GPT3_ERR_CORRUPT : GPT3_OK;
+    if (rc == GPT3_OK) rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
     size_t n = rc == GPT3_OK ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
-    if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n) {
+    if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n)
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
-        gpt3__free_head(m);
-    }
+    if (rc == GPT3_OK && names) rc = gpt3__read_head_names(f, m->head, (int)names, (size_t)(left - weights));
+    if (rc != GPT3_OK) gpt3__free_head(m);
     fclose(f);
     return rc;
 }

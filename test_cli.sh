@@ -276,8 +276,8 @@ cp "$W/bpe/encoder.json" "$W/bpe/vocab.bpe" "$W/bperun/"
 $DEMO finetune --task classify --model "$W/bperun/model.ckpt" --epochs 1 --batch 2 --train "$W/a.tsv" --dev "$W/a.tsv" \
     --test "$W/a.tsv" --out "$W/bpeft" 2>/dev/null
 $DEMO generate --model "$W/bpeft/model.ckpt" --prompt "The " --max-tokens 5 >/dev/null 2>"$W/bpeft.err" &&
-    cmp -s "$W/bpe/vocab.bpe" "$W/bpeft/vocab.bpe" &&
-    ok "cli finetune: the output folder holds the tokenizer; generate runs from it alone" ||
+    cmp -s "$W/bpe/vocab.bpe" "$W/bpeft/vocab.bpe" && grep -a -q positive "$W/bpeft/model.ckpt.head" &&
+    ok "cli finetune: the output folder holds the tokenizer and the head its label names; generate runs from it alone" ||
     bad "cli finetune: tokenizer beside the fine-tuned model: $(head -n 1 "$W/bpeft.err")"
 [ ! -e "$W/refused/classify.report.txt" ] && ok "cli finetune: a refused run leaves no report behind" ||
     bad "cli finetune: a refused run left $W/refused/classify.report.txt"

@@ -1971,6 +1971,46 @@ static void test_head_files(void) {
                b.head->num_classes == 3 && memcmp(a.head->params, b.head->params, n * 4) == 0;
     check(same, "head file: save and load", "3 classes, C %d: %s", cfg.channels, same ? "the same" : "differ");
     gpt3_free(&b);
+    /* class names travel with the head; a file of version 1 (no names) loads */
+    const char *names[3] = {"negative", "neutral", "positive"};
+    int rc_names = gpt3_head_set_names(&a, names, 3), rc_two = gpt3_head_set_names(&a, names, 2);
+    gpt3_head_save(&a, "test_head.bin");
+    gpt3_init(&b, &cfg, 90);
+    int rc_back = gpt3_head_load(&b, "test_head.bin");
+    int named = rc_names == GPT3_OK && rc_two == GPT3_ERR_ARGUMENT && rc_back == GPT3_OK && b.head->num_names == 3 &&
+                strcmp(b.head->names[0], "negative") == 0 && strcmp(b.head->names[2], "positive") == 0;
+    gpt3_free(&b);
+    write_head("test_head.bin", GPT3_HEAD_CLASSES, 3, 8, 27); /* version 1 */
+    gpt3_init(&b, &cfg, 90);
+    int v1 = gpt3_head_load(&b, "test_head.bin") == GPT3_OK && b.head->num_names == 0;
+    gpt3_free(&b);
+    check(named && v1, "head file: class names saved and loaded; version 1 loads",
+          "names %s; 2 names for 3 classes -> %s; version 1 %s", named ? "back" : "LOST", gpt3_strerror(rc_two),
+          v1 ? "loads" : "REFUSED");
+    /* names that break the rules: empty, with a NUL, cut short, bytes after them */
+    gpt3_head_save(&a, "test_head.bin");
+    size_t head_bytes;
+    unsigned char *saved = read_all("test_head.bin", &head_bytes);
+    size_t first = 64 + 27 * 4; /* the first name's length */
+    struct { const char *label; int at, value; size_t length; int want; } names_bad[] = {
+        {"head file: an empty name", (int)first, 0, head_bytes, GPT3_ERR_CORRUPT},
+        {"head file: a NUL in a name", (int)first + 5, 0, head_bytes, GPT3_ERR_CORRUPT},
+        {"head file: names cut short", -1, 0, head_bytes - 3, GPT3_ERR_TRUNCATED},
+        {"head file: bytes after the names", -1, 0, head_bytes + 2, GPT3_ERR_CORRUPT},
+    };
+    for (size_t i = 0; saved && i < sizeof(names_bad) / sizeof(names_bad[0]); i++) {
+        unsigned char *copy = (unsigned char *)calloc(head_bytes + 2, 1);
+        memcpy(copy, saved, head_bytes);
+        if (names_bad[i].at >= 0) copy[names_bad[i].at] = (unsigned char)names_bad[i].value;
+        write_bytes("test_head.bin", copy, names_bad[i].length);
+        gpt3_init(&b, &cfg, 90);
+        int got = gpt3_head_load(&b, "test_head.bin");
+        check(got == names_bad[i].want && !b.head, names_bad[i].label, "-> %s", gpt3_strerror(got));
+        gpt3_free(&b);
+        free(copy);
+    }
+    free(saved);
+    gpt3_head_save(&a, "test_head.bin");
     /* beside other parameters (a model saved after its head, or another's) */
     gpt3_init(&b, &cfg, 91);
     int other = gpt3_head_load(&b, "test_head.bin");
@@ -2051,7 +2091,9 @@ static int op_model(void) {
     if (rc == GPT3_OK) rc = gpt3_backward(&m);
     if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1);
     if (rc == GPT3_OK) rc = gpt3_lora_attach(&m, 2, 4.0f, 1);
+    static const char *const names[3] = {"a", "b", "c"};
     if (rc == GPT3_OK) rc = gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 1);
+    if (rc == GPT3_OK) rc = gpt3_head_set_names(&m, names, 3);
     if (rc == GPT3_OK) rc = gpt3_head_forward(&m, in, NULL, labels, 2, 4);
     if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
     if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
@@ -2148,7 +2190,9 @@ static void test_out_of_memory(void) {
     char *encoder = small_encoder("");
     gpt3_init(&m, &cfg, 1);
     train_steps(&m, (const int[]){1, 2, 3, 4}, (const int[]){2, 3, 4, 5}, 1, 4, 1, 1e-3f);
+    static const char *const tags[3] = {"O", "B-X", "I-X"};
     gpt3_head_attach(&m, GPT3_HEAD_TAGS, 3, 1);
+    gpt3_head_set_names(&m, tags, 3);
     gpt3_save(&m, "test_oom.ckpt");
     gpt3_save_state(&m, &st, "test_oom.ckpt.state");
     gpt3_head_save(&m, "test_oom.head");
