@@ -740,6 +740,7 @@ static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *sa
 static int trim_metrics(const char *tsv, int step) {
     size_t n;
     char tmp[1100];
+    if (!file_exists(tsv)) return 0; /* no log yet: one is started */
     unsigned char *text = read_file(tsv, &n);
     if (!text) return 1;
     snprintf(tmp, sizeof(tmp), "%s.tmp", tsv);
@@ -774,13 +775,14 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         dl.rng.state = st->data_rng;
         if (trim_metrics(tsv, st->step)) { gpt3_loader_free(&dl); return 1; }
     }
-    FILE *log = fopen(tsv, st->step > 0 ? "a" : "w");
+    int fresh_log = st->step == 0 || !file_exists(tsv);
+    FILE *log = fopen(tsv, fresh_log ? "w" : "a");
     if (!log) {
         fprintf(stderr, "demo train: cannot write %s: %s\n", tsv, strerror(errno));
         gpt3_loader_free(&dl);
         return 1;
     }
-    if (st->step == 0) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
+    if (fresh_log) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
     int val_ok = val->count > (size_t)T;
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
     float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
