@@ -191,6 +191,7 @@ typedef struct {
    preset's", "the model's"): parse_flags never gives it, so it also says
    that the flag was not given. */
 #define UNSET INT_MIN
+#define UNSET_FLOAT NAN /* the same for a float flag: parse_flags refuses nan */
 
 /* The longest path a flag may give: paths are built in buffers of 1024
    bytes with room for a file name after it. */
@@ -203,6 +204,7 @@ static void print_usage(const char *command, const char *summary, const Option *
         const Option *o = &opts[i];
         if (o->type == OPT_INT && *(int *)o->value == UNSET) shown[0] = 0;
         else if (o->type == OPT_INT) snprintf(shown, sizeof(shown), "%d", *(int *)o->value);
+        else if (o->type == OPT_FLOAT && isnan(*(float *)o->value)) shown[0] = 0;
         else if (o->type == OPT_FLOAT) snprintf(shown, sizeof(shown), "%g", *(float *)o->value);
         else if (o->type == OPT_STRING) snprintf(shown, sizeof(shown), "%s", *(const char **)o->value ? *(const char **)o->value : "");
         else shown[0] = 0;
@@ -2283,8 +2285,8 @@ static int cmd_finetune(int argc, char **argv) {
     const char *task = default_task;
     FinetuneFlags f = {.model = default_model, .trainable = "all", .split_seed = 1,
                        .a = {.epochs = 4, .batch = 16, .patience = 2, .seed = 1, .lr = 1e-3f,
-                             .weight_decay = 0.01f, .dropout = 0.1f, .lora_alpha = 8.0f,
-                             .distill_alpha = 0.5f, .distill_temperature = 2.0f}};
+                             .weight_decay = 0.01f, .dropout = 0.1f, .lora_alpha = UNSET_FLOAT,
+                             .distill_alpha = UNSET_FLOAT, .distill_temperature = UNSET_FLOAT}};
     Option opts[] = {
         {"task", OPT_STRING, &task, "classify (TSV label<TAB>text), ner (CoNLL), generate (TSV prompt<TAB>completion)"},
         {"train", OPT_STRING, &f.train, "training file"},
@@ -2306,10 +2308,10 @@ static int cmd_finetune(int argc, char **argv) {
         {"patience", OPT_INT, &f.a.patience, "epochs without a better dev score before stopping"},
         {"trainable", OPT_STRING, &f.trainable, "all, head, or top:K (the top K blocks and the head)"},
         {"lora-rank", OPT_INT, &f.a.lora_rank, "LoRA adapters of this rank (0: none)"},
-        {"lora-alpha", OPT_FLOAT, &f.a.lora_alpha, "LoRA scale alpha (the update is alpha/r B A)"},
+        {"lora-alpha", OPT_FLOAT, &f.a.lora_alpha, "LoRA scale alpha, the update alpha/r B A (default 8)"},
         {"teacher", OPT_STRING, &f.teacher, "distil from this fine-tuned checkpoint (and its .head)"},
-        {"distill-alpha", OPT_FLOAT, &f.a.distill_alpha, "weight of the teacher's soft targets"},
-        {"distill-temperature", OPT_FLOAT, &f.a.distill_temperature, "softening temperature tau"},
+        {"distill-alpha", OPT_FLOAT, &f.a.distill_alpha, "weight of the teacher's soft targets (default 0.5)"},
+        {"distill-temperature", OPT_FLOAT, &f.a.distill_temperature, "softening temperature tau (default 2)"},
         {"seed", OPT_INT, &f.a.seed, "seed of the head, the order and dropout"},
     };
     int rc = parse_flags("finetune", "Fine-tunes a pretrained GPT-3 on a task; with no data files, runs the built-in examples.",
@@ -2320,15 +2322,28 @@ static int cmd_finetune(int argc, char **argv) {
     if (f.task < 0) { fprintf(stderr, "demo finetune: --task must be classify, ner or generate\n"); return 1; }
     f.a.task = f.task;
     if (!parse_trainable(f.trainable, &f.a.trainable)) return 1;
+    int builtin = !f.train && !f.dev && !f.test && !f.data;
     const char *c = "finetune";
     if (!check_range(c, "epochs", f.a.epochs, 0, 1e6) || !check_range(c, "batch", f.a.batch, 1, 4096) ||
         !check_range(c, "dropout", f.a.dropout, 0, 0.9) || !check_range(c, "patience", f.a.patience, 1, 1e6) ||
-        !check_range(c, "lora-rank", f.a.lora_rank, 0, 4096) || !check_range(c, "distill-alpha", f.a.distill_alpha, 0, 1) ||
-        !check_range(c, "lr", f.a.lr, 0, 10) || !check_range(c, "weight-decay", f.a.weight_decay, 0, 10) ||
-        !check_positive(c, "lora-alpha", f.a.lora_alpha, 1e6) ||
-        !check_positive(c, "distill-temperature", f.a.distill_temperature, 1000) ||
-        !check_range(c, "context", f.context, 0, 1 << 24))
+        !check_range(c, "lora-rank", f.a.lora_rank, 0, 4096) || !check_range(c, "lr", f.a.lr, 0, 10) ||
+        !check_range(c, "weight-decay", f.a.weight_decay, 0, 10) || !check_range(c, "context", f.context, 0, 1 << 24) ||
+        !(isnan(f.a.distill_alpha) || check_range(c, "distill-alpha", f.a.distill_alpha, 0, 1)) ||
+        !(isnan(f.a.lora_alpha) || check_positive(c, "lora-alpha", f.a.lora_alpha, 1e6)) ||
+        !(isnan(f.a.distill_temperature) || check_positive(c, "distill-temperature", f.a.distill_temperature, 1000)))
         return 1;
+    if (!builtin && !f.teacher && (!isnan(f.a.distill_alpha) || !isnan(f.a.distill_temperature))) {
+        fprintf(stderr, "demo finetune: --distill-alpha and --distill-temperature are for --teacher\n");
+        return 1;
+    }
+    if (f.a.lora_rank == 0 && !isnan(f.a.lora_alpha)) {
+        fprintf(stderr, "demo finetune: --lora-alpha is for --lora-rank (adapters of that rank)\n");
+        return 1;
+    }
+    if (isnan(f.a.lora_alpha)) f.a.lora_alpha = 8.0f;
+    if (isnan(f.a.distill_alpha)) f.a.distill_alpha = 0.5f;
+    if (isnan(f.a.distill_temperature)) f.a.distill_temperature = 2.0f;
+
     if (f.a.trainable == 0 && f.a.lora_rank == 0 && f.task == TASK_GENERATE) {
         fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
         return 1;
@@ -2337,7 +2352,6 @@ static int cmd_finetune(int argc, char **argv) {
                            : f.context && !f.init ? "--context is for --init (a checkpoint has its own context)"
                            : f.init && f.model != default_model ? "--model and --init: give one"
                            : NULL;
-    int builtin = !f.train && !f.dev && !f.test && !f.data;
     if (!conflict && builtin && (task != default_task || f.out || f.init || f.teacher || f.encoder || f.bpe ||
                                  f.model != default_model))
         conflict = "with no data files it runs the built-in examples, which choose their own --task, --out, --model, "

@@ -259,6 +259,8 @@ printf 'positive\tgood\npositive\tfine\n' >"$W/one.tsv"
 expect_error "cli finetune: one label only" "two labels at least" $CLS --dev "$W/one.tsv" --test "$W/one.tsv" --train "$W/one.tsv"
 printf 'positive\tgood\nnegative\tba\000d\npositive\tfine\n' >"$W/nul.tsv"
 expect_error "cli finetune: a NUL byte in a TSV, with its line" "nul.tsv:2: a NUL byte" $CLS --dev "$W/nul.tsv" --test "$W/a.tsv"
+expect_error "cli finetune: --distill-alpha without --teacher" "are for --teacher" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --distill-alpha 0.3
+expect_error "cli finetune: --lora-alpha without --lora-rank" "is for --lora-rank" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lora-alpha 4
 expect_error "cli finetune: --lr -1" "must be between" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --lr -1
 expect_error "cli finetune: --distill-temperature 0" "must be above 0" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --distill-temperature 0
 expect_error "cli finetune: --trainable top:K past the blocks" "has 2 blocks" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --trainable top:5
