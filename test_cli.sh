@@ -246,7 +246,7 @@ expect_error "cli finetune: a CoNLL line with one column" "d.conll:2: expected '
 # CoNLL-2003 as it is: -DOCSTART-, four columns (the tag last), tabs or spaces
 { printf -- '-DOCSTART- -X- -X- O\n\n'; awk 'NF == 2 { printf "%s NNP B-NP %s\n", $1, $2; next } { print }' data/finetune/ner.train.conll; } >"$W/c03.train"
 { printf -- '-DOCSTART-\t-X-\t-X-\tO\n\n'; awk 'NF == 2 { printf "%s\tNNP\tB-NP\t%s\n", $1, $2; next } { print }' data/finetune/ner.dev.conll; } >"$W/c03.dev"
-$DEMO finetune --task ner --init tiny --context 128 --epochs 1 --batch 32 --train "$W/c03.train" --dev "$W/c03.dev" \
+$DEMO finetune --task ner --init tiny --context 128 --epochs 1 --batch 32 --train "$W/c03.train" --dev "$W/c03.dev" --out "$W/c03" \
     --test "$W/c03.dev" 2>"$W/c03.err" && grep -q "micro avg" "$W/c03.err" && grep -q "B-NP" "$W/c03.train" &&
     ok "cli finetune: CoNLL-2003's layout (-DOCSTART-, 4 columns, tabs) trains as it is" ||
     bad "cli finetune: CoNLL-2003 layout: $(grep -m 1 demo "$W/c03.err")"
