@@ -280,6 +280,25 @@ typedef struct {
     char *names_memory;  /* the names, back to back                         */
 } GPT3Head;
 
+/* A soft prompt (see gpt3_prompt_attach). */
+typedef struct {
+    int length;          /* N vectors, at positions 0 .. N-1, before the tokens */
+    float *params;       /* (N, C)                                          */
+    float *grads, *adam_m, *adam_v;
+} GPT3Prompt;
+
+/* Adversarial training (see gpt3_set_adversarial); all 0: off. */
+typedef struct {
+    int steps;           /* 0: off; 1: FGM; K > 1: PGD's K steps            */
+    float epsilon;       /* each example's perturbation has norm <= epsilon */
+    float alpha;         /* PGD's step size                                 */
+    float loss;          /* the loss of the last perturbed forward          */
+    float *delta;        /* (B, N+T, C) r, added to the token embeddings    */
+    float *saved_grads;  /* PGD: the clean gradients while it steps         */
+    size_t delta_capacity, saved_capacity;
+    int active;          /* 1: the forward adds delta                       */
+} GPT3Adversary;
+
 typedef struct {
     GPT3Config config;
     size_t num_parameters;                   /* floats in params          */
@@ -311,6 +330,8 @@ typedef struct {
     int frozen_final;    /* 1: the final LayerNorm does not train either    */
     GPT3LoRA *lora;      /* adapters, or NULL                               */
     GPT3Head *head;      /* a task head, or NULL                            */
+    GPT3Prompt *prompt;  /* a soft prompt, or NULL                          */
+    GPT3Adversary adversary; /* adversarial training's settings and buffers */
     const float *teacher_logits; /* distillation: the teacher's logits for
                             the next forward (same shape as ours), or NULL  */
     float distill_temperature, distill_alpha;
@@ -417,16 +438,36 @@ GPT3DEF int  gpt3_head_attach(GPT3 *m, int kind, int num_classes, uint64_t seed)
 GPT3DEF int  gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths,
                                const int *labels, int B, int T);
 GPT3DEF int  gpt3_head_backward(GPT3 *m);
-/* A head in a file of its own (16 uint32: "GHED", version 1, kind, K, C,
-   the model's fingerprint; then weight and bias as float32). Load attaches
-   it to m; GPT3_ERR_MISMATCH if m has other channels, or other parameters
-   than the model the head was saved with. */
+/* A head (and the soft prompt, if m has one; or the prompt alone) in a
+   file of its own ("GHED", version 3: see the files section). Load
+   attaches what the file holds to m; GPT3_ERR_MISMATCH if m has other
+   channels, or other parameters than the model it was saved with. */
 GPT3DEF int  gpt3_head_save(const GPT3 *m, const char *path);
 /* Name the head's classes (n = K; a binary head's two: of 0 and 1), each
    1 to 256 bytes; copied, and saved with the head (so a prediction can be
    named without the training file). */
 GPT3DEF int  gpt3_head_set_names(GPT3 *m, const char *const *names, int n);
 GPT3DEF int  gpt3_head_load(GPT3 *m, const char *path);
+/* Prompt tuning (Lester et al. 2021): n trainable vectors of C values placed
+   before every input's token embeddings, at positions 0 .. n-1 (the tokens
+   follow, so T + n <= max_seq_len). Every forward (LM, head, KV cache) sees
+   them; logits and the head's outputs keep the inputs' shape. They train
+   with the model's AdamW step, without weight decay; gpt3_freeze(m, 0)
+   trains them (and a head) alone. They start as the embeddings of
+   init_tokens (n_init <= n of them, repeated to fill n), or N(0, 0.02)
+   if init_tokens is NULL. gpt3_head_save saves them with the head. */
+GPT3DEF int  gpt3_prompt_attach(GPT3 *m, int n, const int *init_tokens, int n_init,
+                                uint64_t seed);
+/* Adversarial training for the backwards that follow (steps 0 or epsilon
+   0: off). gpt3_backward and gpt3_head_backward then add, to the clean
+   batch's gradients, those of the same batch with each example's token
+   embeddings moved by r, ||r||_2 <= epsilon: FGM (Miyato et al. 2017) with
+   steps 1, r = epsilon g / ||g||, g = dLoss/d(embeddings); PGD (Madry et
+   al. 2018) with steps K > 1: K steps of size alpha, each projected back
+   onto the ball. After the backward, the logits are the last perturbed
+   forward's (so the same calls score an attack on a model), mean_loss is
+   still the clean loss, and m->adversary.loss the perturbed one. */
+GPT3DEF int  gpt3_set_adversarial(GPT3 *m, int steps, float epsilon, float alpha);
 
 /* ------------------------------------------------------------------------ */
 /* Generation: random numbers, sampling, the KV cache                       */
@@ -462,7 +503,8 @@ typedef struct {
     float *memory;  /* one allocation behind all of the above              */
 } GPT3KVCache;
 GPT3DEF int  gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m);
-/* Run one token at position kv->pos; kv->logits then holds its logits.
+/* Run one token at position kv->pos (after a soft prompt's vectors, when
+   the model has one and kv->pos is 0); kv->logits then holds its logits.
    GPT3_ERR_SEQ_LEN once max_seq_len positions are in the cache. */
 GPT3DEF int  gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token);
 GPT3DEF void gpt3_kv_reset(GPT3KVCache *kv);    /* forget every position   */
@@ -519,6 +561,37 @@ GPT3DEF int  gpt3_decode(const GPT3Tokenizer *tok, const int *ids, size_t n,
 /* The bytes of one token (for streaming output), NULL if id is out of range. */
 GPT3DEF const unsigned char *gpt3_token_bytes(const GPT3Tokenizer *tok, int id, size_t *len);
 GPT3DEF void gpt3_tokenizer_free(GPT3Tokenizer *tok);
+
+/* ------------------------------------------------------------------------ */
+/* Prediction: a fine-tuned model inside an application (step 5)            */
+
+/* What `demo finetune --out DIR` wrote: the checkpoint, its ".head" file if
+   there is one (a task head and/or a soft prompt), and the tokenizer in
+   the same folder (encoder.json and vocab.bpe; neither: bytes). */
+GPT3DEF int  gpt3_load_finetuned(GPT3 *m, GPT3Tokenizer *tok, const char *checkpoint_path);
+/* Probabilities per prediction: the head's K, or 2 for a binary head
+   (P(0), P(1)); 0 without a head. */
+GPT3DEF int  gpt3_head_outputs(const GPT3 *m);
+/* The head's probabilities for a batch, inputs and lengths as for
+   gpt3_head_forward: probs (B, outputs) for a sequence head, (B, T,
+   outputs) for tags. */
+GPT3DEF int  gpt3_head_probabilities(GPT3 *m, const int *inputs, const int *lengths, int B, int T,
+                                     float *probs);
+/* One text's class probabilities (gpt3_head_outputs floats). A text longer
+   than the context keeps its first tokens, as fine-tuning cut it, and *cut
+   (if not NULL) says so. */
+GPT3DEF int  gpt3_classify(GPT3 *m, GPT3Tokenizer *tok, const void *text, size_t n, float *probs,
+                           int *cut);
+/* Words as fine-tuning for tags sees them: each word encoded with a space
+   before it (but the first); first (n_words) gets the index of each word's
+   first token in *ids (allocated as gpt3_encode's). */
+GPT3DEF int  gpt3_encode_words(GPT3Tokenizer *tok, const char *const *words, int n_words,
+                               int **ids, size_t *n_ids, int *first);
+/* Tag each word (an index into the head's classes, read off its first
+   token), and its probability if probs is not NULL; a word past the
+   context gets -1 (and probability 0). */
+GPT3DEF int  gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *words, int n_words,
+                            int *tags, float *probs);
 
 /* ------------------------------------------------------------------------ */
 /* Evaluation                                                               */
@@ -878,39 +951,51 @@ static float gpt3__exp_negative(float x) {
 }
 
 /* ---- Embedding ----------------------------------------------------------
-   out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]                                  */
+   out[b,t,:] = wte[tok[b,t],:] + wpe[t,:]
+   With a soft prompt of N vectors (prompt tuning, Lester et al. 2021) the
+   sequence is N positions longer and they come first:
+       out[b,t,:]   = prompt[t,:] + wpe[t,:]                 t < N
+       out[b,N+t,:] = wte[tok[b,t],:] + wpe[N+t,:]           t < T      */
 static void gpt3__encoder_forward(float *out, const int *tokens, const float *wte,
-                                  const float *wpe, int B, int T, int C) {
-    /* out (B,T,C), tokens (B,T), wte (V,C), wpe (maxT,C) */
+                                  const float *wpe, const float *prompt, int N, int B, int T,
+                                  int C) {
+    /* out (B,N+T,C), tokens (B,T), wte (V,C), wpe (maxT,C), prompt (N,C) */
+    int S = N + T; /* positions */
     #pragma omp parallel for
-    for (int bt = 0; bt < B * T; bt++) {
-        float *o = out + (size_t)bt * C;
-        const float *te = wte + (size_t)tokens[bt] * C;
-        const float *pe = wpe + (size_t)(bt % T) * C;
+    for (int bs = 0; bs < B * S; bs++) {
+        int b = bs / S, s = bs % S;
+        float *o = out + (size_t)bs * C;
+        const float *te = s < N ? prompt + (size_t)s * C : wte + (size_t)tokens[b * T + s - N] * C;
+        const float *pe = wpe + (size_t)s * C;
         for (int i = 0; i < C; i++) o[i] = te[i] + pe[i];
     }
 }
 
-/* Each output row is a copy of one wte row plus one wpe row, so
-       dLoss/dwte[v,:] = sum over (b,t) with tok[b,t] = v of dout[b,t,:]
-       dLoss/dwpe[t,:] = sum over b of dout[b,t,:].
-   Two positions holding the same token write the same row, so the threads
-   split the channels i instead, each going over every position in order. */
-static void gpt3__encoder_backward(float *dwte, float *dwpe, const float *dout,
-                                   const int *tokens, int B, int T, int C) {
-    /* dwte (V,C) +=, dwpe (maxT,C) +=, dout (B,T,C), tokens (B,T) */
+/* Each output row is a copy of one wte (or prompt) row plus one wpe row, so
+       dLoss/dwte[v,:]    = sum over (b,t) with tok[b,t] = v of dout[b,N+t,:]
+       dLoss/dprompt[t,:] = sum over b of dout[b,t,:]                 t < N
+       dLoss/dwpe[s,:]    = sum over b of dout[b,s,:].
+   The soft prompt's gradient is the gradient of the empirical risk at its
+   input positions, summed over the examples that share it. Two positions
+   holding the same token write the same row, so the threads split the
+   channels i instead, each going over every position in order. A NULL
+   gradient is one that is not wanted (a frozen tensor). */
+static void gpt3__encoder_backward(float *dwte, float *dwpe, float *dprompt, const float *dout,
+                                   const int *tokens, int N, int B, int T, int C) {
+    /* dwte (V,C) +=, dwpe (maxT,C) +=, dprompt (N,C) +=, dout (B,N+T,C), tokens (B,T) */
+    int S = N + T;
     #pragma omp parallel
     {
         int lo, hi;
         gpt3__thread_range(C, 16, &lo, &hi);
-        for (int bt = 0; bt < B * T; bt++) {
-            const float *d = dout + (size_t)bt * C;
-            float *dte = dwte + (size_t)tokens[bt] * C;
-            float *dpe = dwpe + (size_t)(bt % T) * C;
-            for (int i = lo; i < hi; i++) {
-                dte[i] += d[i];
-                dpe[i] += d[i];
-            }
+        for (int bs = 0; bs < B * S; bs++) {
+            int b = bs / S, s = bs % S;
+            const float *d = dout + (size_t)bs * C;
+            float *dte = s < N ? (dprompt ? dprompt + (size_t)s * C : NULL)
+                               : (dwte ? dwte + (size_t)tokens[b * T + s - N] * C : NULL);
+            float *dpe = dwpe ? dwpe + (size_t)s * C : NULL;
+            for (int i = lo; dte && i < hi; i++) dte[i] += d[i];
+            for (int i = lo; dpe && i < hi; i++) dpe[i] += d[i];
         }
     }
 }
@@ -1792,15 +1877,23 @@ static int gpt3__reserve_scratch(GPT3Scratch *s, int T) {
     return GPT3_OK;
 }
 
-/* Validate, make room, keep the tokens: the start of every forward. */
+/* The soft prompt's vectors: positions before the tokens. */
+static int gpt3__prompt_length(const GPT3 *m) { return m->prompt ? m->prompt->length : 0; }
+
+/* Validate, make room, keep the tokens: the start of every forward. The
+   body runs on S = N + T positions (N: the soft prompt's), the LM and task
+   heads on the T of the tokens. */
 static int gpt3__begin_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
     int rc = gpt3__check_batch(m, inputs, targets, B, T);
+    int S = rc == GPT3_OK ? T + gpt3__prompt_length(m) : 0;
+    if (rc == GPT3_OK && S > m->config.max_seq_len) rc = GPT3_ERR_SEQ_LEN;
+    if (rc == GPT3_OK && !gpt3__batch_fits(&m->config, B, S)) rc = GPT3_ERR_NOMEM;
     if (rc != GPT3_OK) return rc;
     m->has_targets = 0;
     if (m->head) m->head->has_labels = 0;
-    rc = gpt3__reserve_scratch(&m->scratch, T);
-    if (rc == GPT3_OK) rc = gpt3__reserve_activations(m, B, T);
-    if (rc == GPT3_OK && m->lora) rc = gpt3__reserve_lora(m, B, T);
+    rc = gpt3__reserve_scratch(&m->scratch, S);
+    if (rc == GPT3_OK) rc = gpt3__reserve_activations(m, B, S);
+    if (rc == GPT3_OK && m->lora) rc = gpt3__reserve_lora(m, B, S);
     if (rc != GPT3_OK) return rc;
     memcpy(m->inputs, inputs, (size_t)B * T * sizeof(int));
     m->B = B;
@@ -1811,19 +1904,24 @@ static int gpt3__begin_forward(GPT3 *m, const int *inputs, const int *targets, i
 
 /* The body of the forward pass, as in Section 2.1 of the paper (GPT-2's
    pre-LN block), up to the final hidden states a->lnf (B, T, C):
-       x_0   = wte[tokens] + wpe[positions]
+       x_0   = wte[tokens] + wpe[positions]      (+ r: adversarial training)
        x'_l  = x_l  + attention_l(LayerNorm1_l(x_l))          l = 0 .. L-1
        x_l+1 = x'_l + fcproj_l(GELU(fc_l(LayerNorm2_l(x'_l))))
        h     = LayerNormF(x_L)
    With dropout on, it acts on the embeddings, the attention probabilities
-   and each branch before it joins the residual stream. */
+   and each branch before it joins the residual stream. With a soft prompt
+   the blocks run on its N positions and the T tokens' (T below is N + T),
+   and h keeps the tokens' rows only. */
 static void gpt3__forward_body(GPT3 *m) {
     const GPT3Config *cfg = &m->config;
-    int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
+    int N = gpt3__prompt_length(m), B = m->B, T = N + m->T, C = cfg->channels;
+    int L = cfg->num_layers, NH = cfg->num_heads;
     size_t btc = (size_t)B * T * C;
     GPT3Activations *a = &m->acts;
     GPT3__Dropout drop = gpt3__dropout_of(m);
-    gpt3__encoder_forward(a->encoded, m->inputs, m->w.wte, m->w.wpe, B, T, C);
+    gpt3__encoder_forward(a->encoded, m->inputs, m->w.wte, m->w.wpe, N ? m->prompt->params : NULL, N,
+                          B, m->T, C);
+    if (m->adversary.active) gpt3__residual_forward(a->encoded, a->encoded, m->adversary.delta, btc);
     gpt3__dropout_apply(a->encoded, btc, &drop, 0);
     for (int l = 0; l < L; l++) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
@@ -1848,6 +1946,20 @@ static void gpt3__forward_body(GPT3 *m) {
     }
     gpt3__layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->residual3 + (size_t)(L - 1) * btc,
                             m->w.lnfw, m->w.lnfb, B, T, C);
+    for (int b = 0; N && b < B; b++) /* (B, N+T, C) -> (B, T, C): rows only move down */
+        memmove(a->lnf + (size_t)b * m->T * C, a->lnf + ((size_t)b * T + N) * C,
+                (size_t)m->T * C * sizeof(float));
+}
+
+/* dLoss/dh (B, T, C) in a->dln, spread to the body's (B, N+T, C) rows: the
+   prompt's rows of h were dropped, so their gradient is 0. */
+static void gpt3__spread_prompt_rows(GPT3 *m) {
+    int N = gpt3__prompt_length(m), T = m->T, C = m->config.channels;
+    for (int b = m->B - 1; N && b >= 0; b--) { /* rows only move up: from the last */
+        float *row = m->acts.dln + (size_t)b * (N + T) * C;
+        memmove(row + (size_t)N * C, m->acts.dln + (size_t)b * T * C, (size_t)T * C * sizeof(float));
+        memset(row, 0, (size_t)N * C * sizeof(float));
+    }
 }
 
 /* Distillation on rows of logits (rows, K) against m->teacher_logits:
@@ -1873,22 +1985,20 @@ static double gpt3__distill(const GPT3 *m, float *dz, const float *z, const int 
     return alpha * sum;
 }
 
-/* The LM head: logits = h wte^T (the tied output head), then the
-   cross-entropy of the next token (and distillation, when asked). */
-GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
-    int rc = gpt3__begin_forward(m, inputs, targets, B, T);
-    if (rc != GPT3_OK) return rc;
-    int V = m->config.vocab_size;
+/* The LM head on the batch begun: logits = h wte^T (the tied output head),
+   then the cross-entropy of the next token (and distillation, when asked)
+   if there are targets. */
+static void gpt3__lm_forward(GPT3 *m, int has_targets) {
+    int B = m->B, T = m->T, V = m->config.vocab_size;
     GPT3Activations *a = &m->acts;
-    if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
     gpt3__forward_body(m);
     gpt3__matmul_forward(a->logits, a->lnf, m->w.wte, NULL, B, T, m->config.channels, V,
                          &m->scratch);
     m->logits = a->logits;
     int count = gpt3__crossentropy_forward(a->losses, a->lse, a->logits,
-                                           targets ? m->targets : NULL, B, T, V);
+                                           has_targets ? m->targets : NULL, B, T, V);
     m->mean_loss = -1.0f;
-    if (!targets) return GPT3_OK;
+    if (!has_targets) return;
     double sum = 0.0, kd = 0.0;
     for (size_t i = 0; i < (size_t)B * T; i++) sum += a->losses[i];
     if (m->teacher_logits && count > 0) {
@@ -1897,37 +2007,67 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
     }
     m->mean_loss = count > 0 ? (float)((sum + kd) / count) : 0.0f;
     m->has_targets = 1;
+}
+
+GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, int T) {
+    int rc = gpt3__begin_forward(m, inputs, targets, B, T);
+    if (rc != GPT3_OK) return rc;
+    if (targets) memcpy(m->targets, targets, (size_t)B * T * sizeof(int));
+    gpt3__lm_forward(m, targets != NULL);
     return GPT3_OK;
+}
+
+/* The gradients of everything that trains: the model, the adapters, the
+   head, the soft prompt. */
+#define GPT3__GRADIENT_PARTS 4
+static void gpt3__gradient_parts(GPT3 *m, float *parts[GPT3__GRADIENT_PARTS],
+                                 size_t sizes[GPT3__GRADIENT_PARTS]) {
+    parts[0] = m->grads;
+    sizes[0] = m->grads ? m->num_parameters : 0;
+    parts[1] = m->lora ? m->lora->grads : NULL;
+    sizes[1] = m->lora ? m->lora->num_parameters : 0;
+    parts[2] = m->head ? m->head->grads : NULL;
+    sizes[2] = m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
+    parts[3] = m->prompt ? m->prompt->grads : NULL;
+    sizes[3] = m->prompt ? (size_t)m->prompt->length * m->config.channels : 0;
 }
 
 GPT3DEF void gpt3_zero_grad(GPT3 *m) {
     if (!m) return;
-    if (m->grads) gpt3__zero(m->grads, m->num_parameters);
-    if (m->lora) gpt3__zero(m->lora->grads, m->lora->num_parameters);
-    if (m->head) {
-        size_t n = (size_t)m->head->num_classes * (m->config.channels + 1);
-        memset(m->head->grads, 0, n * sizeof(float));
-    }
+    float *parts[GPT3__GRADIENT_PARTS];
+    size_t sizes[GPT3__GRADIENT_PARTS];
+    gpt3__gradient_parts(m, parts, sizes);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        if (sizes[k]) gpt3__zero(parts[k], sizes[k]);
 }
 
-/* The body's backward pass, from a->dln = dLoss/dh down the stream. Each
-   residual connection passes its gradient through unchanged, so one
-   buffer, dresidual, carries dLoss/dx down and every branch adds its part.
-   Frozen parameters get no gradient, and the pass stops at the lowest block
-   that trains (or that has an adapter). */
+/* Does the backward need dLoss/dx_0, the gradient at the embeddings? The
+   soft prompt's gradient and the adversary's direction are made of it. */
+static int gpt3__wants_input_gradient(const GPT3 *m) {
+    return m->prompt || (m->adversary.steps > 0 && m->adversary.epsilon > 0.0f);
+}
+
+/* The body's backward pass, from a->dln = dLoss/dh (B, T, C) down the
+   stream. Each residual connection passes its gradient through unchanged,
+   so one buffer, dresidual, carries dLoss/dx down and every branch adds its
+   part; at the bottom it holds dLoss/dx_0 (B, N+T, C). Frozen parameters
+   get no gradient, and the pass stops at the lowest block that trains (or
+   that has an adapter), unless dLoss/dx_0 is wanted. */
 static void gpt3__backward_body(GPT3 *m) {
     const GPT3Config *cfg = &m->config;
-    int B = m->B, T = m->T, C = cfg->channels, L = cfg->num_layers, NH = cfg->num_heads;
+    int N = gpt3__prompt_length(m), B = m->B, T = N + m->T, C = cfg->channels;
+    int L = cfg->num_layers, NH = cfg->num_heads;
     size_t btc = (size_t)B * T * C;
     GPT3Activations *a = &m->acts;
     GPT3__Dropout drop = gpt3__dropout_of(m);
     GPT3Tensors none;
     memset(&none, 0, sizeof(none));
+    gpt3__spread_prompt_rows(m);
     gpt3__zero(a->dresidual, btc);
     gpt3__layernorm_backward(a->dresidual, m->frozen_final ? NULL : m->dw.lnfw, m->dw.lnfb, a->dln,
                              a->residual3 + (size_t)(L - 1) * btc, m->w.lnfw, a->lnf_mean,
                              a->lnf_rstd, B, T, C);
-    int lowest = m->lora ? 0 : m->frozen_layers;
+    int lowest = m->lora || gpt3__wants_input_gradient(m) ? 0 : m->frozen_layers;
     /* a branch's gradient before its dropout: dresidual itself when off */
     float *dbranch = drop.p > 0.0f ? a->dbranch : a->dresidual;
     for (int l = L - 1; l >= lowest; l--) {
@@ -1963,16 +2103,16 @@ static void gpt3__backward_body(GPT3 *m) {
         gpt3__layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
                                  la.ln1_mean, la.ln1_rstd, B, T, C);
     }
-    if (m->frozen_layers > 0) return; /* the input embeddings are frozen */
-    gpt3__dropout_apply(a->dresidual, btc, &drop, 0);
-    gpt3__encoder_backward(m->dw.wte, m->dw.wpe, a->dresidual, m->inputs, B, T, C);
+    if (lowest > 0) return; /* nothing below trains */
+    gpt3__dropout_apply(a->dresidual, btc, &drop, 0); /* now dLoss/dx_0 */
+    int frozen = m->frozen_layers > 0; /* the input embeddings freeze with the blocks */
+    gpt3__encoder_backward(frozen ? NULL : m->dw.wte, frozen ? NULL : m->dw.wpe,
+                           N ? m->prompt->grads : NULL, a->dresidual, m->inputs, N, B, m->T, C);
 }
 
 /* The LM head's backward: dLoss/dlogits from the cross-entropy (and the
    distillation term), through logits = h wte^T, then the body. */
-GPT3DEF int gpt3_backward(GPT3 *m) {
-    if (!m || !m->params) return GPT3_ERR_ARGUMENT;
-    if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
+static void gpt3__lm_backward(GPT3 *m) {
     int B = m->B, T = m->T, C = m->config.channels, V = m->config.vocab_size;
     size_t count = 0, rows = (size_t)B * T;
     GPT3Activations *a = &m->acts;
@@ -1986,7 +2126,15 @@ GPT3DEF int gpt3_backward(GPT3 *m) {
     gpt3__matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
                           m->w.wte, B, T, C, V, &m->scratch);
     gpt3__backward_body(m);
-    return GPT3_OK;
+}
+
+static int gpt3__adversarial(GPT3 *m);
+
+GPT3DEF int gpt3_backward(GPT3 *m) {
+    if (!m || !m->params) return GPT3_ERR_ARGUMENT;
+    if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
+    gpt3__lm_backward(m);
+    return gpt3__adversarial(m);
 }
 
 /* ======================================================================== */
@@ -2024,10 +2172,15 @@ static int gpt3__trains(const GPT3 *m, int i, int l) {
     return l >= m->frozen_layers;
 }
 
+/* Does anything of the model itself train? */
+static int gpt3__model_trains(const GPT3 *m) {
+    return m->frozen_layers < m->config.num_layers || !m->frozen_final;
+}
+
 GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
                             float eps, float weight_decay, int t) {
     if (!m || !m->params || t < 1) return GPT3_ERR_ARGUMENT;
-    if (!m->adam_m) { /* calloc: frozen parts are never touched, so cost no memory */
+    if (!m->adam_m && gpt3__model_trains(m)) { /* calloc: frozen parts are never touched, so cost no memory */
         m->adam_m = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
         m->adam_v = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
         if (!m->adam_m || !m->adam_v) {
@@ -2040,7 +2193,7 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
     GPT3__Adam h = {lr, beta1, beta2, eps, (float)(1.0 - pow(beta1, t)),
                     (float)(1.0 - pow(beta2, t))};
     size_t offset = 0, L = (size_t)m->config.num_layers;
-    for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+    for (int i = 0; m->adam_m && i < GPT3_NUM_TENSORS; i++) {
         float lambda = gpt3__tensor_is_decayed(i) ? weight_decay : 0.0f;
         int per_layer = i >= 2 && i <= 13;
         size_t parts = per_layer ? L : 1, n = m->tensor_sizes[i] / parts;
@@ -2062,29 +2215,24 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
         gpt3__adamw(&h, hd->params + nw, hd->grads + nw, hd->adam_m + nw, hd->adam_v + nw,
                     (size_t)hd->num_classes, 0.0f);
     }
+    if (m->prompt) { /* no decay: it would pull the vectors towards 0, not towards the vocabulary */
+        GPT3Prompt *p = m->prompt;
+        gpt3__adamw(&h, p->params, p->grads, p->adam_m, p->adam_v,
+                    (size_t)p->length * m->config.channels, 0.0f);
+    }
     return GPT3_OK;
 }
 
-/* The gradients of everything that trains: the model, the adapters, the head. */
-static int gpt3__gradient_parts(GPT3 *m, float *parts[3], size_t sizes[3]) {
-    parts[0] = m->grads;
-    sizes[0] = m->num_parameters;
-    parts[1] = m->lora ? m->lora->grads : NULL;
-    sizes[1] = m->lora ? m->lora->num_parameters : 0;
-    parts[2] = m->head ? m->head->grads : NULL;
-    sizes[2] = m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
-    return 3;
-}
-
-/* ||g|| = sqrt(sum_j g_j^2) over every parameter (model, adapters, head);
+/* ||g|| = sqrt(sum_j g_j^2) over every parameter (model, adapters, head, prompt);
    if it exceeds max_norm the whole gradient is scaled to length max_norm,
    keeping its direction. */
 GPT3DEF float gpt3_clip_grad_norm(GPT3 *m, float max_norm) {
     if (!m || !m->grads) return 0.0f;
-    float *parts[3];
-    size_t sizes[3];
+    float *parts[GPT3__GRADIENT_PARTS];
+    size_t sizes[GPT3__GRADIENT_PARTS];
     double sum = 0.0;
-    int n = gpt3__gradient_parts(m, parts, sizes);
+    int n = GPT3__GRADIENT_PARTS;
+    gpt3__gradient_parts(m, parts, sizes);
     for (int k = 0; k < n; k++)
         for (size_t j = 0; j < sizes[k]; j++) sum += (double)parts[k][j] * parts[k][j];
     double norm = sqrt(sum), coef = max_norm / (norm + 1e-6);
@@ -2333,11 +2481,28 @@ static float gpt3__head_loss(GPT3 *m, float *dz) {
     return count ? (float)((hard * sum + kd) / count) : 0.0f;
 }
 
+/* The body and the head on the batch begun (its lengths and labels kept). */
+static void gpt3__head_forward_rest(GPT3 *m) {
+    GPT3Head *h = m->head;
+    int B = m->B, T = m->T, C = m->config.channels, K = h->num_classes;
+    gpt3__forward_body(m);
+    const float *W = h->params, *bias = h->params + (size_t)K * C;
+    if (h->kind == GPT3_HEAD_TAGS) {
+        gpt3__matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K, &m->scratch);
+    } else { /* the state of the last real token: it has seen the whole sequence */
+        for (int b = 0; b < B; b++)
+            memcpy(h->hidden + (size_t)b * C, m->acts.lnf + ((size_t)b * T + h->lengths[b] - 1) * C,
+                   (size_t)C * sizeof(float));
+        gpt3__matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K, &m->scratch);
+    }
+    h->mean_loss = h->has_labels ? gpt3__head_loss(m, NULL) : -1.0f;
+}
+
 GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, const int *labels,
                               int B, int T) {
     if (!m || !m->head) return GPT3_ERR_ARGUMENT;
     GPT3Head *h = m->head;
-    int C = m->config.channels, K = h->num_classes, tags = h->kind == GPT3_HEAD_TAGS;
+    int C = m->config.channels, tags = h->kind == GPT3_HEAD_TAGS;
     int rc = gpt3__check_batch(m, inputs, NULL, B, T);
     if (rc == GPT3_OK) rc = gpt3__check_head_batch(h, lengths, labels, B, T);
     if (rc == GPT3_OK) rc = gpt3__begin_forward(m, inputs, NULL, B, T);
@@ -2349,28 +2514,16 @@ GPT3DEF int gpt3_head_forward(GPT3 *m, const int *inputs, const int *lengths, co
         for (int t = 0; t < T; t++) /* padding never counts */
             h->labels[b * T + t] = t < h->lengths[b] ? labels[b * T + t] : -1;
     }
-    gpt3__forward_body(m);
-    const float *W = h->params, *bias = h->params + (size_t)K * C;
-    if (tags) {
-        gpt3__matmul_forward(h->logits, m->acts.lnf, W, bias, B, T, C, K, &m->scratch);
-    } else { /* the state of the last real token: it has seen the whole sequence */
-        for (int b = 0; b < B; b++)
-            memcpy(h->hidden + (size_t)b * C, m->acts.lnf + ((size_t)b * T + h->lengths[b] - 1) * C,
-                   (size_t)C * sizeof(float));
-        gpt3__matmul_forward(h->logits, h->hidden, W, bias, 1, B, C, K, &m->scratch);
-    }
     h->has_labels = labels != NULL;
-    h->mean_loss = labels ? gpt3__head_loss(m, NULL) : -1.0f;
+    gpt3__head_forward_rest(m);
     return GPT3_OK;
 }
 
 /* dLoss/dlogits, then logits = h W^T + b backwards into the head's gradient
    and dLoss/dh; a sequence head's dLoss/dh lands on each last real token. Then
-   the body, unless nothing in it trains. */
-GPT3DEF int gpt3_head_backward(GPT3 *m) {
-    if (!m || !m->head) return GPT3_ERR_ARGUMENT;
+   the body, unless nothing in it trains and nothing wants dLoss/dx_0. */
+static void gpt3__head_backward_rest(GPT3 *m) {
     GPT3Head *h = m->head;
-    if (!h->has_labels) return GPT3_ERR_NO_TARGETS;
     int B = m->B, T = m->T, C = m->config.channels, K = h->num_classes;
     int tags = h->kind == GPT3_HEAD_TAGS, rows = tags ? B * T : B;
     float *dW = h->grads, *db = h->grads + (size_t)K * C;
@@ -2388,16 +2541,167 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
             memcpy(m->acts.dln + ((size_t)b * T + h->lengths[b] - 1) * C, h->dhidden + (size_t)b * C,
                    (size_t)C * sizeof(float));
     }
-    if (m->lora || !m->frozen_final) gpt3__backward_body(m);
+    if (m->lora || !m->frozen_final || gpt3__wants_input_gradient(m)) gpt3__backward_body(m);
+}
+
+GPT3DEF int gpt3_head_backward(GPT3 *m) {
+    if (!m || !m->head) return GPT3_ERR_ARGUMENT;
+    if (!m->head->has_labels) return GPT3_ERR_NO_TARGETS;
+    gpt3__head_backward_rest(m);
+    return gpt3__adversarial(m);
+}
+
+/* ---- Prompt tuning (Lester et al. 2021) --------------------------------------
+   The model is frozen; only the N vectors P (and a task head) train. They
+   enter the model where token embeddings do, x_0[t] = P[t] + wpe[t], so
+   by the chain rule dLoss/dP[t] = sum_b dLoss/dx_0[b,t]: the gradient the
+   backward pass carries down to the input positions, summed over the
+   batch (gpt3__encoder_backward). Section 4's risk is minimised over P
+   alone: theta = P. */
+static void gpt3__free_prompt(GPT3 *m) {
+    GPT3Prompt *p = m->prompt;
+    if (!p) return;
+    gpt3__free_trainable(p->params, p->grads, p->adam_m, p->adam_v);
+    GPT3_FREE(p);
+    m->prompt = NULL;
+}
+
+GPT3DEF int gpt3_prompt_attach(GPT3 *m, int n, const int *init_tokens, int n_init, uint64_t seed) {
+    if (!m || !m->params || m->prompt || n < 1 || n >= m->config.max_seq_len ||
+        (init_tokens && (n_init < 1 || n_init > n)))
+        return GPT3_ERR_ARGUMENT;
+    for (int i = 0; init_tokens && i < n_init; i++)
+        if (init_tokens[i] < 0 || init_tokens[i] >= m->config.vocab_size) return GPT3_ERR_TOKEN;
+    m->prompt = (GPT3Prompt *)GPT3_CALLOC(1, sizeof(GPT3Prompt));
+    if (!m->prompt) return GPT3_ERR_NOMEM;
+    GPT3Prompt *p = m->prompt;
+    size_t C = (size_t)m->config.channels;
+    p->length = n;
+    int rc = gpt3__alloc_trainable((size_t)n * C, init_tokens ? 0.0f : 0.02f, seed, &p->params,
+                                   &p->grads, &p->adam_m, &p->adam_v);
+    for (int i = 0; rc == GPT3_OK && init_tokens && i < n; i++)
+        memcpy(p->params + i * C, m->w.wte + (size_t)init_tokens[i % n_init] * C, C * sizeof(float));
+    if (rc != GPT3_OK) gpt3__free_prompt(m);
+    return rc;
+}
+
+/* ---- Adversarial training (FGM, Miyato et al. 2017; PGD, Madry et al. 2018)
+   Training becomes the min-max problem
+       min_theta (1/N) sum_i  max_{||r_i|| <= epsilon}  l(M_theta(x_i + r_i), y_i)
+   with r_i a perturbation of example i's token embeddings (the whole
+   sequence's, one norm an example). The inner maximum has no closed form;
+   to first order, l(x + r) ~ l(x) + g . r with g = dl/dx, and the r of
+   norm epsilon that maximises g . r points along g:
+       r = epsilon g / ||g||_2                                    (FGM)
+   g is the clean backward's dLoss/dx_0, an example's rows of it (the
+   mean's 1/N scales g, not its direction). PGD takes K smaller steps of
+   size alpha along the gradient at the current point, projecting back onto
+   the ball after each (r <- r epsilon / ||r|| when ||r|| > epsilon). The
+   parameters' gradient is then that of the clean loss plus that of the
+   loss at x + r, r held fixed (the outer minimum, as both papers train).
+   Only the tokens' rows move: a soft prompt is the model's, not the input. */
+GPT3DEF int gpt3_set_adversarial(GPT3 *m, int steps, float epsilon, float alpha) {
+    if (!m || steps < 0 || !(epsilon >= 0.0f) || !(alpha >= 0.0f) || epsilon > 1e30f ||
+        alpha > 1e30f || (steps > 1 && epsilon > 0.0f && alpha == 0.0f))
+        return GPT3_ERR_ARGUMENT;
+    m->adversary.steps = steps;
+    m->adversary.epsilon = epsilon;
+    m->adversary.alpha = alpha;
+    return GPT3_OK;
+}
+
+/* r <- r + step g / ||g||, then back onto the ball ||r|| <= epsilon, for
+   each example's token rows (B, N+T, C); g = a->dresidual = dLoss/dx_0. */
+static void gpt3__adversarial_step(GPT3 *m, float step) {
+    int N = gpt3__prompt_length(m), S = N + m->T, C = m->config.channels;
+    size_t rows = (size_t)m->T * C;
+    float eps = m->adversary.epsilon;
+    #pragma omp parallel for
+    for (int b = 0; b < m->B; b++) {
+        const float *g = m->acts.dresidual + ((size_t)b * S + N) * C;
+        float *r = m->adversary.delta + ((size_t)b * S + N) * C;
+        double gg = 0.0, rr = 0.0;
+        for (size_t i = 0; i < rows; i++) gg += (double)g[i] * g[i];
+        float scale = gg > 0.0 ? (float)(step / sqrt(gg)) : 0.0f;
+        for (size_t i = 0; i < rows; i++) {
+            r[i] += scale * g[i];
+            rr += (double)r[i] * r[i];
+        }
+        float shrink = rr > (double)eps * eps ? (float)(eps / sqrt(rr)) : 1.0f;
+        for (size_t i = 0; shrink < 1.0f && i < rows; i++) r[i] *= shrink;
+    }
+}
+
+/* Room for r, and for PGD a copy of the clean gradients. */
+static int gpt3__reserve_adversary(GPT3 *m, size_t delta_floats, size_t grad_floats) {
+    GPT3Adversary *adv = &m->adversary;
+    if (delta_floats > adv->delta_capacity) {
+        GPT3_FREE(adv->delta);
+        adv->delta = (float *)GPT3_MALLOC(delta_floats * sizeof(float));
+        adv->delta_capacity = adv->delta ? delta_floats : 0;
+        if (!adv->delta) return GPT3_ERR_NOMEM;
+    }
+    if (grad_floats > adv->saved_capacity) {
+        GPT3_FREE(adv->saved_grads);
+        adv->saved_grads = (float *)GPT3_MALLOC(grad_floats * sizeof(float));
+        adv->saved_capacity = adv->saved_grads ? grad_floats : 0;
+        if (!adv->saved_grads) return GPT3_ERR_NOMEM;
+    }
+    return GPT3_OK;
+}
+
+/* Copy every gradient to (save) or from (restore) the adversary's buffer. */
+static void gpt3__keep_gradients(GPT3 *m, int restore) {
+    float *parts[GPT3__GRADIENT_PARTS], *saved = m->adversary.saved_grads;
+    size_t sizes[GPT3__GRADIENT_PARTS];
+    gpt3__gradient_parts(m, parts, sizes);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) {
+        if (restore && sizes[k]) memcpy(parts[k], saved, sizes[k] * sizeof(float));
+        if (!restore && sizes[k]) memcpy(saved, parts[k], sizes[k] * sizeof(float));
+        saved += sizes[k];
+    }
+}
+
+/* After a clean backward (which left g in a->dresidual): the perturbed
+   forwards and backwards, on the same batch with the same dropout masks. */
+static int gpt3__adversarial(GPT3 *m) {
+    GPT3Adversary *adv = &m->adversary;
+    if (adv->steps < 1 || !(adv->epsilon > 0.0f)) return GPT3_OK;
+    float *parts[GPT3__GRADIENT_PARTS];
+    size_t sizes[GPT3__GRADIENT_PARTS], all = 0;
+    gpt3__gradient_parts(m, parts, sizes);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) all += sizes[k];
+    size_t n = (size_t)m->B * (gpt3__prompt_length(m) + m->T) * m->config.channels;
+    int rc = gpt3__reserve_adversary(m, n, adv->steps > 1 ? all : 0);
+    if (rc != GPT3_OK) return rc;
+    float clean = m->head ? m->head->mean_loss : m->mean_loss;
+    gpt3__zero(adv->delta, n);
+    if (adv->steps > 1) gpt3__keep_gradients(m, 0);
+    for (int k = 1; k <= adv->steps; k++) {
+        gpt3__adversarial_step(m, adv->steps == 1 ? adv->epsilon : adv->alpha);
+        if (k > 1) gpt3__keep_gradients(m, 1); /* drop the last step's: only the final r counts */
+        adv->active = 1;
+        if (m->head) gpt3__head_forward_rest(m);
+        else gpt3__lm_forward(m, 1);
+        adv->active = 0;
+        if (m->head) gpt3__head_backward_rest(m);
+        else gpt3__lm_backward(m);
+    }
+    adv->loss = m->head ? m->head->mean_loss : m->mean_loss;
+    if (m->head) m->head->mean_loss = clean;
+    else m->mean_loss = clean;
     return GPT3_OK;
 }
 
 /* Free everything the model owns: parameters, optimizer state,
-   activations, adapters and head. */
+   activations, adapters, head and prompt. */
 GPT3DEF void gpt3_free(GPT3 *m) {
     if (!m) return;
     gpt3__free_lora(m);
     gpt3__free_head(m);
+    gpt3__free_prompt(m);
+    GPT3_FREE(m->adversary.delta);
+    GPT3_FREE(m->adversary.saved_grads);
     GPT3_FREE(m->params);
     GPT3_FREE(m->grads);
     GPT3_FREE(m->adam_m);
@@ -2546,15 +2850,13 @@ GPT3DEF void gpt3_kv_free(GPT3KVCache *kv) {
 
 /* gpt3_forward for one more position, t = kv->pos, reusing the cached keys
    and values of positions < t. The same layer functions at B = T = 1, except
-   attention, which reads its past from the cache. */
-GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
-    if (!m || !m->params || !kv || !kv->memory) return GPT3_ERR_ARGUMENT;
+   attention, which reads its past from the cache. embedding (C) is the
+   token's row of wte, or a soft prompt's vector. */
+static void gpt3__kv_step(GPT3 *m, GPT3KVCache *kv, const float *embedding) {
     const GPT3Config *cfg = &m->config;
-    if (token < 0 || token >= cfg->vocab_size) return GPT3_ERR_TOKEN;
-    if (kv->pos >= cfg->max_seq_len) return GPT3_ERR_SEQ_LEN;
     int C = cfg->channels, NH = cfg->num_heads, hs = C / NH, t = kv->pos;
     float *keys = kv->keys, *values = kv->values;
-    gpt3__encoder_forward(kv->x, &token, m->w.wte, m->w.wpe + (size_t)t * C, 1, 1, C);
+    gpt3__residual_forward(kv->x, embedding, m->w.wpe + (size_t)t * C, (size_t)C);
     for (int l = 0; l < cfg->num_layers; l++) {
         GPT3Tensors lw = gpt3__layer_tensors(&m->w, l, C);
         int window = gpt3__layer_window(cfg, l, cfg->max_seq_len);
@@ -2582,6 +2884,17 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
     gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, m->w.lnfw, m->w.lnfb, 1, 1, C);
     gpt3__matmul_forward(kv->logits, kv->xn, m->w.wte, NULL, 1, 1, C, cfg->vocab_size, &m->scratch);
     kv->pos++;
+}
+
+/* With a soft prompt, the first token of a sequence goes in after the
+   prompt's N vectors (positions 0 .. N-1, as in every forward). */
+GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
+    if (!m || !m->params || !kv || !kv->memory) return GPT3_ERR_ARGUMENT;
+    int N = kv->pos == 0 ? gpt3__prompt_length(m) : 0, C = m->config.channels;
+    if (token < 0 || token >= m->config.vocab_size) return GPT3_ERR_TOKEN;
+    if (kv->pos + N >= m->config.max_seq_len) return GPT3_ERR_SEQ_LEN;
+    for (int i = 0; i < N; i++) gpt3__kv_step(m, kv, m->prompt->params + (size_t)i * C);
+    gpt3__kv_step(m, kv, m->w.wte + (size_t)token * C);
     return GPT3_OK;
 }
 
@@ -4377,14 +4690,17 @@ GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_pa
     return rc;
 }
 
-/* ---- Task heads ------------------------------------------------------------
-   16 little-endian uint32 -- magic "GHED", version 2 (1: without names),
-   kind, num_classes, channels, a fingerprint of the model's parameters (0
-   in files from before 0.6.7: not checked), the number of names (0, or one
-   a class: two for a binary head), zeros -- then the weight (K, C) and
-   bias (K) as float32, then each name: its length (uint32) and bytes. The fingerprint ties the head to its checkpoint: a head
-   saved beside another model's parameters (a save of the pair cut off
-   between its two files) is refused, not used with the wrong model. */
+/* ---- Task heads and soft prompts -------------------------------------------
+   16 little-endian uint32 -- magic "GHED", version 3 (2: without a prompt,
+   1: without names either), kind, num_classes (0: no head, a prompt
+   alone), channels, a fingerprint of the model's parameters (0 in files
+   from before 0.6.7: not checked), the number of names (0, or one a class:
+   two for a binary head), the soft prompt's length N (0: none), zeros --
+   then the weight (K, C) and bias (K) as float32, each name (its length as
+   a uint32, then its bytes), the prompt (N, C) as float32. The
+   fingerprint ties the file to its checkpoint: one saved beside another
+   model's parameters (a save of the pair cut off between its two files) is
+   refused, not used with the wrong model. */
 #define GPT3__HEAD_MAGIC 0x44454847 /* "GHED" */
 
 #define GPT3__NAME_MAX 256
@@ -4449,59 +4765,231 @@ static int gpt3__read_head_names(FILE *f, GPT3Head *h, int n, size_t size) {
 }
 
 GPT3DEF int gpt3_head_save(const GPT3 *m, const char *path) {
-    if (!m || !m->head || !path) return GPT3_ERR_ARGUMENT;
+    if (!m || (!m->head && !m->prompt) || !path) return GPT3_ERR_ARGUMENT;
     uint32_t header[16] = {0};
     const GPT3Head *h = m->head;
+    size_t C = (size_t)m->config.channels;
     header[0] = GPT3__HEAD_MAGIC;
-    header[1] = 2;
-    header[2] = (uint32_t)h->kind;
-    header[3] = (uint32_t)h->num_classes;
-    header[4] = (uint32_t)m->config.channels;
+    header[1] = 3;
+    header[2] = h ? (uint32_t)h->kind : 0;
+    header[3] = h ? (uint32_t)h->num_classes : 0;
+    header[4] = (uint32_t)C;
     header[5] = gpt3__params_fingerprint(m);
-    header[6] = (uint32_t)h->num_names;
+    header[6] = h ? (uint32_t)h->num_names : 0;
+    header[7] = (uint32_t)gpt3__prompt_length(m);
     GPT3__AtomicFile file;
     int rc = gpt3__atomic_open(&file, path);
     if (rc != GPT3_OK) return rc;
     gpt3__atomic_write_le(&file, header, 16, 4);
-    gpt3__atomic_write_le(&file, h->params, (size_t)h->num_classes * (m->config.channels + 1), 4);
-    for (int i = 0; i < h->num_names; i++) {
+    if (h) gpt3__atomic_write_le(&file, h->params, (size_t)h->num_classes * (C + 1), 4);
+    for (int i = 0; h && i < h->num_names; i++) {
         uint32_t len = (uint32_t)strlen(h->names[i]);
         gpt3__atomic_write_le(&file, &len, 1, 4);
         file.ok = file.ok && fwrite(h->names[i], 1, len, file.f) == len;
     }
+    if (m->prompt) gpt3__atomic_write_le(&file, m->prompt->params, header[7] * C, 4);
     return gpt3__atomic_commit(&file, path);
 }
 
+/* A head file's header is one this reader can use for m: GPT3_OK, or why not. */
+static int gpt3__check_head_header(const GPT3 *m, const uint32_t header[16], size_t got) {
+    uint32_t version = got >= 2 ? header[1] : 0, K = header[3], names = version >= 2 ? header[6] : 0;
+    uint32_t N = version >= 3 ? header[7] : 0;
+    if (got >= 1 && header[0] != GPT3__HEAD_MAGIC) return GPT3_ERR_NOT_CHECKPOINT;
+    if (got < 16) return GPT3_ERR_TRUNCATED;
+    if (version < 1 || version > 3) return GPT3_ERR_VERSION;
+    if (header[4] != (uint32_t)m->config.channels) return GPT3_ERR_MISMATCH;
+    if (header[5] != 0 && header[5] != gpt3__params_fingerprint(m)) return GPT3_ERR_MISMATCH;
+    int no_head = K == 0 && header[2] == 0 && names == 0 && N > 0;
+    if (!no_head && !gpt3__head_shape_ok(header[2], K)) return GPT3_ERR_CORRUPT;
+    if (names && names != (header[2] == GPT3_HEAD_BINARY ? 2u : K)) return GPT3_ERR_CORRUPT;
+    if (N >= (uint32_t)m->config.max_seq_len) return GPT3_ERR_CORRUPT;
+    return GPT3_OK;
+}
+
 GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
-    if (!m || !m->params || !path || m->head) return GPT3_ERR_ARGUMENT;
-    uint32_t header[16];
+    if (!m || !m->params || !path || m->head || m->prompt) return GPT3_ERR_ARGUMENT;
+    uint32_t header[16] = {0};
     FILE *f;
     int rc = gpt3__open_file(path, 1, &f);
     if (rc != GPT3_OK) return rc;
     size_t got = gpt3__read_le(f, header, 16, 4);
-    double weights = got == 16 ? (double)header[3] * (m->config.channels + 1.0) * sizeof(float) : 0.0;
-    double left = (double)gpt3__bytes_left(f);
-    uint32_t names = got == 16 && header[1] == 2 ? header[6] : 0;
-    if (got >= 1 && header[0] != GPT3__HEAD_MAGIC) rc = GPT3_ERR_NOT_CHECKPOINT;
-    else if (got < 16) rc = GPT3_ERR_TRUNCATED;
-    else if (header[1] != 1 && header[1] != 2) rc = GPT3_ERR_VERSION;
-    else if (header[4] != (uint32_t)m->config.channels) rc = GPT3_ERR_MISMATCH;
-    else if (header[5] != 0 && header[5] != gpt3__params_fingerprint(m)) rc = GPT3_ERR_MISMATCH;
-    else if (!gpt3__head_shape_ok(header[2], header[3]) ||
-             (names && names != (header[2] == GPT3_HEAD_BINARY ? 2u : header[3])))
-        rc = GPT3_ERR_CORRUPT;
-    else if (names == 0) /* the size, before allocating what the header asks for */
-        rc = gpt3__check_length(f, weights);
-    else /* each name is its length and 1 to 256 bytes */
-        rc = left < weights + 5.0 * names ? GPT3_ERR_TRUNCATED
-             : left > weights + 260.0 * names ? GPT3_ERR_CORRUPT : GPT3_OK;
-    if (rc == GPT3_OK) rc = gpt3_head_attach(m, (int)header[2], (int)header[3], 0);
-    size_t n = rc == GPT3_OK ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0;
-    if (rc == GPT3_OK && gpt3__read_le(f, m->head->params, n, 4) != n)
+    rc = gpt3__check_head_header(m, header, got);
+    uint32_t K = header[3], names = header[1] >= 2 ? header[6] : 0, N = header[1] >= 3 ? header[7] : 0;
+    double C = m->config.channels, weights = K * (C + 1.0) * sizeof(float);
+    double prompt = N * C * sizeof(float), left = (double)gpt3__bytes_left(f);
+    if (rc == GPT3_OK && names == 0) /* the size, before allocating what the header asks for */
+        rc = gpt3__check_length(f, weights + prompt);
+    else if (rc == GPT3_OK) /* each name is its length and 1 to 256 bytes */
+        rc = left < weights + prompt + 5.0 * names ? GPT3_ERR_TRUNCATED
+             : left > weights + prompt + 260.0 * names ? GPT3_ERR_CORRUPT : GPT3_OK;
+    if (rc == GPT3_OK && K > 0) rc = gpt3_head_attach(m, (int)header[2], (int)K, 0);
+    size_t n = K * ((size_t)C + 1);
+    if (rc == GPT3_OK && K > 0 && gpt3__read_le(f, m->head->params, n, 4) != n)
         rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
-    if (rc == GPT3_OK && names) rc = gpt3__read_head_names(f, m->head, (int)names, (size_t)(left - weights));
-    if (rc != GPT3_OK) gpt3__free_head(m);
+    if (rc == GPT3_OK && names)
+        rc = gpt3__read_head_names(f, m->head, (int)names, (size_t)(left - weights - prompt));
+    if (rc == GPT3_OK && N > 0) rc = gpt3_prompt_attach(m, (int)N, NULL, 0, 0);
+    n = (size_t)N * (size_t)C;
+    if (rc == GPT3_OK && N > 0 && gpt3__read_le(f, m->prompt->params, n, 4) != n)
+        rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
+    if (rc != GPT3_OK) {
+        gpt3__free_head(m);
+        gpt3__free_prompt(m);
+    }
     fclose(f);
+    return rc;
+}
+
+/* ======================================================================== */
+/* Prediction: a fine-tuned model inside an application (step 5)            */
+/* ======================================================================== */
+
+/* The folder of path (up to its last '/') + name; allocated, NULL if out of
+   memory. */
+static char *gpt3__beside(const char *path, const char *name) {
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path + 1) : 0, n = strlen(name);
+    char *joined = (char *)GPT3_MALLOC(dir + n + 1);
+    if (!joined) return NULL;
+    memcpy(joined, path, dir);
+    memcpy(joined + dir, name, n + 1);
+    return joined;
+}
+
+static int gpt3__exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+GPT3DEF int gpt3_load_finetuned(GPT3 *m, GPT3Tokenizer *tok, const char *checkpoint_path) {
+    if (m) memset(m, 0, sizeof(*m));
+    if (tok) memset(tok, 0, sizeof(*tok));
+    if (!m || !tok || !checkpoint_path) return GPT3_ERR_ARGUMENT;
+    char *head = gpt3__path_with(checkpoint_path, ".head");
+    char *enc = gpt3__beside(checkpoint_path, "encoder.json");
+    char *bpe = gpt3__beside(checkpoint_path, "vocab.bpe");
+    int rc = head && enc && bpe ? gpt3_load(m, checkpoint_path) : GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK && gpt3__exists(head)) rc = gpt3_head_load(m, head);
+    if (rc == GPT3_OK) /* one of the two files alone fails to open: said, not guessed */
+        rc = gpt3__exists(enc) || gpt3__exists(bpe) ? gpt3_tokenizer_load(tok, enc, bpe)
+                                                    : gpt3_tokenizer_bytes(tok);
+    if (rc == GPT3_OK && tok->vocab_size != m->config.vocab_size) rc = GPT3_ERR_MISMATCH;
+    if (rc != GPT3_OK) {
+        gpt3_free(m);
+        gpt3_tokenizer_free(tok);
+    }
+    GPT3_FREE(head);
+    GPT3_FREE(enc);
+    GPT3_FREE(bpe);
+    return rc;
+}
+
+GPT3DEF int gpt3_head_outputs(const GPT3 *m) {
+    if (!m || !m->head) return 0;
+    return m->head->kind == GPT3_HEAD_BINARY ? 2 : m->head->num_classes;
+}
+
+/* The index of the largest of x[0 .. n) (the first, on a tie). */
+static int gpt3__argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) best = x[i] > x[best] ? i : best;
+    return best;
+}
+
+/* A binary head's one logit z gives P(1) = sigmoid(z); the others a softmax. */
+GPT3DEF int gpt3_head_probabilities(GPT3 *m, const int *inputs, const int *lengths, int B, int T,
+                                    float *probs) {
+    if (!m || !m->head || !probs) return GPT3_ERR_ARGUMENT;
+    int rc = gpt3_head_forward(m, inputs, lengths, NULL, B, T);
+    if (rc != GPT3_OK) return rc;
+    const GPT3Head *h = m->head;
+    int K = h->num_classes, out = gpt3_head_outputs(m);
+    size_t rows = h->kind == GPT3_HEAD_TAGS ? (size_t)B * T : (size_t)B;
+    for (size_t r = 0; r < rows; r++) {
+        const float *z = h->logits + r * K;
+        float *p = probs + r * out;
+        if (h->kind == GPT3_HEAD_BINARY) {
+            p[1] = gpt3__sigmoid(z[0]);
+            p[0] = 1.0f - p[1];
+            continue;
+        }
+        float top = gpt3__max_value(z, K);
+        double sum = gpt3__sum_exp(z, top, K);
+        for (int k = 0; k < K; k++) p[k] = (float)(exp((double)z[k] - top) / sum);
+    }
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_classify(GPT3 *m, GPT3Tokenizer *tok, const void *text, size_t n, float *probs,
+                          int *cut) {
+    if (!m || !m->head || m->head->kind == GPT3_HEAD_TAGS || !tok || (!text && n) || !probs)
+        return GPT3_ERR_ARGUMENT;
+    int *ids = NULL, room = m->config.max_seq_len - gpt3__prompt_length(m);
+    size_t n_ids = 0;
+    int rc = gpt3_encode(tok, text, n, &ids, &n_ids);
+    int T = n_ids < (size_t)room ? (int)n_ids : room;
+    if (rc == GPT3_OK) rc = gpt3_head_probabilities(m, ids, NULL, 1, T, probs);
+    if (cut) *cut = rc == GPT3_OK && n_ids > (size_t)room;
+    GPT3_FREE(ids);
+    return rc;
+}
+
+GPT3DEF int gpt3_encode_words(GPT3Tokenizer *tok, const char *const *words, int n_words,
+                              int **ids, size_t *n_ids, int *first) {
+    if (!tok || !ids || !n_ids || n_words < 0 || (n_words && (!words || !first)))
+        return GPT3_ERR_ARGUMENT;
+    size_t capacity = 0;
+    int rc = GPT3_OK;
+    *ids = NULL;
+    *n_ids = 0;
+    for (int w = 0; rc == GPT3_OK && w < n_words; w++) {
+        size_t len = words[w] ? strlen(words[w]) : 0, n_got = 0;
+        char *piece = len ? (char *)GPT3_MALLOC(len + 2) : NULL; /* " word" */
+        int *got = NULL;
+        rc = !len ? GPT3_ERR_ARGUMENT : !piece ? GPT3_ERR_NOMEM : GPT3_OK;
+        if (rc == GPT3_OK) {
+            piece[0] = ' ';
+            memcpy(piece + 1, words[w], len + 1);
+            rc = gpt3_encode(tok, w ? piece : piece + 1, w ? len + 1 : len, &got, &n_got);
+        }
+        if (rc == GPT3_OK) rc = gpt3__reserve((void **)ids, &capacity, *n_ids + n_got, sizeof(int));
+        if (rc == GPT3_OK) {
+            first[w] = (int)*n_ids;
+            memcpy(*ids + *n_ids, got, n_got * sizeof(int));
+            *n_ids += n_got;
+        }
+        GPT3_FREE(piece);
+        GPT3_FREE(got);
+    }
+    if (rc != GPT3_OK) {
+        GPT3_FREE(*ids);
+        *ids = NULL;
+        *n_ids = 0;
+    }
+    return rc;
+}
+
+GPT3DEF int gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *words, int n_words,
+                           int *tags, float *probs) {
+    if (!m || !m->head || m->head->kind != GPT3_HEAD_TAGS || !tok || !words || n_words < 1 || !tags)
+        return GPT3_ERR_ARGUMENT;
+    int *first = (int *)GPT3_MALLOC((size_t)n_words * sizeof(int)), *ids = NULL;
+    int K = m->head->num_classes, room = m->config.max_seq_len - gpt3__prompt_length(m);
+    size_t n_ids = 0;
+    int rc = first ? gpt3_encode_words(tok, words, n_words, &ids, &n_ids, first) : GPT3_ERR_NOMEM;
+    int T = n_ids < (size_t)room ? (int)n_ids : room;
+    float *p = rc == GPT3_OK ? (float *)GPT3_MALLOC((size_t)T * K * sizeof(float)) : NULL;
+    if (rc == GPT3_OK) rc = p ? gpt3_head_probabilities(m, ids, NULL, 1, T, p) : GPT3_ERR_NOMEM;
+    for (int w = 0; rc == GPT3_OK && w < n_words; w++) {
+        int end = w + 1 < n_words ? first[w + 1] : (int)n_ids; /* a word counts if all of it fits */
+        tags[w] = end <= T ? gpt3__argmax(p + (size_t)first[w] * K, K) : -1;
+        if (probs) probs[w] = tags[w] >= 0 ? p[(size_t)first[w] * K + tags[w]] : 0.0f;
+    }
+    GPT3_FREE(first);
+    GPT3_FREE(ids);
+    GPT3_FREE(p);
     return rc;
 }
 

@@ -440,34 +440,42 @@ static void test_exp_tanh(void) {
           edges ? "ok" : "WRONG");
 }
 
-/* ---- Embedding ---- */
-typedef struct { float *out, *wte, *wpe, *r; int *tokens; int B, T, C; } EncoderCase;
+/* ---- Embedding (with a soft prompt of N vectors before the tokens) ---- */
+typedef struct { float *out, *wte, *wpe, *prompt, *r; int *tokens; int N, B, T, C; } EncoderCase;
 
 static double encoder_objective(void *p) {
     EncoderCase *c = (EncoderCase *)p;
-    gpt3__encoder_forward(c->out, c->tokens, c->wte, c->wpe, c->B, c->T, c->C);
-    return weighted_sum(c->out, c->r, (size_t)c->B * c->T * c->C);
+    gpt3__encoder_forward(c->out, c->tokens, c->wte, c->wpe, c->prompt, c->N, c->B, c->T, c->C);
+    return weighted_sum(c->out, c->r, (size_t)c->B * (c->N + c->T) * c->C);
 }
 
 static void test_encoder_grad(void) {
     int tokens[8] = {3, 1, 3, 0, 2, 3, 3, 1}; /* repeated tokens accumulate */
-    EncoderCase c;
-    c.B = 2; c.T = 4; c.C = 5; c.tokens = tokens;
-    int V = 4;
-    size_t n = (size_t)c.B * c.T * c.C;
-    GPT3Rng rng;
-    gpt3_rng_seed(&rng, 6);
-    c.out = alloc_floats(n); c.r = alloc_floats(n);
-    c.wte = alloc_floats((size_t)V * c.C); c.wpe = alloc_floats((size_t)c.T * c.C);
-    float *dwte = alloc_floats((size_t)V * c.C), *dwpe = alloc_floats((size_t)c.T * c.C);
-    fill_normal(c.wte, (size_t)V * c.C, 1.0f, &rng); fill_normal(c.wpe, (size_t)c.T * c.C, 1.0f, &rng);
-    fill_normal(c.r, n, 1.0f, &rng);
-    gpt3__encoder_backward(dwte, dwpe, c.r, tokens, c.B, c.T, c.C);
-    double e1 = fd_error(c.wte, (size_t)V * c.C, dwte, encoder_objective, &c, FD_H);
-    double e2 = fd_error(c.wpe, (size_t)c.T * c.C, dwpe, encoder_objective, &c, FD_H);
-    check(e1 < FD_TOL && e2 < FD_TOL, "fd: embedding dwte, dwpe", "err %.1e %.1e (tol %.0e)",
-          e1, e2, FD_TOL);
-    free(c.out); free(c.r); free(c.wte); free(c.wpe); free(dwte); free(dwpe);
+    for (int N = 0; N <= 2; N += 2) {
+        EncoderCase c;
+        c.N = N; c.B = 2; c.T = 4; c.C = 5; c.tokens = tokens;
+        int V = 4, S = N + c.T;
+        size_t n = (size_t)c.B * S * c.C;
+        GPT3Rng rng;
+        gpt3_rng_seed(&rng, 6);
+        c.out = alloc_floats(n); c.r = alloc_floats(n);
+        c.wte = alloc_floats((size_t)V * c.C); c.wpe = alloc_floats((size_t)S * c.C);
+        c.prompt = alloc_floats((size_t)(N + 1) * c.C);
+        float *dwte = alloc_floats((size_t)V * c.C), *dwpe = alloc_floats((size_t)S * c.C);
+        float *dprompt = alloc_floats((size_t)(N + 1) * c.C);
+        fill_normal(c.wte, (size_t)V * c.C, 1.0f, &rng); fill_normal(c.wpe, (size_t)S * c.C, 1.0f, &rng);
+        fill_normal(c.prompt, (size_t)N * c.C, 1.0f, &rng);
+        fill_normal(c.r, n, 1.0f, &rng);
+        gpt3__encoder_backward(dwte, dwpe, dprompt, c.r, tokens, N, c.B, c.T, c.C);
+        double e1 = fd_error(c.wte, (size_t)V * c.C, dwte, encoder_objective, &c, FD_H);
+        double e2 = fd_error(c.wpe, (size_t)S * c.C, dwpe, encoder_objective, &c, FD_H);
+        double e3 = N ? fd_error(c.prompt, (size_t)N * c.C, dprompt, encoder_objective, &c, FD_H) : 0.0;
+        check(e1 < FD_TOL && e2 < FD_TOL && e3 < FD_TOL,
+              N ? "fd: embedding dwte, dwpe, dprompt (a soft prompt of 2)" : "fd: embedding dwte, dwpe",
+              "err %.1e %.1e %.1e (tol %.0e)", e1, e2, e3, FD_TOL);
+        free(c.out); free(c.r); free(c.wte); free(c.wpe); free(c.prompt);
+        free(dwte); free(dwpe); free(dprompt);
+    }
 }
 
 /* ---- Softmax cross-entropy with ignored targets ---- */
