@@ -3792,9 +3792,9 @@ GPT3DEF int gpt3_encode(GPT3Tokenizer *tok, const void *text, size_t n, int **id
     if (!tok || (!text && n) || !ids || !n_ids) return GPT3_ERR_ARGUMENT;
     const unsigned char *s = (const unsigned char *)text;
     GPT3__Ints out = {NULL, 0, 0};
-    int rc = gpt3__reserve((void **)&out.data, &out.capacity, n / 3 + 16, sizeof(int));
+    size_t guess = tok->is_bytes ? n + 1 : n / 3 + 16; /* bytes: exact; BPE: grows */
+    int rc = gpt3__reserve((void **)&out.data, &out.capacity, guess, sizeof(int));
     if (tok->is_bytes) {
-        rc = gpt3__reserve((void **)&out.data, &out.capacity, n + 1, sizeof(int));
         for (size_t i = 0; rc == GPT3_OK && i < n; i++) out.data[out.count++] = s[i];
         n = 0;
     }

@@ -1751,7 +1751,8 @@ static void test_run_saves(void) {
 /* Fine-tuning                                                              */
 
 /* Central differences of a fine-tuning loss over every trainable array
-   (the model's 16 tensors, the adapters, the head) against the backward. */
+   (the model's 16 tensors, the adapters, the head, the soft prompt)
+   against the backward. */
 typedef struct {
     GPT3 *m;
     const int *inputs, *lengths, *labels;
@@ -1785,13 +1786,16 @@ static double task_fd(TaskCase *c, const char **worst_name) {
     gpt3_zero_grad(m);
     if (c->head) gpt3_head_backward(m);
     else gpt3_backward(m);
-    float *arrays[3] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL};
-    float *grads[3] = {m->grads, m->lora ? m->lora->grads : NULL, m->head ? m->head->grads : NULL};
-    size_t sizes[3] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
-                       m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0};
-    const char *names[3] = {"model", "lora", "head"};
+    float *arrays[4] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL,
+                        m->prompt ? m->prompt->params : NULL};
+    float *grads[4] = {m->grads, m->lora ? m->lora->grads : NULL, m->head ? m->head->grads : NULL,
+                       m->prompt ? m->prompt->grads : NULL};
+    size_t sizes[4] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
+                       m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0,
+                       m->prompt ? (size_t)m->prompt->length * m->config.channels : 0};
+    const char *names[4] = {"model", "lora", "head", "prompt"};
     double worst = 0.0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         if (!sizes[k]) continue;
         float *analytic = alloc_floats(sizes[k]);
         memcpy(analytic, grads[k], sizes[k] * sizeof(float));
@@ -1933,6 +1937,323 @@ static void test_freezing(void) {
     gpt3_free(&before);
 }
 
+/* ---- Prompt tuning ---- */
+
+static void test_prompt_tuning(void) {
+    GPT3Config cfg = small_config(3);
+    int inputs[10] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7}, lengths[2] = {5, 3}, cls[2] = {2, 0};
+    int completion[10] = {-1, -1, 2, 9, 0, -1, -1, 4, 4, 7};
+    GPT3 m, plain;
+    /* the gradient: a frozen model, the prompt and a head train; then the LM */
+    gpt3_init(&m, &cfg, 100);
+    perturb(m.params, m.num_parameters, 0.3f, 101);
+    gpt3_freeze(&m, 0);
+    int rc = gpt3_prompt_attach(&m, 3, NULL, 0, 102);
+    perturb(m.prompt->params, 3 * 8, 0.5f, 103);
+    gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 104);
+    perturb(m.head->params, 27, 4.0f, 109); /* a larger gradient than float32's noise */
+    TaskCase c = {&m, inputs, lengths, cls, 2, 5, 1, 0};
+    if (rc == GPT3_OK) task_check("fd: soft prompt of 3 (frozen model) + head", &c);
+    gpt3_free(&m);
+    gpt3_init(&m, &cfg, 105);
+    perturb(m.params, m.num_parameters, 0.3f, 106);
+    gpt3_freeze(&m, 0);
+    gpt3_prompt_attach(&m, 3, NULL, 0, 107);
+    gpt3_set_training(&m, 1, 0.2f, 108);
+    TaskCase d = {&m, inputs, NULL, completion, 2, 5, 0, 4321};
+    task_check("fd: soft prompt of 3, LM on the completion, dropout 0.2", &d);
+    gpt3_free(&m);
+
+    /* a prompt made of token embeddings is those tokens: the same logits
+       as the model reading them (tolerance: another matmul shape) */
+    int prefix[3] = {6, 2, 8}, joined[16];
+    gpt3_init(&m, &cfg, 110);
+    gpt3_init(&plain, &cfg, 110);
+    gpt3_prompt_attach(&m, 3, prefix, 3, 0);
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 8; t++) joined[b * 8 + t] = t < 3 ? prefix[t] : inputs[b * 5 + t - 3];
+    gpt3_forward(&m, inputs, NULL, 2, 5);
+    gpt3_forward(&plain, joined, NULL, 2, 8);
+    double worst = 0.0;
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 5; t++)
+            for (int v = 0; v < 11; v++)
+                worst = fmax(worst, fabs(m.logits[(b * 5 + t) * 11 + v] - plain.logits[(b * 8 + t + 3) * 11 + v]));
+    GPT3KVCache kv;
+    gpt3_kv_init(&kv, &m);
+    double kv_worst = 0.0;
+    for (int t = 0; t < 5; t++) {
+        gpt3_kv_forward(&m, &kv, inputs[t]);
+        for (int v = 0; v < 11; v++) kv_worst = fmax(kv_worst, fabs(kv.logits[v] - m.logits[t * 11 + v]));
+    }
+    int too_long = gpt3_forward(&m, joined, NULL, 1, 6) == GPT3_ERR_SEQ_LEN; /* 3 + 6 > 8 */
+    check(worst < 1e-5 && kv_worst < 1e-5 && kv.pos == 8 && too_long,
+          "prompt tuning: a prompt of token embeddings = those tokens read; KV cache = forward",
+          "max |diff| %.1e, KV cache %.1e (tol 1e-5), cache at %d; T + N > max_seq_len refused: %s", worst,
+          kv_worst, kv.pos, too_long ? "yes" : "no");
+    gpt3_kv_free(&kv);
+    gpt3_free(&plain);
+
+    /* training the prompt alone: the model bit-identical, no AdamW state for it */
+    int targets[10];
+    random_tokens(targets, 10, 11, 111);
+    gpt3_init(&plain, &cfg, 110);
+    gpt3_freeze(&m, 0);
+    float before[24];
+    memcpy(before, m.prompt->params, sizeof(before));
+    train_steps(&m, inputs, targets, 2, 5, 3, 1e-2f);
+    int same = memcmp(m.params, plain.params, m.num_parameters * sizeof(float)) == 0;
+    int moved = memcmp(before, m.prompt->params, sizeof(before)) != 0;
+    check(same && moved && !m.adam_m && !m.adam_v, "prompt tuning: only the prompt trains",
+          "model unchanged %s, AdamW state for the model %s, prompt moved %s", same ? "yes" : "no",
+          m.adam_m ? "allocated" : "none", moved ? "yes" : "no");
+
+    /* saved with the head (and alone), loaded back; bad arguments refused */
+    static const char *const names[3] = {"a", "b", "c"};
+    gpt3_head_attach(&m, GPT3_HEAD_CLASSES, 3, 112);
+    gpt3_head_set_names(&m, names, 3);
+    gpt3_head_forward(&m, inputs, lengths, NULL, 2, 5);
+    float want[6];
+    memcpy(want, m.head->logits, sizeof(want));
+    gpt3_save(&m, "test_prompt.ckpt");
+    int rc1 = gpt3_head_save(&m, "test_prompt.head");
+    GPT3 back;
+    int rc2 = gpt3_load(&back, "test_prompt.ckpt");
+    if (rc2 == GPT3_OK) rc2 = gpt3_head_load(&back, "test_prompt.head");
+    if (rc2 == GPT3_OK) rc2 = gpt3_head_forward(&back, inputs, lengths, NULL, 2, 5);
+    int equal = rc2 == GPT3_OK && back.prompt && memcmp(want, back.head->logits, sizeof(want)) == 0;
+    gpt3_free(&back);
+    gpt3__free_head(&m); /* a prompt alone (the generate task's) */
+    rc1 = rc1 == GPT3_OK ? gpt3_head_save(&m, "test_prompt.head") : rc1;
+    int rc3 = gpt3_load(&back, "test_prompt.ckpt");
+    if (rc3 == GPT3_OK) rc3 = gpt3_head_load(&back, "test_prompt.head");
+    int alone = rc3 == GPT3_OK && !back.head && back.prompt && back.prompt->length == 3 &&
+                memcmp(back.prompt->params, m.prompt->params, 24 * sizeof(float)) == 0;
+    gpt3_free(&back);
+    check(rc1 == GPT3_OK && equal && alone, "prompt tuning: saved with the head, and alone",
+          "save %s; with the head: same logits %s; alone: loaded %s", gpt3_strerror(rc1), equal ? "yes" : "no",
+          alone ? "yes" : "no");
+    int bad[5] = {gpt3_prompt_attach(&m, 2, NULL, 0, 1), 0, 0, 0, 0};
+    gpt3__free_prompt(&m);
+    bad[1] = gpt3_prompt_attach(&m, 8, NULL, 0, 1);           /* leaves no room for a token */
+    bad[2] = gpt3_prompt_attach(&m, 2, prefix, 3, 1);         /* more init tokens than vectors */
+    bad[3] = gpt3_prompt_attach(&m, 3, (const int[]){11}, 1, 1); /* not a token */
+    bad[4] = gpt3_prompt_attach(&m, 0, NULL, 0, 1);
+    check(bad[0] == GPT3_ERR_ARGUMENT && bad[1] == GPT3_ERR_ARGUMENT && bad[2] == GPT3_ERR_ARGUMENT &&
+          bad[3] == GPT3_ERR_TOKEN && bad[4] == GPT3_ERR_ARGUMENT && !m.prompt,
+          "prompt tuning: bad arguments refused", "%s / %s / %s / %s / %s", gpt3_strerror(bad[0]),
+          gpt3_strerror(bad[1]), gpt3_strerror(bad[2]), gpt3_strerror(bad[3]), gpt3_strerror(bad[4]));
+    gpt3_free(&m);
+    gpt3_free(&plain);
+    remove("test_prompt.ckpt");
+    remove("test_prompt.head");
+}
+
+/* ---- Adversarial training ---- */
+
+/* A model with a 3-class head for the adversarial tests; every part trains. */
+static void adversarial_model(GPT3 *m, uint64_t seed) {
+    GPT3Config cfg = small_config(3);
+    gpt3_init(m, &cfg, seed);
+    perturb(m->params, m->num_parameters, 0.3f, seed + 1);
+    gpt3_head_attach(m, GPT3_HEAD_CLASSES, 3, seed + 2);
+}
+
+typedef struct { GPT3 *m; const int *inputs, *labels; int T; } WpeCase;
+
+/* The head's loss, B = 1: wpe[t] moves x_0[t] as r[t] would. */
+static double wpe_objective(void *p) {
+    WpeCase *c = (WpeCase *)p;
+    gpt3_head_forward(c->m, c->inputs, NULL, c->labels, 1, c->T);
+    return c->m->head->mean_loss;
+}
+
+static double norm_of(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return sqrt(s);
+}
+
+static void test_adversarial(void) {
+    int inputs[12] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7, 1, 6}, lengths[2] = {6, 4};
+    int label[12] = {2, 1}; /* (B): the rest only quiets gcc, which cannot see the head is no tag head */
+    int T = 6, C = 8;
+    size_t n = (size_t)T * C;
+    GPT3 m, twin;
+    /* FGM's r on a frozen model: epsilon g / ||g||, g = dLoss/dx_0 by central differences */
+    adversarial_model(&m, 120);
+    gpt3_freeze(&m, 0);
+    float eps = 1e-3f;
+    gpt3_set_adversarial(&m, 1, eps, 0.0f);
+    gpt3_head_forward(&m, inputs, NULL, label, 1, T);
+    float clean = m.head->mean_loss;
+    gpt3_zero_grad(&m);
+    gpt3_head_backward(&m);
+    float *r = alloc_floats(n), *g = alloc_floats(n), *unit = alloc_floats(n);
+    memcpy(r, m.adversary.delta, n * sizeof(float));
+    float rise = m.adversary.loss - clean;
+    gpt3_set_adversarial(&m, 0, 0.0f, 0.0f);
+    WpeCase wc = {&m, inputs, label, T};
+    for (size_t i = 0; i < n; i++) { /* central differences, h = 1e-2 */
+        float saved = m.w.wpe[i];
+        m.w.wpe[i] = saved + 1e-2f;
+        double up = wpe_objective(&wc);
+        m.w.wpe[i] = saved - 1e-2f;
+        g[i] = (float)((up - wpe_objective(&wc)) / 2e-2);
+        m.w.wpe[i] = saved;
+    }
+    double gnorm = norm_of(g, n);
+    for (size_t i = 0; i < n; i++) unit[i] = (float)(eps * g[i] / gnorm);
+    double err = 0.0;
+    for (size_t i = 0; i < n; i++) err = fmax(err, fabs(unit[i] - r[i]) / eps);
+    double predicted = eps * gnorm; /* first order: l(x + r) - l(x) = g . r = eps ||g|| */
+    check(err < 2e-3 && fabs(rise - predicted) < 0.1 * predicted + 1e-7,
+          "fd: FGM's r = eps dLoss/dx_0 / ||.|| (frozen model), and the loss rises eps ||g||",
+          "max |r - r_fd| / eps %.1e (tol 2e-3); rise %.3e, eps ||g|| %.3e (tol 10%%)", err, rise, predicted);
+    gpt3_free(&m);
+
+    /* each example's r has norm epsilon, the prompt's rows none; padding none */
+    adversarial_model(&m, 130);
+    gpt3_prompt_attach(&m, 2, NULL, 0, 131);
+    gpt3_set_adversarial(&m, 1, 0.5f, 0.0f);
+    gpt3_head_forward(&m, inputs, lengths, label, 2, T);
+    gpt3_head_backward(&m);
+    int S = T + 2;
+    double n0 = norm_of(m.adversary.delta + 2 * C, n), n1 = norm_of(m.adversary.delta + (size_t)(S + 2) * C, n);
+    double prompt_rows = norm_of(m.adversary.delta, 2 * (size_t)C) + norm_of(m.adversary.delta + (size_t)S * C, 2 * (size_t)C);
+    double padding = norm_of(m.adversary.delta + (size_t)(S + 2 + 4) * C, 2 * (size_t)C);
+    check(fabs(n0 - 0.5) < 1e-5 && fabs(n1 - 0.5) < 1e-5 && prompt_rows == 0.0 && padding == 0.0,
+          "FGM: ||r|| = epsilon for each example, 0 on the soft prompt and padding",
+          "norms %.6f %.6f (epsilon 0.5), prompt rows %.1e, padding %.1e", n0, n1, prompt_rows, padding);
+    gpt3_free(&m);
+
+    /* the gradient is the clean one plus the one at x + r (r fixed): FGM,
+       and PGD (3 steps), checked on a twin that moves wpe by r (B = 1) */
+    for (int steps = 1; steps <= 3; steps += 2) {
+        adversarial_model(&m, 140);
+        adversarial_model(&twin, 140);
+        gpt3_set_adversarial(&m, steps, 0.3f, 0.15f);
+        gpt3_head_forward(&m, inputs, NULL, label, 1, T);
+        gpt3_zero_grad(&m);
+        gpt3_head_backward(&m);
+        double rn = norm_of(m.adversary.delta, n);
+        gpt3_head_forward(&twin, inputs, NULL, label, 1, T);
+        gpt3_zero_grad(&twin);
+        gpt3_head_backward(&twin);
+        for (size_t i = 0; i < n; i++) twin.w.wpe[i] += m.adversary.delta[i];
+        gpt3_head_forward(&twin, inputs, NULL, label, 1, T);
+        gpt3_head_backward(&twin);
+        double diff = 0.0, scale = 0.0;
+        for (size_t i = 0; i < m.num_parameters; i++) {
+            diff = fmax(diff, fabs(m.grads[i] - twin.grads[i]));
+            scale = fmax(scale, fabs(twin.grads[i]));
+        }
+        for (int i = 0; i < 3 * 9; i++) diff = fmax(diff, fabs(m.head->grads[i] - twin.head->grads[i]));
+        check(diff <= 1e-5 * scale && rn <= 0.3 * (1 + 1e-6) && rn > 0.1,
+              steps == 1 ? "FGM: gradient = clean + at x + r" : "PGD, 3 steps: gradient = clean + at the last x + r",
+              "max |diff| %.1e (tol 1e-5 of %.1e), ||r|| %.4f (epsilon 0.3)", diff, scale, rn);
+        gpt3_free(&m);
+        gpt3_free(&twin);
+    }
+
+    /* epsilon 0 is off: training is bit for bit the plain run */
+    adversarial_model(&m, 150);
+    adversarial_model(&twin, 150);
+    gpt3_set_adversarial(&m, 1, 0.0f, 0.0f);
+    for (int step = 1; step <= 3; step++) {
+        GPT3 *both[2] = {&m, &twin};
+        for (int k = 0; k < 2; k++) {
+            gpt3_head_forward(both[k], inputs, lengths, label, 2, T);
+            gpt3_zero_grad(both[k]);
+            gpt3_head_backward(both[k]);
+            gpt3_adamw_step(both[k], 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+        }
+    }
+    int same = memcmp(m.params, twin.params, m.num_parameters * sizeof(float)) == 0;
+    int bad = gpt3_set_adversarial(&m, 2, 0.5f, 0.0f) == GPT3_ERR_ARGUMENT &&
+              gpt3_set_adversarial(&m, 1, -1.0f, 0.0f) == GPT3_ERR_ARGUMENT &&
+              gpt3_set_adversarial(&m, 1, NAN, 0.0f) == GPT3_ERR_ARGUMENT;
+    check(same && bad, "adversarial: epsilon 0 = a plain run, bit for bit; bad settings refused",
+          "parameters after 3 steps identical: %s; PGD without alpha, negative or NaN epsilon refused: %s",
+          same ? "yes" : "no", bad ? "yes" : "no");
+    gpt3_free(&m);
+    gpt3_free(&twin);
+    free(r);
+    free(g);
+    free(unit);
+}
+
+/* ---- Prediction (step 5) ---- */
+
+static void test_prediction(void) {
+    GPT3Config cfg = small_config(3);
+    cfg.vocab_size = 256; /* bytes: the tokenizer beside the model is none */
+    cfg.max_seq_len = 16;
+    GPT3 m, back;
+    GPT3Tokenizer tok;
+    gpt3_init(&m, &cfg, 160);
+    static const char *const names[2] = {"neg", "pos"}, *const tags[3] = {"O", "B-X", "I-X"};
+    gpt3_head_attach(&m, GPT3_HEAD_BINARY, 1, 161);
+    perturb(m.head->params, 9, 4.0f, 162);
+    gpt3_head_set_names(&m, names, 2);
+    gpt3_save(&m, "test_pred.ckpt");
+    gpt3_head_save(&m, "test_pred.ckpt.head");
+    int rc = gpt3_load_finetuned(&back, &tok, "test_pred.ckpt");
+    float p[2] = {0, 0};
+    int cut = -1, ids[5] = {'h', 'e', 'l', 'l', 'o'};
+    if (rc == GPT3_OK) rc = gpt3_classify(&back, &tok, "hello", 5, p, &cut);
+    if (rc == GPT3_OK) rc = gpt3_head_forward(&m, ids, NULL, NULL, 1, 5);
+    float want = rc == GPT3_OK ? 1.0f / (1.0f + expf(-m.head->logits[0])) : -1.0f;
+    int named = rc == GPT3_OK && back.head->num_names == 2 && strcmp(back.head->names[1], "pos") == 0;
+    check(rc == GPT3_OK && fabsf(p[1] - want) < 1e-6f && fabsf(p[0] + p[1] - 1.0f) < 1e-6f && cut == 0 && named,
+          "predict: load the fine-tuned files, classify a text", "%s: P(pos) %.6f, sigmoid(z) %.6f, names %s",
+          gpt3_strerror(rc), p[1], want, named ? "kept" : "LOST");
+    char longer[40];
+    memset(longer, 'a', sizeof(longer));
+    rc = gpt3_classify(&back, &tok, longer, sizeof(longer), p, &cut);
+    int wrong = gpt3_tag_words(&back, &tok, names, 2, ids, NULL);
+    check(rc == GPT3_OK && cut == 1 && wrong == GPT3_ERR_ARGUMENT, "predict: a text past the context is cut, and said",
+          "%s, cut %d; tags from a sequence head: %s", gpt3_strerror(rc), cut, gpt3_strerror(wrong));
+    gpt3_free(&back);
+    gpt3_tokenizer_free(&tok);
+    gpt3__free_head(&m);
+
+    /* tags: words as fine-tuning tokenized them, each read off its first token */
+    gpt3_head_attach(&m, GPT3_HEAD_TAGS, 3, 163);
+    perturb(m.head->params, 27, 4.0f, 164);
+    gpt3_head_set_names(&m, tags, 3);
+    gpt3_tokenizer_bytes(&tok);
+    const char *words[3] = {"ab", "c", "defgh"};
+    int first[3], tagged[3], *wids = NULL;
+    size_t n_ids = 0;
+    float wp[3];
+    rc = gpt3_encode_words(&tok, words, 3, &wids, &n_ids, first);
+    int layout = rc == GPT3_OK && n_ids == 10 && first[0] == 0 && first[1] == 2 && first[2] == 4 &&
+                 wids[2] == ' ' && wids[4] == ' ' && wids[5] == 'd';
+    float probs[10 * 3];
+    if (rc == GPT3_OK) rc = gpt3_head_probabilities(&m, wids, NULL, 1, (int)n_ids, probs);
+    if (rc == GPT3_OK) rc = gpt3_tag_words(&m, &tok, words, 3, tagged, wp);
+    int agree = rc == GPT3_OK;
+    for (int w = 0; agree && w < 3; w++) {
+        const float *row = probs + first[w] * 3;
+        int best = row[1] > row[0] ? 1 : 0;
+        best = row[2] > row[best] ? 2 : best;
+        agree = tagged[w] == best && wp[w] == row[best];
+    }
+    const char *many[7] = {"one", "two", "three", "four", "five", "six", "seven"}; /* 31 bytes > 16 */
+    int many_tags[7];
+    int rc2 = gpt3_tag_words(&m, &tok, many, 7, many_tags, NULL);
+    int past = rc2 == GPT3_OK && many_tags[2] >= 0 && many_tags[3] == -1 && many_tags[6] == -1; /* 13 tokens, then 18 */
+    check(layout && agree && past, "predict: words tagged from their first tokens; words past the context -1",
+          "layout %s, tags = argmax of the first tokens %s, past the context %s", layout ? "ok" : "WRONG",
+          agree ? "yes" : "no", past ? "-1" : "WRONG");
+    free(wids);
+    gpt3_tokenizer_free(&tok);
+    gpt3_free(&m);
+    remove("test_pred.ckpt");
+    remove("test_pred.ckpt.head");
+}
+
 /* Merged adapters give the same logits as the adapters themselves. */
 static void test_lora_merge(void) {
     GPT3Config cfg = small_config(3);
@@ -2014,6 +2335,30 @@ static void test_head_files(void) {
         gpt3_init(&b, &cfg, 90);
         int got = gpt3_head_load(&b, "test_head.bin");
         check(got == names_bad[i].want && !b.head, names_bad[i].label, "-> %s", gpt3_strerror(got));
+        gpt3_free(&b);
+        free(copy);
+    }
+    /* version 2 (names, no prompt) is version 3's bytes without a prompt;
+       a prompt's length is checked against the model and the file */
+    struct { const char *label; int version, K, N; size_t length; int want; } prompt_cases[] = {
+        {"head file: version 2 (before soft prompts) loads", 2, 3, 0, head_bytes, GPT3_OK},
+        {"head file: a prompt as long as the context", 3, 3, 8, head_bytes + 8 * 8 * 4, GPT3_ERR_CORRUPT},
+        {"head file: a prompt cut short", 3, 3, 2, head_bytes + 8 * 4, GPT3_ERR_TRUNCATED},
+        {"head file: neither a head nor a prompt", 3, 0, 0, 64, GPT3_ERR_CORRUPT},
+    };
+    for (size_t i = 0; saved && i < sizeof(prompt_cases) / sizeof(prompt_cases[0]); i++) {
+        unsigned char *copy = (unsigned char *)calloc(head_bytes + 8 * 8 * 4, 1);
+        memcpy(copy, saved, head_bytes);
+        copy[4] = (unsigned char)prompt_cases[i].version;
+        copy[12] = (unsigned char)prompt_cases[i].K;
+        copy[28] = (unsigned char)prompt_cases[i].N;
+        if (prompt_cases[i].K == 0) copy[8] = copy[24] = 0; /* kind, names */
+        write_bytes("test_head.bin", copy, prompt_cases[i].length);
+        gpt3_init(&b, &cfg, 90);
+        int got = gpt3_head_load(&b, "test_head.bin");
+        int loaded = got == GPT3_OK && b.head && b.head->num_names == 3 && !b.prompt;
+        check(got == prompt_cases[i].want && (got != GPT3_OK || loaded) && (got == GPT3_OK || (!b.head && !b.prompt)),
+              prompt_cases[i].label, "-> %s", gpt3_strerror(got));
         gpt3_free(&b);
         free(copy);
     }
@@ -2105,6 +2450,10 @@ static int op_model(void) {
     if (rc == GPT3_OK) rc = gpt3_head_forward(&m, in, NULL, labels, 2, 4);
     if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
     if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
+    if (rc == GPT3_OK) rc = gpt3_prompt_attach(&m, 2, NULL, 0, 1);
+    if (rc == GPT3_OK) rc = gpt3_set_adversarial(&m, 2, 0.5f, 0.3f); /* PGD: r and the saved gradients */
+    if (rc == GPT3_OK) rc = gpt3_head_forward(&m, in, NULL, labels, 2, 3);
+    if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
     if (rc == GPT3_OK && (rc = gpt3_kv_init(&kv, &m)) == GPT3_OK) {
         rc = gpt3_kv_forward(&m, &kv, 3);
         gpt3_kv_free(&kv);
@@ -2123,6 +2472,14 @@ static int op_files(void) { /* the files op_model's fixtures wrote */
     rc = first_error(rc, gpt3_load_state(&m, &st, "test_oom.ckpt.state"));
     if (rc == GPT3_OK) rc = gpt3_head_load(&m, "test_oom.head");
     gpt3_free(&m);
+    GPT3Tokenizer tok;
+    if (rc == GPT3_OK && (rc = gpt3_load_finetuned(&m, &tok, "test_oom_bytes.ckpt")) == GPT3_OK) {
+        const char *words[2] = {"a", "b"};
+        int tags[2];
+        rc = gpt3_tag_words(&m, &tok, words, 2, tags, NULL); /* the .head beside it: a tag head */
+        gpt3_free(&m);
+        gpt3_tokenizer_free(&tok);
+    }
     if (rc == GPT3_OK && (rc = gpt3_tokens_load(&t, "test_oom.tok")) == GPT3_OK) {
         rc = gpt3_loader_init(&dl, &t, 2, 4, 1, 1);
         gpt3_loader_free(&dl);
@@ -2205,6 +2562,14 @@ static void test_out_of_memory(void) {
     gpt3_save_state(&m, &st, "test_oom.ckpt.state");
     gpt3_head_save(&m, "test_oom.head");
     gpt3_free(&m);
+    cfg.vocab_size = 256; /* a fine-tuned model of bytes: no tokenizer files */
+    gpt3_init(&m, &cfg, 1);
+    gpt3_head_attach(&m, GPT3_HEAD_TAGS, 3, 1);
+    gpt3_prompt_attach(&m, 2, NULL, 0, 1);
+    gpt3_save(&m, "test_oom_bytes.ckpt");
+    gpt3_head_save(&m, "test_oom_bytes.ckpt.head");
+    gpt3_free(&m);
+    cfg.vocab_size = 11;
     for (int i = 0; i < 40; i++) tokens[i] = (uint16_t)(i % cfg.vocab_size);
     gpt3_tokens_save("test_oom.tok", tokens, 40, cfg.vocab_size, 1);
     write_bytes("test_oom_encoder.json", encoder, strlen(encoder));
@@ -2214,7 +2579,7 @@ static void test_out_of_memory(void) {
     expect_nomem_everywhere("out of memory: tokenizer load, encode, train", op_tokenizer);
     expect_nomem_everywhere("out of memory: reports and the sampler", op_reports);
     free(encoder);
-    const char *files[] = {"test_oom.ckpt", "test_oom.ckpt.state", "test_oom.head", "test_oom.tok",
+    const char *files[] = {"test_oom.ckpt", "test_oom.ckpt.state", "test_oom.head", "test_oom_bytes.ckpt", "test_oom_bytes.ckpt.head", "test_oom.tok",
                            "test_oom_encoder.json", "test_oom_vocab.bpe", "test_oom_saved.json",
                            "test_oom_saved.bpe"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) remove(files[i]);
@@ -2435,6 +2800,9 @@ int main(int argc, char **argv) {
     test_finetune_grads();
     test_freezing();
     test_lora_merge();
+    test_prompt_tuning();
+    test_adversarial();
+    test_prediction();
     test_padding();
     test_head_files();
     test_out_of_memory();
