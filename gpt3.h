@@ -415,6 +415,9 @@ GPT3DEF float gpt3_lr_schedule(int step, float max_lr, int warmup_steps,
    optimizer update, and cost no backward work below the lowest block that
    trains. */
 GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks);
+/* Parameters the next AdamW step updates: the model's that are not frozen,
+   the adapters', the head's and the soft prompt's. */
+GPT3DEF size_t gpt3_trainable_parameters(const GPT3 *m);
 /* training 1: dropout p on the embeddings, the attention probabilities and
    the residual branches; 0: evaluation (no dropout). */
 GPT3DEF void gpt3_set_training(GPT3 *m, int training, float dropout, uint64_t seed);
@@ -2020,7 +2023,7 @@ GPT3DEF int gpt3_forward(GPT3 *m, const int *inputs, const int *targets, int B, 
 /* The gradients of everything that trains: the model, the adapters, the
    head, the soft prompt. */
 #define GPT3__GRADIENT_PARTS 4
-static void gpt3__gradient_parts(GPT3 *m, float *parts[GPT3__GRADIENT_PARTS],
+static void gpt3__gradient_parts(const GPT3 *m, float *parts[GPT3__GRADIENT_PARTS],
                                  size_t sizes[GPT3__GRADIENT_PARTS]) {
     parts[0] = m->grads;
     sizes[0] = m->grads ? m->num_parameters : 0;
@@ -2272,6 +2275,21 @@ GPT3DEF void gpt3_freeze(GPT3 *m, int trainable_blocks) {
     if (trainable_blocks < 0 || trainable_blocks >= L) trainable_blocks = L;
     m->frozen_layers = trainable_blocks == L ? 0 : L - trainable_blocks;
     m->frozen_final = trainable_blocks == 0;
+}
+
+GPT3DEF size_t gpt3_trainable_parameters(const GPT3 *m) {
+    if (!m || !m->params) return 0;
+    size_t n = 0, L = (size_t)m->config.num_layers;
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++) {
+        size_t layers = i >= 2 && i <= 13 ? L : 1;
+        for (size_t l = 0; l < layers; l++)
+            if (gpt3__trains(m, i, (int)l)) n += m->tensor_sizes[i] / layers;
+    }
+    float *parts[GPT3__GRADIENT_PARTS];
+    size_t sizes[GPT3__GRADIENT_PARTS];
+    gpt3__gradient_parts(m, parts, sizes);
+    for (int k = 1; k < GPT3__GRADIENT_PARTS; k++) n += sizes[k];
+    return n;
 }
 
 /* Dropout with probability p while training (training = 1); evaluation
