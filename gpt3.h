@@ -1,4 +1,4 @@
-/* gpt3.h - v0.6.7 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.7.0 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -7,8 +7,9 @@
    banded sparse attention. Forward pass, backward pass (every gradient derived
    in a comment above the code that computes it), AdamW, the GPT-3 learning
    rate schedule, checkpoints that resume, fine-tuning (task heads with the
-   binary and softmax cross-entropies, freezing, LoRA, dropout,
-   distillation, evaluation reports), generation with a KV cache and
+   binary and softmax cross-entropies, freezing, LoRA, soft prompts,
+   adversarial training, dropout, distillation, evaluation reports, and
+   the calls that put a fine-tuned model to use), generation with a KV cache and
    top-k/top-p sampling, GPT-2/GPT-3's BPE tokenizer (and training your own),
    token files and batches. C99, libc and libm only; OpenMP if you have it.
 
@@ -16,7 +17,8 @@
        config and presets, parameters, layers (each one's forward beside its
        backward), the loss heads, the model, the optimizer, fine-tuning,
        generation (sampling, the KV cache), evaluation, files, the
-       tokenizer, data, checkpoints, the fast kernels (the packed matrix
+       tokenizer, data, checkpoints, prediction (a fine-tuned model in an
+       application), the fast kernels (the packed matrix
        product and blocked attention that the model calls, each tested
        against its reference in the layers), errors. A reader who stops at
        the end of the model has read the whole of GPT-3.
@@ -78,6 +80,7 @@
    vectorise. Never -ffast-math or -Ofast, which change results.
 
    Revision history:
+       0.7.0  fine-tuning: soft prompts, FGM/PGD adversarial training, prediction calls
        0.6.7  the same bits on any thread count; saves that survive any interruption
        0.6.6  speed: AVX-512 intrinsics for the micro-kernel's packed slivers
        0.6.5  speed: the micro-kernel's operands by pointer; heads a block at a time
