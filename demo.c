@@ -983,12 +983,15 @@ typedef struct {
     int n;              /* how many                                         */
 } Generator;
 
+/* The positions left for tokens: a soft prompt takes the first ones. */
+static int context_room(const GPT3 *m) { return m->config.max_seq_len - (m->prompt ? m->prompt->length : 0); }
+
 /* Feed one token and leave its logits in *logits. The context holds at
    most max_seq_len tokens: when it is full, the oldest half is dropped and
    the cache refilled from the newer half (positions are absolute, so the
    kept tokens must be run again at their new positions). */
 static int generator_feed(Generator *g, int token, const float **logits) {
-    int maxT = g->m->config.max_seq_len, rc = GPT3_OK;
+    int maxT = context_room(g->m), rc = GPT3_OK;
     if (g->n == maxT) {
         int keep = maxT / 2;
         memmove(g->context, g->context + g->n - keep, (size_t)keep * sizeof(int));
@@ -1020,7 +1023,7 @@ static void print_token(const GPT3Tokenizer *tok, int id) {
 static double generate(GPT3 *m, GPT3Tokenizer *tok, const char *prompt, int n_new,
                        GPT3Sampler *sampler, int use_cache, int stop_at_eot, int show) {
     Generator g;
-    int *ids = NULL, maxT = m->config.max_seq_len;
+    int *ids = NULL, maxT = context_room(m);
     size_t n_ids = 0;
     memset(&g, 0, sizeof(g));
     g.m = m;
@@ -1090,6 +1093,13 @@ static int cmd_generate(int argc, char **argv) {
         if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or ./demo train --help)\n");
         return 1;
     }
+    char head_path[MAX_PATH + 8];
+    snprintf(head_path, sizeof(head_path), "%s.head", model);
+    if (file_exists(head_path) && (rc = gpt3_head_load(&m, head_path)) != GPT3_OK) { /* a soft prompt, if any */
+        gpt3_free(&m);
+        return fail(head_path, rc);
+    }
+    if (m.prompt) fprintf(stderr, "[with the soft prompt of %d vectors in %s]\n", m.prompt->length, head_path);
     if (open_tokenizer(&tok, encoder, bpe, model)) { gpt3_free(&m); return 1; }
     if (tok.vocab_size != m.config.vocab_size) {
         fprintf(stderr, "demo generate: the tokenizer has %d tokens but %s expects %d: give the model's --encoder and --bpe\n",
@@ -1669,50 +1679,60 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
 
 /* CoNLL: "token tag" lines (or CoNLL-2003's four columns, the tag last,
    with -DOCSTART- lines between documents), a blank line between
-   sentences. Each word is
-   tokenized with a space before it (but the first); its tag sits on its
-   first sub-token, the others get -1 (ignored). */
+   sentences. Each word is tokenized with a space before it (but the
+   first: gpt3_encode_words); its tag sits on its first sub-token, the
+   others get -1 (ignored). */
+#define MAX_WORDS 1024 /* a sentence's */
 static int finish_sentence(GPT3Tokenizer *tok, Dataset *d, Example *e, char **words, int *tags, int n_words,
                            int max_len) {
-    e->targets = (int *)malloc(((size_t)max_len + 64) * sizeof(int));
+    int first[MAX_WORDS + 1];
+    size_t n_ids = 0;
+    if (gpt3_encode_words(tok, (const char *const *)words, n_words, &e->ids, &n_ids, first) != GPT3_OK) return 1;
+    first[n_words] = (int)n_ids;
+    e->targets = (int *)malloc(((size_t)n_ids + 1) * sizeof(int));
     e->words = (int *)malloc(((size_t)n_words + 1) * sizeof(int));
     if (!e->targets || !e->words) return 1;
-    for (int w = 0; w < n_words; w++) {
-        size_t len = strlen(words[w]);
-        char *piece = (char *)malloc(len + 2); /* " word": the space is part of the piece */
-        if (!piece) return 1;
-        snprintf(piece, len + 2, "%s%s", w ? " " : "", words[w]);
-        int before = e->n, got = append_tokens(tok, e, piece, strlen(piece));
-        free(piece);
-        if (got < 0) return 1;
-        if (e->n > max_len) { /* a sentence longer than the context is cut */
-            e->n = before;
-            d->cut++;
-            break;
-        }
-        for (int t = before; t < e->n; t++) e->targets[t] = t == before ? tags[w] : -1;
-        e->words[e->n_words++] = tags[w];
+    while (first[e->n_words + 1] <= max_len) { /* a sentence longer than the context loses its last words */
+        e->words[e->n_words] = tags[e->n_words];
+        if (++e->n_words == n_words) break;
     }
+    d->cut += e->n_words < n_words;
+    e->n = first[e->n_words];
+    for (int t = 0; t < e->n; t++) e->targets[t] = -1;
+    for (int w = 0; w < e->n_words; w++) e->targets[first[w]] = tags[w];
     return 0;
 }
 
-/* A CoNLL line's fields, separated by spaces or tabs: the token first and
-   the tag last ("token tag", or CoNLL-2003's "token POS chunk tag"), cut
-   out in place. Returns how many there are (0: a blank line). */
-static int conll_fields(char *line, char **token, char **tag) {
+/* A CoNLL line's first field (the token) and last (the gold tag, when
+   there are two or more): where each starts and its length. Returns how
+   many fields there are (0: a blank line). The line is left as it is. */
+static int conll_columns(const char *line, size_t *token, size_t *token_n, size_t *tag, size_t *tag_n) {
     int n = 0;
-    *token = *tag = NULL;
-    for (char *p = line; *p;) {
-        while (*p == ' ' || *p == '\t') *p++ = 0; /* ends the field before */
-        if (!*p) break;
-        if (n++ == 0) *token = p;
-        *tag = p;
-        while (*p && *p != ' ' && *p != '\t') p++;
+    for (size_t i = 0; line[i];) {
+        while (line[i] == ' ' || line[i] == '\t') i++;
+        if (!line[i]) break;
+        size_t start = i;
+        while (line[i] && line[i] != ' ' && line[i] != '\t') i++;
+        if (n++ == 0) { *token = start; *token_n = i - start; }
+        *tag = start;
+        *tag_n = i - start;
     }
     return n;
 }
 
-#define MAX_WORDS 1024 /* a sentence's */
+/* The same fields ("token tag", or CoNLL-2003's "token POS chunk tag"), cut
+   out in place: *token and *tag NUL-terminated. */
+static int conll_fields(char *line, char **token, char **tag) {
+    size_t at = 0, n = 0, tag_at = 0, tag_n = 0;
+    int fields = conll_columns(line, &at, &n, &tag_at, &tag_n);
+    *token = *tag = NULL;
+    if (!fields) return 0;
+    line[at + n] = line[tag_at + tag_n] = 0;
+    *token = line + at;
+    *tag = line + tag_at;
+    return fields;
+}
+
 static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int max_len) {
     size_t size;
     char *text = (char *)read_file(path, &size);
@@ -1772,6 +1792,14 @@ typedef struct {
     float lr, weight_decay, dropout, lora_alpha, distill_alpha, distill_temperature;
     GPT3 *teacher;   /* distillation, or NULL */
     const char *report_path;
+    int prompt_tuning;       /* soft prompt vectors (0: none)                  */
+    const int *prompt_init;  /* their first tokens, or NULL: random            */
+    int n_prompt_init;
+    int adv_steps;           /* adversarial training: 0 off, 1 FGM, K PGD      */
+    float adv_epsilon, adv_alpha;
+    float attack_epsilon;    /* the FGM attack of the robustness figure         */
+    float augment;           /* data augmentation's strength (0: off)           */
+    int quiet;               /* the comparison's runs: the summary lines only   */
 } FinetuneArgs;
 
 /* A batch of examples order[from .. from+B): right-padded inputs, lengths,
@@ -1790,6 +1818,323 @@ static int make_batch(const Dataset *d, const int *order, int from, int B, int t
         if (task == TASK_CLASSIFY) labels[b] = e->label;
     }
     return T;
+}
+
+/* ------------------------------------------------------------------------ */
+/* finetune --augment P: a fresh, label-preserving edit of every training   */
+/* example each epoch                                                       */
+/*   classify, generate: one of EDA's edits (Wei & Zou 2019) on the text    */
+/*     (generate: on the prompt only), chosen at random: random deletion,   */
+/*     random swap or random crop, each of strength P                       */
+/*   ner: mention replacement (Dai & Adel 2020): each entity mention is     */
+/*     replaced, with probability P, by a random mention of the same type   */
+/*     from the training set                                                */
+/* The edit of example i in epoch e depends only on (seed, e, i): not on    */
+/* the order examples are visited in, nor on the batch size.                */
+
+typedef struct {
+    int from, len;   /* its tokens: the table's tokens[from .. from+len)    */
+} Mention;
+
+typedef struct {
+    int task, max_len;
+    float p;         /* the strength: deletion probability, swaps per token,
+                        the most a crop cuts, the replacement probability   */
+    /* ner: the tag set, and the training set's mentions                    */
+    int n_labels, n_types;
+    char *kind;      /* [n_labels]: 'O', 'B' or 'I'                         */
+    int *type;       /* [n_labels]: the entity type of B-X and I-X (0 ..
+                        n_types-1), -1 for O                                */
+    int *tokens;     /* [n_tokens]: the mentions' tokens, one after another */
+    int *targets;    /* [n_tokens]: their targets (a word's tag on its first
+                        sub-token, -1 on the others), as in the example     */
+    int n_tokens;
+    Mention *mentions; /* [n_mentions], grouped by (type, at the start)     */
+    int n_mentions;
+    int *group;      /* [2*n_types + 1]: group g = 2*type + at_start holds
+                        mentions[group[g] .. group[g+1]); at_start: the
+                        mention opened its sentence, so its first token was
+                        encoded without the space before it                 */
+} Augmenter;
+
+/* A tag's shape: 0 for a word's later sub-token (-1), else 'O', 'B' or 'I'
+   (a tag outside the label set counts as O: it is copied, never replaced). */
+static char tag_kind(const Augmenter *a, int tag) {
+    if (tag < 0) return 0;
+    return tag < a->n_labels ? a->kind[tag] : 'O';
+}
+
+/* ner: the shape and type of each tag name ("O", "B-X", "I-X"); types are
+   numbered in their order of first appearance. 1: out of memory. */
+static int read_tag_set(Augmenter *a, char *const *labels, int n_labels) {
+    a->n_labels = n_labels;
+    a->kind = (char *)malloc((size_t)n_labels + 1);
+    a->type = (int *)malloc(((size_t)n_labels + 1) * sizeof(int));
+    if (!a->kind || !a->type) return 1;
+    for (int k = 0; k < n_labels; k++) {
+        const char *name = labels[k];
+        int tagged = (name[0] == 'B' || name[0] == 'I') && name[1] == '-';
+        a->kind[k] = tagged ? name[0] : 'O';
+        a->type[k] = -1;
+        for (int j = 0; tagged && j < k && a->type[k] < 0; j++) /* a type seen before? */
+            if (a->kind[j] != 'O' && strcmp(labels[j] + 2, name + 2) == 0) a->type[k] = a->type[j];
+        if (tagged && a->type[k] < 0) a->type[k] = a->n_types++;
+    }
+    return 0;
+}
+
+/* The end (exclusive) of the mention that opens at token t (a B-X word's
+   first sub-token): its sub-tokens and the I-X words after it. */
+static int mention_end(const Augmenter *a, const Example *e, int t) {
+    int x = a->type[e->targets[t]], u = t + 1;
+    while (u < e->n && (e->targets[u] < 0 || (tag_kind(a, e->targets[u]) == 'I' && a->type[e->targets[u]] == x)))
+        u++;
+    return u;
+}
+
+/* ner: the table of the training set's mentions. Two passes: the first
+   counts (fill = 0), the second copies each mention to its group's next
+   place (cursor[g]: where group g's next mention goes). A mention is a
+   B-X word and the I-X words after it; an I-X word after an O or another
+   type (IOB1 data) opens no mention, so it is neither in the table nor
+   replaced. Mentions that occur often are in the table as often. */
+static void scan_mentions(Augmenter *a, const Dataset *train, int fill, int *cursor) {
+    for (int i = 0; i < train->count; i++) {
+        const Example *e = &train->ex[i];
+        for (int t = 0; t < e->n;) {
+            if (tag_kind(a, e->targets[t]) != 'B') { t++; continue; }
+            int u = mention_end(a, e, t), g = 2 * a->type[e->targets[t]] + (t == 0);
+            if (fill) {
+                Mention *m = &a->mentions[cursor[g]++];
+                m->from = a->n_tokens;
+                m->len = u - t;
+                memcpy(a->tokens + a->n_tokens, e->ids + t, (size_t)(u - t) * sizeof(int));
+                memcpy(a->targets + a->n_tokens, e->targets + t, (size_t)(u - t) * sizeof(int));
+            } else {
+                cursor[g]++;
+            }
+            a->n_tokens += u - t;
+            t = u;
+        }
+    }
+}
+
+static int build_mention_table(Augmenter *a, const Dataset *train) {
+    int groups = 2 * a->n_types, *cursor = (int *)malloc(((size_t)groups + 1) * sizeof(int));
+    a->group = (int *)malloc(((size_t)groups + 1) * sizeof(int));
+    if (!cursor || !a->group) { free(cursor); return 1; }
+    memset(cursor, 0, ((size_t)groups + 1) * sizeof(int));
+    scan_mentions(a, train, 0, cursor); /* cursor[g]: group g's size */
+    a->group[0] = 0;
+    for (int g = 0; g < groups; g++) a->group[g + 1] = a->group[g] + cursor[g];
+    a->n_mentions = a->group[groups];
+    a->mentions = (Mention *)malloc(((size_t)a->n_mentions + 1) * sizeof(Mention));
+    a->tokens = (int *)malloc(((size_t)a->n_tokens + 1) * sizeof(int));
+    a->targets = (int *)malloc(((size_t)a->n_tokens + 1) * sizeof(int));
+    if (!a->mentions || !a->tokens || !a->targets) { free(cursor); return 1; }
+    memcpy(cursor, a->group, (size_t)groups * sizeof(int)); /* cursor[g]: group g's first place */
+    a->n_tokens = 0;
+    scan_mentions(a, train, 1, cursor);
+    free(cursor);
+    return 0;
+}
+
+static void augmenter_free(Augmenter *a) {
+    free(a->kind); free(a->type); free(a->tokens); free(a->targets); free(a->mentions); free(a->group);
+    memset(a, 0, sizeof(*a));
+}
+
+/* An augmenter for task with strength p (0 to 1) for examples of at most
+   max_len tokens (the model's context); ner reads the training set's
+   mentions. 0: done; 1: a p outside [0, 1], a max_len below 1, or out of
+   memory (a is then left freed). */
+static int augmenter_init(Augmenter *a, const Dataset *train, int task, float p, int max_len) {
+    memset(a, 0, sizeof(*a));
+    if (!(p >= 0.0f && p <= 1.0f) || max_len < 1) return 1;
+    a->task = task;
+    a->p = p;
+    a->max_len = max_len;
+    if (task != TASK_NER) return 0;
+    if (read_tag_set(a, train->labels, train->n_labels) || build_mention_table(a, train)) {
+        augmenter_free(a);
+        return 1;
+    }
+    return 0;
+}
+
+/* --- EDA's three edits: src[0 .. n) edited into dst (no overlap); each
+       returns the new length, at least 1 when n >= 1 ---------------------- */
+
+/* floor(p*n + half), as for the decimal p that was typed: a float p is off
+   by up to 6e-8 of itself (0.7f is 0.69999999), so a little slack. */
+static int share_of(float p, int n, double half) {
+    return (int)floor((double)p * n + half + 1e-6 * n);
+}
+
+/* Random deletion: each token goes with probability p; had all gone, one
+   of them (at random) stays. */
+static int delete_tokens(const int *src, int n, float p, GPT3Rng *rng, int *dst) {
+    int m = 0;
+    for (int t = 0; t < n; t++)
+        if (gpt3_rng_float(rng) >= p) dst[m++] = src[t];
+    if (m == 0 && n > 0) dst[m++] = src[gpt3_rng_u32(rng) % (uint32_t)n];
+    return m;
+}
+
+/* Random swap: round(p*n) swaps (at least one when p > 0), each of two
+   different positions drawn at random. */
+static int swap_tokens(const int *src, int n, float p, GPT3Rng *rng, int *dst) {
+    if (n > 0) memcpy(dst, src, (size_t)n * sizeof(int));
+    if (n < 2) return n;
+    int swaps = share_of(p, n, 0.5);
+    if (swaps < 1 && p > 0.0f) swaps = 1;
+    for (int s = 0; s < swaps; s++) {
+        int x = (int)(gpt3_rng_u32(rng) % (uint32_t)n);
+        int y = (x + 1 + (int)(gpt3_rng_u32(rng) % (uint32_t)(n - 1))) % n; /* any position but x */
+        int kept = dst[x];
+        dst[x] = dst[y];
+        dst[y] = kept;
+    }
+    return n;
+}
+
+/* Random crop: a contiguous span of a length drawn uniformly between
+   n - floor(p*n) = ceil((1-p)*n) (at least 1) and n, at a place drawn
+   uniformly. */
+static int crop_tokens(const int *src, int n, float p, GPT3Rng *rng, int *dst) {
+    if (n < 1) return 0;
+    int shortest = n - share_of(p, n, 0.0);
+    if (shortest < 1) shortest = 1;
+    int len = shortest + (int)(gpt3_rng_u32(rng) % (uint32_t)(n - shortest + 1));
+    int from = (int)(gpt3_rng_u32(rng) % (uint32_t)(n - len + 1));
+    memcpy(dst, src + from, (size_t)len * sizeof(int));
+    return len;
+}
+
+/* One of the three, chosen uniformly. */
+static int edit_tokens(const int *src, int n, float p, GPT3Rng *rng, int *dst) {
+    switch (gpt3_rng_u32(rng) % 3u) {
+    case 0: return delete_tokens(src, n, p, rng, dst);
+    case 1: return swap_tokens(src, n, p, rng, dst);
+    default: return crop_tokens(src, n, p, rng, dst);
+    }
+}
+
+/* --- the tasks ------------------------------------------------------------ */
+
+/* generate: the prompt's length. load_tsv gives the inputs ids[0 .. n) the
+   targets ids[1 .. n] and sets -1 where the target is still the prompt: the
+   -1s lead, and the prompt's last token has the completion's first as its
+   target, so k leading -1s mean a prompt of k+1 tokens. None means 1 or 0
+   (cut away by a long completion), which an edit leaves alone anyway. */
+static int prompt_length(const Example *e) {
+    int k = 0;
+    while (k < e->n && e->targets[k] < 0) k++;
+    return k > 0 ? k + 1 : 0;
+}
+
+/* generate: the prompt edited, the completion and its targets as they were;
+   the targets rebuilt: -1 before the prompt's last token, then the next one.
+   A prompt of fewer than 2 tokens is left as it is. */
+static void augment_prompt(const Augmenter *a, const Example *in, GPT3Rng *rng, Example *out) {
+    int n_prompt = prompt_length(in), kept = n_prompt;
+    if (n_prompt >= 2) kept = edit_tokens(in->ids, n_prompt, a->p, rng, out->ids);
+    else if (n_prompt > 0) memcpy(out->ids, in->ids, (size_t)n_prompt * sizeof(int));
+    memcpy(out->ids + kept, in->ids + n_prompt, (size_t)(in->n + 1 - n_prompt) * sizeof(int)); /* + the last target */
+    out->n = kept + in->n - n_prompt;
+    for (int t = 0; t < out->n; t++) out->targets[t] = t + 1 >= kept ? out->ids[t + 1] : -1;
+}
+
+/* ner: a random mention of type x from the table that fits at the
+   sentence's start (at_start) or elsewhere; NULL if there is none. */
+static const Mention *pick_mention(const Augmenter *a, int x, int at_start, GPT3Rng *rng) {
+    int g = 2 * x + at_start, count = a->group[g + 1] - a->group[g];
+    return count > 0 ? &a->mentions[a->group[g] + (int)(gpt3_rng_u32(rng) % (uint32_t)count)] : NULL;
+}
+
+/* ner: each mention replaced with probability p by one of the same type, its
+   tokens and targets (so its B-/I- tags) with it; one that would make the
+   sentence longer than max_len is not made. words rebuilt from the targets. */
+static void replace_mentions(const Augmenter *a, const Example *in, GPT3Rng *rng, Example *out) {
+    int n = 0;
+    for (int t = 0; t < in->n;) {
+        int u = t + 1; /* in[t .. u): copied as it is, or replaced */
+        const Mention *m = NULL;
+        if (tag_kind(a, in->targets[t]) == 'B') {
+            u = mention_end(a, in, t);
+            if (gpt3_rng_float(rng) < a->p) m = pick_mention(a, a->type[in->targets[t]], t == 0, rng);
+            if (m && n + m->len + (in->n - u) > a->max_len) m = NULL; /* too long: kept */
+        }
+        const int *ids = m ? a->tokens + m->from : in->ids + t, *targets = m ? a->targets + m->from : in->targets + t;
+        int len = m ? m->len : u - t;
+        memcpy(out->ids + n, ids, (size_t)len * sizeof(int));
+        memcpy(out->targets + n, targets, (size_t)len * sizeof(int));
+        n += len;
+        t = u;
+    }
+    out->n = n;
+    for (int t = 0; t < n; t++)
+        if (out->targets[t] >= 0) out->words[out->n_words++] = out->targets[t];
+}
+
+/* The seed of example i's edit in epoch epoch: a hash of the three
+   (splitmix64's finaliser after each), so that nearby (epoch, i) give
+   unrelated streams. */
+static uint64_t augment_key(uint64_t seed, int epoch, int i) {
+    uint64_t z = seed;
+    for (int round = 0; round < 2; round++) {
+        z += 0x9E3779B97F4A7C15ULL * (1 + (uint64_t)(uint32_t)(round ? i : epoch));
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+    }
+    return z;
+}
+
+/* An augmented copy of in (training example i) for epoch epoch into out;
+   the same (seed, epoch, i) always give the same copy. out's buffers are
+   the caller's, reused from call to call: zero out before its first call
+   and give it to no other function but this one (and free: free its ids,
+   targets and words, or dataset_free a Dataset made of such outputs); the
+   first call gives it room for max_len+1 ids, targets and words, which any
+   later one fits in. in must have at most max_len tokens, as the loaders
+   make them. 0: done; 1: in is longer than max_len, or out of memory. */
+static int augment_example(const Augmenter *a, const Example *in, uint64_t seed, int epoch, int i, Example *out) {
+    if (in->n < 0 || in->n > a->max_len) return 1;
+    if (!out->ids || !out->targets || !out->words) {
+        size_t room = ((size_t)a->max_len + 1) * sizeof(int);
+        free(out->ids); free(out->targets); free(out->words);
+        out->ids = (int *)malloc(room);
+        out->targets = (int *)malloc(room);
+        out->words = (int *)malloc(room);
+        if (!out->ids || !out->targets || !out->words) {
+            free(out->ids); free(out->targets); free(out->words);
+            memset(out, 0, sizeof(*out));
+            return 1;
+        }
+    }
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, augment_key(seed, epoch, i));
+    out->label = in->label;
+    out->n_words = 0;
+    if (a->task == TASK_NER) replace_mentions(a, in, &rng, out);
+    else if (a->task == TASK_GENERATE) augment_prompt(a, in, &rng, out);
+    else out->n = edit_tokens(in->ids, in->n, a->p, &rng, out->ids);
+    return 0;
+}
+
+/* The batch of examples order[from .. from+B) augmented for this epoch, as
+   make_batch makes it; the copies live in copies->ex (B examples, reused). */
+static int augmented_batch(const Augmenter *aug, const Dataset *train, const int *order, int from, int B,
+                           uint64_t seed, int epoch, Dataset *copies, int *inputs, int *lengths, int *labels) {
+    int *in_order = (int *)malloc((size_t)B * sizeof(int)), b = 0;
+    for (; in_order && b < B; b++) {
+        in_order[b] = b;
+        if (augment_example(aug, &train->ex[order[from + b]], seed, epoch, order[from + b], &copies->ex[b])) break;
+    }
+    int T = b == B ? make_batch(copies, in_order, 0, B, aug->task, inputs, lengths, labels) : -1;
+    free(in_order);
+    return T; /* -1: out of memory */
 }
 
 /* The task's forward: the head for classify and ner, the LM for generate. */
@@ -1869,7 +2214,7 @@ static void show_report(const FinetuneArgs *a, const char *title, int task, cons
         if (!text) return;
         gpt3_report_format(r, names, text, size);
     }
-    fprintf(stderr, "\n-- %s --\n%s", title, text);
+    if (!a->quiet) fprintf(stderr, "\n-- %s --\n%s", title, text);
     FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
     if (f) {
         fprintf(f, "\n-- %s --\n%s", title, text);
@@ -1879,14 +2224,16 @@ static void show_report(const FinetuneArgs *a, const char *title, int task, cons
 }
 
 /* Copies of everything that trains: the best dev epoch's values. */
-typedef struct { float *params, *lora, *head; } Snapshot;
+typedef struct { float *params, *lora, *head, *prompt; } Snapshot;
 
 static void snapshot(GPT3 *m, Snapshot *s, int restore) {
-    float *live[3] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL};
-    size_t n[3] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
-                   m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0};
-    float **copy[3] = {&s->params, &s->lora, &s->head};
-    for (int k = 0; k < 3; k++) {
+    float *live[4] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL,
+                      m->prompt ? m->prompt->params : NULL};
+    size_t n[4] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
+                   m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0,
+                   m->prompt ? (size_t)m->prompt->length * m->config.channels : 0};
+    float **copy[4] = {&s->params, &s->lora, &s->head, &s->prompt};
+    for (int k = 0; k < 4; k++) {
         if (!n[k]) continue;
         if (!*copy[k]) *copy[k] = (float *)malloc(n[k] * sizeof(float));
         if (!*copy[k]) continue;
@@ -1895,35 +2242,97 @@ static void snapshot(GPT3 *m, Snapshot *s, int restore) {
     }
 }
 
-/* Steps 2 to 5 for one task. Returns the test metric. */
-static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test) {
-    int task = a->task, B = a->batch, maxT = m->config.max_seq_len, rc = GPT3_OK;
-    /* 2. the task head */
-    if (task == TASK_CLASSIFY)
-        rc = train->n_labels == 2 ? gpt3_head_attach(m, GPT3_HEAD_BINARY, 1, (uint64_t)a->seed)
-                                  : gpt3_head_attach(m, GPT3_HEAD_CLASSES, train->n_labels, (uint64_t)a->seed);
-    if (task == TASK_NER) rc = gpt3_head_attach(m, GPT3_HEAD_TAGS, train->n_labels, (uint64_t)a->seed);
-    if (rc == GPT3_OK && task != TASK_GENERATE) /* saved with the head, so predictions can be named */
-        rc = gpt3_head_set_names(m, (const char *const *)train->labels, train->n_labels);
-    if (rc != GPT3_OK) return fail("head", rc), -1e30;
-    /* 3. what trains, and how */
-    gpt3_freeze(m, a->trainable);
-    if (a->lora_rank > 0 && (rc = gpt3_lora_attach(m, a->lora_rank, a->lora_alpha, (uint64_t)a->seed)) != GPT3_OK)
-        return fail("LoRA", rc), -1e30;
-    fprintf(stderr, "head: %s; trains: %s%s; AdamW lr %g, weight decay %g, dropout %g, batch %d, up to %d epochs, patience %d%s\n",
+/* Test accuracy under an FGM attack of strength epsilon: each example's
+   token embeddings moved by epsilon along the gradient of its loss at the
+   gold label (gpt3_set_adversarial's r), then classified. classify only. */
+static double attacked_accuracy(GPT3 *m, const Dataset *d, int B, float epsilon) {
+    int maxT = m->config.max_seq_len, n = d->count, correct = 0, done = 0;
+    int *order = (int *)malloc((size_t)n * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
+    int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
+    GPT3Adversary saved = m->adversary;
+    m->training = 0;
+    gpt3_set_adversarial(m, 1, epsilon, 0.0f);
+    for (int i = 0; order && i < n; i++) order[i] = i;
+    for (int from = 0; order && inputs && lengths && labels && from < n; from += B) {
+        int b_count = n - from < B ? n - from : B, K = m->head->num_classes;
+        int T = make_batch(d, order, from, b_count, TASK_CLASSIFY, inputs, lengths, labels);
+        if (gpt3_head_forward(m, inputs, lengths, labels, b_count, T) != GPT3_OK || gpt3_head_backward(m) != GPT3_OK)
+            break;
+        for (int b = 0; b < b_count; b++, done++) { /* the logits are the attacked forward's */
+            const float *z = m->head->logits + (size_t)b * K;
+            correct += (K == 1 ? z[0] > 0.0f : argmax(z, K)) == labels[b];
+        }
+    }
+    gpt3_zero_grad(m);
+    m->adversary.steps = saved.steps; /* the training settings back (buffers kept) */
+    m->adversary.epsilon = saved.epsilon;
+    m->adversary.alpha = saved.alpha;
+    free(order); free(inputs); free(lengths); free(labels);
+    return done ? (double)correct / done : 0.0;
+}
+
+/* Step 3's line: what trains, and how. */
+static void say_setup(const GPT3 *m, const FinetuneArgs *a) {
+    int task = a->task;
+    fprintf(stderr, "head: %s; trains: %s%s (%zu parameters); AdamW lr %g, weight decay %g, dropout %g, batch %d, "
+            "up to %d epochs, patience %d%s",
             task == TASK_GENERATE ? "the LM head (loss on the completion only)" : m->head->kind == GPT3_HEAD_BINARY ? "binary (sigmoid + BCE)" :
             m->head->kind == GPT3_HEAD_CLASSES ? "classes (softmax + cross-entropy)" : "tags (a softmax per token)",
-            a->trainable < 0 ? "everything" : a->trainable == 0 ? "the head only" : "the top blocks and the head",
-            a->lora_rank > 0 ? " + LoRA adapters" : "", a->lr, a->weight_decay, a->dropout, B, a->epochs, a->patience,
+            a->prompt_tuning ? "a soft prompt" : a->trainable < 0 ? "everything" : a->trainable == 0 ? "the head only" :
+            "the top blocks and the head", a->lora_rank > 0 ? " + LoRA adapters" : a->prompt_tuning && task != TASK_GENERATE ? " and the head" : "",
+            gpt3_trainable_parameters(m), a->lr, a->weight_decay, a->dropout, a->batch, a->epochs, a->patience,
             a->teacher ? ", distilled from a teacher" : "");
+    if (a->adv_steps) fprintf(stderr, "; adversarial training: %s, epsilon %g", a->adv_steps == 1 ? "FGM" : "PGD",
+                              a->adv_epsilon);
+    if (a->adv_steps > 1) fprintf(stderr, ", %d steps of %g", a->adv_steps, a->adv_alpha);
+    if (a->augment > 0.0f) fprintf(stderr, "; data augmentation, strength %g", a->augment);
+    fprintf(stderr, "\n");
+}
+
+/* Step 2 and 3: the head, what trains, the techniques. */
+static int set_up(GPT3 *m, const FinetuneArgs *a, const Dataset *train) {
+    int task = a->task, rc = GPT3_OK;
+    uint64_t seed = (uint64_t)a->seed;
+    if (task == TASK_CLASSIFY)
+        rc = train->n_labels == 2 ? gpt3_head_attach(m, GPT3_HEAD_BINARY, 1, seed)
+                                  : gpt3_head_attach(m, GPT3_HEAD_CLASSES, train->n_labels, seed);
+    if (task == TASK_NER) rc = gpt3_head_attach(m, GPT3_HEAD_TAGS, train->n_labels, seed);
+    if (rc == GPT3_OK && task != TASK_GENERATE) /* saved with the head, so predictions can be named */
+        rc = gpt3_head_set_names(m, (const char *const *)train->labels, train->n_labels);
+    if (rc != GPT3_OK) return fail("head", rc);
+    gpt3_freeze(m, a->prompt_tuning ? 0 : a->trainable);
+    if (a->lora_rank > 0 && (rc = gpt3_lora_attach(m, a->lora_rank, a->lora_alpha, seed)) != GPT3_OK)
+        return fail("LoRA", rc);
+    if (a->prompt_tuning &&
+        (rc = gpt3_prompt_attach(m, a->prompt_tuning, a->prompt_init, a->n_prompt_init, seed)) != GPT3_OK)
+        return fail("prompt tuning", rc);
+    if ((rc = gpt3_set_adversarial(m, a->adv_steps, a->adv_epsilon, a->adv_alpha)) != GPT3_OK)
+        return fail("adversarial training", rc);
+    say_setup(m, a);
+    return 0;
+}
+
+/* Steps 2 to 5 for one task. Returns the test metric; *attacked gets the
+   test accuracy under attack (classify), *seconds the training time. */
+static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test,
+                           double *attacked, double *seconds) {
+    int task = a->task, B = a->batch, maxT = m->config.max_seq_len, rc = GPT3_OK;
+    if (set_up(m, a, train)) return -1e30;
     int *order = (int *)malloc((size_t)train->count * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
     int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
     const char *const *tags = (const char *const *)train->labels;
     GPT3Report r;
-    Snapshot best = {NULL, NULL, NULL};
+    Snapshot best = {NULL, NULL, NULL, NULL};
+    Augmenter aug;
+    Dataset copies = {0};
     GPT3Rng rng;
     gpt3_rng_seed(&rng, (uint64_t)a->seed);
-    double loss = evaluate_task(m, dev, task, B, &r, tags), best_metric = task_metric(task, &r, loss);
+    memset(&aug, 0, sizeof(aug));
+    if (a->augment > 0.0f && (augmenter_init(&aug, train, task, a->augment, maxT - a->prompt_tuning) ||
+                              !(copies.ex = (Example *)calloc((size_t)B, sizeof(Example)))))
+        rc = GPT3_ERR_NOMEM;
+    copies.count = copies.capacity = copies.ex ? B : 0;
+    double loss = evaluate_task(m, dev, task, B, &r, tags), best_metric = task_metric(task, &r, loss), t_start = now_seconds();
     show_report(a, "dev, before fine-tuning", task, &r, loss, train);
     gpt3_report_free(&r);
     snapshot(m, &best, 0);
@@ -1932,7 +2341,7 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
     int best_epoch = 0;
     for (int i = 0; order && i < train->count; i++) order[i] = i;
     /* 4. train, with the dev score after each epoch */
-    for (int epoch = 1; order && inputs && lengths && labels && epoch <= a->epochs && waited < a->patience; epoch++) {
+    for (int epoch = 1; rc == GPT3_OK && order && inputs && lengths && labels && epoch <= a->epochs && waited < a->patience; epoch++) {
         for (int i = train->count - 1; i > 0; i--) { /* shuffle */
             int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
             order[i] = order[j];
@@ -1941,7 +2350,10 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
         double t0 = now_seconds(), sum = 0.0;
         for (int from = 0; from < train->count; from += B, step++) {
             int b_count = train->count - from < B ? train->count - from : B;
-            int T = make_batch(train, order, from, b_count, task, inputs, lengths, labels);
+            int T = a->augment > 0.0f
+                        ? augmented_batch(&aug, train, order, from, b_count, (uint64_t)a->seed, epoch, &copies, inputs, lengths, labels)
+                        : make_batch(train, order, from, b_count, task, inputs, lengths, labels);
+            if (T < 0) { rc = fail("data augmentation", GPT3_ERR_NOMEM); break; }
             const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
             if (a->teacher && !soft) { fail("the teacher's forward", GPT3_ERR_SEQ_LEN); rc = GPT3_ERR_SEQ_LEN; break; }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
@@ -1968,21 +2380,36 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
         show_report(a, title, task, &r, loss, train);
         gpt3_report_free(&r);
         if (metric > best_metric) { best_metric = metric; best_epoch = epoch; waited = 0; snapshot(m, &best, 0); }
-        else if (++waited >= a->patience) fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
+        else if (++waited >= a->patience && !a->quiet) fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
     }
+    *seconds = now_seconds() - t_start;
     /* 5. test the best epoch's model */
     snapshot(m, &best, 1);
     loss = evaluate_task(m, dev, task, B, &r, tags);
-    fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
-            best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
+    if (!a->quiet)
+        fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
+                best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
     gpt3_report_free(&r);
     loss = evaluate_task(m, test, task, B, &r, tags);
     double result = task_metric(task, &r, loss);
     show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
+    *attacked = -1.0;
+    if (task == TASK_CLASSIFY && a->attack_epsilon > 0.0f) { /* the robustness figure */
+        char line[256];
+        *attacked = attacked_accuracy(m, test, B, a->attack_epsilon);
+        snprintf(line, sizeof(line), "robustness: test accuracy %.4f, %.4f under an FGM attack of epsilon %g "
+                 "(each example's token embeddings moved by epsilon, up its loss's gradient)\n",
+                 r.accuracy, *attacked, a->attack_epsilon);
+        if (!a->quiet) fprintf(stderr, "%s", line);
+        FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
+        if (f) { fprintf(f, "\n%s", line); fclose(f); }
+    }
     gpt3_report_free(&r);
-    free(best.params); free(best.lora); free(best.head);
+    free(best.params); free(best.lora); free(best.head); free(best.prompt);
     free(order); free(inputs); free(lengths); free(labels);
-    return result;
+    dataset_free(&copies, 0);
+    augmenter_free(&aug);
+    return rc == GPT3_ERR_NOMEM ? -1e30 : result; /* a step that was not finite: the best epoch's is tested */
 }
 
 static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int maxT) {
@@ -2106,9 +2533,42 @@ static int teacher_fits(const GPT3 *teacher, const GPT3 *student, int task, cons
 
 typedef struct {
     const char *train, *dev, *test, *data, *model, *init, *encoder, *bpe, *out, *teacher, *trainable;
+    const char *prompt_init, *adversarial;
+    const char *compare;       /* built-in examples: the task(s) to compare strategies on */
     int task, context, split_seed;
     FinetuneArgs a;
+    double attacked, seconds;  /* the run's test accuracy under attack, training time */
+    size_t trainable_count;    /* and its trainable parameters                     */
 } FinetuneFlags;
+
+/* --prompt-init: "random" (no tokens), "vocab" (tokens drawn from the
+   vocabulary, the paper's sampled-vocabulary start) or a text, whose
+   tokens start the vectors (repeated to fill them). */
+static int prompt_tokens(FinetuneFlags *f, GPT3Tokenizer *tok, int V, int **ids) {
+    int n = f->a.prompt_tuning;
+    size_t n_ids = 0;
+    *ids = NULL;
+    if (strcmp(f->prompt_init, "random") == 0) return 0;
+    if (strcmp(f->prompt_init, "vocab") == 0) {
+        GPT3Rng rng;
+        gpt3_rng_seed(&rng, (uint64_t)f->a.seed + 7);
+        *ids = (int *)malloc((size_t)n * sizeof(int));
+        for (int i = 0; *ids && i < n; i++) (*ids)[i] = (int)(gpt3_rng_u32(&rng) % (uint32_t)V);
+        n_ids = (size_t)n;
+    } else if (gpt3_encode(tok, f->prompt_init, strlen(f->prompt_init), ids, &n_ids) != GPT3_OK) {
+        free(*ids);
+        *ids = NULL;
+    }
+    if (!*ids) return fail("--prompt-init", GPT3_ERR_NOMEM);
+    if (n_ids == 0 || n_ids > (size_t)n) {
+        fprintf(stderr, "demo finetune: --prompt-init \"%s\" is %zu tokens: give a text of 1 to %d tokens "
+                "(--prompt-tuning %d), or random, or vocab\n", f->prompt_init, n_ids, n, n);
+        return 1;
+    }
+    f->a.prompt_init = *ids;
+    f->a.n_prompt_init = (int)n_ids;
+    return 0;
+}
 
 /* The report's path; the file is started (emptied) only once the data have
    loaded, so that a run refused for bad input leaves no file behind. */
@@ -2143,8 +2603,14 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     memset(&teacher, 0, sizeof(teacher));
     fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
     if (open_base(&m, f->model, f->init, tok.vocab_size, f->context, f->a.seed)) { gpt3_tokenizer_free(&tok); return 1; }
-    int maxT = m.config.max_seq_len;
-    if (f->a.trainable > m.config.num_layers) {
+    int maxT = m.config.max_seq_len - f->a.prompt_tuning; /* a soft prompt takes the first positions */
+    int *prompt_init = NULL;
+    if (f->a.prompt_tuning >= m.config.max_seq_len) {
+        fprintf(stderr, "demo finetune: --prompt-tuning %d leaves no room in the model's context of %d: use at most %d\n",
+                f->a.prompt_tuning, m.config.max_seq_len, m.config.max_seq_len / 2);
+    } else if (f->a.prompt_tuning && prompt_tokens(f, &tok, m.config.vocab_size, &prompt_init)) {
+        /* said */
+    } else if (f->a.trainable > m.config.num_layers) {
         fprintf(stderr, "demo finetune: --trainable top:%d, but the model has %d blocks: use top:%d or all\n",
                 f->a.trainable, m.config.num_layers, m.config.num_layers);
     } else if (f->a.lora_rank > m.config.channels) {
@@ -2189,7 +2655,8 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     }
     if (status == 0) {
         report_start(f);
-        *score = run_finetune(&m, &f->a, &train, &dev, &test);
+        *score = run_finetune(&m, &f->a, &train, &dev, &test, &f->attacked, &f->seconds);
+        f->trainable_count = gpt3_trainable_parameters(&m);
         status = *score < -1e29;
     }
     if (status == 0 && f->out) { /* the fine-tuned model: adapters merged, a normal checkpoint */
@@ -2199,10 +2666,13 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         int rc = m.lora ? gpt3_lora_merge(&m) : GPT3_OK;
         if (rc == GPT3_OK) rc = gpt3_save(&m, path);
         if (rc != GPT3_OK) status = fail(path, rc);
-        else if (m.head && (rc = gpt3_head_save(&m, head_path)) != GPT3_OK) status = fail(head_path, rc);
+        else if ((m.head || m.prompt) && (rc = gpt3_head_save(&m, head_path)) != GPT3_OK) status = fail(head_path, rc);
         else if ((rc = save_tokenizer_beside(&tok, f->out)) != GPT3_OK) status = fail("the tokenizer's files", rc);
-        else fprintf(stderr, "saved %s%s%s; reports in %s\n", path, m.head ? ", model.ckpt.head" : "",
-                     tok.is_bytes ? "" : ", encoder.json, vocab.bpe", f->a.report_path);
+        else if (!f->a.quiet)
+            fprintf(stderr, "saved %s%s%s; reports in %s\n", path,
+                    m.head && m.prompt ? ", model.ckpt.head (the head and the soft prompt)" : m.head ? ", model.ckpt.head"
+                    : m.prompt ? ", model.ckpt.head (the soft prompt)" : "",
+                    tok.is_bytes ? "" : ", encoder.json, vocab.bpe", f->a.report_path);
     }
     dataset_free(&all, 1);
     dataset_free(&train, 1);
@@ -2213,8 +2683,113 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     gpt3_free(&teacher);
     gpt3_free(&m);
     gpt3_tokenizer_free(&tok);
+    free(prompt_init);
     unlock_folder(lock);
     return status;
+}
+
+/* Step 5, visible: each fine-tuned model of the built-in examples, loaded
+   from its folder as an application would (gpt3_load_finetuned), on
+   sentences it has never seen. */
+static void predict_new_samples(const char *ckpt, int task) {
+    static const char *texts[3][2] = {
+        {"What a lovely concert, I enjoyed every minute!", "The new Lumio tent seemed fine at first, but it was awful in the end."},
+        {"Orla Venn played the cello with the city orchestra.", "Researchers at the Ostler Institute froze the yeast cells."},
+        {"Capital city of Quaria?", "Tell me the capital of Drisland."}};
+    static const char *sentence[] = {"Orla", "Venn", "flew", "from", "Drennick", "to", "meet", "Wavecrest", "Radio", "."};
+    GPT3 m;
+    GPT3Tokenizer tok;
+    int rc = gpt3_load_finetuned(&m, &tok, ckpt), which = strstr(ckpt, "topic") ? 1 : 0;
+    if (rc != GPT3_OK) { fail(ckpt, rc); return; }
+    printf("%s:\n", ckpt);
+    if (task == TASK_CLASSIFY) {
+        for (int i = 0; i < 2; i++) {
+            float probs[MAX_LABELS];
+            if (gpt3_classify(&m, &tok, texts[which][i], strlen(texts[which][i]), probs, NULL) != GPT3_OK) continue;
+            int best = argmax(probs, gpt3_head_outputs(&m));
+            printf("  %-10s %.3f  %s\n", m.head->names[best], probs[best], texts[which][i]);
+        }
+    } else if (task == TASK_NER) {
+        int n = COUNT(sentence), tags[COUNT(sentence)];
+        if (gpt3_tag_words(&m, &tok, sentence, n, tags, NULL) == GPT3_OK) {
+            printf(" ");
+            for (int w = 0; w < n; w++) printf(" %s/%s", sentence[w], tags[w] >= 0 ? m.head->names[tags[w]] : "-");
+            printf("\n");
+        }
+    } else {
+        GPT3Sampler sampler;
+        for (int i = 0; i < 2 && gpt3_sampler_init(&sampler, m.config.vocab_size, 0.0f, 0, 1.0f, 1) == GPT3_OK; i++) {
+            printf("  ");
+            generate(&m, &tok, texts[2][i], 8, &sampler, 1, 1, 1);
+            printf("\n");
+            gpt3_sampler_free(&sampler);
+        }
+    }
+    gpt3_free(&m);
+    gpt3_tokenizer_free(&tok);
+}
+
+/* The strategies of the comparison, on the same data and seed: what trains,
+   and the two techniques added to full fine-tuning. */
+typedef struct { const char *name; int trainable, lora_rank, prompt_tuning, adversarial; float lr_scale, augment; } Strategy;
+static const Strategy strategies[] = {
+    {"full fine-tuning", -1, 0, 0, 0, 1.0f, 0.0f},
+    {"head only", 0, 0, 0, 0, 1.0f, 0.0f},
+    {"top:2 blocks", 2, 0, 0, 0, 1.0f, 0.0f},
+    {"LoRA, rank 4", 0, 4, 0, 0, 1.0f, 0.0f},
+    {"prompt tuning, 16 (lr x10)", 0, 0, 16, 0, 10.0f, 0.0f},
+    {"full + adversarial (FGM)", -1, 0, 0, 1, 1.0f, 0.0f},
+    {"full + augmentation 0.1", -1, 0, 0, 0, 1.0f, 0.1f},
+};
+
+/* Every strategy on one built-in task (name: its files in data/finetune/);
+   the table on stdout. Returns 0, or 1 if a run failed. */
+static int compare_strategies(const FinetuneFlags *base, const char *name, int task) {
+    char train[256], dev[256], test[256], out[256], report[1024];
+    const char *ext = task == TASK_NER ? "conll" : "tsv";
+    const char *metric = task == TASK_CLASSIFY ? "macro F1" : task == TASK_NER ? "entity F1" : "perplexity";
+    double score[COUNT(strategies)], attacked[COUNT(strategies)], seconds[COUNT(strategies)];
+    size_t params[COUNT(strategies)];
+    fprintf(stderr, "\n==== comparing the strategies on %s (each a few seconds) ====\n", name);
+    for (int i = 0; i < COUNT(strategies); i++) {
+        const Strategy *s = &strategies[i];
+        FinetuneFlags f = *base;
+        snprintf(train, sizeof(train), "data/finetune/%s.train.%s", name, ext);
+        snprintf(dev, sizeof(dev), "data/finetune/%s.dev.%s", name, ext);
+        snprintf(test, sizeof(test), "data/finetune/%s.test.%s", name, ext);
+        snprintf(out, sizeof(out), "demo_out/finetune/compare/%s-%d", name, i + 1);
+        make_directory("demo_out/finetune/compare");
+        f.train = train; f.dev = dev; f.test = test; f.out = out; f.model = "demo_out/model.ckpt";
+        f.task = f.a.task = task;
+        f.a.trainable = task == TASK_GENERATE && s->trainable == 0 && !s->lora_rank && !s->prompt_tuning ? 1 : s->trainable;
+        f.a.lora_rank = s->lora_rank;
+        f.a.prompt_tuning = s->prompt_tuning;
+        f.prompt_init = "vocab";
+        f.a.lr *= s->lr_scale;
+        f.a.adv_steps = s->adversarial;
+        f.a.augment = s->augment;
+        f.a.quiet = 1;
+        report_path_for(&f, report, sizeof(report));
+        fprintf(stderr, "%d. %s: ", i + 1, s->name);
+        if (finetune_files(&f, &score[i])) return 1;
+        attacked[i] = f.attacked;
+        seconds[i] = f.seconds;
+        params[i] = f.trainable_count;
+    }
+    printf("\nfine-tuning strategies on %s (data/finetune/%s.*, seed %d, the main job's small model; "
+           "reports in demo_out/finetune/compare/)\n", name, name, base->a.seed);
+    printf("%-28s %12s %11s %17s %8s\n", "strategy", "trainable", metric,
+           task == TASK_CLASSIFY ? "acc, FGM attack" : "", "seconds");
+    for (int i = 0; i < COUNT(strategies); i++) {
+        printf("%-28s %12zu %11.4f ", strategies[i].name, params[i], task == TASK_GENERATE ? exp(-score[i]) : score[i]);
+        if (attacked[i] >= 0.0) printf("%17.4f", attacked[i]);
+        else printf("%17s", "");
+        printf(" %8.1f\n", seconds[i]);
+    }
+    if (task == TASK_CLASSIFY)
+        printf("(acc, FGM attack: test accuracy with each example's embeddings moved by epsilon %g up its loss's "
+               "gradient)\n", base->a.attack_epsilon);
+    return 0;
 }
 
 /* The built-in examples: each task on the datasets in data/finetune/, from
@@ -2277,16 +2852,62 @@ static int finetune_builtin(FinetuneFlags *base) {
             "ner        entity F1 %.4f\nqa         perplexity %.3f\nreports and models: demo_out/finetune/\n",
             scores[0], scores[1], gpt3_num_parameters(&big), scores[4], gpt3_num_parameters(&small), scores[2],
             exp(-scores[3]));
+    printf("\n==== 5. the fine-tuned models on new sentences (loaded as an application would: gpt3_load_finetuned) ====\n");
+    for (int i = 0; i < 4; i++) {
+        snprintf(out, sizeof(out), "demo_out/finetune/%s/model.ckpt", runs[i].name);
+        predict_new_samples(out, runs[i].task);
+    }
+    fflush(stdout);
+    static const char *compared[4] = {"sentiment", "topic", "ner", "qa"};
+    for (int i = 0; i < 4; i++) {
+        int all = strcmp(base->compare, "all") == 0;
+        if ((all || strcmp(base->compare, compared[i]) == 0) && compare_strategies(base, compared[i], runs[i].task))
+            return 1;
+    }
     return 0;
+}
+
+/* --adversarial fgm|pgd and its settings: refused without it, defaults
+   filled in with it; the attack of the robustness figure. */
+static int adversarial_flags(FinetuneFlags *f) {
+    FinetuneArgs *a = &f->a;
+    const char *c = "finetune";
+    int fgm = f->adversarial && strcmp(f->adversarial, "fgm") == 0, pgd = f->adversarial && strcmp(f->adversarial, "pgd") == 0;
+    if (f->adversarial && !fgm && !pgd) {
+        fprintf(stderr, "demo finetune: --adversarial must be fgm or pgd (got '%s')\n", f->adversarial);
+        return 0;
+    }
+    if (!f->adversarial && (a->adv_steps != UNSET || !isnan(a->adv_epsilon) || !isnan(a->adv_alpha))) {
+        fprintf(stderr, "demo finetune: --adv-epsilon, --adv-steps and --adv-alpha are for --adversarial fgm|pgd\n");
+        return 0;
+    }
+    if (fgm && (a->adv_steps != UNSET || !isnan(a->adv_alpha))) {
+        fprintf(stderr, "demo finetune: FGM is one step of size epsilon: --adv-steps and --adv-alpha are for pgd\n");
+        return 0;
+    }
+    if (!(isnan(a->adv_epsilon) || check_range(c, "adv-epsilon", a->adv_epsilon, 0, 1e6)) ||
+        !(isnan(a->adv_alpha) || check_positive(c, "adv-alpha", a->adv_alpha, 1e6)) ||
+        !(isnan(a->attack_epsilon) || check_range(c, "attack-epsilon", a->attack_epsilon, 0, 1e6)) ||
+        !(a->adv_steps == UNSET || check_range(c, "adv-steps", a->adv_steps, 2, 100)))
+        return 0;
+    if (isnan(a->adv_epsilon)) a->adv_epsilon = 0.1f;
+    a->adv_steps = pgd ? (a->adv_steps == UNSET ? 3 : a->adv_steps) : fgm;
+    if (isnan(a->adv_alpha)) a->adv_alpha = pgd ? a->adv_epsilon / 2 : 0.0f;
+    if (isnan(a->attack_epsilon)) a->attack_epsilon = f->adversarial ? a->adv_epsilon : 0.1f;
+    return 1;
 }
 
 static int cmd_finetune(int argc, char **argv) {
     static const char *default_task = "classify", *default_model = "demo_out/model.ckpt";
     const char *task = default_task;
-    FinetuneFlags f = {.model = default_model, .trainable = "all", .split_seed = 1,
+    static const char *default_trainable = "all", *default_prompt_init = "vocab", *default_compare = "sentiment";
+    FinetuneFlags f = {.model = default_model, .trainable = default_trainable, .split_seed = 1,
+                       .prompt_init = default_prompt_init, .compare = default_compare,
                        .a = {.epochs = 4, .batch = 16, .patience = 2, .seed = 1, .lr = 1e-3f,
                              .weight_decay = 0.01f, .dropout = 0.1f, .lora_alpha = UNSET_FLOAT,
-                             .distill_alpha = UNSET_FLOAT, .distill_temperature = UNSET_FLOAT}};
+                             .distill_alpha = UNSET_FLOAT, .distill_temperature = UNSET_FLOAT,
+                             .adv_steps = UNSET, .adv_epsilon = UNSET_FLOAT, .adv_alpha = UNSET_FLOAT,
+                             .attack_epsilon = UNSET_FLOAT}};
     Option opts[] = {
         {"task", OPT_STRING, &task, "classify (TSV label<TAB>text), ner (CoNLL), generate (TSV prompt<TAB>completion)"},
         {"train", OPT_STRING, &f.train, "training file"},
@@ -2312,6 +2933,17 @@ static int cmd_finetune(int argc, char **argv) {
         {"teacher", OPT_STRING, &f.teacher, "distil from this fine-tuned checkpoint (and its .head)"},
         {"distill-alpha", OPT_FLOAT, &f.a.distill_alpha, "weight of the teacher's soft targets (default 0.5)"},
         {"distill-temperature", OPT_FLOAT, &f.a.distill_temperature, "softening temperature tau (default 2)"},
+        {"prompt-tuning", OPT_INT, &f.a.prompt_tuning, "learn a soft prompt of N vectors, the model frozen (0: none)"},
+        {"prompt-init", OPT_STRING, &f.prompt_init, "its start: vocab (embeddings of random tokens), random, or a text"},
+        {"adversarial", OPT_STRING, &f.adversarial, "adversarial training: fgm or pgd"},
+        {"adv-epsilon", OPT_FLOAT, &f.a.adv_epsilon, "the perturbation's L2 norm, per example (default 0.1)"},
+        {"adv-steps", OPT_INT, &f.a.adv_steps, "pgd's steps (default 3)"},
+        {"adv-alpha", OPT_FLOAT, &f.a.adv_alpha, "pgd's step size (default epsilon / 2)"},
+        {"attack-epsilon", OPT_FLOAT, &f.a.attack_epsilon, "classify: test accuracy under an FGM attack this strong "
+                                                            "(default: --adv-epsilon, or 0.1; 0: none)"},
+        {"augment", OPT_FLOAT, &f.a.augment, "data augmentation's strength P, 0 to 1 (0: none)"},
+        {"compare", OPT_STRING, &f.compare, "built-in examples: compare the strategies on sentiment, topic, ner, qa, "
+                                             "all or none"},
         {"seed", OPT_INT, &f.a.seed, "seed of the head, the order and dropout"},
     };
     int rc = parse_flags("finetune", "Fine-tunes a pretrained GPT-3 on a task; with no data files, runs the built-in examples.",
@@ -2328,6 +2960,7 @@ static int cmd_finetune(int argc, char **argv) {
         !check_range(c, "dropout", f.a.dropout, 0, 0.9) || !check_range(c, "patience", f.a.patience, 1, 1e6) ||
         !check_range(c, "lora-rank", f.a.lora_rank, 0, 4096) || !check_range(c, "lr", f.a.lr, 0, 10) ||
         !check_range(c, "weight-decay", f.a.weight_decay, 0, 10) || !check_range(c, "context", f.context, 0, 1 << 24) ||
+        !check_range(c, "prompt-tuning", f.a.prompt_tuning, 0, 1 << 20) || !check_range(c, "augment", f.a.augment, 0, 1) ||
         !(isnan(f.a.distill_alpha) || check_range(c, "distill-alpha", f.a.distill_alpha, 0, 1)) ||
         !(isnan(f.a.lora_alpha) || check_positive(c, "lora-alpha", f.a.lora_alpha, 1e6)) ||
         !(isnan(f.a.distill_temperature) || check_positive(c, "distill-temperature", f.a.distill_temperature, 1000)))
@@ -2340,11 +2973,21 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "demo finetune: --lora-alpha is for --lora-rank (adapters of that rank)\n");
         return 1;
     }
+    if (!adversarial_flags(&f)) return 1;
+    if (f.a.prompt_tuning && (f.trainable != default_trainable || f.a.lora_rank)) {
+        fprintf(stderr, "demo finetune: --prompt-tuning freezes the model: it trains the prompt (and the head) alone; "
+                "drop --trainable and --lora-rank\n");
+        return 1;
+    }
+    if (!f.a.prompt_tuning && f.prompt_init != default_prompt_init) {
+        fprintf(stderr, "demo finetune: --prompt-init is for --prompt-tuning N (a soft prompt of N vectors)\n");
+        return 1;
+    }
     if (isnan(f.a.lora_alpha)) f.a.lora_alpha = 8.0f;
     if (isnan(f.a.distill_alpha)) f.a.distill_alpha = 0.5f;
     if (isnan(f.a.distill_temperature)) f.a.distill_temperature = 2.0f;
 
-    if (f.a.trainable == 0 && f.a.lora_rank == 0 && f.task == TASK_GENERATE) {
+    if (f.a.trainable == 0 && f.a.lora_rank == 0 && !f.a.prompt_tuning && f.task == TASK_GENERATE) {
         fprintf(stderr, "demo finetune: with --task generate the head is the tied embedding: --trainable head trains nothing (use top:K or --lora-rank)\n");
         return 1;
     }
@@ -2360,14 +3003,877 @@ static int cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "demo finetune: %s\n", conflict);
         return 1;
     }
+    static const char *comparable[6] = {"sentiment", "topic", "ner", "qa", "all", "none"};
+    int known = 0;
+    for (int k = 0; k < 6; k++) known |= strcmp(f.compare, comparable[k]) == 0;
+    if (!known || (!builtin && f.compare != default_compare)) {
+        fprintf(stderr, "demo finetune: --compare is for the built-in examples (no data files), and one of sentiment, "
+                "topic, ner, qa, all, none\n");
+        return 1;
+    }
     if (builtin) { /* the built-in examples' settings */
-        if (argc == 0) { f.a.epochs = 6; f.a.lr = 3e-3f; }
+        if (argc == 0 || (argc == 2 && strcmp(argv[0], "--compare") == 0)) { f.a.epochs = 6; f.a.lr = 3e-3f; }
         return finetune_builtin(&f);
     }
     char report[1024];
     report_path_for(&f, report, sizeof(report));
     double score;
     return finetune_files(&f, &score);
+}
+
+/* ------------------------------------------------------------------------ */
+/* predict: step 5, the fine-tuned model on new data                        */
+/*                                                                          */
+/* The input streams: lines are read one at a time, gathered --batch       */
+/* examples at a time into one right-padded batch, and the batch's         */
+/* predictions are written (and flushed) before the next lines are read:   */
+/* memory stays flat whatever the input's size; only a report's gold       */
+/* labels grow, two ints an example (or a word). What a user meets:        */
+/*  - classify: the first non-empty line decides what the input is. If its */
+/*    text before the first tab is one of the head's classes, the input is */
+/*    the training TSV (label<TAB>text): every line must be, and a label   */
+/*    the head does not know is an error naming the line. Otherwise every  */
+/*    line is a text, tabs and all (and if that first line looked like a   */
+/*    TSV line, a note says so).                                           */
+/*  - ner: CoNLL lines; the first token line decides whether a tag column  */
+/*    follows the token (two fields or more: the last is the gold tag)     */
+/*    and every token line must then agree. A word past the context gets   */
+/*    the tag "-" (and no place in the report, as fine-tuning cut it).     */
+/*  - generate: the prompt is the line's text before its first tab (the    */
+/*    fine-tuning TSV's prompts hold no tab); a completion ends at a       */
+/*    newline, <|endoftext|>, --max-tokens or the context's end, so each   */
+/*    is one line. Every prompt's sampler starts from --seed: a prompt's   */
+/*    completion does not depend on the lines around it.                   */
+/*  - an empty line (or an empty text) gives an empty prediction line, so  */
+/*    the output lines up with the input; a text longer than the context   */
+/*    keeps its first tokens (a prompt its last ones), as fine-tuning did. */
+/*    Both are counted in a note at the end.                               */
+/*  - the predicted class is the one evaluate_task picks, from the logits  */
+/*    (a binary head: logit > 0), so a report here is fine-tuning's.       */
+/*  - JSON strings: bytes that are not UTF-8 become U+FFFD, one per byte.  */
+
+enum { FORMAT_TSV, FORMAT_JSONL, FORMAT_CONLL, FORMAT_TEXT };
+static const char *format_names[4] = {"tsv", "jsonl", "conll", "text"};
+
+/* Lines of a file or stdin, one at a time. getc reads as far as the line
+   does, so a pipe's lines are answered as they come (with --batch 1). */
+typedef struct {
+    FILE *f;
+    const char *name;    /* the path, or "stdin": for messages             */
+    char *line;          /* the last line read, NUL-terminated             */
+    size_t size;         /* bytes allocated: grows to the longest line     */
+    long line_no;        /* of the last line read, from 1                  */
+    int failed;          /* a read error, said                             */
+} LineReader;
+
+static int reader_open(LineReader *r, const char *path) {
+    memset(r, 0, sizeof(*r));
+    r->name = path ? path : "stdin";
+    r->f = path ? fopen(path, "rb") : stdin;
+    r->size = 256;
+    r->line = (char *)malloc(r->size);
+    if (r->f && r->line) return 0;
+    if (!r->f) fprintf(stderr, "demo predict: cannot open %s: %s\n", path, strerror(errno));
+    else fprintf(stderr, "demo predict: out of memory\n");
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->line);
+    return 1;
+}
+
+static void reader_close(LineReader *r) {
+    if (r->f && r->f != stdin) fclose(r->f);
+    free(r->line);
+}
+
+/* The next line without its "\n" (or "\r\n"), its length in *n; NULL at
+   the end of the input, or after an error (said, r->failed set). */
+static char *reader_next(LineReader *r, size_t *n) {
+    size_t len = 0;
+    int c = getc(r->f), nul = 0;
+    if (c != EOF) r->line_no++;
+    for (; c != EOF && c != '\n'; c = getc(r->f)) {
+        if (len + 2 > r->size) {
+            char *grown = (char *)realloc(r->line, 2 * r->size);
+            if (!grown) {
+                fprintf(stderr, "demo predict: %s:%ld: out of memory for a line this long\n", r->name, r->line_no);
+                r->failed = 1;
+                return NULL;
+            }
+            r->line = grown;
+            r->size *= 2;
+        }
+        nul |= c == 0;
+        r->line[len++] = (char)c;
+    }
+    if (ferror(r->f)) {
+        fprintf(stderr, "demo predict: cannot read %s: %s\n", r->name, strerror(errno));
+        r->failed = 1;
+        return NULL;
+    }
+    if (c == EOF && len == 0) return NULL;
+    if (nul) {
+        fprintf(stderr, "demo predict: %s:%ld: a NUL byte: this is not a text file (or it is damaged)\n", r->name,
+                r->line_no);
+        r->failed = 1;
+        return NULL;
+    }
+    if (len > 0 && r->line[len - 1] == '\r') len--;
+    r->line[len] = 0;
+    *n = len;
+    return r->line;
+}
+
+/* The length of the UTF-8 sequence at s (n bytes left), 0 if it is not
+   one (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+static int utf8_length(const unsigned char *s, size_t n) {
+    int len = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+    unsigned lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : 0x80; /* the second byte's range */
+    unsigned hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : 0xbf;
+    if (len == 0 || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if (s[i] < (i == 1 ? lo : 0x80) || s[i] > (i == 1 ? hi : 0xbf)) return 0;
+    return len;
+}
+
+/* s (n bytes) as a JSON string: quotes, backslashes and control characters
+   escaped, a byte that is not UTF-8 written as U+FFFD. */
+static void json_string(const char *s, size_t n) {
+    putchar('"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        int len = utf8_length((const unsigned char *)s + i, n - i);
+        const char *escape = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
+                           : c == '\t' ? "\\t" : NULL;
+        if (escape) fputs(escape, stdout);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else if (len) fwrite(s + i, 1, (size_t)len, stdout);
+        else fputs("\\ufffd", stdout);
+        i += len ? (size_t)len : 1;
+    }
+    putchar('"');
+}
+
+/* Strings back to back; an offset into it stays valid as it grows. */
+typedef struct { char *data; size_t used, size; } Arena;
+
+/* s (n bytes) and a NUL appended; its offset, or SIZE_MAX out of memory. */
+static size_t arena_add(Arena *a, const char *s, size_t n) {
+    if (a->used + n + 1 > a->size) {
+        size_t size = 2 * (a->used + n + 1) + 4096;
+        char *grown = (char *)realloc(a->data, size);
+        if (!grown) return SIZE_MAX;
+        a->data = grown;
+        a->size = size;
+    }
+    memcpy(a->data + a->used, s, n);
+    a->data[a->used + n] = 0;
+    a->used += n + 1;
+    return a->used - n - 1;
+}
+
+/* p with room for need items of size bytes (*cap of them now, updated);
+   NULL if out of memory, p still valid. */
+static void *grow(void *p, int *cap, int need, size_t size) {
+    if (need <= *cap) return p;
+    int want = 2 * need + 16;
+    void *grown = realloc(p, (size_t)want * size);
+    if (grown) *cap = want;
+    return grown;
+}
+
+typedef struct {
+    GPT3 m;
+    GPT3Tokenizer tok;
+    int task, format, batch;
+    int room;             /* tokens a sequence may have: the context less a soft prompt */
+    int reserved;         /* generate: of those, kept for the completion     */
+    int K;                /* the head's outputs (a binary head: 2)          */
+    const char **names;   /* (K) their names: the head's, or "0", "1", ...   */
+    char *numbers;        /* the text of those numbers                       */
+    LineReader in;
+    long done, empty, cut, untagged; /* predicted, empty lines, cut texts, words left untagged */
+    double t0, shown;     /* the start, the last progress line               */
+    int progress;         /* the width of the progress line on the terminal  */
+    int gold;             /* the input has gold labels: -1 not known yet     */
+    long gold_line;       /* the line that decided                           */
+    int *gold_ids, *pred_ids; /* the report's labels, n_gold of them         */
+    size_t n_gold, gold_capacity;
+    int *inputs, *lengths; /* (batch, room), (batch)                         */
+    float *probs;         /* (batch, outputs) or (batch, room, outputs)      */
+} Predictor;
+
+static int name_index(const Predictor *p, const char *name) {
+    for (int k = 0; k < p->K; k++) if (strcmp(p->names[k], name) == 0) return k;
+    return -1;
+}
+
+/* The head's names in a list for a message: "a, b, c". */
+static void say_names(const Predictor *p) {
+    for (int k = 0; k < p->K && k < 20; k++) fprintf(stderr, "%s%s", k ? ", " : "", p->names[k]);
+    if (p->K > 20) fprintf(stderr, ", ... (%d in all)", p->K);
+}
+
+static int keep_gold(Predictor *p, int gold, int pred) {
+    if (p->n_gold == p->gold_capacity) {
+        size_t capacity = 2 * p->gold_capacity + 4096;
+        int *golds = (int *)realloc(p->gold_ids, capacity * sizeof(int));
+        if (golds) p->gold_ids = golds;
+        int *preds = golds ? (int *)realloc(p->pred_ids, capacity * sizeof(int)) : NULL;
+        if (!preds) return 0;
+        p->pred_ids = preds;
+        p->gold_capacity = capacity;
+    }
+    p->gold_ids[p->n_gold] = gold;
+    p->pred_ids[p->n_gold++] = pred;
+    return 1;
+}
+
+/* A batch's predictions are out: flush them, and every ~2 s on a terminal
+   say how far it is. 0 if stdout failed (a full disk, a closed pipe). */
+static int batch_written(Predictor *p, const char *unit) {
+    if (fflush(stdout) != 0 || ferror(stdout)) return 0;
+    double now = now_seconds();
+    if (stderr_is_terminal() && now - p->shown > 2.0) {
+        p->progress = fprintf(stderr, "\rpredict: %ld %s, %.0f %s/s ", p->done, unit, p->done / (now - p->t0), unit);
+        p->shown = now;
+    }
+    return 1;
+}
+
+/* Row b of `room` tokens of p->inputs in: at most room of ids, its length
+   in p->lengths[b]. Returns whether the text was longer (and cut). */
+static int put_row(Predictor *p, int b, const int *ids, size_t n_ids) {
+    p->lengths[b] = n_ids > (size_t)p->room ? p->room : (int)n_ids; /* the first tokens */
+    memcpy(p->inputs + (size_t)b * p->room, ids, (size_t)p->lengths[b] * sizeof(int));
+    return n_ids > (size_t)p->room;
+}
+
+/* The head's probabilities for the n rows put in, packed right-padded to
+   the longest (T); the predictions are then read off m->head->logits, as
+   evaluate_task does. */
+static int run_head(Predictor *p, int n, int *T) {
+    *T = 1;
+    for (int b = 0; b < n; b++) *T = p->lengths[b] > *T ? p->lengths[b] : *T;
+    for (int b = 0; b < n; b++) /* rows of `room` -> rows of T: each moves down, never over one unread */
+        for (int t = 0; t < *T; t++)
+            p->inputs[(size_t)b * *T + t] = t < p->lengths[b] ? p->inputs[(size_t)b * p->room + t] : 0;
+    int rc = n > 0 ? gpt3_head_probabilities(&p->m, p->inputs, p->lengths, n, *T, p->probs) : GPT3_OK;
+    if (rc != GPT3_OK) fail("predict", rc);
+    return rc == GPT3_OK;
+}
+
+/* ---- classify */
+
+typedef struct { size_t text, n; int gold; } TextItem; /* n 0: an empty line */
+
+static int classify_batch(Predictor *p, const Arena *texts, const TextItem *items, int count) {
+    int n = 0, T, Kz = p->m.head->num_classes;
+    for (int i = 0; i < count; i++) {
+        int *ids;
+        size_t n_ids;
+        if (items[i].n == 0) continue;
+        if (gpt3_encode(&p->tok, texts->data + items[i].text, items[i].n, &ids, &n_ids) != GPT3_OK)
+            return fail("predict", GPT3_ERR_NOMEM), 0;
+        p->cut += put_row(p, n++, ids, n_ids);
+        free(ids);
+    }
+    if (!run_head(p, n, &T)) return 0;
+    for (int i = 0, b = 0; i < count; i++) {
+        const TextItem *it = &items[i];
+        const char *text = texts->data + it->text;
+        if (it->n == 0) {
+            p->empty++;
+            if (p->format == FORMAT_JSONL) printf("{\"text\": \"\", \"label\": null, \"probs\": null}\n");
+            else printf("\n");
+            continue;
+        }
+        const float *z = p->m.head->logits + (size_t)b * Kz, *probs = p->probs + (size_t)b * p->K;
+        int pred = Kz == 1 ? z[0] > 0.0f : argmax(z, Kz);
+        b++;
+        p->done++;
+        if (it->gold >= 0 && !keep_gold(p, it->gold, pred)) return fail("predict", GPT3_ERR_NOMEM), 0;
+        if (p->format == FORMAT_TSV) {
+            printf("%s\t%.4f\t%s\n", p->names[pred], probs[pred], text);
+            continue;
+        }
+        printf("{\"text\": ");
+        json_string(text, it->n);
+        printf(", \"label\": ");
+        json_string(p->names[pred], strlen(p->names[pred]));
+        if (it->gold >= 0) {
+            printf(", \"gold\": ");
+            json_string(p->names[it->gold], strlen(p->names[it->gold]));
+        }
+        printf(", \"probs\": {");
+        for (int k = 0; k < p->K; k++) {
+            printf("%s", k ? ", " : "");
+            json_string(p->names[k], strlen(p->names[k]));
+            if (isfinite(probs[k])) printf(": %.6f", probs[k]);
+            else printf(": null");
+        }
+        printf("}}\n");
+    }
+    return batch_written(p, "examples");
+}
+
+/* A text line as an item; gold-labelled or not, as the first non-empty line decided. */
+static int classify_item(Predictor *p, char *line, size_t len, Arena *texts, TextItem *it) {
+    char *tab = (char *)memchr(line, '\t', len);
+    if (p->gold < 0 && len > 0) { /* the first non-empty line decides */
+        if (tab) *tab = 0;
+        p->gold = tab && name_index(p, line) >= 0;
+        p->gold_line = p->in.line_no;
+        if (tab && !p->gold) {
+            fprintf(stderr, "note: %s:%ld: '%s' before the tab is not one of the model's classes (", p->in.name,
+                    p->in.line_no, line);
+            say_names(p);
+            fprintf(stderr, "): every line is read as a text, tabs and all\n");
+        }
+        if (tab) *tab = '\t';
+    }
+    it->gold = -1;
+    if (p->gold == 1 && len > 0) {
+        if (!tab) {
+            fprintf(stderr, "demo predict: %s:%ld: expected label<TAB>text, as line %ld is\n", p->in.name,
+                    p->in.line_no, p->gold_line);
+            return 0;
+        }
+        *tab = 0;
+        it->gold = name_index(p, line);
+        if (it->gold < 0) {
+            fprintf(stderr, "demo predict: %s:%ld: the label '%s' is not one of the model's classes (", p->in.name,
+                    p->in.line_no, line);
+            say_names(p);
+            fprintf(stderr, "): it was fine-tuned on other labels\n");
+            return 0;
+        }
+        len -= (size_t)(tab + 1 - line);
+        line = tab + 1;
+    }
+    it->n = len;
+    it->text = arena_add(texts, line, len);
+    if (it->text == SIZE_MAX) return fail("predict", GPT3_ERR_NOMEM), 0;
+    it->gold = len > 0 ? it->gold : -1; /* "label<TAB>" alone: an empty text */
+    return 1;
+}
+
+static int predict_classify(Predictor *p) {
+    Arena texts = {NULL, 0, 0};
+    TextItem *items = (TextItem *)malloc((size_t)p->batch * sizeof(TextItem));
+    int count = 0, ok = items != NULL;
+    char *line;
+    size_t len;
+    if (!ok) fail("predict", GPT3_ERR_NOMEM);
+    while (ok && (line = reader_next(&p->in, &len)) != NULL) {
+        ok = classify_item(p, line, len, &texts, &items[count++]);
+        if (ok && count == p->batch) {
+            ok = classify_batch(p, &texts, items, count);
+            count = 0;
+            texts.used = 0;
+        }
+    }
+    if (ok && count > 0) ok = classify_batch(p, &texts, items, count);
+    free(items);
+    free(texts.data);
+    return ok && !p->in.failed;
+}
+
+/* ---- ner */
+
+typedef struct { size_t text; int word; } LineItem; /* word -1: a blank or -DOCSTART- line */
+typedef struct { size_t token; int gold, tag; } WordItem; /* tag -1: past the context */
+typedef struct { int first, n; } SentenceItem; /* its words: words[first .. first + n) */
+
+typedef struct {
+    Arena text;           /* the lines, and the words cut out of them        */
+    LineItem *lines;
+    WordItem *words;
+    SentenceItem *sentences;
+    int n_lines, n_words, n_sentences, cap_lines, cap_words, cap_sentences;
+    int open;             /* the last sentence may have more words          */
+} NerBatch;
+
+/* The batch's sentences as rows of p->inputs, each word's first token in
+   first (n_words), each sentence's token count in n_ids. Returns how many
+   rows (sentences with words), -1 if out of memory. */
+static int encode_sentences(Predictor *p, const NerBatch *nb, const char **words, int *first, int *n_ids) {
+    int n = 0;
+    for (int w = 0; w < nb->n_words; w++) words[w] = nb->text.data + nb->words[w].token;
+    for (int s = 0; s < nb->n_sentences; s++) {
+        const SentenceItem *si = &nb->sentences[s];
+        int *ids;
+        size_t count;
+        if (si->n == 0) continue;
+        if (gpt3_encode_words(&p->tok, words + si->first, si->n, &ids, &count, first + si->first) != GPT3_OK) return -1;
+        n_ids[s] = (int)count;
+        put_row(p, n++, ids, count);
+        free(ids);
+    }
+    return n;
+}
+
+/* Each word's tag, read off its first token as fine-tuning trained it
+   (the logits' argmax, as evaluate_task); -1 for a word that does not fit
+   whole in the context. The gold tags go to the report as evaluate_task
+   counts them: the tagged words, then -1 between sentences. */
+static int tag_sentences(Predictor *p, NerBatch *nb) {
+    const char **words = (const char **)malloc(((size_t)nb->n_words + 1) * sizeof(char *));
+    int *first = (int *)malloc(((size_t)nb->n_words + 1) * sizeof(int));
+    int *n_ids = (int *)malloc(((size_t)nb->n_sentences + 1) * sizeof(int)), T = 1, K = p->K;
+    int n = words && first && n_ids ? encode_sentences(p, nb, words, first, n_ids) : -1;
+    int ok = n >= 0 || (fail("predict", GPT3_ERR_NOMEM), 0);
+    ok = ok && run_head(p, n, &T);
+    for (int s = 0, b = 0; ok && s < nb->n_sentences; s++) {
+        const SentenceItem *si = &nb->sentences[s];
+        int untagged = 0;
+        if (si->n == 0) continue;
+        for (int w = si->first; w < si->first + si->n; w++) {
+            int end = w + 1 < si->first + si->n ? first[w + 1] : n_ids[s];
+            WordItem *wi = &nb->words[w];
+            wi->tag = end <= p->lengths[b] ? argmax(p->m.head->logits + ((size_t)b * T + first[w]) * K, K) : -1;
+            untagged += wi->tag < 0;
+            if (wi->gold >= 0 && wi->tag >= 0) ok = ok && keep_gold(p, wi->gold, wi->tag);
+        }
+        if (p->gold == 1) ok = ok && keep_gold(p, -1, -1);
+        if (!ok) fail("predict", GPT3_ERR_NOMEM);
+        p->untagged += untagged;
+        p->cut += untagged > 0;
+        p->done++;
+        b++;
+    }
+    free(words);
+    free(first);
+    free(n_ids);
+    return ok;
+}
+
+static const char *tag_name(const Predictor *p, int tag) { return tag >= 0 ? p->names[tag] : "-"; }
+
+static int ner_batch(Predictor *p, NerBatch *nb) {
+    if (!tag_sentences(p, nb)) return 0;
+    if (p->format == FORMAT_CONLL) { /* every line as it came, a token's with its tag added */
+        for (int i = 0; i < nb->n_lines; i++) {
+            const char *line = nb->text.data + nb->lines[i].text;
+            int w = nb->lines[i].word;
+            if (w < 0) printf("%s\n", line);
+            else printf("%s%c%s\n", line, strchr(line, '\t') ? '\t' : ' ', tag_name(p, nb->words[w].tag));
+        }
+    } else { /* text: token<TAB>tag lines, a blank line after each sentence */
+        for (int s = 0; s < nb->n_sentences; s++) {
+            const SentenceItem *si = &nb->sentences[s];
+            for (int w = si->first; w < si->first + si->n; w++)
+                printf("%s\t%s\n", nb->text.data + nb->words[w].token, tag_name(p, nb->words[w].tag));
+            printf("\n");
+        }
+    }
+    nb->text.used = 0;
+    nb->n_lines = nb->n_words = nb->n_sentences = 0;
+    return batch_written(p, "sentences");
+}
+
+static int new_sentence(NerBatch *nb) {
+    SentenceItem *grown = (SentenceItem *)grow(nb->sentences, &nb->cap_sentences, nb->n_sentences + 1, sizeof(SentenceItem));
+    if (!grown) return fail("predict", GPT3_ERR_NOMEM), 0;
+    nb->sentences = grown;
+    nb->sentences[nb->n_sentences++] = (SentenceItem){nb->n_words, 0};
+    return 1;
+}
+
+/* A word (n bytes at token) with its gold tag (or -1), in the open sentence
+   or a new one. */
+#define MAX_PREDICT_WORDS 65536 /* a sentence's: more is a file without blank lines */
+static int add_word(Predictor *p, NerBatch *nb, const char *token, size_t n, int gold) {
+    if (!nb->open && !new_sentence(nb)) return 0;
+    nb->open = 1;
+    if (nb->sentences[nb->n_sentences - 1].n == MAX_PREDICT_WORDS) {
+        fprintf(stderr, "demo predict: %s:%ld: a sentence of more than %d words (a blank line missing?)\n", p->in.name,
+                p->in.line_no, MAX_PREDICT_WORDS);
+        return 0;
+    }
+    size_t at = arena_add(&nb->text, token, n);
+    WordItem *grown = (WordItem *)grow(nb->words, &nb->cap_words, nb->n_words + 1, sizeof(WordItem));
+    if (grown) nb->words = grown;
+    if (at == SIZE_MAX || !grown) return fail("predict", GPT3_ERR_NOMEM), 0;
+    nb->words[nb->n_words++] = (WordItem){at, gold, -1};
+    nb->sentences[nb->n_sentences - 1].n++;
+    return 1;
+}
+
+/* The gold tag (n bytes at tag) as the head's index; -1 (said) if unknown. */
+static int gold_tag(const Predictor *p, const char *tag, size_t n) {
+    char name[300];
+    snprintf(name, sizeof(name), "%.*s", (int)(n < 299 ? n : 299), tag);
+    int k = name_index(p, name);
+    if (k >= 0) return k;
+    fprintf(stderr, "demo predict: %s:%ld: the tag '%s' (the last column) is not one of the model's (", p->in.name,
+            p->in.line_no, name);
+    say_names(p);
+    fprintf(stderr, "): it was fine-tuned on other tags\n");
+    return -1;
+}
+
+/* A CoNLL line into the batch: a token (with its gold tag if the input has
+   them), or a blank or -DOCSTART- line, which ends a sentence. */
+static int conll_line(Predictor *p, NerBatch *nb, const char *line, size_t len) {
+    size_t token = 0, token_n = 0, tag = 0, tag_n = 0;
+    int fields = conll_columns(line, &token, &token_n, &tag, &tag_n), gold = -1;
+    int boundary = fields == 0 || (token_n == 10 && memcmp(line + token, "-DOCSTART-", 10) == 0);
+    size_t at = arena_add(&nb->text, line, len);
+    LineItem *grown = (LineItem *)grow(nb->lines, &nb->cap_lines, nb->n_lines + 1, sizeof(LineItem));
+    if (grown) nb->lines = grown;
+    if (at == SIZE_MAX || !grown) return fail("predict", GPT3_ERR_NOMEM), 0;
+    nb->lines[nb->n_lines++] = (LineItem){at, boundary ? -1 : nb->n_words};
+    if (boundary) {
+        nb->open = 0;
+        return 1;
+    }
+    if (p->gold < 0) { /* the first token line decides */
+        p->gold = fields >= 2;
+        p->gold_line = p->in.line_no;
+    }
+    if ((fields >= 2) != p->gold) {
+        fprintf(stderr, "demo predict: %s:%ld: %s, but line %ld %s: give every token its gold tag, or none\n",
+                p->in.name, p->in.line_no, p->gold ? "a token without a tag" : "a tag column", p->gold_line,
+                p->gold ? "has one" : "has none");
+        return 0;
+    }
+    if (p->gold && (gold = gold_tag(p, line + tag, tag_n)) < 0) return 0;
+    return add_word(p, nb, line + token, token_n, gold);
+}
+
+/* A plain text line: a sentence, its words split at spaces and tabs (an
+   empty line: a sentence without words). */
+static int text_line(Predictor *p, NerBatch *nb, const char *line) {
+    if (!new_sentence(nb)) return 0;
+    nb->open = 1;
+    p->gold = 0;
+    for (size_t i = 0; line[i];) {
+        while (line[i] == ' ' || line[i] == '\t') i++;
+        size_t start = i;
+        while (line[i] && line[i] != ' ' && line[i] != '\t') i++;
+        if (i > start && !add_word(p, nb, line + start, i - start, -1)) return 0;
+    }
+    p->empty += nb->sentences[nb->n_sentences - 1].n == 0;
+    nb->open = 0;
+    return 1;
+}
+
+static int predict_ner(Predictor *p) {
+    NerBatch nb;
+    char *line;
+    size_t len;
+    int ok = 1;
+    memset(&nb, 0, sizeof(nb));
+    while (ok && (line = reader_next(&p->in, &len)) != NULL) {
+        ok = p->format == FORMAT_TEXT ? text_line(p, &nb, line) : conll_line(p, &nb, line, len);
+        if (ok && !nb.open && nb.n_sentences >= p->batch) ok = ner_batch(p, &nb); /* full, its last sentence ended */
+    }
+    if (ok && (nb.n_lines > 0 || nb.n_sentences > 0)) ok = ner_batch(p, &nb);
+    free(nb.text.data);
+    free(nb.lines);
+    free(nb.words);
+    free(nb.sentences);
+    return ok && !p->in.failed;
+}
+
+/* ---- generate */
+
+typedef struct { int max_tokens; GPT3Sampler sampler; int seed; GPT3KVCache kv; Arena out; } Sampling;
+
+/* The completion of one prompt (n bytes) into w->out: sampled token by
+   token through the KV cache (a soft prompt goes in first by itself); it
+   ends at <|endoftext|>, a newline, max_tokens or the context's end. */
+static int complete(Predictor *p, Sampling *w, const char *prompt, size_t n) {
+    int *ids, rc;
+    size_t n_ids;
+    w->out.used = 0;
+    if (gpt3_encode(&p->tok, prompt, n, &ids, &n_ids) != GPT3_OK) return fail("predict", GPT3_ERR_NOMEM), 0;
+    size_t keep = (size_t)(p->room - p->reserved), skip = n_ids > keep ? n_ids - keep : 0;
+    p->cut += skip > 0; /* a long prompt keeps its end, as fine-tuning did */
+    gpt3_kv_reset(&w->kv);
+    gpt3_rng_seed(&w->sampler.rng, (uint64_t)w->seed);
+    rc = GPT3_OK;
+    for (size_t i = skip; rc == GPT3_OK && i < n_ids; i++) rc = gpt3_kv_forward(&p->m, &w->kv, ids[i]);
+    free(ids);
+    for (int made = 0; rc == GPT3_OK && made < w->max_tokens; made++) {
+        int next = gpt3_sampler_sample(&w->sampler, w->kv.logits);
+        size_t len;
+        const unsigned char *bytes = gpt3_token_bytes(&p->tok, next, &len);
+        if (next == p->tok.eot || !bytes) break;
+        size_t upto = 0; /* the bytes before a line break ("\n" or "\r") */
+        while (upto < len && bytes[upto] != '\n' && bytes[upto] != '\r') upto++;
+        if (arena_add(&w->out, (const char *)bytes, upto) == SIZE_MAX) return fail("predict", GPT3_ERR_NOMEM), 0;
+        w->out.used--; /* the bytes run on: drop the NUL arena_add put after them */
+        if (upto < len || w->kv.pos >= p->m.config.max_seq_len) break;
+        rc = gpt3_kv_forward(&p->m, &w->kv, next);
+    }
+    if (rc != GPT3_OK) return fail("predict", rc), 0;
+    return 1;
+}
+
+static int predict_generate(Predictor *p, Sampling *w) {
+    char *line;
+    size_t len;
+    int ok = 1;
+    while (ok && (line = reader_next(&p->in, &len)) != NULL) {
+        char *tab = (char *)memchr(line, '\t', len);
+        size_t n = tab ? (size_t)(tab - line) : len;
+        w->out.used = 0;
+        if (n > 0 && !complete(p, w, line, n)) break;
+        p->empty += n == 0;
+        p->done += n > 0;
+        if (p->format == FORMAT_TSV) {
+            fwrite(w->out.data, 1, w->out.used, stdout);
+            printf("\n");
+        } else {
+            printf("{\"prompt\": ");
+            json_string(line, n);
+            printf(", \"completion\": ");
+            json_string(w->out.data, w->out.used);
+            printf("}\n");
+        }
+        ok = batch_written(p, "prompts");
+    }
+    return ok && !p->in.failed;
+}
+
+/* ---- the command */
+
+/* Why gpt3_load_finetuned failed, piece by piece, with the fix. */
+static void say_not_loaded(const char *model, int rc) {
+    GPT3 m;
+    char head[1024], enc[1024], bpe[1024];
+    const char *slash = strrchr(model, '/');
+    int dir = slash ? (int)(slash - model + 1) : 0;
+    snprintf(head, sizeof(head), "%s.head", model);
+    snprintf(enc, sizeof(enc), "%.*sencoder.json", dir, model);
+    snprintf(bpe, sizeof(bpe), "%.*svocab.bpe", dir, model);
+    int own = gpt3_load(&m, model);
+    if (own != GPT3_OK) {
+        fprintf(stderr, "demo predict: %s: %s\n", model, gpt3_strerror(own));
+    } else if (file_exists(head) && (own = gpt3_head_load(&m, head)) != GPT3_OK) {
+        fprintf(stderr, "demo predict: %s: %s\n  a head goes with the model it was fine-tuned with: give the "
+                "model.ckpt that ./demo finetune --out saved beside it\n", head, gpt3_strerror(own));
+    } else if (file_exists(enc) != file_exists(bpe)) {
+        fprintf(stderr, "demo predict: %s has %s beside it but not %s: copy it there (./demo finetune --out "
+                "writes both)\n", model, file_exists(enc) ? "encoder.json" : "vocab.bpe",
+                file_exists(enc) ? "vocab.bpe" : "encoder.json");
+    } else if (!file_exists(enc) && rc == GPT3_ERR_MISMATCH) {
+        fprintf(stderr, "demo predict: %s has %d tokens, but no encoder.json and vocab.bpe beside it (bytes are "
+                "256): copy them there from the folder ./demo finetune --out wrote\n", model, m.config.vocab_size);
+    } else {
+        fprintf(stderr, "demo predict: %s / %s: %s\n", enc, bpe, gpt3_strerror(rc));
+    }
+    gpt3_free(&m);
+}
+
+/* The model, and the head --task needs (the head's kind if --task is not
+   given). 0 if it cannot be used for the task (said, with the fix). */
+static int predict_open(Predictor *p, const char *model, const char *task) {
+    static const char *kinds[3] = {"classify (binary)", "classify", "ner (tags)"};
+    if (!file_exists(model)) {
+        fprintf(stderr, "demo predict: no model at %s: fine-tune one first (./demo finetune --task classify "
+                "--train ... --out DIR), then give --model DIR/model.ckpt\n", model);
+        return 0;
+    }
+    int rc = gpt3_load_finetuned(&p->m, &p->tok, model);
+    if (rc != GPT3_OK) { say_not_loaded(model, rc); return 0; }
+    const GPT3Head *h = p->m.head;
+    int head_task = !h ? TASK_GENERATE : h->kind == GPT3_HEAD_TAGS ? TASK_NER : TASK_CLASSIFY;
+    p->task = head_task;
+    for (int k = 0; task && k < 3; k++) if (strcmp(task, task_names[k]) == 0) p->task = k;
+    if (p->task != TASK_GENERATE && !h) {
+        fprintf(stderr, "demo predict: --task %s needs a task head, and %s has none beside it (%s.head): it was "
+                "fine-tuned to generate (leave --task out), or copy its .head file there\n", task, model, model);
+        return 0;
+    }
+    if (p->task != head_task) {
+        fprintf(stderr, "demo predict: %s.head is a %s head: leave --task out, or give --task %s", model,
+                kinds[h->kind], task_names[head_task]);
+        if (p->task == TASK_GENERATE) fprintf(stderr, " (./demo generate --model %s samples its language model anyway)", model);
+        fprintf(stderr, "\n");
+        return 0;
+    }
+    p->room = context_room(&p->m);
+    p->K = gpt3_head_outputs(&p->m);
+    if (p->K == 0) return 1;
+    p->names = (const char **)malloc((size_t)p->K * sizeof(char *));
+    p->numbers = (char *)malloc((size_t)p->K * 12);
+    if (!p->names || !p->numbers) return fail("predict", GPT3_ERR_NOMEM), 0;
+    for (int k = 0; k < p->K; k++) { /* an old head file has no names: the class index */
+        snprintf(p->numbers + 12 * k, 12, "%d", k);
+        p->names[k] = h->num_names == p->K ? h->names[k] : p->numbers + 12 * k;
+    }
+    if (p->task == TASK_NER && h->num_names != p->K)
+        fprintf(stderr, "note: %s.head names no tags (an older file): tags are printed as numbers, and no entity "
+                "report can be made\n", model);
+    return 1;
+}
+
+/* The report on the gold labels: stderr, and report_path if given. */
+static int predict_report(Predictor *p, const char *report_path) {
+    GPT3Report r;
+    int ner = p->task == TASK_NER;
+    if (ner && p->m.head->num_names != p->K) return 1;
+    int rc = ner ? gpt3_report_entities(&r, p->gold_ids, p->pred_ids, (size_t)p->n_gold, p->names, p->K)
+                 : gpt3_report_classes(&r, p->gold_ids, p->pred_ids, (size_t)p->n_gold, p->K);
+    const char *const *names = ner ? NULL : p->names;
+    char probe[1];
+    size_t size = rc == GPT3_OK ? gpt3_report_format(&r, names, probe, 1) + 1 : 0; /* as long as it needs */
+    char *text = rc == GPT3_OK ? (char *)malloc(size) : NULL;
+    if (!text) { gpt3_report_free(&r); return fail("the report", rc == GPT3_OK ? GPT3_ERR_NOMEM : rc), 0; }
+    gpt3_report_format(&r, names, text, size);
+    char title[1100];
+    snprintf(title, sizeof(title), "\n-- %s: the gold %s of %ld %s --\n", p->in.name, ner ? "tags" : "labels",
+             p->done, ner ? "sentences" : "examples");
+    fprintf(stderr, "%s%s", title, text);
+    FILE *f = report_path ? fopen(report_path, "w") : NULL;
+    int ok = !report_path || (f && fprintf(f, "%s%s", title, text) >= 0);
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "demo predict: cannot write %s: %s\n", report_path, strerror(errno));
+    gpt3_report_free(&r);
+    free(text);
+    return ok;
+}
+
+/* What happened, on stderr: the notes, and one summary line. */
+static void predict_summary(const Predictor *p, const char *report_path) {
+    const char *unit = p->task == TASK_NER ? "sentences" : p->task == TASK_GENERATE ? "prompts" : "examples";
+    int one = p->done == 1; /* "1 example" */
+    double seconds = now_seconds() - p->t0;
+    if (p->progress > 0) fprintf(stderr, "\r%*s\r", p->progress, ""); /* the progress line, cleared */
+    if (p->empty)
+        fprintf(stderr, "note: %ld empty %s: %s\n", p->empty, p->empty == 1 ? "line" : "lines",
+                p->task == TASK_NER ? "an empty sentence each (a blank line alone)" : "an empty line each in the output");
+    if (p->cut && p->task == TASK_NER)
+        fprintf(stderr, "note: %ld %s longer than the context (%d tokens): %s last %ld words are not tagged ('-')%s\n",
+                p->cut, p->cut == 1 ? "sentence is" : "sentences are", p->room, p->cut == 1 ? "its" : "their", p->untagged,
+                p->gold == 1 ? " nor scored, as fine-tuning cut them" : "");
+    if (p->cut && p->task == TASK_CLASSIFY)
+        fprintf(stderr, "note: %ld %s longer than the context (%d tokens): each keeps its first tokens, as fine-tuning "
+                "did\n", p->cut, p->cut == 1 ? "text is" : "texts are", p->room);
+    if (p->cut && p->task == TASK_GENERATE)
+        fprintf(stderr, "note: %ld %s longer than the context leaves (%d tokens, %d of them kept for the completion): "
+                "each keeps its last %d tokens, as fine-tuning kept a prompt's end\n", p->cut,
+                p->cut == 1 ? "prompt is" : "prompts are", p->room, p->reserved, p->room - p->reserved);
+    if (report_path && p->gold != 1)
+        fprintf(stderr, "note: %s has no gold labels: no report, %s not written\n", p->in.name, report_path);
+    fprintf(stderr, "predict: %ld %.*s in %.1f s (%.0f %s/s)\n", p->done, (int)strlen(unit) - one, unit, seconds,
+            p->done / (seconds + 1e-9), unit);
+}
+
+static int cmd_predict(int argc, char **argv) {
+    const char *model = NULL, *input = NULL, *task = NULL, *format = NULL, *report = NULL;
+    int batch = UNSET, max_tokens = UNSET, top_k = UNSET, seed = UNSET;
+    float temperature = UNSET_FLOAT, top_p = UNSET_FLOAT;
+    Option opts[] = {
+        {"model", OPT_STRING, &model, "the fine-tuned model: DIR/model.ckpt of ./demo finetune --out DIR"},
+        {"input", OPT_STRING, &input, "the examples, a line each (default: stdin)"},
+        {"task", OPT_STRING, &task, "classify, ner or generate (default: the head's; no head: generate)"},
+        {"format", OPT_STRING, &format, "classify: tsv or jsonl; ner: conll or text; generate: tsv or jsonl (default: the first)"},
+        {"batch", OPT_INT, &batch, "examples (sentences) run at once, and written at once (default 32)"},
+        {"report", OPT_STRING, &report, "also write the gold labels' report to this file"},
+        {"max-tokens", OPT_INT, &max_tokens, "generate: tokens a completion has at most (default 64)"},
+        {"temperature", OPT_FLOAT, &temperature, "generate: sampling temperature (default 0: always the likeliest)"},
+        {"top-k", OPT_INT, &top_k, "generate: sample from the k likeliest tokens (default 0: all)"},
+        {"top-p", OPT_FLOAT, &top_p, "generate: sample from the likeliest tokens holding this much probability (default 1)"},
+        {"seed", OPT_INT, &seed, "generate: the seed every prompt's sampling starts from (default 42)"},
+    };
+    int rc = parse_flags("predict",
+        "Predicts with a model that ./demo finetune saved: examples a line each from --input (or stdin),\n"
+        "predictions a line each to stdout, --batch at a time (--batch 1: each line as it comes).\n"
+        "  classify: a text a line -> label<TAB>probability<TAB>text; --format jsonl: {\"text\", \"label\",\n"
+        "    \"probs\": every class's} (non-UTF-8 bytes become U+FFFD). If the first non-empty line is\n"
+        "    label<TAB>text with one of the model's classes, the input is the training TSV: every line\n"
+        "    must be, and the report on its labels goes to stderr (and --report).\n"
+        "  ner: CoNLL (token lines, CoNLL-2003's columns too; blank or -DOCSTART- lines between sentences)\n"
+        "    -> the same lines, the predicted tag added as a last column ('-': past the context). If the\n"
+        "    first token line has a tag column (its last), every line must: the entity report follows.\n"
+        "    --format text: a sentence a line, words split at spaces -> token<TAB>tag lines, a blank\n"
+        "    line after each sentence.\n"
+        "  generate: a prompt a line (or prompt<TAB>completion: the prompt only) -> its completion on a\n"
+        "    line: it ends at a newline, <|endoftext|> or --max-tokens.\n"
+        "An empty line gives an empty line; a text longer than the context keeps its first tokens\n"
+        "(a prompt its last); notes on stderr count both.",
+        argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (!model) {
+        fprintf(stderr, "demo predict: give --model DIR/model.ckpt, a model ./demo finetune --out DIR saved\n");
+        return 1;
+    }
+    int t = -1, f = -1;
+    for (int k = 0; task && k < 3; k++) if (strcmp(task, task_names[k]) == 0) t = k;
+    if (task && t < 0) { fprintf(stderr, "demo predict: --task must be classify, ner or generate (got '%s')\n", task); return 1; }
+    for (int k = 0; format && k < 4; k++) if (strcmp(format, format_names[k]) == 0) f = k;
+    if (format && f < 0) { fprintf(stderr, "demo predict: --format must be tsv, jsonl, conll or text (got '%s')\n", format); return 1; }
+    if ((batch != UNSET && !check_range("predict", "batch", batch, 1, 4096)) ||
+        !check_unset_or("predict", "max-tokens", max_tokens, 0) || !check_unset_or("predict", "top-k", top_k, 0) ||
+        !(isnan(top_p) || check_range("predict", "top-p", top_p, 1e-6, 1)) ||
+        !(isnan(temperature) || check_range("predict", "temperature", temperature, 0, 100)))
+        return 1;
+
+    Predictor p;
+    memset(&p, 0, sizeof(p));
+    p.gold = -1;
+    int ok = predict_open(&p, model, task);
+    const char *sampling = max_tokens != UNSET ? "--max-tokens" : !isnan(temperature) ? "--temperature"
+                         : top_k != UNSET ? "--top-k" : !isnan(top_p) ? "--top-p" : seed != UNSET ? "--seed" : NULL;
+    int fits[3][4] = {{1, 1, 0, 0}, {0, 0, 1, 1}, {1, 1, 0, 0}}; /* the formats of each task */
+    if (ok && f >= 0 && !fits[p.task][f]) {
+        fprintf(stderr, "demo predict: --format %s is not one of %s's: %s\n", format, task_names[p.task],
+                p.task == TASK_NER ? "conll or text" : "tsv or jsonl");
+        ok = 0;
+    } else if (ok && p.task != TASK_GENERATE && sampling) {
+        fprintf(stderr, "demo predict: %s is for --task generate (this model's task is %s)\n", sampling,
+                task_names[p.task]);
+        ok = 0;
+    } else if (ok && p.task == TASK_GENERATE && (batch != UNSET || report)) {
+        fprintf(stderr, "demo predict: --%s is for classify and ner (generate writes one prompt's completion at a time, "
+                "and has no report)\n", report ? "report" : "batch");
+        ok = 0;
+    }
+    p.format = f >= 0 ? f : p.task == TASK_NER ? FORMAT_CONLL : FORMAT_TSV;
+    p.batch = batch != UNSET ? batch : 32;
+    size_t rows = p.task == TASK_NER ? (size_t)p.batch * p.room : (size_t)p.batch;
+    if (ok && p.task != TASK_GENERATE) {
+        p.inputs = (int *)malloc((size_t)p.batch * p.room * sizeof(int));
+        p.lengths = (int *)malloc((size_t)p.batch * sizeof(int));
+        p.probs = (float *)malloc(rows * p.K * sizeof(float));
+        if (!p.inputs || !p.lengths || !p.probs) {
+            fail("predict", GPT3_ERR_NOMEM);
+            ok = 0;
+        }
+    }
+    Sampling w;
+    memset(&w, 0, sizeof(w));
+    w.max_tokens = max_tokens != UNSET ? max_tokens : 64;
+    w.seed = seed != UNSET ? seed : 42;
+    p.reserved = w.max_tokens < p.room / 2 ? w.max_tokens : p.room / 2; /* room for the completion */
+    if (ok && p.task == TASK_GENERATE &&
+        ((rc = gpt3_sampler_init(&w.sampler, p.m.config.vocab_size, isnan(temperature) ? 0.0f : temperature,
+                                 top_k != UNSET ? top_k : 0, isnan(top_p) ? 1.0f : top_p, (uint64_t)w.seed)) != GPT3_OK ||
+         (rc = gpt3_kv_init(&w.kv, &p.m)) != GPT3_OK)) {
+        fail("predict", rc);
+        ok = 0;
+    }
+    if (ok) ok = reader_open(&p.in, input) == 0;
+    if (ok) {
+        p.t0 = p.shown = now_seconds();
+        ok = p.task == TASK_CLASSIFY ? predict_classify(&p) : p.task == TASK_NER ? predict_ner(&p)
+                                                                                 : predict_generate(&p, &w);
+        if (ok) predict_summary(&p, report);
+        if (ok && p.gold == 1) ok = predict_report(&p, report);
+        reader_close(&p.in);
+    }
+    gpt3_sampler_free(&w.sampler);
+    gpt3_kv_free(&w.kv);
+    free(w.out.data);
+    free(p.inputs); free(p.lengths); free(p.probs);
+    free(p.gold_ids); free(p.pred_ids);
+    free(p.names); free(p.numbers);
+    gpt3_tokenizer_free(&p.tok);
+    gpt3_free(&p.m);
+    return !ok;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2498,6 +4004,7 @@ static void print_help(void) {
             "  ./demo decode          token ids on stdin -> bytes\n"
             "  ./demo bpe-train       learn a byte-level BPE from a text file\n"
             "  ./demo finetune        fine-tune on a task (classify, ner, generate); alone: the built-in examples\n"
+            "  ./demo predict         a fine-tuned model on new data: a prediction a line, streaming\n"
             "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
 }
@@ -2508,7 +4015,7 @@ int main(int argc, char **argv) {
     struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
         {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
-        {"bench", cmd_bench}, {"finetune", cmd_finetune},
+        {"bench", cmd_bench}, {"finetune", cmd_finetune}, {"predict", cmd_predict},
     };
     for (int i = 0; i < COUNT(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0) return stdout_written(commands[i].run(argc - 2, argv + 2));

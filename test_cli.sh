@@ -284,5 +284,181 @@ $DEMO generate --model "$W/bpeft/model.ckpt" --prompt "The " --max-tokens 5 >/de
 [ ! -e "$W/refused/classify.report.txt" ] && ok "cli finetune: a refused run leaves no report behind" ||
     bad "cli finetune: a refused run left $W/refused/classify.report.txt"
 
+# ---- predict: step 5, a fine-tuned model on new data
+# Tiny models fine-tuned for an epoch: predict's report, made from its own
+# predictions, must be finetune's test report, whatever the batch or layout.
+# (The sanitizer build, many times slower, gets the first 24 examples of each file.)
+D=data/finetune
+if [ -n "$QUICK" ]; then
+    D="$W/data" && mkdir -p "$D"
+    for f in data/finetune/*.tsv; do head -n 24 "$f" >"$D/${f##*/}"; done
+    for f in data/finetune/*.conll; do awk '/^$/ && ++n == 24 { exit } { print }' "$f" >"$D/${f##*/}"; done
+fi
+for run in "classify sentiment tsv pc" "ner ner conll pn" "generate qa tsv pg"; do
+    set -- $run
+    $DEMO finetune --task $1 --init tiny --context 64 --epochs 1 --batch 32 --train "$D/$2.train.$3" \
+        --dev "$D/$2.dev.$3" --test "$D/$2.test.$3" --out "$W/$4" 2>"$W/$4-finetune.err" ||
+        bad "cli predict: fine-tuning a $1 model: $(tail -n 1 "$W/$4-finetune.err")"
+done
+PC="$DEMO predict --model $W/pc/model.ckpt"
+PN="$DEMO predict --model $W/pn/model.ckpt"
+PG="$DEMO predict --model $W/pg/model.ckpt"
+# predict's report ($2) is finetune's test block ($1), titles aside (and what follows the block there)
+same_report() {
+    lines=$(sed 1,2d "$2" | wc -l)
+    [ "$lines" -gt 8 ] && [ "$(sed 1,2d "$2")" = "$(sed -n '/^-- test/,$p' "$1" | sed 1d | head -n "$lines")" ]
+}
+n=$(wc -l <"$D/sentiment.test.tsv")
+$PC --input "$D/sentiment.test.tsv" --report "$W/pc.report" >"$W/pc.out" 2>"$W/pc.err"
+if same_report "$W/pc/classify.report.txt" "$W/pc.report" && [ "$(wc -l <"$W/pc.out")" -eq $n ] &&
+    grep -q "^predict: $n examples in" "$W/pc.err"; then
+    ok "cli predict: classify's report from its own predictions is finetune's test report"
+else
+    bad "cli predict: classify's report differs from finetune's: $(grep -m 1 demo "$W/pc.err")"
+fi
+$PN --input "$D/ner.test.conll" --report "$W/pn.report" >"$W/pn.out" 2>"$W/pn.err"
+same_report "$W/pn/ner.report.txt" "$W/pn.report" && ok "cli predict: ner's entity report is finetune's test report" ||
+    bad "cli predict: ner's report differs from finetune's: $(grep -m 1 demo "$W/pn.err")"
+# CoNLL round trip: the output less its last column is the input, in both
+# layouts (CoNLL-2003's four columns with -DOCSTART-, spaces or tabs)
+strip_tag() { sed '/^-DOCSTART-/!s/[ 	][^ 	]*$//' "$1"; }
+{ printf -- '-DOCSTART- -X- -X- O\n\n'; awk 'NF == 2 { printf "%s NNP B-NP %s\n", $1, $2; next } { print }
+    /^$/ && ++n == 10 { print "-DOCSTART- -X- -X- O"; print "" }' "$D/ner.test.conll"; } >"$W/c03.test"
+tr ' ' '\t' <"$W/c03.test" >"$W/c03tab.test"
+same=0
+for f in "$D/ner.test.conll" "$W/c03.test" "$W/c03tab.test"; do
+    $PN --input "$f" --report "$W/prt.report" >"$W/prt.out" 2>"$W/prt.err" && [ "$(strip_tag "$W/prt.out")" = "$(cat "$f")" ] &&
+        [ "$(sed 1,2d "$W/prt.report")" = "$(sed 1,2d "$W/pn.report")" ] && same=$((same + 1))
+done
+[ $same -eq 3 ] && grep -q "	[BI]-[A-Z]*	[BIO]" "$W/prt.out" &&
+    ok "cli predict: CoNLL in, CoNLL out (2 or 4 columns, spaces or tabs, -DOCSTART-): the input kept, the same report" ||
+    bad "cli predict: CoNLL round trip ($same of 3 files)"
+# the same predictions from stdin and from any batch size
+$PC --batch 1 <"$D/sentiment.test.tsv" >"$W/pc1.out" 2>"$W/pc1.err"
+$PC --batch 7 --input "$D/sentiment.test.tsv" >"$W/pc7.out" 2>"$W/pc7.err"
+$PN --batch 1 <"$W/c03.test" >"$W/pn1.out" 2>"$W/pn1.err"
+$PN --batch 7 --input "$W/c03.test" >"$W/pn7.out" 2>"$W/pn7.err"
+cmp -s "$W/pc1.out" "$W/pc.out" && cmp -s "$W/pc7.out" "$W/pc.out" && cmp -s "$W/pn1.out" "$W/pn7.out" &&
+    ok "cli predict: stdin or --input, --batch 1, 7 or 32: the same predictions" || bad "cli predict: batch or stdin changes the output"
+# jsonl: valid JSON (quotes, backslashes, control bytes, bytes that are not
+# UTF-8), every class's probability, summing to 1
+{ printf 'a "quoted" back\\slash\tand a tab\n\nbell \007 and \377\376 not UTF-8, caf\303\251 is\n'
+  cut -f 2 "$D/sentiment.dev.tsv" | head -n 20; } >"$W/odd.txt"
+$PC --format jsonl --input "$W/odd.txt" >"$W/pc.jsonl" 2>"$W/podd.err"
+if ! command -v python3 >/dev/null; then
+    ok "cli predict: jsonl (not checked: no python3)"
+elif python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 23 and rows[1] == {"text": "", "label": None, "probs": None}, rows[:2]
+assert rows[0]["text"] == "a \"quoted\" back\\slash\tand a tab" and "\ufffd\ufffd" in rows[2]["text"] and "caf\u00e9" in rows[2]["text"]
+for r in rows[2:]:
+    assert set(r["probs"]) == {"negative", "positive"} and abs(sum(r["probs"].values()) - 1) < 1e-3, r
+    assert r["probs"][r["label"]] >= 0.5, r' "$W/pc.jsonl" 2>"$W/py.err"; then
+    ok "cli predict: jsonl parses, escapes what it must, each example's probabilities sum to 1"
+else
+    bad "cli predict: jsonl: $(tail -n 1 "$W/py.err")"
+fi
+# empty lines keep the output aligned; long texts are cut, and said
+$PC --input "$W/odd.txt" >"$W/odd.out" 2>"$W/podd.err"
+grep -q "note: 1 empty line: an empty line each in the output" "$W/podd.err" && [ "$(wc -l <"$W/odd.out")" -eq 23 ] &&
+    [ -z "$(sed -n 2p "$W/odd.out")" ] && [ -n "$(sed -n 3p "$W/odd.out")" ] &&
+    ok "cli predict: an empty line gives an empty line, counted in a note" || bad "cli predict: empty lines: $(cat "$W/podd.err")"
+grep -q "note: 2 texts are longer than the context (64 tokens): each keeps its first tokens" "$W/podd.err" &&
+    ok "cli predict: texts longer than the context are cut, and said: $(grep -m 1 'longer' "$W/podd.err" | cut -c1-60)" ||
+    bad "cli predict: long texts: $(cat "$W/podd.err")"
+# ner on plain text: token<TAB>tag lines, a blank line after each sentence;
+# the words of a sentence past the context get the tag '-'
+printf 'Ann Lee went to Paris\n\nBob  works\tat Acme Radio\n' | $PN --format text >"$W/pn.txt" 2>"$W/pntext.err"
+[ "$(grep -c '^$' "$W/pn.txt")" -eq 3 ] && [ "$(cut -f 1 "$W/pn.txt" | tr '\n' ' ')" = "Ann Lee went to Paris   Bob works at Acme Radio  " ] &&
+    grep -q "note: 1 empty line" "$W/pntext.err" && ok "cli predict: ner --format text: token<TAB>tag, a blank line after each sentence" ||
+    bad "cli predict: ner --format text: $(head -n 3 "$W/pn.txt")"
+awk 'BEGIN { for (i = 0; i < 40; i++) printf "Ann "; print "" }' | $PN --format text >"$W/long.txt" 2>"$W/plong.err"
+grep -q "note: 1 sentence is longer than the context (64 tokens): its last [0-9]* words are not tagged ('-')" "$W/plong.err" &&
+    [ "$(grep -c '	-$' "$W/long.txt")" -gt 0 ] && [ "$(grep -c '	[BIO]' "$W/long.txt")" -gt 0 ] &&
+    ok "cli predict: words past the context get the tag '-', and a note says so" || bad "cli predict: long sentence: $(cat "$W/plong.err")"
+# generate: a completion a line; of prompt<TAB>completion, the prompt only
+n=$(wc -l <"$D/qa.test.tsv")
+$PG --input "$D/qa.test.tsv" >"$W/pg.out" 2>"$W/pg.err"
+cut -f 1 "$D/qa.test.tsv" | $PG >"$W/pg2.out" 2>"$W/pg2.err"
+[ "$(wc -l <"$W/pg.out")" -eq $n ] && cmp -s "$W/pg.out" "$W/pg2.out" && grep -q "^predict: $n prompts" "$W/pg.err" &&
+    ok "cli predict: generate writes a completion a line, from the prompt column" || bad "cli predict: generate: $(tail -n 1 "$W/pg.err")"
+# the gold labels must be the model's; wrong or missing pieces say how to fix it
+printf 'positive\tfine\nnegative\tbad\nneutral\tso so\n' >"$W/neutral.tsv"
+expect_error "cli predict: a gold label the model does not know" "neutral.tsv:3: the label 'neutral' is not one of the model's classes (negative, positive)" $PC --input "$W/neutral.tsv"
+printf 'Ann B-PER\n\nBob B-MISC\n' >"$W/misc.conll"
+expect_error "cli predict: a gold tag the model does not know" "misc.conll:3: the tag 'B-MISC'" $PN --input "$W/misc.conll"
+printf 'Ann B-PER\nruns\n' >"$W/half.conll"
+expect_error "cli predict: a token without its gold tag" "half.conll:2: a token without a tag, but line 1 has one" $PN --input "$W/half.conll"
+expect_error "cli predict: an ner head, --task classify" "is a ner (tags) head: leave --task out, or give --task ner" $PN --task classify --input "$W/neutral.tsv"
+mkdir -p "$W/nohead" && cp "$W/pc/model.ckpt" "$W/nohead/"
+expect_error "cli predict: no .head file beside the model" "needs a task head, and $W/nohead/model.ckpt has none" $DEMO predict --model "$W/nohead/model.ckpt" --task classify --input "$W/neutral.tsv"
+expect_error "cli predict: no model" "no model at $W/none/model.ckpt: fine-tune one first" $DEMO predict --model "$W/none/model.ckpt"
+mkdir -p "$W/halfbpe" && cp "$W/bpeft/model.ckpt" "$W/bpeft/model.ckpt.head" "$W/bpeft/encoder.json" "$W/halfbpe/"
+expect_error "cli predict: encoder.json without vocab.bpe" "has encoder.json beside it but not vocab.bpe" $DEMO predict --model "$W/halfbpe/model.ckpt" --input "$W/a.tsv"
+rm "$W/halfbpe/encoder.json"
+expect_error "cli predict: a BPE model without its tokenizer" "has 300 tokens, but no encoder.json and vocab.bpe" $DEMO predict --model "$W/halfbpe/model.ckpt" --input "$W/a.tsv"
+expect_error "cli predict: a sampling flag for a classifier" "--temperature is for --task generate" $PC --temperature 0.5 --input "$W/a.tsv"
+printf 'good\nba\000d\n' >"$W/nul.txt"
+expect_error "cli predict: a NUL byte, with its line" "nul.txt:2: a NUL byte" $PC --input "$W/nul.txt"
+$DEMO predict --model "$W/bpeft/model.ckpt" --input "$W/a.tsv" >"$W/bpe.out" 2>"$W/pbpe.err" && [ "$(cut -f 3 "$W/bpe.out")" = "good film
+bad film" ] && grep -q "accuracy" "$W/pbpe.err" && ok "cli predict: a BPE model's folder, its tokenizer beside it" ||
+    bad "cli predict: BPE model: $(head -n 2 "$W/pbpe.err")"
+if grep -l -E 'Sanitizer|runtime error' "$W"/p*.err >"$W/flagged" 2>/dev/null; then
+    bad "cli predict: a sanitizer report in $(head -n 1 "$W/flagged")"
+fi
+
+# ---- finetune: prompt tuning, adversarial training, data augmentation
+SENT="--task classify --train data/finetune/sentiment.train.tsv --dev data/finetune/sentiment.dev.tsv --test data/finetune/sentiment.test.tsv"
+TINY="--init tiny --context 64 --batch 32 --seed 3"
+untimed() { sed -E 's/, [0-9.]+ s\)/)/' "$1"; } # a report without its epoch untimed
+$DEMO finetune $SENT $TINY --epochs 1 --prompt-tuning 12 --prompt-init "Sentiment:" --out "$W/pt" 2>"$W/pt.err" &&
+    $DEMO finetune $SENT $TINY --epochs 0 --trainable head --out "$W/pt0" 2>"$W/pt0.err" &&
+    cmp -s "$W/pt/model.ckpt" "$W/pt0/model.ckpt" && grep -q "a soft prompt and the head (833 parameters)" "$W/pt.err" &&
+    grep -q "the head and the soft prompt" "$W/pt.err" &&
+    ok "cli finetune: --prompt-tuning (12 x 64 + the head: 833 parameters) trains, the model stays bit-identical" ||
+    bad "cli finetune: prompt tuning: $(grep -m 2 -E 'demo|trains' "$W/pt.err")"
+$DEMO finetune --task generate --train data/finetune/qa.train.tsv --dev data/finetune/qa.dev.tsv --test data/finetune/qa.test.tsv \
+    $TINY --epochs 1 --prompt-tuning 3 --prompt-init random --out "$W/ptg" 2>"$W/ptg.err" && [ -s "$W/ptg/model.ckpt.head" ] &&
+    grep -q "model.ckpt.head (the soft prompt)" "$W/ptg.err" &&
+    ok "cli finetune: --task generate --prompt-tuning saves the prompt alone in model.ckpt.head" ||
+    bad "cli finetune: generate prompt tuning: $(grep -m 1 demo "$W/ptg.err")"
+$DEMO generate --model "$W/ptg/model.ckpt" --prompt "Capital city of Quaria?" --max-tokens 4 >/dev/null 2>"$W/ptg.gen" &&
+    grep -q "with the soft prompt of 3 vectors" "$W/ptg.gen" &&
+    $DEMO predict --model "$W/ptg/model.ckpt" --input data/finetune/qa.test.tsv >"$W/ptg.out" 2>/dev/null &&
+    [ "$(wc -l <"$W/ptg.out")" -eq "$(wc -l <data/finetune/qa.test.tsv)" ] &&
+    ok "cli generate, predict: a soft prompt in model.ckpt.head goes before every prompt" ||
+    bad "cli generate/predict with a soft prompt: $(head -n 1 "$W/ptg.gen")"
+$DEMO finetune $SENT $TINY --epochs 2 --attack-epsilon 0 --out "$W/plain" 2>/dev/null &&
+    $DEMO finetune $SENT $TINY --epochs 2 --adversarial fgm --adv-epsilon 0 --out "$W/eps0" 2>/dev/null &&
+    [ "$(untimed "$W/plain/classify.report.txt")" = "$(untimed "$W/eps0/classify.report.txt")" ] &&
+    cmp -s "$W/plain/model.ckpt" "$W/eps0/model.ckpt" &&
+    ok "cli finetune: --adversarial fgm --adv-epsilon 0 = a plain run, model and reports bit for bit" ||
+    bad "cli finetune: adversarial epsilon 0 differs from a plain run"
+$DEMO finetune $SENT $TINY --epochs 1 --adversarial pgd --adv-epsilon 0.05 --adv-steps 2 --out "$W/pgd" 2>"$W/pgd.err" &&
+    grep -q "adversarial training: PGD, epsilon 0.05, 2 steps of 0.025" "$W/pgd.err" &&
+    grep -q "^robustness: test accuracy [0-9.]*, [0-9.]* under an FGM attack of epsilon 0.05" "$W/pgd/classify.report.txt" &&
+    [ "$(grep 'epoch 1 (train loss' "$W/pgd/classify.report.txt")" != "$(grep 'epoch 1 (train loss' "$W/plain/classify.report.txt")" ] &&
+    ok "cli finetune: --adversarial pgd trains, and the report has the robustness figure" ||
+    bad "cli finetune: pgd: $(grep -m 2 -E 'demo|adversarial' "$W/pgd.err")"
+$DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug1" 2>/dev/null &&
+    $DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug2" 2>/dev/null &&
+    cmp -s "$W/aug1/model.ckpt" "$W/aug2/model.ckpt" && ! cmp -s "$W/aug1/model.ckpt" "$W/plain/model.ckpt" &&
+    $DEMO finetune $NER --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn" 2>"$W/augn.err" &&
+    ok "cli finetune: --augment is deterministic for a seed (classify), and runs for ner" ||
+    bad "cli finetune: augmentation: $(grep -m 1 demo "$W/augn.err")"
+FTB="$DEMO finetune $SENT --init tiny --context 64 --out $W/refused"
+expect_error "cli finetune: --adversarial of an unknown kind" "must be fgm or pgd" $FTB --adversarial fast
+expect_error "cli finetune: --adv-steps with fgm" "are for pgd" $FTB --adversarial fgm --adv-steps 3
+expect_error "cli finetune: --adv-epsilon without --adversarial" "are for --adversarial" $FTB --adv-epsilon 0.5
+expect_error "cli finetune: --adv-steps 1 for pgd" "adv-steps" $FTB --adversarial pgd --adv-steps 1
+expect_error "cli finetune: --prompt-init without --prompt-tuning" "is for --prompt-tuning" $FTB --prompt-init vocab
+expect_error "cli finetune: --prompt-tuning with --trainable" "freezes the model" $FTB --prompt-tuning 4 --trainable top:1
+expect_error "cli finetune: a prompt as long as the context" "leaves no room" $FTB --prompt-tuning 64
+expect_error "cli finetune: a --prompt-init text longer than the prompt" "give a text of 1 to 2 tokens" $FTB --prompt-tuning 2 --prompt-init "a longer text"
+expect_error "cli finetune: --augment out of range" "augment" $FTB --augment 1.5
+expect_error "cli finetune: --compare with data files" "is for the built-in examples" $FTB --compare all
+expect_error "cli finetune: --compare of an unknown task" "one of sentiment" $DEMO finetune --compare movies
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
