@@ -2601,7 +2601,7 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     int status = 1, lock = -1;
     if (open_tokenizer(&tok, f->encoder, f->bpe, f->init ? NULL : f->model)) return 1;
     memset(&teacher, 0, sizeof(teacher));
-    fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
+    if (!f->a.quiet) fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
     if (open_base(&m, f->model, f->init, tok.vocab_size, f->context, f->a.seed)) { gpt3_tokenizer_free(&tok); return 1; }
     int maxT = m.config.max_seq_len - f->a.prompt_tuning; /* a soft prompt takes the first positions */
     int *prompt_init = NULL;
@@ -2646,7 +2646,7 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         status = 1;
     }
     if (status == 0) {
-        fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,
+        if (!f->a.quiet) fprintf(stderr, "data: %d train, %d dev, %d test %s; %d %s\n", train.count, dev.count, test.count,
                 f->task == TASK_NER ? "sentences" : "examples", train.n_labels,
                 f->task == TASK_CLASSIFY ? "classes" : f->task == TASK_NER ? "tags" : "(labels unused)");
         make_directory(f->out ? f->out : ".");
