@@ -443,9 +443,13 @@ $DEMO finetune $SENT $TINY --epochs 1 --adversarial pgd --adv-epsilon 0.05 --adv
     bad "cli finetune: pgd: $(grep -m 2 -E 'demo|adversarial' "$W/pgd.err")"
 $DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug1" 2>/dev/null &&
     $DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug2" 2>/dev/null &&
-    cmp -s "$W/aug1/model.ckpt" "$W/aug2/model.ckpt" && ! cmp -s "$W/aug1/model.ckpt" "$W/plain/model.ckpt" &&
+    $DEMO finetune $SENT $TINY --epochs 1 --out "$W/plain1" 2>/dev/null && cmp -s "$W/aug1/model.ckpt" "$W/aug2/model.ckpt" &&
+    [ "$(grep 'epoch 1 (train loss' "$W/aug1/classify.report.txt" | untimed /dev/stdin)" != "$(grep 'epoch 1 (train loss' "$W/plain1/classify.report.txt" | untimed /dev/stdin)" ] &&
     $DEMO finetune $NER --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn" 2>"$W/augn.err" &&
-    ok "cli finetune: --augment is deterministic for a seed (classify), and runs for ner" ||
+    $DEMO finetune $NER --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn2" 2>/dev/null &&
+    cmp -s "$W/augn/model.ckpt" "$W/augn2/model.ckpt" &&
+    [ "$(grep 'epoch 1 (train loss' "$W/augn/ner.report.txt" | untimed /dev/stdin)" != "$(grep 'epoch 1 (train loss' "$W/c03/ner.report.txt" | untimed /dev/stdin)" ] &&
+    ok "cli finetune: --augment is deterministic for a seed and changes training (classify, ner)" ||
     bad "cli finetune: augmentation: $(grep -m 1 demo "$W/augn.err")"
 FTB="$DEMO finetune $SENT --init tiny --context 64 --out $W/refused"
 expect_error "cli finetune: --adversarial of an unknown kind" "must be fgm or pgd" $FTB --adversarial fast
