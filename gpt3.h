@@ -2134,13 +2134,13 @@ static void gpt3__lm_backward(GPT3 *m) {
     gpt3__backward_body(m);
 }
 
-static int gpt3__adversarial(GPT3 *m);
+static int gpt3__adversarial(GPT3 *m, int head);
 
 GPT3DEF int gpt3_backward(GPT3 *m) {
     if (!m || !m->params) return GPT3_ERR_ARGUMENT;
     if (!m->has_targets) return GPT3_ERR_NO_TARGETS;
     gpt3__lm_backward(m);
-    return gpt3__adversarial(m);
+    return gpt3__adversarial(m, 0);
 }
 
 /* ======================================================================== */
@@ -2569,7 +2569,7 @@ GPT3DEF int gpt3_head_backward(GPT3 *m) {
     if (!m || !m->head) return GPT3_ERR_ARGUMENT;
     if (!m->head->has_labels) return GPT3_ERR_NO_TARGETS;
     gpt3__head_backward_rest(m);
-    return gpt3__adversarial(m);
+    return gpt3__adversarial(m, 1);
 }
 
 /* ---- Prompt tuning (Lester et al. 2021) --------------------------------------
@@ -2684,8 +2684,9 @@ static void gpt3__keep_gradients(GPT3 *m, int restore) {
 }
 
 /* After a clean backward (which left g in a->dresidual): the perturbed
-   forwards and backwards, on the same batch with the same dropout masks. */
-static int gpt3__adversarial(GPT3 *m) {
+   forwards and backwards, on the same batch with the same dropout masks,
+   through the task head (head = 1) or the LM head. */
+static int gpt3__adversarial(GPT3 *m, int head) {
     GPT3Adversary *adv = &m->adversary;
     if (adv->steps < 1 || !(adv->epsilon > 0.0f)) return GPT3_OK;
     float *parts[GPT3__GRADIENT_PARTS];
@@ -2695,21 +2696,21 @@ static int gpt3__adversarial(GPT3 *m) {
     size_t n = (size_t)m->B * (gpt3__prompt_length(m) + m->T) * m->config.channels;
     int rc = gpt3__reserve_adversary(m, n, adv->steps > 1 ? all : 0);
     if (rc != GPT3_OK) return rc;
-    float clean = m->head ? m->head->mean_loss : m->mean_loss;
+    float clean = head ? m->head->mean_loss : m->mean_loss;
     gpt3__zero(adv->delta, n);
     if (adv->steps > 1) gpt3__keep_gradients(m, 0);
     for (int k = 1; k <= adv->steps; k++) {
         gpt3__adversarial_step(m, adv->steps == 1 ? adv->epsilon : adv->alpha);
         if (k > 1) gpt3__keep_gradients(m, 1); /* drop the last step's: only the final r counts */
         adv->active = 1;
-        if (m->head) gpt3__head_forward_rest(m);
+        if (head) gpt3__head_forward_rest(m);
         else gpt3__lm_forward(m, 1);
         adv->active = 0;
-        if (m->head) gpt3__head_backward_rest(m);
+        if (head) gpt3__head_backward_rest(m);
         else gpt3__lm_backward(m);
     }
-    adv->loss = m->head ? m->head->mean_loss : m->mean_loss;
-    if (m->head) m->head->mean_loss = clean;
+    adv->loss = head ? m->head->mean_loss : m->mean_loss;
+    if (head) m->head->mean_loss = clean;
     else m->mean_loss = clean;
     return GPT3_OK;
 }

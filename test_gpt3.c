@@ -2156,6 +2156,36 @@ static void test_adversarial(void) {
         gpt3_free(&twin);
     }
 
+    /* the same through the LM head (a task head attached but not used) */
+    int next[12];
+    random_tokens(next, T, 11, 145);
+    adversarial_model(&m, 146);
+    adversarial_model(&twin, 146);
+    gpt3_set_adversarial(&m, 1, 0.3f, 0.0f);
+    gpt3_forward(&m, inputs, next, 1, T);
+    float clean_lm = m.mean_loss;
+    gpt3_zero_grad(&m);
+    gpt3_backward(&m);
+    gpt3_forward(&twin, inputs, next, 1, T);
+    gpt3_zero_grad(&twin);
+    gpt3_backward(&twin);
+    for (size_t i = 0; i < n; i++) twin.w.wpe[i] += m.adversary.delta[i];
+    gpt3_forward(&twin, inputs, next, 1, T);
+    float perturbed_lm = twin.mean_loss;
+    gpt3_backward(&twin);
+    double lm_diff = 0.0, lm_scale = 0.0;
+    for (size_t i = 0; i < m.num_parameters; i++) {
+        lm_diff = fmax(lm_diff, fabs(m.grads[i] - twin.grads[i]));
+        lm_scale = fmax(lm_scale, fabs(twin.grads[i]));
+    }
+    /* (wte + wpe) + r and wte + (wpe + r) round apart: the losses agree to 1e-6, not bit for bit */
+    check(lm_diff <= 1e-5 * lm_scale && m.mean_loss == clean_lm && fabsf(m.adversary.loss - perturbed_lm) < 1e-6f &&
+          perturbed_lm > clean_lm, "FGM through the LM: gradient = clean + at x + r; losses kept",
+          "max |diff| %.1e (tol 1e-5 of %.1e); loss %.5f clean, %.5f perturbed", lm_diff, lm_scale, clean_lm,
+          perturbed_lm);
+    gpt3_free(&m);
+    gpt3_free(&twin);
+
     /* epsilon 0 is off: training is bit for bit the plain run */
     adversarial_model(&m, 150);
     adversarial_model(&twin, 150);
