@@ -4,7 +4,8 @@
                                own source and documentation, and watch it write
        ./demo help             every command; ./demo COMMAND --help for its flags
 
-   Commands: prepare, train, generate, encode, decode, bpe-train, bench.
+   Commands: prepare, train, generate, encode, decode, bpe-train, finetune,
+   predict, bench.
    Statistics and progress go to stderr; stdout carries only the data a
    command produces (ids, bytes, generated text). */
 #define GPT3_IMPLEMENTATION
@@ -2761,7 +2762,12 @@ static int compare_strategies(const FinetuneFlags *base, const char *name, int t
         make_directory("demo_out/finetune/compare");
         f.train = train; f.dev = dev; f.test = test; f.out = out; f.model = "demo_out/model.ckpt";
         f.task = f.a.task = task;
-        f.a.trainable = task == TASK_GENERATE && s->trainable == 0 && !s->lora_rank && !s->prompt_tuning ? 1 : s->trainable;
+        if (task == TASK_GENERATE && s->trainable == 0 && !s->lora_rank && !s->prompt_tuning) {
+            params[i] = 0; /* the LM's head is the tied embedding: nothing to train alone */
+            score[i] = NAN;
+            continue;
+        }
+        f.a.trainable = s->trainable;
         f.a.lora_rank = s->lora_rank;
         f.a.prompt_tuning = s->prompt_tuning;
         f.prompt_init = "vocab";
@@ -2781,6 +2787,10 @@ static int compare_strategies(const FinetuneFlags *base, const char *name, int t
     printf("%-28s %12s %11s %17s %8s\n", "strategy", "trainable", metric,
            task == TASK_CLASSIFY ? "acc, FGM attack" : "", "seconds");
     for (int i = 0; i < COUNT(strategies); i++) {
+        if (isnan(score[i])) {
+            printf("%-28s %12s %11s (the LM's head is the tied embedding)\n", strategies[i].name, "-", "-");
+            continue;
+        }
         printf("%-28s %12zu %11.4f ", strategies[i].name, params[i], task == TASK_GENERATE ? exp(-score[i]) : score[i]);
         if (attacked[i] >= 0.0) printf("%17.4f", attacked[i]);
         else printf("%17s", "");

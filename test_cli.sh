@@ -409,7 +409,9 @@ if grep -l -E 'Sanitizer|runtime error' "$W"/p*.err >"$W/flagged" 2>/dev/null; t
 fi
 
 # ---- finetune: prompt tuning, adversarial training, data augmentation
-SENT="--task classify --train data/finetune/sentiment.train.tsv --dev data/finetune/sentiment.dev.tsv --test data/finetune/sentiment.test.tsv"
+# ($D: the predict tests' data, cut short for the sanitizer build)
+SENT="--task classify --train $D/sentiment.train.tsv --dev $D/sentiment.dev.tsv --test $D/sentiment.test.tsv"
+NERD="--task ner --train $D/ner.train.conll --dev $D/ner.dev.conll --test $D/ner.test.conll"
 TINY="--init tiny --context 64 --batch 32 --seed 3"
 untimed() { sed -E 's/, [0-9.]+ s\)/)/' "$1"; } # a report without its epoch untimed
 $DEMO finetune $SENT $TINY --epochs 1 --prompt-tuning 12 --prompt-init "Sentiment:" --out "$W/pt" 2>"$W/pt.err" &&
@@ -418,15 +420,15 @@ $DEMO finetune $SENT $TINY --epochs 1 --prompt-tuning 12 --prompt-init "Sentimen
     grep -q "the head and the soft prompt" "$W/pt.err" &&
     ok "cli finetune: --prompt-tuning (12 x 64 + the head: 833 parameters) trains, the model stays bit-identical" ||
     bad "cli finetune: prompt tuning: $(grep -m 2 -E 'demo|trains' "$W/pt.err")"
-$DEMO finetune --task generate --train data/finetune/qa.train.tsv --dev data/finetune/qa.dev.tsv --test data/finetune/qa.test.tsv \
+$DEMO finetune --task generate --train $D/qa.train.tsv --dev $D/qa.dev.tsv --test $D/qa.test.tsv \
     $TINY --epochs 1 --prompt-tuning 3 --prompt-init random --out "$W/ptg" 2>"$W/ptg.err" && [ -s "$W/ptg/model.ckpt.head" ] &&
     grep -q "model.ckpt.head (the soft prompt)" "$W/ptg.err" &&
     ok "cli finetune: --task generate --prompt-tuning saves the prompt alone in model.ckpt.head" ||
     bad "cli finetune: generate prompt tuning: $(grep -m 1 demo "$W/ptg.err")"
 $DEMO generate --model "$W/ptg/model.ckpt" --prompt "Capital city of Quaria?" --max-tokens 4 >/dev/null 2>"$W/ptg.gen" &&
     grep -q "with the soft prompt of 3 vectors" "$W/ptg.gen" &&
-    $DEMO predict --model "$W/ptg/model.ckpt" --input data/finetune/qa.test.tsv >"$W/ptg.out" 2>/dev/null &&
-    [ "$(wc -l <"$W/ptg.out")" -eq "$(wc -l <data/finetune/qa.test.tsv)" ] &&
+    $DEMO predict --model "$W/ptg/model.ckpt" --input $D/qa.test.tsv >"$W/ptg.out" 2>/dev/null &&
+    [ "$(wc -l <"$W/ptg.out")" -eq "$(wc -l <$D/qa.test.tsv)" ] &&
     ok "cli generate, predict: a soft prompt in model.ckpt.head goes before every prompt" ||
     bad "cli generate/predict with a soft prompt: $(head -n 1 "$W/ptg.gen")"
 $DEMO finetune $SENT $TINY --epochs 2 --attack-epsilon 0 --out "$W/plain" 2>/dev/null &&
@@ -445,8 +447,8 @@ $DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug1" 2>/dev/null 
     $DEMO finetune $SENT $TINY --epochs 1 --augment 0.3 --out "$W/aug2" 2>/dev/null &&
     $DEMO finetune $SENT $TINY --epochs 1 --out "$W/plain1" 2>/dev/null && cmp -s "$W/aug1/model.ckpt" "$W/aug2/model.ckpt" &&
     [ "$(grep 'epoch 1 (train loss' "$W/aug1/classify.report.txt" | untimed /dev/stdin)" != "$(grep 'epoch 1 (train loss' "$W/plain1/classify.report.txt" | untimed /dev/stdin)" ] &&
-    $DEMO finetune $NER --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn" 2>"$W/augn.err" &&
-    $DEMO finetune $NER --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn2" 2>/dev/null &&
+    $DEMO finetune $NERD --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn" 2>"$W/augn.err" &&
+    $DEMO finetune $NERD --init tiny --context 128 --epochs 1 --batch 32 --augment 0.5 --out "$W/augn2" 2>/dev/null &&
     cmp -s "$W/augn/model.ckpt" "$W/augn2/model.ckpt" &&
     [ "$(grep 'epoch 1 (train loss' "$W/augn/ner.report.txt" | untimed /dev/stdin)" != "$(grep 'epoch 1 (train loss' "$W/c03/ner.report.txt" | untimed /dev/stdin)" ] &&
     ok "cli finetune: --augment is deterministic for a seed and changes training (classify, ner)" ||
