@@ -602,6 +602,16 @@ GPT3DEF int  gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *word
 /* ------------------------------------------------------------------------ */
 /* Evaluation                                                               */
 
+/* In-context learning's scoring (the GPT-3 paper, Section 2.4): the
+   log-likelihood of each of n_choices continuations after one context,
+       logprobs[c] = sum_j log p(choice_c[j] | context, choice_c[0 .. j-1]),
+   all choices in one batch: one forward (B = n_choices). greedy[c] (if not NULL) is 1 when every token of choice c is
+   the most likely one. context has n_context >= 1 tokens; the longest
+   choice must fit after it in max_seq_len (GPT3_ERR_SEQ_LEN otherwise: drop
+   the context's start yourself). */
+GPT3DEF int gpt3_score_choices(GPT3 *m, const int *context, int n_context, const int *const *choices,
+                               const int *n_choice, int n_choices, double *logprobs, int *greedy);
+
 typedef struct {
     double precision, recall, f1;
     long support;             /* gold examples (or entities) of the class     */
@@ -2921,8 +2931,71 @@ GPT3DEF int gpt3_kv_forward(GPT3 *m, GPT3KVCache *kv, int token) {
 }
 
 /* ======================================================================== */
-/* Evaluation: accuracy, precision, recall, F1, entities                    */
+/* Evaluation: in-context scoring; accuracy, precision, recall, F1, entities */
 /* ======================================================================== */
+
+/* The arguments of gpt3_score_choices; *T gets the batch's length. */
+static int gpt3__check_choices(const GPT3 *m, const int *context, int n_context,
+                               const int *const *choices, const int *n_choice, int n_choices,
+                               int *T) {
+    if (!m || !m->params || !context || !choices || !n_choice || n_choices < 1 || n_context < 1)
+        return GPT3_ERR_ARGUMENT;
+    *T = 0;
+    for (int c = 0; c < n_choices; c++) {
+        if (!choices[c] || n_choice[c] < 1) return GPT3_ERR_ARGUMENT;
+        if (n_choice[c] > m->config.max_seq_len) return GPT3_ERR_SEQ_LEN;
+        *T = n_choice[c] > *T ? n_choice[c] : *T;
+    }
+    if (*T > m->config.max_seq_len - n_context) return GPT3_ERR_SEQ_LEN;
+    *T += n_context;
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_score_choices(GPT3 *m, const int *context, int n_context, const int *const *choices,
+                               const int *n_choice, int n_choices, double *logprobs, int *greedy) {
+    int T, rc = gpt3__check_choices(m, context, n_context, choices, n_choice, n_choices, &T);
+    if (rc != GPT3_OK) return rc;
+    if (!logprobs) return GPT3_ERR_ARGUMENT;
+    int B = n_choices, C = m->config.channels, V = m->config.vocab_size;
+    int *inputs = (int *)GPT3_MALLOC((size_t)B * T * sizeof(int));
+    if (!inputs) return GPT3_ERR_NOMEM;
+    for (int c = 0; c < B; c++)
+        for (int t = 0; t < T; t++) { /* context, choice, then padding (never read: causal) */
+            int j = t - n_context, *x = inputs + (size_t)c * T + t;
+            *x = t < n_context ? context[t] : j < n_choice[c] ? choices[c][j] : 0;
+        }
+    rc = gpt3__begin_forward(m, inputs, NULL, B, T);
+    GPT3_FREE(inputs);
+    if (rc != GPT3_OK) return rc;
+    gpt3__forward_body(m);
+    /* Choice c's token j is predicted at position n_context - 1 + j of row
+       c. Only those R rows of h go through the LM head: gathered (R, C) in
+       the backward's scratch dln, their logits (R, V) in the logits' room. */
+    GPT3Activations *a = &m->acts;
+    size_t R = 0;
+    float *rows = a->dln, *z = a->logits;
+    for (int c = 0; c < B; c++)
+        for (int j = 0; j < n_choice[c]; j++, R++)
+            memcpy(rows + R * C, a->lnf + ((size_t)c * T + n_context - 1 + j) * C, (size_t)C * sizeof(float));
+    gpt3__matmul_forward(z, rows, m->w.wte, NULL, 1, (int)R, C, V, &m->scratch);
+    R = 0;
+    for (int c = 0; c < B; c++) {
+        double sum = 0.0;
+        int all_best = 1;
+        for (int j = 0; j < n_choice[c]; j++, R++) {
+            const float *zr = z + R * V;
+            float top = gpt3__max_value(zr, V);
+            int token = choices[c][j];
+            sum += (double)zr[token] - top - log(gpt3__sum_exp(zr, top, V));
+            all_best &= zr[token] == top;
+        }
+        logprobs[c] = sum;
+        if (greedy) greedy[c] = all_best;
+    }
+    m->logits = NULL; /* its buffer held only the choices' rows */
+    m->mean_loss = -1.0f;
+    return GPT3_OK;
+}
 
 /* For class k, over the examples whose gold label is known:
        precision_k = TP_k / (TP_k + FP_k)   (of those predicted k, how many are)

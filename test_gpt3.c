@@ -2284,6 +2284,58 @@ static void test_prediction(void) {
     remove("test_pred.ckpt.head");
 }
 
+/* ---- In-context scoring ---- */
+
+/* log p(choice | context) from gpt3_forward's logits, one sequence at a time. */
+static double naive_logprob(GPT3 *m, const int *context, int n_context, const int *choice, int n) {
+    int x[16];
+    memcpy(x, context, (size_t)n_context * sizeof(int));
+    memcpy(x + n_context, choice, (size_t)n * sizeof(int));
+    gpt3_forward(m, x, NULL, 1, n_context + n);
+    double sum = 0.0;
+    int V = m->config.vocab_size;
+    for (int j = 0; j < n; j++) {
+        const float *z = m->logits + (size_t)(n_context - 1 + j) * V;
+        double lse = 0.0, top = z[0];
+        for (int v = 1; v < V; v++) top = fmax(top, z[v]);
+        for (int v = 0; v < V; v++) lse += exp(z[v] - top);
+        sum += z[choice[j]] - top - log(lse);
+    }
+    return sum;
+}
+
+static void test_score_choices(void) {
+    GPT3Config cfg = small_config(3);
+    GPT3 m;
+    gpt3_init(&m, &cfg, 170);
+    perturb(m.params, m.num_parameters, 0.5f, 171);
+    int context[4] = {3, 1, 4, 1}, a[2] = {5, 9}, b[3] = {2, 6, 5}, c[1] = {3};
+    const int *choices[3] = {a, b, c};
+    int n[3] = {2, 3, 1}, greedy[3];
+    double got[3], worst = 0.0;
+    int rc = gpt3_score_choices(&m, context, 4, choices, n, 3, got, greedy);
+    for (int i = 0; rc == GPT3_OK && i < 3; i++)
+        worst = fmax(worst, fabs(got[i] - naive_logprob(&m, context, 4, choices[i], n[i])) / fabs(got[i]));
+    /* a choice of the most likely tokens is greedy */
+    int best[2];
+    gpt3_forward(&m, context, NULL, 1, 4);
+    best[0] = gpt3__argmax(m.logits + 3 * 11, 11);
+    int ctx1[5] = {3, 1, 4, 1, best[0]};
+    gpt3_forward(&m, ctx1, NULL, 1, 5);
+    best[1] = gpt3__argmax(m.logits + 4 * 11, 11);
+    const int *top[1] = {best};
+    int two[1] = {2}, is_greedy = 0;
+    double lp;
+    int rc2 = gpt3_score_choices(&m, context, 4, top, two, 1, &lp, &is_greedy);
+    int too_long = gpt3_score_choices(&m, context, 4, choices, (const int[]){2, 5, 1}, 3, got, NULL);
+    int empty = gpt3_score_choices(&m, context, 4, choices, (const int[]){2, 0, 1}, 3, got, NULL);
+    check(rc == GPT3_OK && worst < 1e-5 && rc2 == GPT3_OK && is_greedy && too_long == GPT3_ERR_SEQ_LEN &&
+          empty == GPT3_ERR_ARGUMENT, "score choices: = log-softmax of the forward, one choice at a time",
+          "max rel diff %.1e (tol 1e-5); greedy choice seen %s; 4 + 5 > 8 -> %s; an empty choice -> %s", worst,
+          is_greedy ? "yes" : "no", gpt3_strerror(too_long), gpt3_strerror(empty));
+    gpt3_free(&m);
+}
+
 /* Merged adapters give the same logits as the adapters themselves. */
 static void test_lora_merge(void) {
     GPT3Config cfg = small_config(3);
@@ -2833,6 +2885,7 @@ int main(int argc, char **argv) {
     test_prompt_tuning();
     test_adversarial();
     test_prediction();
+    test_score_choices();
     test_padding();
     test_head_files();
     test_out_of_memory();
