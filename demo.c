@@ -5,12 +5,13 @@
        ./demo help             every command; ./demo COMMAND --help for its flags
 
    Commands: prepare, train, generate, encode, decode, bpe-train, finetune,
-   predict, bench.
+   predict, attention, bench.
    Statistics and progress go to stderr; stdout carries only the data a
    command produces (ids, bytes, generated text). */
 #define GPT3_IMPLEMENTATION
 #include "gpt3.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -259,7 +260,8 @@ static int parse_flags(const char *command, const char *summary, int argc, char 
             fprintf(stderr, "demo %s: --%s: '%s' is %s\n", command, o->name, text, bad);
             return 1;
         }
-        if (o->type == OPT_STRING && strcmp(o->name, "prompt") != 0 && strlen(text) > MAX_PATH) {
+        if (o->type == OPT_STRING && strcmp(o->name, "prompt") != 0 && strcmp(o->name, "text") != 0 &&
+            strlen(text) > MAX_PATH) { /* a text, not a path */
             fprintf(stderr, "demo %s: --%s: a path of at most %d bytes, please (got %zu)\n", command, o->name,
                     MAX_PATH, strlen(text));
             return 1;
@@ -3032,6 +3034,610 @@ static int cmd_finetune(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* eval: zero-, one- and few-shot, as the GPT-3 paper evaluates (Sec. 2.4)  */
+/*                                                                          */
+/* Each item is scored after K demonstrations, drawn at random from the     */
+/* training file (or the same file, never the item itself), each its        */
+/* context and its correct completion, separated by a blank line, then the  */
+/* item's context. A completion is scored as " " + its text (unless it      */
+/* starts with a space), its tokens encoded apart from the context, as      */
+/* lm-evaluation-harness does:                                              */
+/*   multiple choice: the choice with the highest log-likelihood wins,      */
+/*     as it is (acc), per token, per character (acc_norm), and with       */
+/*     --norm divided by its likelihood after "Answer:" (the paper's        */
+/*     unconditional normalisation, in logs a difference);                 */
+/*   completion (cloze): the target's tokens all greedy (exact match), and  */
+/*     its perplexity.                                                      */
+/* A prompt longer than the context drops its oldest demonstrations, never  */
+/* the item (an item too long alone loses its context's start).            */
+
+/* ---- A small JSON reader: one object a line, its top-level members ---- */
+
+static const char *json_space(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    return p;
+}
+
+static int hex4(const char *p, const char *end, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        if (p + i >= end || !isxdigit((unsigned char)p[i])) return 0;
+        *v = *v * 16 + (unsigned)(isdigit((unsigned char)p[i]) ? p[i] - '0' : (tolower((unsigned char)p[i]) - 'a' + 10));
+    }
+    return 1;
+}
+
+/* Code point cp as UTF-8 at out; its length. */
+static int put_utf8(char *out, unsigned cp) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xc0 | cp >> 6); out[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | cp >> 12); out[1] = (char)(0x80 | (cp >> 6 & 63)); out[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | cp >> 18); out[1] = (char)(0x80 | (cp >> 12 & 63));
+    out[2] = (char)(0x80 | (cp >> 6 & 63)); out[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+/* The string at *p (after its opening quote) decoded into a new
+   NUL-terminated copy (*text, or NULL to skip it); *p moves past its closing
+   quote. 0 if it is malformed. */
+static int json_text(const char **p, const char *end, char **text) {
+    const char *s = *p;
+    char *out = text ? (char *)malloc((size_t)(end - s) + 1) : NULL;
+    size_t n = 0;
+    if (text && !out) return 0;
+    while (s < end && *s != '"') {
+        unsigned cp = (unsigned char)*s++;
+        if (cp < 0x20) break; /* a raw control character */
+        if (cp == '\\') {
+            char e = s < end ? *s++ : 0;
+            const char *simple = strchr("\"\\/bfnrt", e), *as = "\"\\/\b\f\n\r\t";
+            if (e && simple) cp = (unsigned char)as[simple - "\"\\/bfnrt"];
+            else if (e == 'u' && hex4(s, end, &cp)) {
+                s += 4;
+                unsigned lo;
+                if (cp >= 0xd800 && cp < 0xdc00 && end - s >= 6 && s[0] == '\\' && s[1] == 'u' && hex4(s + 2, end, &lo) &&
+                    lo >= 0xdc00 && lo < 0xe000) { /* a surrogate pair */
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    s += 6;
+                } else if (cp >= 0xd800 && cp < 0xe000) {
+                    cp = 0xfffd; /* a lone surrogate */
+                }
+                if (out) { n += (size_t)put_utf8(out + n, cp); }
+                continue;
+            } else {
+                break;
+            }
+        }
+        if (out) out[n++] = (char)cp;
+    }
+    if (s >= end || *s != '"') { free(out); return 0; }
+    if (out) out[n] = 0;
+    if (text) *text = out;
+    *p = s + 1;
+    return 1;
+}
+
+/* Past the value at p (any kind, nested to 64 levels); NULL if malformed. */
+static const char *json_skip(const char *p, const char *end, int depth) {
+    p = json_space(p, end);
+    if (p >= end || depth > 64) return NULL;
+    if (*p == '"') { p++; return json_text(&p, end, NULL) ? p : NULL; }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_space(p + 1, end);
+        if (p < end && *p == close) return p + 1;
+        for (;;) {
+            if (close == '}') { /* "key": value */
+                if (p >= end || *p != '"') return NULL;
+                p++;
+                if (!json_text(&p, end, NULL)) return NULL;
+                p = json_space(p, end);
+                if (p >= end || *p++ != ':') return NULL;
+            }
+            if (!(p = json_skip(p, end, depth + 1))) return NULL;
+            p = json_space(p, end);
+            if (p < end && *p == close) return p + 1;
+            if (p >= end || *p++ != ',') return NULL;
+            p = json_space(p, end);
+        }
+    }
+    const char *start = p; /* a number, true, false or null */
+    while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.')) p++;
+    return p > start ? p : NULL;
+}
+
+/* The value of member `key` of the object line[0 .. n) (its start), NULL if
+   there is none; *bad = 1 if the line is not one JSON object. */
+static const char *json_member(const char *line, size_t n, const char *key, int *bad) {
+    const char *p = json_space(line, line + n), *end = line + n, *found = NULL;
+    *bad = 1;
+    if (p >= end || *p++ != '{') return NULL;
+    p = json_space(p, end);
+    if (p < end && *p == '}') { *bad = json_space(p + 1, end) != end; return NULL; }
+    for (;;) {
+        char *name = NULL;
+        if (p >= end || *p++ != '"' || !json_text(&p, end, &name)) return NULL;
+        p = json_space(p, end);
+        int match = strcmp(name, key) == 0;
+        free(name);
+        if (p >= end || *p++ != ':') return NULL;
+        const char *value = json_space(p, end);
+        if (!(p = json_skip(p, end, 0))) return NULL;
+        if (match && !found) found = value;
+        p = json_space(p, end);
+        if (p < end && *p == '}') { *bad = json_space(p + 1, end) != end; return found; }
+        if (p >= end || *p++ != ',') return NULL;
+        p = json_space(p, end);
+    }
+}
+
+/* The strings of the array at p, each a new copy, in *out (n of them). */
+static int json_texts(const char *p, const char *end, char ***out, int *n) {
+    *out = NULL;
+    *n = 0;
+    p = json_space(p, end);
+    if (p >= end || *p++ != '[') return 0;
+    p = json_space(p, end);
+    if (p < end && *p == ']') return 1;
+    for (;;) {
+        char *text, **grown = (char **)realloc(*out, (size_t)(*n + 1) * sizeof(char *));
+        if (!grown) return 0;
+        *out = grown;
+        if (p >= end || *p++ != '"' || !json_text(&p, end, &text)) return 0;
+        (*out)[(*n)++] = text;
+        p = json_space(p, end);
+        if (p < end && *p == ']') return 1;
+        if (p >= end || *p++ != ',') return 0;
+        p = json_space(p, end);
+    }
+}
+
+/* ---- The items ---- */
+
+#define EVAL_MAX_CHOICES 64
+
+typedef struct {
+    char *context;
+    char **choices;  /* multiple choice: every choice; a completion: its target alone */
+    int n_choices;
+    int label;       /* the correct choice (a completion: 0)                 */
+} EvalItem;
+
+typedef struct {
+    EvalItem *items;
+    int count;
+    int cloze;       /* 1: completions ({"context", "target"}); 0: choices    */
+    const char *path;
+} EvalSet;
+
+static void eval_set_free(EvalSet *s) {
+    for (int i = 0; i < s->count; i++) {
+        EvalItem *it = &s->items[i];
+        free(it->context);
+        for (int c = 0; c < it->n_choices; c++) free(it->choices[c]);
+        free(it->choices);
+    }
+    free(s->items);
+    memset(s, 0, sizeof(*s));
+}
+
+/* The first of two member names that the line has (ours, or HellaSwag's). */
+static const char *json_either(const char *line, size_t n, const char *a, const char *b, int *bad) {
+    const char *v = json_member(line, n, a, bad);
+    return v || *bad ? v : json_member(line, n, b, bad);
+}
+
+/* One JSONL line into *it: {"context", "choices", "label"} (HellaSwag's
+   "ctx", "endings", "label" as they are) or {"context", "target"}. Returns
+   1 for choices, 2 for a completion, 0 (said) if the line is wrong. */
+static int eval_item(const char *path, int line_no, const char *line, size_t n, EvalItem *it) {
+    int bad;
+    const char *end = line + n, *context = json_either(line, n, "context", "ctx", &bad);
+    const char *why = bad ? "not one JSON object" : !context ? "no \"context\" (or HellaSwag's \"ctx\")" : NULL;
+    memset(it, 0, sizeof(*it));
+    if (!why && (*context != '"' || (context++, !json_text(&context, end, &it->context)))) why = "the context is not a string";
+    if (!why && !it->context[0]) why = "an empty context";
+    const char *target = why ? NULL : json_member(line, n, "target", &bad);
+    const char *choices = why || target ? NULL : json_either(line, n, "choices", "endings", &bad);
+    const char *label = choices ? json_member(line, n, "label", &bad) : NULL;
+    if (!why && target) {
+        it->choices = (char **)calloc(1, sizeof(char *));
+        if (!it->choices || *target != '"' || (target++, !json_text(&target, end, &it->choices[0]))) why = "the target is not a string";
+        else it->n_choices = 1;
+        if (!why && !it->choices[0][0]) why = "an empty target";
+    } else if (!why && !choices) {
+        why = "neither \"choices\" (or \"endings\") nor \"target\"";
+    } else if (!why && !json_texts(choices, end, &it->choices, &it->n_choices)) {
+        why = "the choices are not an array of strings";
+    } else if (!why && (it->n_choices < 2 || it->n_choices > EVAL_MAX_CHOICES)) {
+        why = it->n_choices < 2 ? "fewer than two choices" : "more than 64 choices";
+    } else if (!why && !label) {
+        why = "no \"label\" (the correct choice's index)";
+    }
+    for (int c = 0; !why && c < it->n_choices; c++)
+        if (!it->choices[c][0]) why = "an empty choice";
+    if (!why && label) { /* an integer, or one in a string (as Hugging Face's HellaSwag has it) */
+        char *endp;
+        const char *digits = *label == '"' ? label + 1 : label;
+        long k = strtol(digits, &endp, 10);
+        if (endp == digits || (*label == '"' && *endp != '"')) why = "the label is not an integer";
+        else if (k < 0 || k >= it->n_choices) why = "the label is not the index of a choice";
+        else it->label = (int)k;
+    }
+    if (why) {
+        fprintf(stderr, "demo eval: %s:%d: %s\n", path, line_no, why);
+        return 0;
+    }
+    return target ? 2 : 1;
+}
+
+static int load_eval_set(const char *path, EvalSet *s) {
+    size_t size;
+    char *text = (char *)read_file(path, &size);
+    memset(s, 0, sizeof(*s));
+    s->path = path;
+    if (!text) return 1;
+    int status = !no_nul(path, text, size), capacity = 0, line_no = 0, kind = 0;
+    for (char *line = text; status == 0 && line < text + size; line_no++) {
+        char *eol = memchr(line, '\n', (size_t)(text + size - line)), *end = eol ? eol : text + size;
+        size_t n = (size_t)(end - line);
+        line = eol ? eol + 1 : text + size;
+        if (json_space(end - n, end) == end) continue; /* a blank line */
+        if (s->count == capacity) {
+            capacity = capacity ? 2 * capacity : 256;
+            EvalItem *grown = (EvalItem *)realloc(s->items, (size_t)capacity * sizeof(EvalItem));
+            if (!grown) { status = fail(path, GPT3_ERR_NOMEM); break; }
+            s->items = grown;
+        }
+        int got = eval_item(path, line_no + 1, end - n, n, &s->items[s->count]);
+        s->count++; /* freed with the set, whole or not */
+        if (got && kind && got != kind) {
+            fprintf(stderr, "demo eval: %s:%d: a %s among %s: one kind of item a file\n", path, line_no + 1,
+                    got == 2 ? "completion" : "multiple choice", kind == 2 ? "completions" : "multiple choices");
+            got = 0;
+        }
+        kind = got;
+        status = !got;
+    }
+    free(text);
+    s->cloze = kind == 2;
+    if (status == 0 && s->count == 0) {
+        fprintf(stderr, "demo eval: %s has no items\n", path);
+        status = 1;
+    }
+    return status;
+}
+
+/* ---- Scoring an item after K demonstrations ---- */
+
+typedef struct {
+    GPT3 *m;
+    GPT3Tokenizer *tok;
+    const EvalSet *pool;   /* where demonstrations come from              */
+    int same_file;         /* the pool is the evaluated file: skip the item */
+    int norm;              /* also the unconditional normalisation        */
+    uint64_t seed;
+    FILE *details;
+    int *answer;           /* the tokens of "Answer:"                      */
+    size_t n_answer;
+} Evaluator;
+
+typedef struct {
+    long items, cut;       /* items, and those that lost demonstrations   */
+    long correct[4];       /* by sum, per token, per character, unconditional */
+    double logprob;        /* completions: summed over their tokens, ...  */
+    long tokens;           /* ... of which there are                      */
+} EvalTally;
+
+/* The text a completion is scored as: " " + it, unless it starts with a space. */
+static char *continuation(const char *text) {
+    size_t n = strlen(text);
+    char *out = (char *)malloc(n + 2);
+    if (out) snprintf(out, n + 2, "%s%s", isspace((unsigned char)text[0]) ? "" : " ", text);
+    return out;
+}
+
+/* Unicode characters of a UTF-8 text (bytes that do not continue one). */
+static long characters(const char *s) {
+    long n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* K distinct demonstrations for item i, drawn from the pool by a seed of
+   (seed, K, i): the same whatever else is evaluated. */
+static void draw_demonstrations(const Evaluator *e, int i, int K, int *demo) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, e->seed * 0x9E3779B97F4A7C15ULL + (uint64_t)K * 1000003u + (uint64_t)i);
+    for (int k = 0; k < K;) {
+        int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)e->pool->count), seen = e->same_file && j == i;
+        for (int q = 0; q < k; q++) seen |= demo[q] == j;
+        if (!seen) demo[k++] = j;
+    }
+}
+
+/* The prompt: demonstrations demo[first .. K), each its context and its
+   correct completion, a blank line after each, then the item's context. */
+static char *eval_prompt(const Evaluator *e, const EvalItem *it, const int *demo, int first, int K) {
+    size_t n = strlen(it->context) + 1;
+    for (int k = first; k < K; k++) {
+        const EvalItem *d = &e->pool->items[demo[k]];
+        n += strlen(d->context) + strlen(d->choices[d->label]) + 4;
+    }
+    char *prompt = (char *)malloc(n), *p = prompt;
+    for (int k = first; prompt && k < K; k++) {
+        const EvalItem *d = &e->pool->items[demo[k]];
+        const char *gold = d->choices[d->label];
+        p += sprintf(p, "%s%s%s\n\n", d->context, isspace((unsigned char)gold[0]) ? "" : " ", gold);
+    }
+    if (prompt) strcpy(p, it->context);
+    return prompt;
+}
+
+/* The context's tokens with as many demonstrations as fit before the
+   longest choice (longest tokens): the oldest go first; alone too long, the
+   context keeps its last tokens. *cut: demonstrations or tokens went. */
+static int eval_context(const Evaluator *e, const EvalItem *it, const int *demo, int K, int longest,
+                        int **ids, size_t *n_ids, int *cut) {
+    int room = e->m->config.max_seq_len - longest;
+    *cut = 0;
+    for (int first = 0; first <= K; first++) {
+        char *prompt = eval_prompt(e, it, demo, first, K);
+        int rc = prompt ? gpt3_encode(e->tok, prompt, strlen(prompt), ids, n_ids) : GPT3_ERR_NOMEM;
+        free(prompt);
+        if (rc != GPT3_OK) return rc;
+        if (*n_ids <= (size_t)room || first == K) break;
+        free(*ids);
+        *cut = 1;
+    }
+    if (*n_ids > (size_t)room) { /* the item's own context: its start goes */
+        memmove(*ids, *ids + (*n_ids - (size_t)room), (size_t)room * sizeof(int));
+        *n_ids = (size_t)room;
+        *cut = 1;
+    }
+    return GPT3_OK;
+}
+
+static void json_ids(FILE *f, const int *ids, size_t n) {
+    fputc('[', f);
+    for (size_t i = 0; i < n; i++) fprintf(f, "%s%d", i ? "," : "", ids[i]);
+    fputc(']', f);
+}
+
+/* One line of --details: what each choice was scored after, and how. */
+static void eval_details(const Evaluator *e, int i, int K, const int *ctx, size_t n_ctx, int *const *ids,
+                         const int *n_ids, const double *lp, const long *chars, int n, int label, int pred) {
+    fprintf(e->details, "{\"item\": %d, \"shots\": %d, \"label\": %d, \"predicted\": %d, \"context_ids\": ", i, K, label,
+            pred);
+    json_ids(e->details, ctx, n_ctx);
+    fprintf(e->details, ", \"choices\": [");
+    for (int c = 0; c < n; c++) {
+        fprintf(e->details, "%s{\"ids\": ", c ? ", " : "");
+        json_ids(e->details, ids[c], (size_t)n_ids[c]);
+        fprintf(e->details, ", \"logprob\": %.9g, \"tokens\": %d, \"characters\": %ld}", lp[c], n_ids[c], chars[c]);
+    }
+    fprintf(e->details, "]}\n");
+}
+
+/* The index of the best of n scores: score[c] / divisor[c] (divisor NULL: 1). */
+static int best_of(const double *score, const double *divisor, int n) {
+    int best = 0;
+    for (int c = 1; c < n; c++)
+        if (score[c] / (divisor ? divisor[c] : 1.0) > score[best] / (divisor ? divisor[best] : 1.0)) best = c;
+    return best;
+}
+
+/* Item i after K demonstrations, into the tally. */
+static int eval_one(const Evaluator *e, const EvalItem *it, int i, int K, EvalTally *tally) {
+    int n = it->n_choices, demo[256], *ids[EVAL_MAX_CHOICES], n_ids[EVAL_MAX_CHOICES], longest = 0, cut = 0;
+    int greedy[EVAL_MAX_CHOICES], rc = GPT3_OK, *ctx = NULL;
+    double lp[EVAL_MAX_CHOICES], uncond[EVAL_MAX_CHOICES], tokens[EVAL_MAX_CHOICES], chars_d[EVAL_MAX_CHOICES];
+    long chars[EVAL_MAX_CHOICES];
+    size_t n_ctx = 0;
+    memset(ids, 0, sizeof(ids));
+    for (int c = 0; rc == GPT3_OK && c < n; c++) {
+        char *text = continuation(it->choices[c]);
+        size_t got = 0;
+        rc = text ? gpt3_encode(e->tok, text, strlen(text), &ids[c], &got) : GPT3_ERR_NOMEM;
+        chars[c] = text ? characters(text) : 0;
+        free(text);
+        n_ids[c] = (int)got;
+        longest = n_ids[c] > longest ? n_ids[c] : longest;
+    }
+    if (rc == GPT3_OK && longest >= e->m->config.max_seq_len) {
+        fprintf(stderr, "demo eval: %s: item %d has a choice of %d tokens, as long as the model's context (%d)\n",
+                e->pool->path, i + 1, longest, e->m->config.max_seq_len);
+        rc = GPT3_ERR_SEQ_LEN;
+    }
+    draw_demonstrations(e, i, K, demo);
+    if (rc == GPT3_OK) rc = eval_context(e, it, demo, K, longest, &ctx, &n_ctx, &cut);
+    if (rc == GPT3_OK)
+        rc = gpt3_score_choices(e->m, ctx, (int)n_ctx, (const int *const *)ids, n_ids, n, lp, greedy);
+    if (rc == GPT3_OK && e->norm && !e->pool->cloze)
+        rc = gpt3_score_choices(e->m, e->answer, (int)e->n_answer, (const int *const *)ids, n_ids, n, uncond, NULL);
+    if (rc == GPT3_OK) {
+        for (int c = 0; c < n; c++) {
+            tokens[c] = n_ids[c];
+            chars_d[c] = (double)chars[c];
+            if (e->norm && !e->pool->cloze) uncond[c] = lp[c] - uncond[c]; /* log P(c | context) / P(c | "Answer:") */
+        }
+        int pred = best_of(lp, NULL, n);
+        tally->items++;
+        tally->cut += cut;
+        tally->correct[0] += e->pool->cloze ? greedy[0] : pred == it->label;
+        tally->correct[1] += best_of(lp, tokens, n) == it->label;
+        tally->correct[2] += best_of(lp, chars_d, n) == it->label;
+        tally->correct[3] += e->norm && !e->pool->cloze && best_of(uncond, NULL, n) == it->label;
+        tally->logprob += lp[0];
+        tally->tokens += n_ids[0];
+        if (e->details) eval_details(e, i, K, ctx, n_ctx, ids, n_ids, lp, chars, n, it->label, pred);
+    }
+    for (int c = 0; c < n; c++) free(ids[c]);
+    free(ctx);
+    return rc;
+}
+
+/* ---- The command ---- */
+
+/* "0,1,4,16" into shots (at most 16 values, each 0 .. 256); their count, or
+   0 (said) if the list is not one. */
+static int parse_shots(const char *text, int *shots) {
+    int n = 0;
+    for (const char *p = text; *p && n < 16;) {
+        char *end;
+        long k = strtol(p, &end, 10);
+        if (end == p || k < 0 || k > 256 || (*end && *end != ',')) break;
+        shots[n++] = (int)k;
+        p = *end ? end + 1 : end;
+        if (!*p && *end) { n = 0; break; } /* a trailing comma */
+        if (!*p) return n;
+    }
+    fprintf(stderr, "demo eval: --shots must be a list of 0 to 256 demonstrations, such as 0,1,4,16 (got '%s')\n", text);
+    return 0;
+}
+
+/* A 95% confidence interval's half width for a proportion p of n (the
+   normal approximation: 1.96 sqrt(p (1 - p) / n)). */
+static double interval95(double p, long n) { return n > 0 ? 1.96 * sqrt(p * (1.0 - p) / (double)n) : 0.0; }
+
+static void eval_report(const Evaluator *e, int K, const EvalTally *t, double seconds) {
+    double n = t->items > 0 ? (double)t->items : 1.0, acc = t->correct[0] / n;
+    if (e->pool->cloze) {
+        printf("%d-shot: %ld items, exact match %.4f ± %.4f (95%% CI), perplexity of the targets %.3f", K, t->items,
+               acc, interval95(acc, t->items), exp(-t->logprob / (t->tokens ? t->tokens : 1)));
+    } else {
+        printf("%d-shot: %ld items, accuracy %.4f ± %.4f (95%% CI), per token %.4f, per character (acc_norm) %.4f", K,
+               t->items, acc, interval95(acc, t->items), t->correct[1] / n, t->correct[2] / n);
+        if (e->norm) printf(", unconditional %.4f", t->correct[3] / n);
+    }
+    printf("; %.1f items/s\n", t->items / (seconds > 0 ? seconds : 1e-9));
+    if (t->cut)
+        printf("  %ld of them did not fit the context (%d tokens) whole: the oldest demonstrations went first\n", t->cut,
+               e->m->config.max_seq_len);
+    fflush(stdout);
+}
+
+/* Accuracy against K, as the paper's Figure 1.2 draws it. */
+static void eval_plot(const char *path, const int *shots, const double *acc, int n, const char *title) {
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "demo eval: cannot write %s: %s\n", path, strerror(errno)); return; }
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"560\" height=\"360\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"560\" height=\"360\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"280\" y=\"20\" text-anchor=\"middle\">accuracy against demonstrations in the context (%s)</text>\n",
+            title);
+    for (int g = 0; g <= 4; g++) /* accuracy 0 .. 1 on the y axis */
+        fprintf(f, "<line x1=\"60\" x2=\"540\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"52\" y=\"%d\" "
+                   "text-anchor=\"end\">%.2f</text>\n", 320 - g * 70, 320 - g * 70, 324 - g * 70, g * 0.25);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
+    for (int i = 0; i < n; i++) fprintf(f, "%d,%.1f ", 80 + i * 440 / (n > 1 ? n - 1 : 1), 320 - 280 * acc[i]);
+    fprintf(f, "\"/>\n");
+    for (int i = 0; i < n; i++) {
+        int x = 80 + i * 440 / (n > 1 ? n - 1 : 1);
+        fprintf(f, "<circle cx=\"%d\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/><text x=\"%d\" y=\"340\" "
+                   "text-anchor=\"middle\">K = %d</text>\n", x, 320 - 280 * acc[i], x, shots[i]);
+    }
+    fprintf(f, "</svg>\n");
+    if (fclose(f) != 0) fprintf(stderr, "demo eval: cannot write %s\n", path);
+}
+
+/* Every item after K demonstrations, a progress line on a terminal. */
+static int eval_all(const Evaluator *e, const EvalSet *set, int K, int limit, EvalTally *t) {
+    double t0 = now_seconds(), shown = t0;
+    memset(t, 0, sizeof(*t));
+    for (int i = 0; i < set->count && i < limit; i++) {
+        int rc = eval_one(e, &set->items[i], i, K, t);
+        if (rc != GPT3_OK) return rc == GPT3_ERR_SEQ_LEN ? 1 : fail("eval", rc); /* a choice too long: said */
+        if (stderr_is_terminal() && now_seconds() - shown > 1.0) {
+            shown = now_seconds();
+            fprintf(stderr, "\r%d-shot: %d of %d items, %.1f items/s ", K, i + 1, set->count,
+                    (i + 1) / (shown - t0));
+        }
+    }
+    if (stderr_is_terminal()) fprintf(stderr, "\r%60s\r", "");
+    eval_report(e, K, t, now_seconds() - t0);
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *model = "demo_out/model.ckpt", *task = NULL, *train = NULL, *shots_text = "0", *details = NULL;
+    const char *plot = NULL, *encoder = NULL, *bpe = NULL;
+    int seed = 1234, norm = 0, limit = INT_MAX, shots[16];
+    Option opts[] = {
+        {"model", OPT_STRING, &model, "checkpoint (its tokenizer beside it)"},
+        {"task", OPT_STRING, &task, "JSONL items: {\"context\", \"choices\", \"label\"} (HellaSwag's ctx/endings/label "
+                                    "too) or {\"context\", \"target\"}"},
+        {"train", OPT_STRING, &train, "demonstrations from this JSONL (default: the task file, never the item itself)"},
+        {"shots", OPT_STRING, &shots_text, "demonstrations K, or a list: 0,1,4,16"},
+        {"norm", OPT_SWITCH, &norm, "also the paper's unconditional normalisation, P(choice | context) / P(choice | \"Answer:\")"},
+        {"details", OPT_STRING, &details, "a JSON line per item and K: the token ids scored, each choice's log-likelihood"},
+        {"plot", OPT_STRING, &plot, "accuracy against K as an SVG (default with several K: eval.svg)"},
+        {"limit", OPT_INT, &limit, "the first N items only"},
+        {"seed", OPT_INT, &seed, "seed of the demonstrations' draw"},
+        {"encoder", OPT_STRING, &encoder, "encoder.json (default: beside the model)"},
+        {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
+    };
+    int rc = parse_flags("eval", "Zero-, one- and few-shot evaluation, as the GPT-3 paper does it (Section 2.4).",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    int n_shots = parse_shots(shots_text, shots);
+    if (!n_shots || !check_range("eval", "limit", limit, 1, INT_MAX)) return 1;
+    if (!task) { fprintf(stderr, "demo eval: give --task FILE (JSONL items)\n"); return 1; }
+    EvalSet set, pool;
+    GPT3 m;
+    GPT3Tokenizer tok;
+    memset(&pool, 0, sizeof(pool));
+    if (load_eval_set(task, &set)) { eval_set_free(&set); return 1; }
+    int status = train && load_eval_set(train, &pool);
+    if (!status && train && pool.cloze != set.cloze) {
+        fprintf(stderr, "demo eval: %s and %s hold different kinds of items\n", task, train);
+        status = 1;
+    }
+    const EvalSet *from = train ? &pool : &set;
+    for (int k = 0; !status && k < n_shots; k++)
+        if (shots[k] > from->count - !train) {
+            fprintf(stderr, "demo eval: %d demonstrations, but %s has %d items to draw them from%s\n", shots[k],
+                    from->path, from->count - !train, train ? "" : " (never the item itself)");
+            status = 1;
+        }
+    if (!status && (rc = gpt3_load(&m, model)) != GPT3_OK) status = fail(model, rc);
+    else if (!status && open_tokenizer(&tok, encoder, bpe, model)) { gpt3_free(&m); status = 1; }
+    else if (!status && tok.vocab_size != m.config.vocab_size) {
+        fprintf(stderr, "demo eval: %s has %d tokens but its tokenizer %d: give the model's --encoder and --bpe\n",
+                model, m.config.vocab_size, tok.vocab_size);
+        gpt3_free(&m);
+        gpt3_tokenizer_free(&tok);
+        status = 1;
+    }
+    if (status) { eval_set_free(&set); eval_set_free(&pool); return 1; }
+    Evaluator e = {&m, &tok, from, !train, norm, (uint64_t)seed, NULL, NULL, 0};
+    if (details && !(e.details = fopen(details, "w"))) {
+        fprintf(stderr, "demo eval: cannot write %s: %s\n", details, strerror(errno));
+        status = 1;
+    }
+    if (!status && gpt3_encode(&tok, "Answer:", 7, &e.answer, &e.n_answer) != GPT3_OK) status = fail("eval", GPT3_ERR_NOMEM);
+    double acc[16];
+    for (int k = 0; !status && k < n_shots; k++) {
+        EvalTally t;
+        status = eval_all(&e, &set, shots[k], limit, &t);
+        acc[k] = t.items ? (double)t.correct[0] / t.items : 0.0;
+    }
+    if (!status && (plot || n_shots > 1)) {
+        eval_plot(plot ? plot : "eval.svg", shots, acc, n_shots, task);
+        fprintf(stderr, "accuracy against K drawn in %s\n", plot ? plot : "eval.svg");
+    }
+    if (e.details && fclose(e.details) != 0) status = fail(details, GPT3_ERR_WRITE);
+    free(e.answer);
+    eval_set_free(&set);
+    eval_set_free(&pool);
+    gpt3_free(&m);
+    gpt3_tokenizer_free(&tok);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
 /* predict: step 5, the fine-tuned model on new data                        */
 /*                                                                          */
 /* The input streams: lines are read one at a time, gathered --batch       */
@@ -3887,6 +4493,558 @@ static int cmd_predict(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* attention: every head's attention map, drawn                             */
+
+/* The model reads the tokens once, B = 1 (a loaded model has training 0:
+   no dropout), and m.acts.att then holds every layer's softmax
+   probabilities, one layer after the other, each (B, NH, T, span): span =
+   T for a dense layer, min(W, T) for a banded one (gpt3.h's
+   GPT3Activations). Row t of a head holds the keys s = start(t) .. t,
+   start(t) = max(0, t - span + 1), in its first t - start(t) + 1 places,
+   then zeros: the first rows of a banded layer (t < span - 1) start at key
+   0, not at t - span + 1. gpt3.h's two attention forwards (the reference
+   and the blocked one) both write it so. */
+typedef struct {
+    const GPT3Config *cfg;
+    const float *att;   /* m.acts.att after gpt3_forward(m, tokens, NULL, 1, T) */
+    const int *tokens;  /* (T) what the model read                              */
+    int T;
+} AttentionMaps;
+
+/* Layer l's window as the forward chose it, which is also its rows' span:
+   W on the odd layers when 0 < W < T (banded), else T (dense causal). */
+static int attention_window(const GPT3Config *cfg, int l, int T) {
+    int banded = cfg->local_window > 0 && l % 2 == 1 && cfg->local_window < T;
+    return banded ? cfg->local_window : T;
+}
+
+/* Row t of head h in layer l: the probabilities of the keys *start .. t. */
+static const float *attention_row(const AttentionMaps *a, int l, int h, int t, int *start) {
+    size_t layer = 0; /* the layers below l, each (1, NH, T, its span) */
+    for (int j = 0; j < l; j++) layer += (size_t)a->cfg->num_heads * a->T * attention_window(a->cfg, j, a->T);
+    int span = attention_window(a->cfg, l, a->T);
+    *start = t - span + 1 > 0 ? t - span + 1 : 0;
+    return a->att + layer + ((size_t)h * a->T + t) * span;
+}
+
+/* Olsson et al. (2022)'s induction score of head (l, h) on these tokens:
+   a query t whose token came before, at positions s with s + 1 < t, gives
+   sum_s att[t, s + 1], its attention to the tokens that followed those
+   copies; the score is the mean over such queries (NAN if there are none).
+   s + 1 = t is left out, so that a head looking at itself never counts. A
+   head that looks up what came after the current token last time scores
+   near 1 on --repeat's tokens. In a banded layer a key out of the window
+   has probability 0. */
+static double induction_score(const AttentionMaps *a, int l, int h) {
+    double sum = 0;
+    int queries = 0;
+    for (int t = 0; t < a->T; t++) {
+        int start, repeated = 0;
+        const float *row = attention_row(a, l, h, t, &start);
+        double to_next = 0;
+        for (int s = 0; s + 1 < t; s++) {
+            if (a->tokens[s] != a->tokens[t]) continue;
+            repeated = 1;
+            if (s + 1 >= start) to_next += row[s + 1 - start];
+        }
+        sum += to_next;
+        queries += repeated;
+    }
+    return queries ? sum / queries : NAN;
+}
+
+/* ---- the picture */
+
+#define ATTENTION_LEVELS 64 /* the colours drawn: sqrt(p) rounded to 1/64 */
+
+/* ColorBrewer's "Blues", white to dark blue: steps even to the eye. */
+static const unsigned char blues[9][3] = {{247, 251, 255}, {222, 235, 247}, {198, 219, 239},
+                                          {158, 202, 225}, {107, 174, 214}, {66, 146, 198},
+                                          {33, 113, 181},  {8, 81, 156},    {8, 48, 107}};
+
+/* The scale's colour at u in [0, 1] as "#rrggbb". */
+static void blues_colour(double u, char hex[16]) {
+    double x = u * 8;
+    int i = x >= 8 ? 7 : x <= 0 ? 0 : (int)x, c[3];
+    double f = x - i;
+    for (int k = 0; k < 3; k++) c[k] = (int)(blues[i][k] + f * (blues[i + 1][k] - blues[i][k]) + 0.5);
+    snprintf(hex, 16, "#%02x%02x%02x", c[0] & 255, c[1] & 255, c[2] & 255);
+}
+
+/* The colour level of probability p: sqrt(p), so that a head that spreads
+   its attention thinly still shows. Level 0 is the scale's white. */
+static int attention_level(float p) {
+    if (!(p > 0)) return 0; /* a NaN too */
+    if (p >= 1) return ATTENTION_LEVELS;
+    return (int)(sqrt(p) * ATTENTION_LEVELS + 0.5);
+}
+
+/* Bytes as XML text: <, >, &, " escaped; a newline shown as U+21B5, a tab
+   as U+2192, a space as U+00B7 if show_spaces (a token's leading space),
+   another control byte or a byte that is not UTF-8 as \xNN; at most
+   max_chars characters, then U+2026. */
+static void svg_text(FILE *f, const unsigned char *s, size_t n, int max_chars, int show_spaces) {
+    for (size_t i = 0, chars = 0; i < n; chars++) {
+        unsigned char c = s[i];
+        int len = utf8_length(s + i, n - i);
+        if (chars == (size_t)max_chars) { fputs("\xe2\x80\xa6", f); return; }
+        if (c == '<') fputs("&lt;", f);
+        else if (c == '>') fputs("&gt;", f);
+        else if (c == '&') fputs("&amp;", f);
+        else if (c == '"') fputs("&quot;", f);
+        else if (c == ' ' && show_spaces) fputs("\xc2\xb7", f);
+        else if (c == '\n') fputs("\xe2\x86\xb5", f);
+        else if (c == '\t') fputs("\xe2\x86\x92", f);
+        else if (c < 0x20 || c == 0x7f || !len) fprintf(f, "\\x%02X", c);
+        else fwrite(s + i, 1, (size_t)len, f);
+        i += len ? (size_t)len : 1;
+    }
+}
+
+static void svg_token(FILE *f, const GPT3Tokenizer *tok, int id, int max_chars) {
+    size_t len;
+    const unsigned char *bytes = gpt3_token_bytes(tok, id, &len);
+    if (bytes) svg_text(f, bytes, len, max_chars, 1);
+    else fprintf(f, "#%d", id);
+}
+
+/* How a map is drawn: its size, and token labels if they fit. */
+typedef struct {
+    FILE *f;
+    const AttentionMaps *a;
+    const GPT3Tokenizer *tok;
+    double size;     /* pixels across and down                 */
+    double font;     /* of the token labels; 0: no labels      */
+    int label_chars; /* the most characters a label shows      */
+} MapStyle;
+
+/* The room the labels take beside the map and below it. */
+static double label_room(const MapStyle *st) { return st->font > 0 ? st->label_chars * st->font * 0.62 + 6 : 0; }
+
+/* The map's cells of one colour level as one path, in token units (x: the
+   key, y: the query); a run of them in a row is one rectangle. */
+static void svg_level(const MapStyle *st, int l, int h, int level) {
+    char colour[16];
+    int open = 0;
+    for (int t = 0; t < st->a->T; t++) {
+        int start;
+        const float *row = attention_row(st->a, l, h, t, &start);
+        for (int s = start; s <= t; s++) {
+            if (attention_level(row[s - start]) != level) continue;
+            int end = s;
+            while (end < t && attention_level(row[end + 1 - start]) == level) end++;
+            if (!open) {
+                blues_colour((double)level / ATTENTION_LEVELS, colour);
+                fprintf(st->f, "<path fill=\"%s\" d=\"", colour);
+                open = 1;
+            }
+            fprintf(st->f, "M%d %dh%dv1h-%dz", s, t, end - s + 1, end - s + 1);
+            s = end;
+        }
+    }
+    if (open) fputs("\"/>\n", st->f);
+}
+
+/* Token labels: the queries down the left of the map at (x, y), the keys
+   along its foot, written downwards. */
+static void svg_map_labels(const MapStyle *st, double x, double y) {
+    double cell = st->size / st->a->T;
+    fprintf(st->f, "<g font-size=\"%.1f\" fill=\"#333\">\n", st->font);
+    for (int t = 0; t < st->a->T; t++) {
+        fprintf(st->f, "<text x=\"%.1f\" y=\"%.1f\" dy=\"0.35em\" text-anchor=\"end\">", x - 3, y + (t + 0.5) * cell);
+        svg_token(st->f, st->tok, st->a->tokens[t], st->label_chars);
+        fputs("</text>\n", st->f);
+    }
+    for (int s = 0; s < st->a->T; s++) {
+        fprintf(st->f, "<text transform=\"translate(%.1f %.1f) rotate(90)\" dy=\"0.35em\">", x + (s + 0.5) * cell,
+                y + st->size + 3);
+        svg_token(st->f, st->tok, st->a->tokens[s], st->label_chars);
+        fputs("</text>\n", st->f);
+    }
+    fputs("</g>\n", st->f);
+}
+
+/* Head h of layer l, its corner at (x, y): every cell hatched (masked),
+   then the cells a query may see in the scale's white, a row at a time
+   (the triangle of a dense layer, the band of a banded one), then the
+   cells of each colour; in token units, scaled to the map's size. */
+static void svg_map(const MapStyle *st, int l, int h, double x, double y) {
+    FILE *f = st->f;
+    char white[16];
+    blues_colour(0, white);
+    fprintf(f, "<g class=\"map\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"url(#masked)\"/>\n",
+            x, y, st->size, st->size);
+    fprintf(f, "<g transform=\"translate(%.1f %.1f) scale(%.5f)\" shape-rendering=\"crispEdges\">\n", x, y,
+            st->size / st->a->T);
+    fprintf(f, "<path class=\"seen\" data-layer=\"%d\" data-head=\"%d\" fill=\"%s\" d=\"", l, h, white);
+    for (int t = 0; t < st->a->T; t++) {
+        int start;
+        attention_row(st->a, l, h, t, &start);
+        fprintf(f, "M%d %dh%dv1h-%dz", start, t, t - start + 1, t - start + 1);
+    }
+    fputs("\"/>\n", f);
+    for (int level = 1; level <= ATTENTION_LEVELS; level++) svg_level(st, l, h, level);
+    fputs("</g>\n", f);
+    if (st->font > 0) svg_map_labels(st, x, y);
+    fputs("</g>\n", f);
+}
+
+/* The hatching of masked cells and the colour scale's gradient. */
+static void svg_attention_defs(FILE *f) {
+    char colour[16];
+    fputs("<defs>\n<pattern id=\"masked\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\">"
+          "<rect width=\"6\" height=\"6\" fill=\"#e8e6e3\"/>"
+          "<path d=\"M0 6L6 0M-1 1L1 -1M5 7L7 5\" stroke=\"#b5b2ad\" stroke-width=\"1\"/></pattern>\n"
+          "<linearGradient id=\"scale\">", f);
+    for (int i = 0; i <= 8; i++) {
+        blues_colour(i / 8.0, colour);
+        fprintf(f, "<stop offset=\"%g\" stop-color=\"%s\"/>", i / 8.0, colour);
+    }
+    fputs("</linearGradient>\n</defs>\n", f);
+}
+
+/* The colour scale, a probability p at sqrt(p) along it, and the hatching's key. */
+static void svg_legend(FILE *f, double x, double y) {
+    static const double ticks[] = {0, 0.01, 0.05, 0.2, 0.5, 1};
+    double width = 240;
+    fprintf(f, "<g font-size=\"10\" fill=\"#333\">\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"12\" "
+            "fill=\"url(#scale)\" stroke=\"#999\" stroke-width=\"0.5\"/>\n", x, y, width);
+    for (int i = 0; i < COUNT(ticks); i++) {
+        double tx = x + sqrt(ticks[i]) * width;
+        fprintf(f, "<path d=\"M%.1f %.1fv4\" stroke=\"#333\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
+                tx, y + 12, tx, y + 26, ticks[i]);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">attention probability (square-root scale)</text>\n", x + width + 10, y + 10);
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"url(#masked)\" stroke=\"#999\" "
+            "stroke-width=\"0.5\"/>\n<text x=\"%.1f\" y=\"%.1f\">masked: a key the query cannot see</text>\n</g>\n",
+            x + width + 230, y, x + width + 248, y + 10);
+}
+
+/* The title: the model, the start of the text, what the picture shows. */
+static void svg_attention_title(FILE *f, const char *model, const AttentionMaps *a, const GPT3Tokenizer *tok,
+                                const char *shows) {
+    unsigned char *text = NULL;
+    size_t n = 0;
+    fputs("<text x=\"20\" y=\"26\" font-size=\"15\" font-weight=\"bold\">Attention of ", f);
+    svg_text(f, (const unsigned char *)model, strlen(model), 60, 0);
+    fprintf(f, " on %d tokens</text>\n<text x=\"20\" y=\"46\" font-size=\"11\" fill=\"#333\">\"", a->T);
+    if (gpt3_decode(tok, a->tokens, (size_t)a->T, &text, &n) == GPT3_OK) svg_text(f, text, n, 110, 0);
+    free(text);
+    fprintf(f, "\"</text>\n<text x=\"20\" y=\"64\" font-size=\"11\" fill=\"#333\">%s</text>\n", shows);
+}
+
+/* The name of layer l's kind, e.g. "banded, W 32". */
+static void layer_kind(const AttentionMaps *a, int l, char *out, size_t size) {
+    int window = attention_window(a->cfg, l, a->T);
+    if (window < a->T) snprintf(out, size, "banded, W %d", window);
+    else snprintf(out, size, "dense");
+}
+
+static void score_text(double score, char out[32]) {
+    if (isnan(score)) snprintf(out, 32, "n/a");
+    else snprintf(out, 32, "%.2f", score);
+}
+
+#define ATTENTION_TOP 126 /* the title and the legend above the maps */
+
+/* Every head of every layer: a row a layer, a column a head, each map
+   titled with its induction score. *width and *height: the picture's size
+   (with f NULL, only those are worked out). */
+static void svg_grid(MapStyle *st, const double *scores, double *width, double *height) {
+    int L = st->a->cfg->num_layers, NH = st->a->cfg->num_heads;
+    double room = label_room(st), col = room + st->size + 24, rowh = 40 + st->size + room + 16;
+    *width = 40 + NH * col;
+    *height = ATTENTION_TOP + L * rowh;
+    for (int l = 0; st->f && l < L; l++) {
+        char kind[48], score[32];
+        double y = ATTENTION_TOP + l * rowh + 36;
+        layer_kind(st->a, l, kind, sizeof(kind));
+        fprintf(st->f, "<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\" "
+                "font-weight=\"bold\">layer %d: %s</text>\n", y + st->size / 2, l, kind);
+        for (int h = 0; h < NH; h++) {
+            double x = 40 + h * col + room;
+            score_text(scores[l * NH + h], score);
+            fprintf(st->f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\">layer %d, head %d</text>\n"
+                    "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\">induction %s</text>\n",
+                    x, y - 20, l, h, x, y - 6, score);
+            svg_map(st, l, h, x, y);
+        }
+    }
+}
+
+/* One head, large, with token labels on both axes. */
+static void svg_one(MapStyle *st, int l, int h, double score, double *width, double *height) {
+    double room = label_room(st), x = 40 + room, y = ATTENTION_TOP + 40;
+    *width = x + st->size + 30;
+    *height = y + st->size + room + 24;
+    if (!st->f) return;
+    char kind[48], text[32];
+    layer_kind(st->a, l, kind, sizeof(kind));
+    score_text(score, text);
+    fprintf(st->f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\">layer %d (%s), head %d: "
+            "induction %s</text>\n", x, y - 26, l, kind, h, text);
+    fprintf(st->f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\">keys \xe2\x86\x92</text>\n"
+            "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555\" text-anchor=\"end\">queries "
+            "\xe2\x86\x93</text>\n", x, y - 8, x - 4, y - 8);
+    svg_map(st, l, h, x, y);
+}
+
+/* The drawing's sizes: a grid's maps side by side (labels only where a
+   token has 8 pixels), one map large (labels from 5 pixels a token). */
+static MapStyle attention_style(const AttentionMaps *a, const GPT3Tokenizer *tok, int one) {
+    MapStyle st = {NULL, a, tok, 0, 0, one ? 14 : 6};
+    double lo = one ? 320 : 110, hi = one ? 860 : 240, want = one ? 16.0 * a->T : 960.0 / a->cfg->num_heads;
+    st.size = want < lo ? lo : want > hi ? hi : want;
+    double cell = st.size / a->T;
+    if (cell >= (one ? 5 : 8)) st.font = cell * 0.8 < (one ? 12 : 10) ? cell * 0.8 : (one ? 12 : 10);
+    return st;
+}
+
+/* The picture: every map (only_l < 0), or head (only_l, only_h). */
+static int write_attention_svg(const char *path, const char *model, const AttentionMaps *a,
+                               const GPT3Tokenizer *tok, const double *scores, int only_l, int only_h) {
+    int one = only_l >= 0;
+    MapStyle st = attention_style(a, tok, one);
+    double width, height, score = one ? scores[only_l * a->cfg->num_heads + only_h] : 0;
+    if (one) svg_one(&st, only_l, only_h, score, &width, &height);
+    else svg_grid(&st, scores, &width, &height);
+    if (width < 760) width = 760;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "demo attention: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    st.f = f;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\">\n",
+            width, height, width, height);
+    svg_attention_defs(f);
+    fputs("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
+    svg_attention_title(f, model, a, tok, one ? "queries down, keys across"
+                        : "rows: layers, columns: heads; in each map queries go down, keys across");
+    svg_legend(f, 20, 78);
+    if (one) svg_one(&st, only_l, only_h, score, &width, &height);
+    else svg_grid(&st, scores, &width, &height);
+    fputs("</svg>\n", f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "demo attention: writing %s failed: %s\n", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- the numbers */
+
+/* "layer head query key prob" for every cell drawn (none that is masked):
+   the numbers behind the picture, for tests and other tools. */
+static int write_attention_dump(const char *path, const AttentionMaps *a, int only_l, int only_h) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "demo attention: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fputs("layer\thead\tquery\tkey\tprob\n", f);
+    for (int l = 0; l < a->cfg->num_layers; l++)
+        for (int h = 0; h < a->cfg->num_heads; h++)
+            for (int t = 0; (only_l < 0 || (l == only_l && h == only_h)) && t < a->T; t++) {
+                int start;
+                const float *row = attention_row(a, l, h, t, &start);
+                for (int s = start; s <= t; s++) fprintf(f, "%d\t%d\t%d\t%d\t%.9g\n", l, h, t, s, row[s - start]);
+            }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "demo attention: writing %s failed: %s\n", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct { int layer, head; double score; } HeadScore;
+
+/* Best first; n/a last; ties by layer, then head. */
+static int by_induction(const void *x, const void *y) {
+    const HeadScore *p = (const HeadScore *)x, *q = (const HeadScore *)y;
+    int p_na = isnan(p->score), q_na = isnan(q->score);
+    if (p_na != q_na) return p_na - q_na;
+    if (!p_na && p->score != q->score) return p->score < q->score ? 1 : -1;
+    return p->layer != q->layer ? p->layer - q->layer : p->head - q->head;
+}
+
+/* The table of induction scores on stdout, best first. */
+static int print_induction_table(const AttentionMaps *a, const double *scores) {
+    int n = a->cfg->num_layers * a->cfg->num_heads;
+    HeadScore *rows = (HeadScore *)malloc((size_t)n * sizeof(HeadScore));
+    if (!rows) return fail("attention", GPT3_ERR_NOMEM);
+    for (int i = 0; i < n; i++) {
+        rows[i].layer = i / a->cfg->num_heads;
+        rows[i].head = i % a->cfg->num_heads;
+        rows[i].score = scores[i];
+    }
+    qsort(rows, (size_t)n, sizeof(HeadScore), by_induction);
+    printf("layer  head  induction\n");
+    for (int i = 0; i < n; i++) {
+        if (isnan(rows[i].score)) printf("%5d %5d %10s\n", rows[i].layer, rows[i].head, "n/a");
+        else printf("%5d %5d %10.4f\n", rows[i].layer, rows[i].head, rows[i].score);
+    }
+    if (isnan(rows[0].score)) fprintf(stderr, "[no token of the text comes back: every induction score is n/a]\n");
+    else fprintf(stderr, "[the best induction head: layer %d, head %d (%.2f)]\n", rows[0].layer, rows[0].head, rows[0].score);
+    free(rows);
+    return 0;
+}
+
+/* ---- the command */
+
+typedef struct {
+    const char *model, *text, *out, *dump, *encoder, *bpe;
+    int layer, head, repeat, seed;
+} AttentionArgs;
+
+/* The flags on their own: one source of tokens, both of --layer and --head or neither. */
+static int check_attention_args(const AttentionArgs *a) {
+    if (a->text && a->repeat != UNSET) {
+        fprintf(stderr, "demo attention: give --text or --repeat, not both\n");
+        return 1;
+    }
+    if (!a->text && a->repeat == UNSET) {
+        fprintf(stderr, "demo attention: give the text to look at: --text \"...\" (or --repeat N for N random tokens twice)\n");
+        return 1;
+    }
+    if (a->text && !a->text[0]) {
+        fprintf(stderr, "demo attention: --text is empty: give a text of one token or more\n");
+        return 1;
+    }
+    if ((a->layer == UNSET) != (a->head == UNSET)) {
+        fprintf(stderr, "demo attention: give both --layer and --head (one map), or neither (every map)\n");
+        return 1;
+    }
+    return !check_unset_or("attention", "repeat", a->repeat, 1) || !check_unset_or("attention", "layer", a->layer, 0) ||
+           !check_unset_or("attention", "head", a->head, 0);
+}
+
+/* --layer and --head within the model, and a picture of a sensible size. */
+static int check_attention_model(const AttentionArgs *a, const GPT3Config *cfg) {
+    if (a->layer != UNSET && (!check_range("attention", "layer", a->layer, 0, cfg->num_layers - 1) ||
+                              !check_range("attention", "head", a->head, 0, cfg->num_heads - 1)))
+        return 1;
+    if (a->repeat != UNSET && 2.0 * a->repeat > cfg->max_seq_len) {
+        fprintf(stderr, "demo attention: --repeat %d makes %.0f tokens, but the model's context is %d: --repeat %d at most\n",
+                a->repeat, 2.0 * a->repeat, cfg->max_seq_len, cfg->max_seq_len / 2);
+        return 1;
+    }
+    return 0;
+}
+
+/* Cells the picture would draw: too many make a file no viewer opens. */
+static int attention_fits(const AttentionMaps *a, int one) {
+    double cells = 0, most = 4194304;
+    for (int l = 0; l < a->cfg->num_layers; l++) {
+        double w = attention_window(a->cfg, l, a->T); /* rows of 1, 2, ..., w cells, then w each */
+        cells += a->cfg->num_heads * (a->T * w - w * (w - 1) / 2);
+    }
+    if (one) cells = a->T * (a->T + 1.0) / 2; /* a dense map, at most */
+    if (cells <= most) return 1;
+    fprintf(stderr, "demo attention: %s would draw %.0f cells, more than a picture should hold (%.0f): %s\n",
+            one ? "the map" : "the grid of every layer and head", cells, most,
+            one ? "give a shorter text" : "draw one head with --layer and --head, or give a shorter text");
+    return 0;
+}
+
+/* The tokens to look at: the text's, cut to the model's context (said),
+   or --repeat's N random tokens twice. *ids is allocated. */
+static int attention_tokens(const AttentionArgs *a, GPT3Tokenizer *tok, const GPT3Config *cfg, int **ids, int *T) {
+    size_t n = 0;
+    if (a->repeat != UNSET) {
+        int V = cfg->vocab_size < tok->vocab_size ? cfg->vocab_size : tok->vocab_size;
+        *ids = (int *)malloc(2 * (size_t)a->repeat * sizeof(int));
+        if (!*ids) return fail("attention", GPT3_ERR_NOMEM);
+        random_tokens(*ids, (size_t)a->repeat, V, (uint64_t)a->seed);
+        memcpy(*ids + a->repeat, *ids, (size_t)a->repeat * sizeof(int));
+        *T = 2 * a->repeat;
+        return 0;
+    }
+    int rc = gpt3_encode(tok, a->text, strlen(a->text), ids, &n);
+    if (rc != GPT3_OK) return fail("attention", rc);
+    if (n > (size_t)cfg->max_seq_len) {
+        fprintf(stderr, "[the text has %zu tokens; the model's context is %d: it sees the first %d]\n", n,
+                cfg->max_seq_len, cfg->max_seq_len);
+        n = (size_t)cfg->max_seq_len;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((*ids)[i] >= cfg->vocab_size) {
+            fprintf(stderr, "demo attention: the text's token %zu (id %d) is not in the model's vocabulary of %d "
+                    "(the tokenizer has %d): give the model's --encoder and --bpe\n", i, (*ids)[i], cfg->vocab_size,
+                    tok->vocab_size);
+            free(*ids);
+            *ids = NULL;
+            return 1;
+        }
+    *T = (int)n;
+    return 0;
+}
+
+/* The forward, the scores, the table, the picture and the dump. */
+static int draw_attention(const AttentionArgs *args, GPT3 *m, GPT3Tokenizer *tok, const int *ids, int T) {
+    AttentionMaps a = {&m->config, NULL, ids, T};
+    int one = args->layer != UNSET, rc = gpt3_forward(m, ids, NULL, 1, T), L = m->config.num_layers;
+    if (rc != GPT3_OK) return fail("attention", rc);
+    a.att = m->acts.att;
+    if (!attention_fits(&a, one)) return 1;
+    double *scores = (double *)malloc((size_t)L * m->config.num_heads * sizeof(double));
+    if (!scores) return fail("attention", GPT3_ERR_NOMEM);
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < m->config.num_heads; h++) scores[l * m->config.num_heads + h] = induction_score(&a, l, h);
+    rc = print_induction_table(&a, scores);
+    if (!rc) rc = write_attention_svg(args->out, args->model, &a, tok, scores, one ? args->layer : -1, args->head);
+    if (!rc && args->dump) rc = write_attention_dump(args->dump, &a, one ? args->layer : -1, args->head);
+    if (!rc) fprintf(stderr, "[%s: %s on %d tokens -> %s%s%s]\n", args->model, one ? "one head" : "every layer and head",
+                     T, args->out, args->dump ? ", " : "", args->dump ? args->dump : "");
+    free(scores);
+    return rc;
+}
+
+static int cmd_attention(int argc, char **argv) {
+    AttentionArgs a = {"demo_out/model.ckpt", NULL, "attention.svg", NULL, NULL, NULL, UNSET, UNSET, UNSET, 42};
+    Option opts[] = {
+        {"model", OPT_STRING, &a.model, "checkpoint"},
+        {"text", OPT_STRING, &a.text, "the text the model reads (its first max_seq_len tokens)"},
+        {"repeat", OPT_INT, &a.repeat, "instead of --text: N random tokens, twice (the induction-head probe)"},
+        {"seed", OPT_INT, &a.seed, "seed of --repeat's tokens"},
+        {"out", OPT_STRING, &a.out, "the picture (SVG)"},
+        {"layer", OPT_INT, &a.layer, "with --head: one large map, of this layer's head (from 0)"},
+        {"head", OPT_INT, &a.head, "with --layer: the head (from 0)"},
+        {"dump", OPT_STRING, &a.dump, "also write what is drawn as \"layer head query key prob\" lines"},
+        {"encoder", OPT_STRING, &a.encoder, "encoder.json (default: the one beside the checkpoint, else bytes)"},
+        {"bpe", OPT_STRING, &a.bpe, "vocab.bpe"},
+    };
+    int rc = parse_flags("attention", "Draws the attention of every layer and head on a text as one SVG (rows: layers,\n"
+                         "columns: heads), and prints each head's induction score, best first.",
+                         argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (check_attention_args(&a)) return 1;
+    GPT3 m;
+    GPT3Tokenizer tok;
+    int *ids = NULL, T = 0;
+    if ((rc = gpt3_load(&m, a.model)) != GPT3_OK) {
+        fail(a.model, rc);
+        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or give --model)\n");
+        return 1;
+    }
+    if (check_attention_model(&a, &m.config) || open_tokenizer(&tok, a.encoder, a.bpe, a.model)) {
+        gpt3_free(&m);
+        return 1;
+    }
+    if (tok.vocab_size != m.config.vocab_size)
+        fprintf(stderr, "[note: the tokenizer has %d tokens and %s %d: is it the model's? (--encoder, --bpe)]\n",
+                tok.vocab_size, a.model, m.config.vocab_size);
+    rc = attention_tokens(&a, &tok, &m.config, &ids, &T) || draw_attention(&a, &m, &tok, ids, T);
+    free(ids);
+    gpt3_tokenizer_free(&tok);
+    gpt3_free(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The main job                                                             */
 
 static const char *corpus_files[] = {"README.md", "gpt3.h", "demo.c", "test_gpt3.c"};
@@ -4015,6 +5173,8 @@ static void print_help(void) {
             "  ./demo bpe-train       learn a byte-level BPE from a text file\n"
             "  ./demo finetune        fine-tune on a task (classify, ner, generate); alone: the built-in examples\n"
             "  ./demo predict         a fine-tuned model on new data: a prediction a line, streaming\n"
+            "  ./demo eval            zero-, one- and few-shot evaluation, as the GPT-3 paper does it\n"
+            "  ./demo attention       every head's attention on a text, drawn (SVG), and its induction score\n"
             "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
 }
@@ -4025,7 +5185,8 @@ int main(int argc, char **argv) {
     struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
         {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
-        {"bench", cmd_bench}, {"finetune", cmd_finetune}, {"predict", cmd_predict},
+        {"bench", cmd_bench}, {"finetune", cmd_finetune}, {"predict", cmd_predict}, {"eval", cmd_eval},
+        {"attention", cmd_attention},
     };
     for (int i = 0; i < COUNT(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0) return stdout_written(commands[i].run(argc - 2, argv + 2));

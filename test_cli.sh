@@ -466,5 +466,119 @@ expect_error "cli finetune: --augment out of range" "augment" $FTB --augment 1.5
 expect_error "cli finetune: --compare with data files" "is for the built-in examples" $FTB --compare all
 expect_error "cli finetune: --compare of an unknown task" "one of sentiment" $DEMO finetune --compare movies
 
+# ---- eval: zero-, one- and few-shot scoring
+printf '%s\n' '{"context": "Two plus two is", "choices": ["four", "five", "six"], "label": 0}' \
+    '{"ctx": "The sky is", "endings": ["blue", "green"], "label": "0"}' \
+    '{"context": "Snow is", "choices": ["white", " black"], "label": 1, "extra": {"n": [1, 2]}}' >"$W/mc.jsonl"
+printf '%s\n' '{"context": "One, two,", "target": "three"}' '{"context": "A, B,", "target": "C"}' >"$W/cloze.jsonl"
+EV="$DEMO eval --model $W/straight/model.ckpt" # tiny, bytes, a context of 64
+$EV --task "$W/mc.jsonl" --shots 0,1,2 --details "$W/ev.details" --plot "$W/ev.svg" >"$W/ev.out" 2>"$W/ev.err" &&
+    [ "$(grep -c -- '-shot: 3 items, accuracy' "$W/ev.out")" -eq 3 ] && [ "$(wc -l <"$W/ev.details")" -eq 9 ] &&
+    grep -q '"shots": 2' "$W/ev.details" && grep -q '<circle' "$W/ev.svg" &&
+    ok "cli eval: 0-, 1- and 2-shot multiple choice (HellaSwag's fields too), details and the plot" ||
+    bad "cli eval: $(head -n 2 "$W/ev.err")"
+$EV --task "$W/cloze.jsonl" --shots 1 >"$W/evc.out" 2>"$W/evc.err" && grep -q "exact match" "$W/evc.out" &&
+    ok "cli eval: completions, exact match and perplexity" || bad "cli eval: cloze: $(head -n 1 "$W/evc.err")"
+$EV --task "$W/mc.jsonl" --shots 2 --seed 5 --details "$W/ev5a" >/dev/null 2>&1 &&
+    $EV --task "$W/mc.jsonl" --shots 2 --seed 5 --details "$W/ev5b" >/dev/null 2>&1 && cmp -s "$W/ev5a" "$W/ev5b" &&
+    ok "cli eval: the same seed draws the same demonstrations" || bad "cli eval: not deterministic"
+printf '{"context": "x", "choices": ["a", "b"], "label": 2}\n' >"$W/ev_label.jsonl"
+printf '{"context": "x", "choices": ["a", ""], "label": 0}\n' >"$W/ev_empty.jsonl"
+printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "x" "choices"}\n' >"$W/ev_bad.jsonl"
+printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "y", "target": "z"}\n' >"$W/ev_mixed.jsonl"
+expect_error "cli eval: a label out of range" "ev_label.jsonl:1: the label is not the index of a choice" $EV --task "$W/ev_label.jsonl"
+expect_error "cli eval: an empty choice" "ev_empty.jsonl:1: an empty choice" $EV --task "$W/ev_empty.jsonl"
+expect_error "cli eval: malformed JSONL, with its line" "ev_bad.jsonl:2: not one JSON object" $EV --task "$W/ev_bad.jsonl"
+expect_error "cli eval: choices and completions mixed" "one kind of item a file" $EV --task "$W/ev_mixed.jsonl"
+expect_error "cli eval: K larger than the training file" "3 demonstrations, but" $EV --task "$W/mc.jsonl" --shots 3
+expect_error "cli eval: a bad --shots list" "a list of 0 to 256" $EV --task "$W/mc.jsonl" --shots 1,,2
+
+# ---- attention: the maps drawn are the model's probabilities, the mask's
+# shape is visible, and bad inputs are refused (fixtures: byte tokens; the
+# banded fixture has a context of 16, 3 layers of 3 heads, W 3 on layer 1)
+ATT="$DEMO attention --model fixtures/banded.ckpt"
+att_text=0112340112340112 # 16 tokens, the whole context; "11": a copy just before
+# rows_ok DUMP W: each row sums to 1 (to 1e-5) and holds exactly the keys
+# the mask lets it see: s <= t, and t - W < s on a banded (odd) layer
+rows_ok() {
+    awk -F'\t' -v W="$2" 'NR > 1 {
+            r = $1 " " $2 " " $3; sum[r] += $5; n[r]++; q[r] = $3; band[r] = W > 0 && $1 % 2 == 1
+            if ($4 > $3 || $4 < 0 || (band[r] && $4 <= $3 - W)) bad++
+        }
+        END {
+            for (r in sum) {
+                want = band[r] && q[r] + 1 > W ? W : q[r] + 1
+                if (n[r] != want || sum[r] - 1 > 1e-5 || 1 - sum[r] > 1e-5) bad++
+            }
+            exit !(bad == 0 && NR > 1)
+        }' "$1"
+}
+# seen_path T W: the path the picture draws the cells a query may see with
+seen_path() {
+    awk -v T="$1" -v W="$2" 'BEGIN { for (t = 0; t < T; t++) {
+        s = W > 0 && t - W + 1 > 0 ? t - W + 1 : 0; printf "M%d %dh%dv1h-%dz", s, t, t - s + 1, t - s + 1 } }'
+}
+$ATT --text "$att_text" --out "$W/att.svg" --dump "$W/att.tsv" >"$W/att.txt" 2>"$W/att.err" &&
+    $ATT --text "${att_text%?}" --out "$W/att15.svg" --dump "$W/att15.tsv" >/dev/null 2>&1 &&
+    $DEMO attention --model fixtures/dense.ckpt --text "$att_text" --out "$W/attd.svg" --dump "$W/attd.tsv" >/dev/null 2>&1
+status=$?
+[ $status -eq 0 ] && rows_ok "$W/att.tsv" 3 && rows_ok "$W/att15.tsv" 3 && rows_ok "$W/attd.tsv" 0 &&
+    [ "$(awk 'NR > 1 && $3 == 15' "$W/att.tsv" | wc -l)" -eq 105 ] &&
+    ok "cli attention: every row sums to 1 and holds exactly the keys of the causal triangle / the band (W 3)" ||
+    bad "cli attention: rows (exit $status): $(head -n 2 "$W/att.err")"
+# causal attention: a query's row does not depend on the tokens after it, so
+# rows 0..14 of a forward on 16 tokens equal those of a forward on 15, read
+# from a block of att that starts elsewhere (each layer's offset depends on T)
+awk -F'\t' 'NR == FNR { if (FNR > 1) { p[$1 " " $2 " " $3 " " $4] = $5; want++ } next }
+    FNR > 1 && $3 < 15 { k = $1 " " $2 " " $3 " " $4; d = p[k] - $5; got++
+                         if (!(k in p) || d > 1e-6 || d < -1e-6) bad++ }
+    END { exit !(bad == 0 && got == want && want > 0) }' "$W/att15.tsv" "$W/att.tsv" &&
+    ok "cli attention: the first 15 rows on 16 tokens = the rows on those 15 tokens (to 1e-6)" ||
+    bad "cli attention: the rows change with the tokens after them"
+# the induction scores of the table, worked out again from the dump
+ids=$(printf '%s' "$att_text" | $DEMO encode)
+awk -F'\t' -v ids="$ids" 'BEGIN { T = split(ids, tok, " ")
+        for (t = 0; t < T; t++) for (s = 0; s + 1 < t; s++) if (tok[s + 1] == tok[t + 1]) has[t] = 1
+        for (t in has) queries++ }
+    NR == FNR { if (FNR > 1 && $4 < $3 && $4 >= 1 && tok[$4] == tok[$3 + 1]) to_next[$1 " " $2] += $5; next }
+    FNR > 1 { want = to_next[$1 " " $2] / queries; d = want - $3; rows++; if (d > 1e-4 || d < -1e-4) bad++ }
+    END { exit !(bad == 0 && rows == 9) }' "$W/att.tsv" FS=' ' "$W/att.txt" &&
+    [ "$(awk 'NR > 1 && $1 == 1 { print $3 }' "$W/att.txt" | sort -u)" = "0.0000" ] &&
+    ok "cli attention: the induction scores (9 heads, best first) match the dump's; 0 on the banded layer (the copies are 6 back, W 3)" ||
+    bad "cli attention: induction scores: $(head -n 3 "$W/att.txt" | tr '\n' ' ')"
+if command -v xmllint >/dev/null 2>&1; then
+    xmllint --noout "$W/att.svg" "$W/attd.svg" 2>"$W/xml.err"
+else # no xmllint: the tags at least balance
+    [ "$(grep -o '<g[ >]' "$W/att.svg" | wc -l)" -eq "$(grep -o '</g>' "$W/att.svg" | wc -l)" ] && tail -n 1 "$W/att.svg" | grep -q '</svg>'
+fi
+status=$?
+[ $status -eq 0 ] && grep 'class="seen" data-layer="1" data-head="2"' "$W/att.svg" | grep -q -F "d=\"$(seen_path 16 3)\"" &&
+    grep 'class="seen" data-layer="2" data-head="0"' "$W/att.svg" | grep -q -F "d=\"$(seen_path 16 0)\"" &&
+    [ "$(grep -c 'class="seen"' "$W/att.svg")" -eq 9 ] && grep -q 'fill="url(#masked)"' "$W/att.svg" &&
+    grep -q 'induction 0.00' "$W/att.svg" &&
+    ok "cli attention: the SVG is well-formed; 9 maps: the band of layer 1 (W 3) and the triangle of layer 2 on hatched masked cells" ||
+    bad "cli attention: svg: $(head -n 2 "$W/xml.err" 2>/dev/null)"
+$ATT --text "$att_text" --layer 1 --head 2 --out "$W/one.svg" --dump "$W/one.tsv" >/dev/null 2>&1 &&
+    [ "$(grep -c 'class="seen"' "$W/one.svg")" -eq 1 ] && [ "$(grep -c '<text' "$W/one.svg")" -gt 32 ] &&
+    [ "$(awk 'NR > 1 && !($1 == 1 && $2 == 2)' "$W/one.tsv" | wc -l)" -eq 0 ] &&
+    [ "$(awk 'NR > 1' "$W/one.tsv")" = "$(awk 'NR > 1 && $1 == 1 && $2 == 2' "$W/att.tsv")" ] &&
+    ok "cli attention: --layer 1 --head 2 draws that map alone, with token labels; its dump is the grid's rows" ||
+    bad "cli attention: one map"
+$ATT --text "${att_text}0123" --out "$W/long.svg" --dump "$W/long.tsv" >/dev/null 2>"$W/err" &&
+    grep -q "it sees the first 16" "$W/err" && [ "$(awk 'NR > 1 { print $3 }' "$W/long.tsv" | sort -n | tail -n 1)" = 15 ] &&
+    ok "cli attention: a text longer than the context: $(head -n 2 "$W/err" | tail -n 1)" || bad "cli attention: long text: $(head -n 2 "$W/err")"
+$ATT --repeat 8 --seed 3 --out "$W/rep.svg" >"$W/rep.txt" 2>/dev/null && [ "$(wc -l <"$W/rep.txt")" -eq 10 ] &&
+    ok "cli attention: --repeat 8: 8 random tokens twice, 9 heads scored" || bad "cli attention: --repeat"
+expect_error "cli attention: missing model" "train one first" $DEMO attention --model "$W/none.ckpt" --text hi --out "$W/x.svg"
+expect_error "cli attention: empty text" "is empty" $ATT --text "" --out "$W/x.svg"
+expect_error "cli attention: no text" "give the text" $ATT --out "$W/x.svg"
+expect_error "cli attention: --text and --repeat" "not both" $ATT --text 01 --repeat 3 --out "$W/x.svg"
+expect_error "cli attention: --layer out of range" "layer must be between 0 and 2 (got 3)" $ATT --text 01 --layer 3 --head 0 --out "$W/x.svg"
+expect_error "cli attention: --head out of range" "head must be between 0 and 2 (got 3)" $ATT --text 01 --layer 0 --head 3 --out "$W/x.svg"
+expect_error "cli attention: --layer without --head" "both --layer and --head" $ATT --text 01 --layer 0 --out "$W/x.svg"
+expect_error "cli attention: a token outside the model's vocabulary" "vocabulary of 53" $ATT --text "AB" --out "$W/x.svg"
+expect_error "cli attention: --repeat longer than the context" "--repeat 8 at most" $ATT --repeat 9 --out "$W/x.svg"
+expect_error "cli attention: --out in a missing folder" "cannot write" $ATT --text 01 --out "$W/no/such/att.svg"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
