@@ -3515,8 +3515,8 @@ static void eval_report(const Evaluator *e, int K, const EvalTally *t, double se
     }
     printf("; %.1f items/s\n", t->items / (seconds > 0 ? seconds : 1e-9));
     if (t->cut)
-        printf("  %ld of them did not fit the context (%d tokens) whole: the oldest demonstrations went first\n", t->cut,
-               e->m->config.max_seq_len);
+        printf("  %ld of them did not fit the context (%d tokens) whole: the oldest demonstrations went first "
+               "(then the item's context's start)\n", t->cut, e->m->config.max_seq_len);
     fflush(stdout);
 }
 

@@ -486,6 +486,24 @@ printf '{"context": "x", "choices": ["a", "b"], "label": 2}\n' >"$W/ev_label.jso
 printf '{"context": "x", "choices": ["a", ""], "label": 0}\n' >"$W/ev_empty.jsonl"
 printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "x" "choices"}\n' >"$W/ev_bad.jsonl"
 printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "y", "target": "z"}\n' >"$W/ev_mixed.jsonl"
+# the PyTorch reference (dev/make_eval_fixture.py): the same prompts' token ids and the same log-likelihoods
+F=fixtures/eval_tiny
+no_logprobs() { tr -d ' ' <"$1" | sed -E 's/"logprob":[-0-9.e+]+//g'; }
+logprobs() { grep -o '"logprob": *[-0-9.e+]*' "$1" | sed 's/.*: *//'; }
+worst_rel() { # the largest relative difference of two files' log-likelihoods, in order
+    logprobs "$1" >"$W/lp1"; logprobs "$2" >"$W/lp2"
+    paste "$W/lp1" "$W/lp2" | awk '{ d = ($1 - $2) / ($2 < 0 ? -$2 : $2); if (d < 0) d = -d; if (d > m) m = d; n++ }
+        END { if (n == 0) m = 1; printf "%.1e", m }'
+}
+$DEMO eval --model $F/model.ckpt --task $F/mc.jsonl --train $F/mc_train.jsonl --shots 0,2 --seed 7 --details "$W/mc.d" \
+    --plot "$W/mc.svg" >/dev/null 2>&1 &&
+    $DEMO eval --model $F/model.ckpt --task $F/cloze.jsonl --shots 1 --seed 7 --details "$W/cl.d" >/dev/null 2>&1 &&
+    [ "$(no_logprobs "$W/mc.d")" = "$(no_logprobs $F/mc.expected.jsonl)" ] &&
+    [ "$(no_logprobs "$W/cl.d")" = "$(no_logprobs $F/cloze.expected.jsonl)" ] &&
+    awk -v a="$(worst_rel "$W/mc.d" $F/mc.expected.jsonl)" -v b="$(worst_rel "$W/cl.d" $F/cloze.expected.jsonl)" \
+        'BEGIN { exit !(a + 0 < 1e-5 && b + 0 < 1e-5) }' &&
+    ok "cli eval = PyTorch: prompts' ids (demonstrations, dropped to fit) identical, log-likelihoods to $(worst_rel "$W/mc.d" $F/mc.expected.jsonl) (tol 1e-5)" ||
+    bad "cli eval differs from dev/make_eval_fixture.py's reference (log-likelihoods $(worst_rel "$W/mc.d" $F/mc.expected.jsonl))"
 expect_error "cli eval: a label out of range" "ev_label.jsonl:1: the label is not the index of a choice" $EV --task "$W/ev_label.jsonl"
 expect_error "cli eval: an empty choice" "ev_empty.jsonl:1: an empty choice" $EV --task "$W/ev_empty.jsonl"
 expect_error "cli eval: malformed JSONL, with its line" "ev_bad.jsonl:2: not one JSON object" $EV --task "$W/ev_bad.jsonl"
