@@ -3561,10 +3561,134 @@ static int eval_all(const Evaluator *e, const EvalSet *set, int K, int limit, Ev
     return 0;
 }
 
+/* ---- In-context learning you can watch: induction (Olsson et al. 2022) ----
+   B sequences of N random tokens, each repeated (T = 2N). The first copy
+   cannot be predicted (its loss is about ln V); in the second, a model
+   with induction heads looks back for the token's last occurrence and
+   copies what followed it, and the loss falls: learning from the context,
+   with no gradient step. */
+
+/* loss (2N - 1): the mean over B sequences of the loss at each position. */
+static int repeated_losses(GPT3 *m, int N, int B, uint64_t seed, double *loss) {
+    int T = 2 * N, V = m->config.vocab_size, rc;
+    int *inputs = (int *)malloc((size_t)B * T * sizeof(int)), *targets = (int *)malloc((size_t)B * T * sizeof(int));
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    if (!inputs || !targets) { free(inputs); free(targets); return GPT3_ERR_NOMEM; }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < N; t++)
+            inputs[b * T + t] = inputs[b * T + N + t] = (int)(gpt3_rng_u32(&rng) % (uint32_t)V);
+    for (int i = 0; i < B * T; i++) targets[i] = i % T < T - 1 ? inputs[i + 1] : -1;
+    m->training = 0;
+    rc = gpt3_forward(m, inputs, targets, B, T);
+    for (int t = 0; rc == GPT3_OK && t < T - 1; t++) {
+        loss[t] = 0.0;
+        for (int b = 0; b < B; b++) loss[t] += m->acts.losses[b * T + t] / B;
+    }
+    free(inputs);
+    free(targets);
+    return rc;
+}
+
+/* The mean of loss[from .. to). */
+static double mean_of(const double *loss, int from, int to) {
+    double sum = 0.0;
+    for (int t = from; t < to; t++) sum += loss[t];
+    return to > from ? sum / (to - from) : 0.0;
+}
+
+/* The two copies' mean losses (the first copy's predictions, and the
+   second's after its first token), for N = min(64, max_seq_len / 2). */
+static int induction_gap(GPT3 *m, double *first, double *second) {
+    int N = m->config.max_seq_len / 2 < 64 ? m->config.max_seq_len / 2 : 64;
+    double *loss = (double *)malloc((size_t)2 * N * sizeof(double));
+    int rc = loss ? repeated_losses(m, N, 8, 1234, loss) : GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK) {
+        *first = mean_of(loss, 0, N - 1);
+        *second = mean_of(loss, N, 2 * N - 1);
+    }
+    free(loss);
+    return rc;
+}
+
+/* Loss against position as an SVG: the repeated sequence's, with the
+   second copy's start marked. */
+static void loss_plot(const char *path, const double *loss, int n, int copy_at, double top, const char *title) {
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "demo eval: cannot write %s: %s\n", path, strerror(errno)); return; }
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"360\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"640\" height=\"360\" fill=\"white\"/>\n"
+               "<text x=\"320\" y=\"20\" text-anchor=\"middle\">%s</text>\n", title);
+    for (int g = 0; g <= 4; g++)
+        fprintf(f, "<line x1=\"60\" x2=\"620\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"52\" y=\"%d\" "
+                   "text-anchor=\"end\">%.1f</text>\n", 320 - g * 70, 320 - g * 70, 324 - g * 70, top * g / 4);
+    double x_copy = 60 + 560.0 * copy_at / (n > 1 ? n - 1 : 1);
+    fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"40\" y2=\"320\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>"
+               "<text x=\"%.1f\" y=\"52\" fill=\"#d62728\">the copy starts</text>\n", x_copy, x_copy, x_copy + 4);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
+    for (int t = 0; t < n; t++)
+        fprintf(f, "%.1f,%.1f ", 60 + 560.0 * t / (n > 1 ? n - 1 : 1), 320 - 280 * fmin(loss[t] / top, 1.0));
+    fprintf(f, "\"/>\n<text x=\"340\" y=\"345\" text-anchor=\"middle\">position (the token predicted is the "
+               "next)</text>\n</svg>\n");
+    if (fclose(f) != 0) fprintf(stderr, "demo eval: cannot write %s\n", path);
+}
+
+/* The in-context learning score (Olsson et al.): the mean loss at a late
+   position minus that at an early one, over windows of real text: below 0,
+   the model predicts better the more context it has read. Late: the last
+   position; early: a tenth of the way (the paper's 500th and 50th of 512). */
+static int context_score(GPT3 *m, const char *val_path, double *score, int *early, int *late) {
+    GPT3Tokens val;
+    GPT3DataLoader dl;
+    int T = m->config.max_seq_len, B = 8, rc = gpt3_tokens_load(&val, val_path);
+    if (rc != GPT3_OK) return rc;
+    rc = val.vocab_size == m->config.vocab_size ? gpt3_loader_init(&dl, &val, B, T, 0, 0) : GPT3_ERR_MISMATCH;
+    int loaded = rc == GPT3_OK;
+    double at_early = 0.0, at_late = 0.0;
+    *early = T / 10;
+    *late = T - 1;
+    for (int k = 0; rc == GPT3_OK && k < 4; k++) {
+        gpt3_loader_next(&dl);
+        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
+        for (int b = 0; rc == GPT3_OK && b < B; b++) {
+            at_early += m->acts.losses[b * T + *early] / (4.0 * B);
+            at_late += m->acts.losses[b * T + *late] / (4.0 * B);
+        }
+    }
+    if (loaded) gpt3_loader_free(&dl);
+    gpt3_tokens_free(&val);
+    *score = at_late - at_early;
+    return rc;
+}
+
+/* eval --induction: both, and the picture. */
+static int eval_induction(GPT3 *m, const char *data, const char *plot, uint64_t seed) {
+    int N = m->config.max_seq_len / 2 < 64 ? m->config.max_seq_len / 2 : 64, V = m->config.vocab_size;
+    double *loss = (double *)malloc((size_t)2 * N * sizeof(double));
+    int rc = loss ? repeated_losses(m, N, 16, seed, loss) : GPT3_ERR_NOMEM;
+    if (rc != GPT3_OK) { free(loss); return fail("eval --induction", rc); }
+    printf("induction: %d random tokens, repeated (16 sequences): loss %.3f on the first copy, %.3f on the second "
+           "(ln V = %.3f)\n", N, mean_of(loss, 0, N - 1), mean_of(loss, N, 2 * N - 1), log((double)V));
+    char title[256];
+    snprintf(title, sizeof(title), "loss at each position: %d random tokens, then the same again", N);
+    loss_plot(plot ? plot : "induction.svg", loss, 2 * N - 1, N - 1, fmax(log((double)V), 1.0) * 1.25, title);
+    fprintf(stderr, "loss against position drawn in %s\n", plot ? plot : "induction.svg");
+    free(loss);
+    if (!data) return 0;
+    char path[MAX_PATH + 16];
+    double score;
+    int early, late;
+    snprintf(path, sizeof(path), "%s.val.tok", data);
+    if ((rc = context_score(m, path, &score, &early, &late)) != GPT3_OK) return fail(path, rc);
+    printf("in-context learning score: loss at token %d minus loss at token %d of %s's windows: %+.3f\n", late + 1,
+           early + 1, path, score);
+    return 0;
+}
+
 static int cmd_eval(int argc, char **argv) {
     const char *model = "demo_out/model.ckpt", *task = NULL, *train = NULL, *shots_text = "0", *details = NULL;
-    const char *plot = NULL, *encoder = NULL, *bpe = NULL;
-    int seed = 1234, norm = 0, limit = INT_MAX, shots[16];
+    const char *plot = NULL, *encoder = NULL, *bpe = NULL, *data = NULL;
+    int seed = 1234, norm = 0, limit = INT_MAX, shots[16], induction = 0;
     Option opts[] = {
         {"model", OPT_STRING, &model, "checkpoint (its tokenizer beside it)"},
         {"task", OPT_STRING, &task, "JSONL items: {\"context\", \"choices\", \"label\"} (HellaSwag's ctx/endings/label "
@@ -3575,6 +3699,9 @@ static int cmd_eval(int argc, char **argv) {
         {"details", OPT_STRING, &details, "a JSON line per item and K: the token ids scored, each choice's log-likelihood"},
         {"plot", OPT_STRING, &plot, "accuracy against K as an SVG (default with several K: eval.svg)"},
         {"limit", OPT_INT, &limit, "the first N items only"},
+        {"induction", OPT_SWITCH, &induction, "instead: the loss on repeated random tokens (induction heads), "
+                                              "and with --data the in-context learning score"},
+        {"data", OPT_STRING, &data, "--induction: token files PREFIX (PREFIX.val.tok: real text)"},
         {"seed", OPT_INT, &seed, "seed of the demonstrations' draw"},
         {"encoder", OPT_STRING, &encoder, "encoder.json (default: beside the model)"},
         {"bpe", OPT_STRING, &bpe, "vocab.bpe"},
@@ -3584,7 +3711,18 @@ static int cmd_eval(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : 1;
     int n_shots = parse_shots(shots_text, shots);
     if (!n_shots || !check_range("eval", "limit", limit, 1, INT_MAX)) return 1;
-    if (!task) { fprintf(stderr, "demo eval: give --task FILE (JSONL items)\n"); return 1; }
+    if (induction || data) {
+        GPT3 m;
+        if (task || !induction) {
+            fprintf(stderr, "demo eval: --induction (with or without --data) or --task: one or the other\n");
+            return 1;
+        }
+        if ((rc = gpt3_load(&m, model)) != GPT3_OK) return fail(model, rc);
+        rc = eval_induction(&m, data, plot, (uint64_t)seed);
+        gpt3_free(&m);
+        return rc;
+    }
+    if (!task) { fprintf(stderr, "demo eval: give --task FILE (JSONL items), or --induction\n"); return 1; }
     EvalSet set, pool;
     GPT3 m;
     GPT3Tokenizer tok;
@@ -5125,15 +5263,22 @@ static int cmd_main_job(void) {
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size, m.num_parameters);
     const char *prompt = "The model";
     float before = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f). It writes:\n\n",
-            before, cfg.vocab_size, log((double)cfg.vocab_size));
+    double first0 = 0.0, second0 = 0.0, first1 = 0.0, second1 = 0.0;
+    induction_gap(&m, &first0, &second0);
+    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f); on random tokens "
+            "repeated, %.2f on the first copy and %.2f on the second: no in-context learning. It writes:\n\n",
+            before, cfg.vocab_size, log((double)cfg.vocab_size), first0, second0);
     generate(&m, &tok, prompt, 60, &sampler, 1, 1, 1);
     fprintf(stderr, "\n\n5. training: B %d, T %d, %d steps, AdamW, peak lr %g, warmup %d, cosine to 10%%\n",
             a.batch, a.seq, a.steps, a.lr, a.warmup);
     rc = run_training(&a, &m, &train, &val, &st, dir);
     if (rc == GPT3_OK) {
         float after = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-        fprintf(stderr, "after training: validation loss %.3f (was %.3f). It writes:\n\n", after, before);
+        induction_gap(&m, &first1, &second1);
+        fprintf(stderr, "after training: validation loss %.3f (was %.3f); on random tokens repeated, %.2f on the first "
+                "copy and %.2f on the second%s (./demo eval --induction). It writes:\n\n", after, before, first1,
+                second1, second1 < first1 - 0.5 ? ": it copies what followed a token before, learning from its context"
+                                              : "");
         generate(&m, &tok, prompt, 200, &sampler, 1, 1, 1);
         fprintf(stderr, "\n\nwritten in %s/: model.ckpt (the parameters), model.ckpt.state (to resume), "
                 "metrics.tsv (the log), loss.svg (the loss curves: open it in a browser), encoder.json + vocab.bpe\n",
