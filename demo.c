@@ -5,7 +5,7 @@
        ./demo help             every command; ./demo COMMAND --help for its flags
 
    Commands: prepare, train, generate, encode, decode, bpe-train, finetune,
-   predict, attention, bench.
+   predict, attention, convert, bench.
    Statistics and progress go to stderr; stdout carries only the data a
    command produces (ids, bytes, generated text). */
 #define GPT3_IMPLEMENTATION
@@ -3120,6 +3120,31 @@ static int json_text(const char **p, const char *end, char **text) {
     return 1;
 }
 
+/* Past the number, true, false or null at p, as JSON writes them (no
+   leading zeros, no "+", digits on both sides of "."); NULL if none. */
+static const char *json_literal(const char *p, const char *end) {
+    static const char *const words[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if ((size_t)(end - p) >= n && memcmp(p, words[i], n) == 0) return p + n;
+    }
+    p += p < end && *p == '-';
+    if (p >= end || !isdigit((unsigned char)*p)) return NULL;
+    if (*p == '0') p++;
+    else while (p < end && isdigit((unsigned char)*p)) p++;
+    if (p < end && *p == '.') {
+        if (++p >= end || !isdigit((unsigned char)*p)) return NULL;
+        while (p < end && isdigit((unsigned char)*p)) p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        p += p < end && (*p == '+' || *p == '-');
+        if (p >= end || !isdigit((unsigned char)*p)) return NULL;
+        while (p < end && isdigit((unsigned char)*p)) p++;
+    }
+    return p;
+}
+
 /* Past the value at p (any kind, nested to 64 levels); NULL if malformed. */
 static const char *json_skip(const char *p, const char *end, int depth) {
     p = json_space(p, end);
@@ -3144,9 +3169,7 @@ static const char *json_skip(const char *p, const char *end, int depth) {
             p = json_space(p, end);
         }
     }
-    const char *start = p; /* a number, true, false or null */
-    while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.')) p++;
-    return p > start ? p : NULL;
+    return json_literal(p, end);
 }
 
 /* The value of member `key` of the object line[0 .. n) (its start), NULL if
@@ -3597,20 +3620,6 @@ static double mean_of(const double *loss, int from, int to) {
     return to > from ? sum / (to - from) : 0.0;
 }
 
-/* The two copies' mean losses (the first copy's predictions, and the
-   second's after its first token), for N = min(64, max_seq_len / 2). */
-static int induction_gap(GPT3 *m, double *first, double *second) {
-    int N = m->config.max_seq_len / 2 < 64 ? m->config.max_seq_len / 2 : 64;
-    double *loss = (double *)malloc((size_t)2 * N * sizeof(double));
-    int rc = loss ? repeated_losses(m, N, 8, 1234, loss) : GPT3_ERR_NOMEM;
-    if (rc == GPT3_OK) {
-        *first = mean_of(loss, 0, N - 1);
-        *second = mean_of(loss, N, 2 * N - 1);
-    }
-    free(loss);
-    return rc;
-}
-
 /* Loss against position as an SVG: the repeated sequence's, with the
    second copy's start marked. */
 static void loss_plot(const char *path, const double *loss, int n, int copy_at, double top, const char *title) {
@@ -3636,7 +3645,8 @@ static void loss_plot(const char *path, const double *loss, int n, int copy_at, 
 /* The in-context learning score (Olsson et al.): the mean loss at a late
    position minus that at an early one, over windows of real text: below 0,
    the model predicts better the more context it has read. Late: the last
-   position; early: a tenth of the way (the paper's 500th and 50th of 512). */
+   position; early: a tenth of the way (the paper's 500th and 50th of 512),
+   over every window of the file (64 batches at most), in order. */
 static int context_score(GPT3 *m, const char *val_path, double *score, int *early, int *late) {
     GPT3Tokens val;
     GPT3DataLoader dl;
@@ -3645,14 +3655,16 @@ static int context_score(GPT3 *m, const char *val_path, double *score, int *earl
     rc = val.vocab_size == m->config.vocab_size ? gpt3_loader_init(&dl, &val, B, T, 0, 0) : GPT3_ERR_MISMATCH;
     int loaded = rc == GPT3_OK;
     double at_early = 0.0, at_late = 0.0;
+    size_t batches = loaded ? val.count / ((size_t)B * T) : 0;
+    batches = batches < 1 ? 1 : batches > 64 ? 64 : batches;
     *early = T / 10;
     *late = T - 1;
-    for (int k = 0; rc == GPT3_OK && k < 4; k++) {
+    for (size_t k = 0; rc == GPT3_OK && k < batches; k++) {
         gpt3_loader_next(&dl);
         rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
         for (int b = 0; rc == GPT3_OK && b < B; b++) {
-            at_early += m->acts.losses[b * T + *early] / (4.0 * B);
-            at_late += m->acts.losses[b * T + *late] / (4.0 * B);
+            at_early += m->acts.losses[b * T + *early] / ((double)batches * B);
+            at_late += m->acts.losses[b * T + *late] / ((double)batches * B);
         }
     }
     if (loaded) gpt3_loader_free(&dl);
@@ -5183,6 +5195,1023 @@ static int cmd_attention(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* convert: Hugging Face GPT-2 weights -> a gpt3.h checkpoint               */
+/*                                                                          */
+/* ./demo convert DIR OUT.ckpt reads DIR/config.json and the weights in     */
+/* DIR/model.safetensors, or in the shards that                             */
+/* DIR/model.safetensors.index.json names, each tensor stored as F32, F16   */
+/* or BF16. It writes the checkpoint that dev/convert_hf_gpt2.py writes,    */
+/* bit for bit, and refuses what that script refuses, with its messages:    */
+/* the script is the reference, this is the same conversion without         */
+/* Python. (Stricter, it also refuses a tensor named twice in one header,   */
+/* a negative or non-integer size, a shard outside DIR, and an index or a   */
+/* config.json the script would crash on.) It:                              */
+/*   - drops the "transformer." prefix GPT2LMHeadModel puts on names;       */
+/*   - transposes the four Conv1D weights of each block (attn.c_attn,       */
+/*     attn.c_proj, mlp.c_fc, mlp.c_proj): Hugging Face stores them         */
+/*     (in, out) and computes x W + b, we store (out, in) and compute       */
+/*     x W^T + b. c_attn's columns are q, k, v, the order of our qkvw rows; */
+/*   - leaves out lm_head.weight, which GPT-2 ties to wte as gpt3.h does    */
+/*     (a warning if it is not a copy of wte), and the attention-mask       */
+/*     buffers some files carry (h.N.attn.bias, h.N.attn.masked_bias);      */
+/*   - widens F16 and BF16 to float32 exactly: every value of either is a   */
+/*     float32 (NaN payloads are kept).                                     */
+/* A .safetensors file ("st" below) is 8 bytes N (unsigned, little-endian), */
+/* N bytes of JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, */
+/* ..., "__metadata__": {...}}, then the data, which the offsets count      */
+/* from. Tensors are streamed from the files a chunk at a time into the     */
+/* model's parameters: the memory used is the checkpoint's size. gpt3_save  */
+/* writes it atomically (a failed run leaves OUT as it was).                */
+
+#define ST_MAX_HEADER (100u << 20) /* bytes: the safetensors library's own limit */
+#define ST_MAX_RANK 8
+#define ST_CHUNK 4096              /* values read from a file at a time */
+
+typedef struct {
+    char *name;        /* as the file has it: "transformer.h.0.ln_1.weight" */
+    const char *key;   /* the name without "transformer.": "h.0.ln_1.weight" */
+    char *dtype;       /* "F32", "F16", "BF16", or one refused when it is read */
+    int rank;
+    uint64_t shape[ST_MAX_RANK];
+    uint64_t begin, end; /* its bytes, counted from the start of its file's data */
+    int file;          /* which of the store's files holds it */
+    size_t order;      /* its place in the files, header by header */
+    int used;          /* read by the conversion (not "ignored") */
+} StTensor;
+
+typedef struct {
+    const char *source;  /* what to name for a missing tensor: the file, or the index */
+    char **paths;        /* model.safetensors, or the shards sorted */
+    uint64_t *data_start; /* 8 + N: where each file's data begins */
+    int n_files;
+    StTensor *tensors;   /* every file's tensors, sorted by key */
+    size_t count;
+} StStore;
+
+static void st_free(StStore *s) {
+    for (size_t i = 0; i < s->count; i++) {
+        free(s->tensors[i].name);
+        free(s->tensors[i].dtype);
+    }
+    for (int i = 0; i < s->n_files; i++) free(s->paths[i]);
+    free(s->tensors);
+    free(s->paths);
+    free(s->data_start);
+    memset(s, 0, sizeof(*s));
+}
+
+/* The dtypes read: each value's size in bytes. */
+static const struct { const char *name; int bytes; } st_dtypes[] = {{"F32", 4}, {"F16", 2}, {"BF16", 2}};
+#define ST_SUPPORTED "F32, F16, BF16"
+
+static int st_dtype_bytes(const char *dtype) {
+    for (int i = 0; i < COUNT(st_dtypes); i++)
+        if (strcmp(dtype, st_dtypes[i].name) == 0) return st_dtypes[i].bytes;
+    return 0;
+}
+
+/* float16 bits -> the bits of the float32 of the same value. The sign
+   stays on top; the 5-bit exponent (bias 15) becomes 8 bits (bias 127)
+   and the 10-bit mantissa the top of the 23. A float16 subnormal
+   (exponent 0: m 2^-24) is a float32 normal: m is shifted up to its
+   leading 1, one exponent step down a shift. Infinities and NaNs
+   (exponent 31) keep their payload. */
+static uint32_t f16_to_f32_bits(uint32_t h) {
+    uint32_t sign = (h & 0x8000u) << 16, exponent = h >> 10 & 31, mantissa = h & 0x3ffu;
+    if (exponent == 31) return sign | 0x7f800000u | mantissa << 13;
+    if (exponent != 0) return sign | (exponent + 127 - 15) << 23 | mantissa << 13;
+    if (mantissa == 0) return sign;  /* +-0 */
+    exponent = 127 - 14;             /* 2^-14, float16's smallest normal */
+    while (!(mantissa & 0x400u)) {
+        mantissa <<= 1;
+        exponent--;
+    }
+    return sign | exponent << 23 | (mantissa & 0x3ffu) << 13;
+}
+
+/* n values of dtype (width bytes each, little-endian) at raw as float32. */
+static void st_widen(const unsigned char *raw, size_t n, int width, int bf16, float *out) {
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *b = raw + i * (size_t)width;
+        uint32_t bits = width == 4 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24
+                        : bf16 ? ((uint32_t)b[0] | (uint32_t)b[1] << 8) << 16 /* bfloat16: a float32's top half */
+                               : f16_to_f32_bits((uint32_t)b[0] | (uint32_t)b[1] << 8);
+        memcpy(&out[i], &bits, sizeof(bits));
+    }
+}
+
+/* ---- files and folders */
+
+/* "dir/name", allocated (NULL out of memory: said). */
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *path = (char *)malloc(a + b + 2);
+    if (!path) {
+        fprintf(stderr, "demo convert: out of memory\n");
+        return NULL;
+    }
+    memcpy(path, dir, a);
+    path[a] = '/';
+    memcpy(path + a + 1, name, b + 1);
+    return path;
+}
+
+/* 1 if path is a regular file (Python's os.path.isfile), its size in *size. */
+static int regular_file(const char *path, uint64_t *size) {
+#ifdef HAVE_POSIX
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    *size = (uint64_t)st.st_size;
+    return 1;
+#else
+    FILE *f = fopen(path, "rb");
+    long n = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (f) fclose(f);
+    *size = n > 0 ? (uint64_t)n : 0;
+    return n >= 0;
+#endif
+}
+
+/* 1 if the folder that would hold the file path exists (said if not;
+   where we cannot tell, gpt3_save will). */
+static int folder_of_exists(const char *path) {
+#ifdef HAVE_POSIX
+    const char *slash = strrchr(path, '/');
+    size_t len = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path); /* "/x": the root */
+    char *dir = (char *)malloc(len + 2);
+    struct stat st;
+    if (!dir) return 1;
+    memcpy(dir, len ? path : ".", len ? len : 1);
+    dir[len ? len : 1] = 0;
+    int ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok) fprintf(stderr, "demo convert: %s: the folder %s does not exist\n", path, dir);
+    free(dir);
+    return ok;
+#else
+    (void)path;
+    return 1;
+#endif
+}
+
+/* ---- strict JSON values, for the three JSON files a model comes with */
+
+/* 1 if text (n bytes) is one JSON value in valid UTF-8 (what Python's json
+   module would load; its NaN and Infinity extensions aside). */
+static int json_document(const char *text, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int len = utf8_length((const unsigned char *)text + i, n - i);
+        if (!len) return 0;
+        i += (size_t)len;
+    }
+    const char *after = json_skip(text, text + n, 0);
+    return after && json_space(after, text + n) == text + n;
+}
+
+/* The string at *p (at its opening quote) as a new copy, *p past it; 0 if
+   it is not a string, or holds a NUL (\u0000), which a C string cannot. */
+static int json_string_at(const char **p, const char *end, char **out) {
+    const char *s = json_space(*p, end);
+    if (s >= end || *s != '"') return 0;
+    for (const char *q = s + 1; q < end && *q != '"'; q++)
+        if (*q == '\\' && ++q < end && *q == 'u' && end - q > 4 && memcmp(q + 1, "0000", 4) == 0) return 0;
+    s++;
+    if (!json_text(&s, end, out)) return 0;
+    *p = s;
+    return 1;
+}
+
+/* The integer at *p (no fraction, no exponent; within long long) in *v, *p
+   past it; 0 if the value there is not one. */
+static int json_integer(const char **p, const char *end, long long *v) {
+    const char *s = json_space(*p, end);
+    int negative = s < end && *s == '-';
+    long long x = 0;
+    s += negative;
+    if (s >= end || !isdigit((unsigned char)*s) || (*s == '0' && s + 1 < end && isdigit((unsigned char)s[1]))) return 0;
+    for (; s < end && isdigit((unsigned char)*s); s++) {
+        int digit = *s - '0';
+        if (x > (LLONG_MAX - digit) / 10) return 0;
+        x = 10 * x + digit;
+    }
+    if (s < end && (*s == '.' || *s == 'e' || *s == 'E')) return 0;
+    *v = negative ? -x : x;
+    *p = s;
+    return 1;
+}
+
+/* The array of at most max integers at *p into v, *p past it: their count,
+   or -1 if it is not one. */
+static int json_integers(const char **p, const char *end, long long *v, int max) {
+    const char *s = json_space(*p, end);
+    int n = 0;
+    if (s >= end || *s++ != '[') return -1;
+    s = json_space(s, end);
+    if (s < end && *s == ']') {
+        *p = s + 1;
+        return 0;
+    }
+    for (;;) {
+        if (n == max || !json_integer(&s, end, &v[n++])) return -1;
+        s = json_space(s, end);
+        if (s < end && *s == ']') {
+            *p = s + 1;
+            return n;
+        }
+        if (s >= end || *s++ != ',') return -1;
+    }
+}
+
+/* The members of an object, one at a time: first call with *p at its '{'
+   and first 1, then with *p past the member's value and first 0. Gives
+   the member's name (a new copy, to free) and *p at its value: 1; at the
+   closing '}' (*p past it): 0; -1 if malformed. */
+static int json_member_next(const char **p, const char *end, int first, char **name) {
+    const char *s = json_space(*p, end);
+    *name = NULL;
+    if (first) {
+        if (s >= end || *s++ != '{') return -1;
+        s = json_space(s, end);
+    }
+    if (s < end && *s == '}') {
+        *p = s + 1;
+        return 0;
+    }
+    if (!first && (s >= end || *s++ != ',')) return -1;
+    if (!json_string_at(&s, end, name)) return -1;
+    s = json_space(s, end);
+    if (s >= end || *s++ != ':') {
+        free(*name);
+        *name = NULL;
+        return -1;
+    }
+    *p = json_space(s, end);
+    return 1;
+}
+
+/* The JSON text of the value at v, for a message: at most 40 bytes. */
+static void json_shown(const char *v, const char *end, char *out, size_t size) {
+    const char *after = json_skip(v, end, 0);
+    size_t n = after ? (size_t)(after - v) : 0;
+    snprintf(out, size, "%.*s%s", (int)(n < 40 ? n : 40), v, n > 40 ? "..." : "");
+}
+
+/* ---- reading safetensors files */
+
+/* What a file's first bytes say it is, when they are no header length. */
+static const char *st_guess(const unsigned char *start, size_t n) {
+    if (n >= 2 && memcmp(start, "PK", 2) == 0)
+        return " (it is a zip archive: probably a PyTorch pytorch_model.bin; download model.safetensors instead)";
+    if (n >= 8 && memcmp(start, "version ", 8) == 0)
+        return " (it is a Git LFS pointer, not the data: run `git lfs pull` or download the file with curl/wget)";
+    if (n >= 1 && (start[0] == '{' || start[0] == '<'))
+        return " (it looks like JSON or HTML: was the download an error page?)";
+    return " (the first 8 bytes are not a plausible header length)";
+}
+
+/* The JSON header of the safetensors file at path (a new copy, *n bytes)
+   and the file's size; NULL (said) if it is not one. */
+static char *st_read_header(const char *path, size_t *n, uint64_t *size) {
+    unsigned char start[8];
+    uint64_t length = 0;
+    char *text = NULL;
+    FILE *f = NULL;
+    *n = 0;
+    if (!regular_file(path, size)) {
+        fprintf(stderr, "demo convert: %s: no such file\n", path);
+        return NULL;
+    }
+    if (!(f = fopen(path, "rb"))) {
+        fprintf(stderr, "demo convert: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t got = fread(start, 1, 8, f);
+    for (int i = 7; i >= 0 && got == 8; i--) length = length << 8 | start[i];
+    if (got < 8 || length < 2 || length > ST_MAX_HEADER)
+        fprintf(stderr, "demo convert: %s: not a safetensors file%s\n", path, st_guess(start, got));
+    else if (!(text = (char *)malloc((size_t)length + 1)))
+        fprintf(stderr, "demo convert: out of memory for the header of %s\n", path);
+    else if (fread(text, 1, (size_t)length, f) != length) {
+        fprintf(stderr, "demo convert: %s: not a safetensors file, or truncated: its header should be %llu bytes "
+                "but the file has only %llu\n", path, (unsigned long long)length, (unsigned long long)*size);
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    if (text) text[length] = 0;
+    *n = (size_t)length;
+    return text;
+}
+
+/* One header entry, {"dtype": "F32", "shape": [..], "data_offsets":
+   [begin, end]} (other members skipped), at *p into t; 0 if it is not
+   one (a member twice, a negative size, more than ST_MAX_RANK axes). */
+static int st_entry(const char **p, const char *end, StTensor *t, long long offsets[2]) {
+    long long shape[ST_MAX_RANK];
+    int n_offsets = -1, r;
+    char *member;
+    t->rank = -1;
+    for (int first = 1; (r = json_member_next(p, end, first, &member)) > 0; first = 0) {
+        int ok;
+        if (strcmp(member, "dtype") == 0) ok = !t->dtype && json_string_at(p, end, &t->dtype);
+        else if (strcmp(member, "shape") == 0) ok = t->rank < 0 && (t->rank = json_integers(p, end, shape, ST_MAX_RANK)) >= 0;
+        else if (strcmp(member, "data_offsets") == 0) ok = n_offsets < 0 && (n_offsets = json_integers(p, end, offsets, 2)) == 2;
+        else ok = (*p = json_skip(*p, end, 0)) != NULL;
+        free(member);
+        if (!ok) return 0;
+    }
+    for (int i = 0; i < t->rank; i++) {
+        if (shape[i] < 0) return 0;
+        t->shape[i] = (uint64_t)shape[i];
+    }
+    return r == 0 && t->dtype && t->rank >= 0 && n_offsets == 2;
+}
+
+/* A new tensor at the end of s->tensors; NULL (said) out of memory. */
+static StTensor *st_add(StStore *s) {
+    if ((s->count & (s->count + 1)) == 0) { /* at 0, 1, 3, 7, ...: double */
+        StTensor *grown = (StTensor *)realloc(s->tensors, (2 * s->count + 1) * sizeof(StTensor));
+        if (!grown) {
+            fprintf(stderr, "demo convert: out of memory\n");
+            return NULL;
+        }
+        s->tensors = grown;
+    }
+    StTensor *t = &s->tensors[s->count];
+    memset(t, 0, sizeof(*t));
+    t->order = s->count++;
+    return t;
+}
+
+/* The header text (n bytes) of file number `file`, size bytes in all: its
+   tensors added to s. 0 (said) if it is malformed. */
+static int st_parse_header(StStore *s, int file, const char *text, size_t n, uint64_t size) {
+    const char *path = s->paths[file], *end = text + n, *p = text;
+    uint64_t data_size = size - s->data_start[file];
+    char *name;
+    int r;
+    if (!json_document(text, n)) {
+        fprintf(stderr, "demo convert: %s: not a safetensors file (its header is not JSON)\n", path);
+        return 0;
+    }
+    if (*json_space(text, end) != '{') {
+        fprintf(stderr, "demo convert: %s: not a safetensors file (its header is not a JSON object)\n", path);
+        return 0;
+    }
+    for (int first = 1; (r = json_member_next(&p, end, first, &name)) != 0; first = 0) {
+        if (r < 0) { /* the JSON is valid: a name json_string_at refused */
+            fprintf(stderr, "demo convert: %s: not a safetensors file (a tensor name holds a NUL character)\n", path);
+            return 0;
+        }
+        if (strcmp(name, "__metadata__") == 0) { /* free-form: not ours */
+            p = json_skip(p, end, 0);
+            free(name);
+            continue;
+        }
+        StTensor *t = st_add(s);
+        long long offsets[2];
+        if (!t) {
+            free(name);
+            return 0;
+        }
+        t->name = name;
+        t->key = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
+        t->file = file;
+        if (!st_entry(&p, end, t, offsets)) {
+            fprintf(stderr, "demo convert: %s: not a safetensors file (bad header entry for '%s')\n", path, name);
+            return 0;
+        }
+        if (offsets[0] < 0 || offsets[0] > offsets[1]) {
+            fprintf(stderr, "demo convert: %s: corrupt header: tensor %s has data offsets [%lld, %lld]\n", path, name,
+                    offsets[0], offsets[1]);
+            return 0;
+        }
+        t->begin = (uint64_t)offsets[0];
+        t->end = (uint64_t)offsets[1];
+        if (t->end > data_size) {
+            fprintf(stderr, "demo convert: %s: truncated: tensor %s needs bytes up to %llu but the file has %llu\n",
+                    path, name, (unsigned long long)(s->data_start[file] + t->end), (unsigned long long)size);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* File `path` added to the store, its tensors with it; 0 (said) if it is not safetensors. */
+static int st_add_file(StStore *s, char *path) {
+    char **paths = (char **)realloc(s->paths, (size_t)(s->n_files + 1) * sizeof(char *));
+    uint64_t *starts = paths ? (uint64_t *)realloc(s->data_start, (size_t)(s->n_files + 1) * sizeof(uint64_t)) : NULL;
+    size_t n;
+    uint64_t size;
+    if (paths) s->paths = paths;
+    if (starts) s->data_start = starts;
+    if (!paths || !starts) {
+        fprintf(stderr, "demo convert: out of memory\n");
+        free(path);
+        return 0;
+    }
+    int file = s->n_files++;
+    s->paths[file] = path;
+    char *text = st_read_header(path, &n, &size);
+    s->data_start[file] = 8 + (uint64_t)n;
+    int ok = text && st_parse_header(s, file, text, n, size);
+    free(text);
+    return ok;
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A shard's name from a weight_map: a file in the model's folder. */
+static int plain_file_name(const char *name) {
+    return name[0] && !strpbrk(name, "/\\") && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* The shards' names in the weight_map of an index (text, n bytes): new
+   copies in *names, *count of them; 0 (said) if it is malformed. */
+static int st_shard_names(const char *index, const char *text, size_t n, char ***names, size_t *count) {
+    const char *end = text + n, *map = NULL;
+    char *name, *shard;
+    int bad = 1, r;
+    if (json_document(text, n)) map = json_member(text, n, "weight_map", &bad);
+    if (bad || !map || *map != '{') {
+        fprintf(stderr, "demo convert: %s: %s\n", index, bad ? "not valid JSON, or not a JSON object"
+                                                            : "no \"weight_map\" object (which shard holds each tensor)");
+        return 0;
+    }
+    for (int first = 1; (r = json_member_next(&map, end, first, &name)) != 0; first = 0) {
+        char **grown = r > 0 ? (char **)realloc(*names, (*count + 1) * sizeof(char *)) : NULL;
+        int good = grown && json_string_at(&map, end, &shard);
+        if (grown) *names = grown;
+        if (good && plain_file_name(shard)) {
+            (*names)[(*count)++] = shard;
+        } else {
+            if (name) fprintf(stderr, "demo convert: %s: the weight_map's entry for '%s' is not the name of a file beside "
+                              "it\n", index, name);
+            else fprintf(stderr, "demo convert: %s: the weight_map has a name with a NUL character\n", index);
+            if (good) free(shard);
+            free(name);
+            return 0;
+        }
+        free(name);
+    }
+    return 1;
+}
+
+/* The shards an index (model.safetensors.index.json) names, each once, in
+   sorted order, added to s; 0 (said) if the index is malformed or a shard
+   is missing or not safetensors. */
+static int st_add_shards(StStore *s, const char *dir, const char *index) {
+    size_t n, count = 0;
+    char *text = (char *)read_file(index, &n), **names = NULL;
+    int ok = text && st_shard_names(index, text, n, &names, &count);
+    if (ok) qsort(names, count, sizeof(char *), compare_strings);
+    for (size_t i = 0; ok && i < count; i++) {
+        if (i > 0 && strcmp(names[i], names[i - 1]) == 0) continue;
+        char *path = path_join(dir, names[i]);
+        ok = path && st_add_file(s, path);
+    }
+    for (size_t i = 0; i < count; i++) free(names[i]);
+    free(names);
+    free(text);
+    return ok;
+}
+
+/* Tensors sorted by key, a key's copies in the order of the files. */
+static int st_by_key(const void *a, const void *b) {
+    const StTensor *x = (const StTensor *)a, *y = (const StTensor *)b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Every tensor of DIR's model.safetensors, or of the shards its index
+   names, sorted by key; 0 (said) if a file is missing or malformed, or a
+   tensor is stored twice. */
+static int st_open(StStore *s, const char *dir, const char *single, const char *index) {
+    uint64_t size;
+    int ok;
+    memset(s, 0, sizeof(*s));
+    if (regular_file(single, &size)) {
+        char *path = path_join(dir, "model.safetensors");
+        s->source = single;
+        ok = path && st_add_file(s, path);
+    } else if (regular_file(index, &size)) {
+        s->source = index;
+        ok = st_add_shards(s, dir, index);
+    } else {
+        char *bin = path_join(dir, "pytorch_model.bin");
+        fprintf(stderr, "demo convert: %s: no such file%s\n", single,
+                bin && regular_file(bin, &size) ? " (there is a pytorch_model.bin: download model.safetensors from the same "
+                                                  "hub page instead)" : "");
+        free(bin);
+        return 0;
+    }
+    if (!ok) return 0;
+    qsort(s->tensors, s->count, sizeof(StTensor), st_by_key);
+    const StTensor *twice = NULL; /* as Python meets it: the second copy seen first */
+    for (size_t i = 1; i < s->count; i++)
+        if (strcmp(s->tensors[i].key, s->tensors[i - 1].key) == 0 && (!twice || s->tensors[i].order < twice->order))
+            twice = &s->tensors[i];
+    if (twice) fprintf(stderr, "demo convert: %s: tensor %s is stored twice\n", s->paths[twice->file], twice->key);
+    return !twice;
+}
+
+/* The tensor whose key is key, NULL if there is none. */
+static StTensor *st_find(const StStore *s, const char *key) {
+    size_t lo = 0, hi = s->count;
+    while (lo < hi) { /* binary search: keys are sorted, and each is there once */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->tensors[mid].key, key) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->count && strcmp(s->tensors[lo].key, key) == 0 ? &s->tensors[lo] : NULL;
+}
+
+/* A shape as Python prints a list: "[67, 16]". */
+static void shape_text(const uint64_t *shape, int rank, char *out, size_t size) {
+    size_t at = (size_t)snprintf(out, size, "[");
+    for (int i = 0; i < rank && at < size; i++)
+        at += (size_t)snprintf(out + at, size - at, "%s%llu", i ? ", " : "", (unsigned long long)shape[i]);
+    if (at < size) snprintf(out + at, size - at, "]");
+}
+
+/* ---- streaming a tensor's values */
+
+typedef struct {
+    FILE *f;
+    const StTensor *t;
+    const char *path;
+    int width, bf16;
+    uint64_t left;       /* values not yet read */
+    int failed;
+    float values[ST_CHUNK];
+} StReader;
+
+/* Ready to read tensor t; 0 (said) if its size does not match its shape
+   and dtype, or the file cannot be read. */
+static int st_reader_open(StReader *r, const StStore *s, const StTensor *t) {
+    uint64_t count = 1, bytes = 0;
+    int overflow = 0;
+    char shown[256];
+    r->t = t;
+    r->path = s->paths[t->file];
+    r->width = st_dtype_bytes(t->dtype);
+    r->bf16 = strcmp(t->dtype, "BF16") == 0;
+    r->failed = 0;
+    r->f = NULL;
+    for (int i = 0; i < t->rank; i++) {
+        overflow |= t->shape[i] != 0 && count > UINT64_MAX / t->shape[i];
+        count *= t->shape[i];
+    }
+    overflow |= count > UINT64_MAX / 4;
+    bytes = count * (uint64_t)r->width;
+    r->left = count;
+    if (overflow || bytes != t->end - t->begin) {
+        char should[32] = "more than 2^64";
+        if (!overflow) snprintf(should, sizeof(should), "%llu", (unsigned long long)bytes);
+        shape_text(t->shape, t->rank, shown, sizeof(shown));
+        fprintf(stderr, "demo convert: %s: corrupt header: tensor %s of shape %s and dtype %s should take %s bytes, "
+                "not %llu\n", r->path, t->name, shown, t->dtype, should, (unsigned long long)(t->end - t->begin));
+        return 0;
+    }
+    uint64_t at = s->data_start[t->file] + t->begin;
+    if (!(r->f = fopen(r->path, "rb")) || at > (uint64_t)LONG_MAX || fseek(r->f, (long)at, SEEK_SET) != 0) {
+        fprintf(stderr, "demo convert: cannot read %s at byte %llu: %s\n", r->path, (unsigned long long)at,
+                r->f ? "the file is too large for this system's fseek" : strerror(errno));
+        if (r->f) fclose(r->f);
+        r->f = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+/* The next values (at most ST_CHUNK) in r->values: their count; 0 at the
+   end, or on a read error (said, r->failed set). */
+static size_t st_reader_next(StReader *r) {
+    unsigned char raw[ST_CHUNK * 4];
+    size_t n = r->left < ST_CHUNK ? (size_t)r->left : ST_CHUNK;
+    if (n == 0 || r->failed) return 0;
+    if (fread(raw, (size_t)r->width, n, r->f) != n) {
+        fprintf(stderr, "demo convert: cannot read tensor %s from %s: %s\n", r->t->name, r->path,
+                ferror(r->f) ? strerror(errno) : "the file ended early (did it change while being read?)");
+        r->failed = 1;
+        return 0;
+    }
+    st_widen(raw, n, r->width, r->bf16, r->values);
+    r->left -= n;
+    return n;
+}
+
+/* 1 if every value was read. */
+static int st_reader_close(StReader *r) {
+    if (r->f) fclose(r->f);
+    r->f = NULL;
+    return !r->failed;
+}
+
+/* Tensor t into dst: as stored, or, for a Conv1D weight (rows, cols),
+   transposed to (cols, rows). 0 (said) if it cannot be read. */
+static int st_read_into(const StStore *s, const StTensor *t, float *dst, int transpose) {
+    StReader r;
+    size_t n;
+    uint64_t k = 0, rows = t->shape[0], cols = t->rank > 1 ? t->shape[1] : 1;
+    if (!st_reader_open(&r, s, t)) return 0;
+    while ((n = st_reader_next(&r)) > 0)
+        for (size_t i = 0; i < n; i++, k++) dst[transpose ? (k % cols) * rows + k / cols : k] = r.values[i];
+    return st_reader_close(&r);
+}
+
+/* ---- config.json */
+
+typedef struct {
+    GPT3Config cfg;
+    char activation[48];
+    double epsilon;    /* layer_norm_epsilon */
+} HfConfig;
+
+/* Member key of config.json (text, n bytes) if it is there and not null. */
+static const char *hf_value(const char *text, size_t n, const char *key) {
+    int bad;
+    const char *v = json_member(text, n, key, &bad);
+    return v && strncmp(v, "null", 4) != 0 ? v : NULL;
+}
+
+/* Python's truth of a JSON value, as the script tests a flag: false, null,
+   0, "", [] and {} are false. */
+static int json_truthy(const char *v, const char *end) {
+    if (*v == '"') return v + 1 < end && v[1] != '"';
+    if (*v == '[' || *v == '{') {
+        const char *s = json_space(v + 1, end);
+        return s < end && *s != ']' && *s != '}';
+    }
+    if (*v == 't' || *v == 'f' || *v == 'n') return *v == 't';
+    return strtod(v, NULL) != 0.0;
+}
+
+/* The first of key1, key2 (NULL: only key1) that config.json (text, n
+   bytes) has, as a positive int in *out; 0 (said) if missing or not one. */
+static int hf_positive(const char *path, const char *text, size_t n, const char *key1, const char *key2, int *out) {
+    const char *key = key1, *v = hf_value(text, n, key1), *p;
+    long long x = 0;
+    char shown[64];
+    if (!v && key2) v = hf_value(text, n, key = key2);
+    if (!v) {
+        fprintf(stderr, "demo convert: %s: missing %s%s%s\n", path, key1, key2 ? " or " : "", key2 ? key2 : "");
+        return 0;
+    }
+    p = v;
+    int integer = json_integer(&p, text + n, &x);
+    const char *digits_end = v + strspn(v, "0123456789");
+    int huge = (integer && x > INT_MAX) ||
+               (!integer && digits_end > v && *digits_end != '.' && *digits_end != 'e' && *digits_end != 'E');
+    if (integer && x >= 1 && !huge) {
+        *out = (int)x;
+        return 1;
+    }
+    json_shown(v, text + n, shown, sizeof(shown));
+    if (huge) fprintf(stderr, "demo convert: %s: %s %s is too large for gpt3.h\n", path, key, shown);
+    else fprintf(stderr, "demo convert: %s: %s must be a positive integer, not %s\n", path, key, shown);
+    return 0;
+}
+
+/* activation_function: the tanh GELU gpt3.h computes, under any of its
+   names, or the exact (erf) GELU with a warning; 0 (said) otherwise. */
+static int hf_activation(const char *path, const char *text, size_t n, HfConfig *hc) {
+    static const char *const tanh_gelus[] = {"gelu_fast", "gelu_new", "gelu_pytorch_tanh"};
+    int bad;
+    const char *v = json_member(text, n, "activation_function", &bad), *p = v;
+    char *act = NULL, shown[64] = "";
+    int tanh_gelu = !v; /* absent: "gelu_new" */
+    if (v && json_string_at(&p, text + n, &act)) {
+        snprintf(hc->activation, sizeof(hc->activation), "%s", act);
+        for (int i = 0; i < COUNT(tanh_gelus); i++) tanh_gelu |= strcmp(act, tanh_gelus[i]) == 0;
+    } else {
+        snprintf(hc->activation, sizeof(hc->activation), "gelu_new");
+    }
+    if (act && strcmp(act, "gelu") == 0) {
+        fprintf(stderr, "demo convert: warning: activation_function is 'gelu' (exact, erf-based); gpt3.h computes the "
+                "tanh approximation, which differs from it by less than 1e-3 per activation\n");
+        tanh_gelu = 1;
+    }
+    if (!tanh_gelu) {
+        if (act) snprintf(shown, sizeof(shown), "'%.40s%s'", act, strlen(act) > 40 ? "..." : "");
+        else json_shown(v, text + n, shown, sizeof(shown));
+        fprintf(stderr, "demo convert: %s: activation_function %s is not supported (gpt3.h computes the tanh GELU: "
+                "gelu_fast, gelu_new, gelu_pytorch_tanh)\n", path, shown);
+    }
+    free(act);
+    return tanh_gelu;
+}
+
+/* config.json (text, n bytes) as a gpt3.h config: the script's checks, in
+   its order, with its messages; 0 (said) for a variation of GPT-2 that
+   gpt3.h does not compute. */
+static int hf_parse_config(const char *path, const char *text, size_t n, HfConfig *hc) {
+    GPT3Config *c = &hc->cfg;
+    const char *v, *end = text + n, *why = NULL;
+    char shown[64];
+    int bad;
+    memset(hc, 0, sizeof(*hc));
+    if (!hf_positive(path, text, n, "n_positions", "n_ctx", &c->max_seq_len) ||
+        !hf_positive(path, text, n, "vocab_size", NULL, &c->vocab_size) ||
+        !hf_positive(path, text, n, "n_layer", NULL, &c->num_layers) ||
+        !hf_positive(path, text, n, "n_head", NULL, &c->num_heads) ||
+        !hf_positive(path, text, n, "n_embd", NULL, &c->channels))
+        return 0;
+    long long C = c->channels;
+    if (C % c->num_heads != 0) {
+        fprintf(stderr, "demo convert: %s: n_embd %lld does not divide by n_head %d\n", path, C, c->num_heads);
+        return 0;
+    }
+    if ((v = json_member(text, n, "model_type", &bad)) && strncmp(v, "\"gpt2\"", 6) != 0) {
+        json_shown(v, end, shown, sizeof(shown));
+        fprintf(stderr, "demo convert: warning: model_type is %s, not \"gpt2\": converting it as GPT-2 anyway\n", shown);
+    }
+    /* the GPT-2 variations gpt3.h does not implement */
+    if ((v = hf_value(text, n, "n_inner")) && !((*v == '-' || isdigit((unsigned char)*v)) && strtod(v, NULL) == 4.0 * C)) {
+        json_shown(v, end, shown, sizeof(shown));
+        fprintf(stderr, "demo convert: %s: n_inner %s is not 4 * n_embd = %lld; gpt3.h's MLP is always 4C wide\n", path,
+                shown, 4 * C);
+        return 0;
+    }
+    if ((v = hf_value(text, n, "scale_attn_weights")) && strncmp(v, "false", 5) == 0)
+        why = "scale_attn_weights is false; gpt3.h always scales attention by 1/sqrt(head size)";
+    else if ((v = hf_value(text, n, "scale_attn_by_inverse_layer_idx")) && json_truthy(v, end))
+        why = "scale_attn_by_inverse_layer_idx is not supported by gpt3.h";
+    else if ((v = hf_value(text, n, "add_cross_attention")) && json_truthy(v, end))
+        why = "add_cross_attention (an encoder-decoder model) is not supported by gpt3.h";
+    if (why) {
+        fprintf(stderr, "demo convert: %s: %s\n", path, why);
+        return 0;
+    }
+    /* layer_norm_epsilon: a warning unless it is 1e-5 (to a relative 1e-6, as math.isclose) */
+    hc->epsilon = 1e-5;
+    if ((v = hf_value(text, n, "layer_norm_epsilon"))) {
+        char *after;
+        double eps = strtod(v, &after);
+        if (after == v || *v == '"' || fabs(eps - 1e-5) > 1e-6 * fmax(fabs(eps), 1e-5)) {
+            json_shown(v, end, shown, sizeof(shown));
+            fprintf(stderr, "demo convert: warning: layer_norm_epsilon is %s, gpt3.h uses 1e-05: outputs will differ "
+                    "slightly\n", shown);
+        }
+        if (after != v) hc->epsilon = eps;
+    }
+    if (!hf_activation(path, text, n, hc)) return 0;
+    c->local_window = 0; /* GPT-2: every layer dense */
+    int rc = gpt3_check_config(c);
+    if (rc != GPT3_OK) fprintf(stderr, "demo convert: %s: gpt3.h cannot build this model: %s\n", path, gpt3_strerror(rc));
+    return rc == GPT3_OK;
+}
+
+/* The gpt3.h config of the GPT-2 that the file config.json describes; 0 (said) if none. */
+static int hf_read_config(const char *path, HfConfig *hc) {
+    size_t n;
+    uint64_t size;
+    char *text;
+    int ok = 0;
+    if (!regular_file(path, &size)) {
+        fprintf(stderr, "demo convert: %s: no such file\n", path);
+        return 0;
+    }
+    if (!(text = (char *)read_file(path, &n))) return 0;
+    if (!json_document(text, n)) fprintf(stderr, "demo convert: %s: not valid JSON\n", path);
+    else if (*json_space(text, text + n) != '{') fprintf(stderr, "demo convert: %s: not a JSON object\n", path);
+    else ok = hf_parse_config(path, text, n, hc);
+    free(text);
+    return ok;
+}
+
+/* ---- the conversion */
+
+/* Our 16 tensors in checkpoint order as Hugging Face stores them: the name
+   (after "h.N." for a per-layer one), its shape there (axes: V vocab, P
+   positions, C channels, 3 = 3C, 4 = 4C; 0 = none), and whether it is a
+   Conv1D weight, stored (in, out), to transpose to our (out, in). */
+static const struct {
+    const char *name;
+    int per_layer;
+    char rows, cols;
+    int conv1d;
+} hf_layout[GPT3_NUM_TENSORS] = {
+    {"wte.weight", 0, 'V', 'C', 0},         /* wte      (V, C)     */
+    {"wpe.weight", 0, 'P', 'C', 0},         /* wpe      (maxT, C)  */
+    {"ln_1.weight", 1, 'C', 0, 0},          /* ln1w     (L, C)     */
+    {"ln_1.bias", 1, 'C', 0, 0},            /* ln1b     (L, C)     */
+    {"attn.c_attn.weight", 1, 'C', '3', 1}, /* qkvw     (L, 3C, C) */
+    {"attn.c_attn.bias", 1, '3', 0, 0},     /* qkvb     (L, 3C)    */
+    {"attn.c_proj.weight", 1, 'C', 'C', 1}, /* attprojw (L, C, C)  */
+    {"attn.c_proj.bias", 1, 'C', 0, 0},     /* attprojb (L, C)     */
+    {"ln_2.weight", 1, 'C', 0, 0},          /* ln2w     (L, C)     */
+    {"ln_2.bias", 1, 'C', 0, 0},            /* ln2b     (L, C)     */
+    {"mlp.c_fc.weight", 1, 'C', '4', 1},    /* fcw      (L, 4C, C) */
+    {"mlp.c_fc.bias", 1, '4', 0, 0},        /* fcb      (L, 4C)    */
+    {"mlp.c_proj.weight", 1, '4', 'C', 1},  /* fcprojw  (L, C, 4C) */
+    {"mlp.c_proj.bias", 1, 'C', 0, 0},      /* fcprojb  (L, C)     */
+    {"ln_f.weight", 0, 'C', 0, 0},          /* lnfw     (C)        */
+    {"ln_f.bias", 0, 'C', 0, 0},            /* lnfb     (C)        */
+};
+
+static uint64_t hf_axis(char axis, const GPT3Config *c) {
+    uint64_t C = (uint64_t)c->channels;
+    return axis == 'V' ? (uint64_t)c->vocab_size : axis == 'P' ? (uint64_t)c->max_seq_len
+           : axis == 'C' ? C : axis == '3' ? 3 * C : 4 * C;
+}
+
+/* Tensor i of the layout, layer l: its name in *name, its Hugging Face
+   shape in shape (the rank returned). */
+static int hf_tensor(int i, int l, const GPT3Config *c, char *name, size_t size, uint64_t shape[2]) {
+    if (hf_layout[i].per_layer) snprintf(name, size, "h.%d.%s", l, hf_layout[i].name);
+    else snprintf(name, size, "%s", hf_layout[i].name);
+    shape[0] = hf_axis(hf_layout[i].rows, c);
+    shape[1] = hf_layout[i].cols ? hf_axis(hf_layout[i].cols, c) : 0;
+    return hf_layout[i].cols ? 2 : 1;
+}
+
+/* Every tensor the model needs is there with a dtype we read and the shape
+   config.json gives: the script's checks, in its order, before anything is
+   read. The dtypes seen go to dtypes, sorted: "BF16/F16/F32" at most. */
+static int hf_check_tensors(StStore *s, const GPT3Config *c, char dtypes[32]) {
+    char name[64], want[64], got[256];
+    uint64_t shape[2];
+    int seen[COUNT(st_dtypes)] = {0};
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++)
+        for (int l = 0; l < (hf_layout[i].per_layer ? c->num_layers : 1); l++) {
+            int rank = hf_tensor(i, l, c, name, sizeof(name), shape);
+            StTensor *t = st_find(s, name);
+            shape_text(shape, rank, want, sizeof(want));
+            if (!t) {
+                fprintf(stderr, "demo convert: %s: missing tensor %s (expected shape %s)\n", s->source, name, want);
+                return 0;
+            }
+            if (!st_dtype_bytes(t->dtype)) {
+                fprintf(stderr, "demo convert: %s: tensor %s has unsupported dtype %s (supported: " ST_SUPPORTED ")\n",
+                        s->paths[t->file], name, t->dtype);
+                return 0;
+            }
+            if (t->rank != rank || t->shape[0] != shape[0] || (rank == 2 && t->shape[1] != shape[1])) {
+                shape_text(t->shape, t->rank, got, sizeof(got));
+                fprintf(stderr, "demo convert: %s: tensor %s has shape %s, expected %s for this config.json\n",
+                        s->paths[t->file], name, got, want);
+                return 0;
+            }
+            t->used = 1;
+            for (int d = 0; d < COUNT(st_dtypes); d++) seen[d] |= strcmp(t->dtype, st_dtypes[d].name) == 0;
+        }
+    size_t at = 0;
+    dtypes[0] = 0;
+    for (int d = COUNT(st_dtypes) - 1; d >= 0; d--) /* sorted: BF16, F16, F32 */
+        if (seen[d]) at += (size_t)snprintf(dtypes + at, 32 - at, "%s%s", at ? "/" : "", st_dtypes[d].name);
+    return 1;
+}
+
+/* A tensor the conversion leaves out without a word: lm_head (compared
+   with wte) and the attention-mask buffers of older files. */
+static int hf_known_extra(const char *key) {
+    size_t n = strlen(key);
+    return strcmp(key, "lm_head.weight") == 0 || (n >= 10 && strcmp(key + n - 10, ".attn.bias") == 0) ||
+           (n >= 17 && strcmp(key + n - 17, ".attn.masked_bias") == 0);
+}
+
+/* The tensors not converted: how many. Those GPT-2 does not have get a
+   warning that names the first five. */
+static size_t hf_not_converted(const StStore *s) {
+    size_t skipped = 0, unknown = 0, named = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        skipped += !s->tensors[i].used;
+        unknown += !s->tensors[i].used && !hf_known_extra(s->tensors[i].key);
+    }
+    if (unknown) fprintf(stderr, "demo convert: warning: ignoring %zu tensor(s) GPT-2 does not use: ", unknown);
+    for (size_t i = 0; i < s->count && unknown; i++)
+        if (!s->tensors[i].used && !hf_known_extra(s->tensors[i].key) && named++ < 5)
+            fprintf(stderr, "%s%s", named > 1 ? ", " : "", s->tensors[i].key);
+    if (unknown) fprintf(stderr, "%s\n", unknown > 5 ? ", ..." : "");
+    return skipped;
+}
+
+/* lm_head.weight, where the files have it, should be a copy of wte (GPT-2
+   ties them, and so does gpt3.h): a warning if it is not. 0 (said) if it
+   cannot be read. */
+static int hf_check_lm_head(const StStore *s, const float *wte, const GPT3Config *c) {
+    const StTensor *t = st_find(s, "lm_head.weight");
+    StReader r;
+    size_t n;
+    uint64_t k = 0;
+    int differs = 0;
+    char shown[256];
+    if (!t) return 1;
+    if (!st_dtype_bytes(t->dtype)) {
+        fprintf(stderr, "demo convert: warning: lm_head.weight has dtype %s: not compared with wte\n", t->dtype);
+        return 1;
+    }
+    if (t->rank != 2 || t->shape[0] != (uint64_t)c->vocab_size || t->shape[1] != (uint64_t)c->channels) {
+        shape_text(t->shape, t->rank, shown, sizeof(shown));
+        fprintf(stderr, "demo convert: warning: lm_head.weight has shape %s, not wte's [%d, %d]; gpt3.h ties the "
+                "output head to wte and ignores it\n", shown, c->vocab_size, c->channels);
+        return 1;
+    }
+    if (!st_reader_open(&r, s, t)) return 0;
+    while ((n = st_reader_next(&r)) > 0)
+        for (size_t i = 0; i < n; i++, k++) differs |= r.values[i] != wte[k]; /* NaN differs, -0 == 0: np.array_equal */
+    if (!st_reader_close(&r)) return 0;
+    if (differs)
+        fprintf(stderr, "demo convert: warning: lm_head.weight differs from wte.weight (the head was not tied): gpt3.h "
+                "ties the output head to wte, so the converted model's logits will differ\n");
+    return 1;
+}
+
+/* Every tensor into m's parameters, in checkpoint order. */
+static int hf_read_parameters(const StStore *s, GPT3 *m) {
+    const GPT3Config *c = &m->config;
+    float *views[GPT3_NUM_TENSORS] = {m->w.wte, m->w.wpe, m->w.ln1w, m->w.ln1b, m->w.qkvw, m->w.qkvb,
+                                      m->w.attprojw, m->w.attprojb, m->w.ln2w, m->w.ln2b, m->w.fcw, m->w.fcb,
+                                      m->w.fcprojw, m->w.fcprojb, m->w.lnfw, m->w.lnfb};
+    char name[64];
+    uint64_t shape[2];
+    for (int i = 0; i < GPT3_NUM_TENSORS; i++)
+        for (int l = 0; l < (hf_layout[i].per_layer ? c->num_layers : 1); l++) {
+            int rank = hf_tensor(i, l, c, name, sizeof(name), shape);
+            size_t per_layer = (size_t)shape[0] * (size_t)(rank == 2 ? shape[1] : 1);
+            if (!st_read_into(s, st_find(s, name), views[i] + (size_t)l * per_layer, hf_layout[i].conv1d)) return 0;
+            if (i == 0 && !hf_check_lm_head(s, m->w.wte, c)) return 0;
+        }
+    return 1;
+}
+
+/* n with thousands separators: 124439808 -> "124,439,808". */
+static const char *with_commas(unsigned long long n, char out[32]) {
+    char digits[32];
+    int len = snprintf(digits, sizeof(digits), "%llu", n), at = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) out[at++] = ',';
+        out[at++] = digits[i];
+    }
+    out[at] = 0;
+    return out;
+}
+
+static int hf_convert(const char *dir, const char *out) {
+    HfConfig hc;
+    StStore s;
+    GPT3 m;
+    char dtypes[32], a[32], b[32];
+    int ok = 0, rc;
+    if (!folder_of_exists(out)) return 0;
+    char *config = path_join(dir, "config.json"), *single = path_join(dir, "model.safetensors");
+    char *index = path_join(dir, "model.safetensors.index.json");
+    memset(&s, 0, sizeof(s));
+    memset(&m, 0, sizeof(m));
+    if (config && single && index && hf_read_config(config, &hc) && st_open(&s, dir, single, index) &&
+        hf_check_tensors(&s, &hc.cfg, dtypes)) {
+        const GPT3Config *c = &hc.cfg;
+        size_t skipped = hf_not_converted(&s);
+        fprintf(stderr, "config: vocab_size %d, max_seq_len %d, layers %d, heads %d, channels %d, activation %s, "
+                "layer_norm_epsilon %g\n", c->vocab_size, c->max_seq_len, c->num_layers, c->num_heads, c->channels,
+                hc.activation, hc.epsilon);
+        fprintf(stderr, "input: ");
+        for (int i = 0; i < s.n_files; i++) fprintf(stderr, "%s%s", i ? ", " : "", s.paths[i]);
+        fprintf(stderr, " (%s, %zu tensors, %zu not converted)\n", dtypes, s.count, skipped);
+        if ((rc = gpt3_init(&m, c, 0)) != GPT3_OK) fail("convert", rc);
+        else ok = hf_read_parameters(&s, &m);
+    }
+    if (ok) {
+        size_t nonfinite = 0;
+        for (size_t i = 0; i < m.num_parameters; i++) nonfinite += !isfinite(m.params[i]);
+        if (nonfinite) fprintf(stderr, "demo convert: warning: %zu parameters are NaN or infinite\n", nonfinite);
+        if ((rc = gpt3_save(&m, out)) != GPT3_OK) {
+            fprintf(stderr, "demo convert: cannot write %s: %s\n", out, gpt3_strerror(rc));
+            ok = 0;
+        }
+    }
+    if (ok) {
+        unsigned long long bytes = 4ull * (256 + m.num_parameters);
+        fprintf(stderr, "parameters: %s\nwrote %s: %s bytes (%.2f MiB)\n", with_commas(m.num_parameters, a), out,
+                with_commas(bytes, b), (double)bytes / (1 << 20));
+    }
+    gpt3_free(&m);
+    st_free(&s);
+    free(config);
+    free(single);
+    free(index);
+    return ok;
+}
+
+static int cmd_convert(int argc, char **argv) {
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        fprintf(stderr, "usage: ./demo convert DIR OUT.ckpt\n"
+                "Converts a Hugging Face GPT-2 (any size, or a fine-tune of one) into a gpt3.h checkpoint: DIR holds\n"
+                "config.json and model.safetensors (or model.safetensors.index.json and its shards), F32, F16 or BF16,\n"
+                "as the hub serves them. The same checkpoint, bit for bit, as dev/convert_hf_gpt2.py (the reference).\n");
+        return 0;
+    }
+    if (argc != 2 || argv[0][0] == '-' || argv[1][0] == '-') {
+        fprintf(stderr, "demo convert: give the Hugging Face folder and the checkpoint to write: ./demo convert DIR "
+                "OUT.ckpt (./demo convert --help says more)\n");
+        return 1;
+    }
+    return !hf_convert(argv[0], argv[1]);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The main job                                                             */
 
 static const char *corpus_files[] = {"README.md", "gpt3.h", "demo.c", "test_gpt3.c"};
@@ -5263,22 +6292,26 @@ static int cmd_main_job(void) {
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size, m.num_parameters);
     const char *prompt = "The model";
     float before = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-    double first0 = 0.0, second0 = 0.0, first1 = 0.0, second1 = 0.0;
-    induction_gap(&m, &first0, &second0);
-    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f); on random tokens "
-            "repeated, %.2f on the first copy and %.2f on the second: no in-context learning. It writes:\n\n",
-            before, cfg.vocab_size, log((double)cfg.vocab_size), first0, second0);
+    char val_path[300];
+    double icl_before = 0.0, icl_after = 0.0;
+    int early, late;
+    snprintf(val_path, sizeof(val_path), "%s.val.tok", prefix);
+    context_score(&m, val_path, &icl_before, &early, &late);
+    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f); the loss at token %d "
+            "minus at token %d: %+.3f. It writes:\n\n", before, cfg.vocab_size, log((double)cfg.vocab_size), late + 1,
+            early + 1, icl_before);
     generate(&m, &tok, prompt, 60, &sampler, 1, 1, 1);
     fprintf(stderr, "\n\n5. training: B %d, T %d, %d steps, AdamW, peak lr %g, warmup %d, cosine to 10%%\n",
             a.batch, a.seq, a.steps, a.lr, a.warmup);
     rc = run_training(&a, &m, &train, &val, &st, dir);
     if (rc == GPT3_OK) {
         float after = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-        induction_gap(&m, &first1, &second1);
-        fprintf(stderr, "after training: validation loss %.3f (was %.3f); on random tokens repeated, %.2f on the first "
-                "copy and %.2f on the second%s (./demo eval --induction). It writes:\n\n", after, before, first1,
-                second1, second1 < first1 - 0.5 ? ": it copies what followed a token before, learning from its context"
-                                              : "");
+        context_score(&m, val_path, &icl_after, &early, &late);
+        fprintf(stderr, "after training: validation loss %.3f (was %.3f); the loss at token %d minus at token %d: %+.3f "
+                "(was %+.3f)%s. It writes:\n\n", after, before, late + 1, early + 1, icl_after, icl_before,
+                icl_after < -0.05 ? ": the more of a text it has read, the better it predicts the rest: in-context "
+                                    "learning (./demo eval --induction)"
+                                  : ": no gain from a longer context yet (train further: ./demo eval --induction)");
         generate(&m, &tok, prompt, 200, &sampler, 1, 1, 1);
         fprintf(stderr, "\n\nwritten in %s/: model.ckpt (the parameters), model.ckpt.state (to resume), "
                 "metrics.tsv (the log), loss.svg (the loss curves: open it in a browser), encoder.json + vocab.bpe\n",
@@ -5319,6 +6352,7 @@ static void print_help(void) {
             "  ./demo finetune        fine-tune on a task (classify, ner, generate); alone: the built-in examples\n"
             "  ./demo predict         a fine-tuned model on new data: a prediction a line, streaming\n"
             "  ./demo eval            zero-, one- and few-shot evaluation, as the GPT-3 paper does it\n"
+            "  ./demo convert         Hugging Face GPT-2 weights (safetensors: F32, F16, BF16, sharded) -> a checkpoint\n"
             "  ./demo attention       every head's attention on a text, drawn (SVG), and its induction score\n"
             "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
@@ -5331,6 +6365,7 @@ int main(int argc, char **argv) {
         {"prepare", cmd_prepare}, {"train", cmd_train}, {"generate", cmd_generate},
         {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
         {"bench", cmd_bench}, {"finetune", cmd_finetune}, {"predict", cmd_predict}, {"eval", cmd_eval},
+        {"convert", cmd_convert},
         {"attention", cmd_attention},
     };
     for (int i = 0; i < COUNT(commands); i++)

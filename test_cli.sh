@@ -604,5 +604,93 @@ expect_error "cli attention: a token outside the model's vocabulary" "vocabulary
 expect_error "cli attention: --repeat longer than the context" "--repeat 8 at most" $ATT --repeat 9 --out "$W/x.svg"
 expect_error "cli attention: --out in a missing folder" "cannot write" $ATT --text 01 --out "$W/no/such/att.svg"
 
+# ---- convert: Hugging Face GPT-2 weights (safetensors) -> a checkpoint, in C.
+# The expected checkpoints are dev/convert_hf_gpt2.py's (the reference), made
+# by dev/make_hf_variants.py; the broken inputs are the good ones edited here.
+HF=fixtures/hf_tiny
+# hf_dir NAME WEIGHTS: a fresh folder $W/hf_NAME: config.json, WEIGHTS as model.safetensors
+hf_dir() { rm -rf "$W/hf_$1" && mkdir "$W/hf_$1" && cp $HF/config.json "$W/hf_$1/" && cp "$2" "$W/hf_$1/model.safetensors"; }
+# patch_at FILE TEXT NEW: the first TEXT in FILE's bytes overwritten by NEW (as long)
+patch_at() {
+    at=$(grep -obaF -- "$2" "$1" | head -n 1 | cut -d: -f1)
+    printf '%s' "$3" | dd of="$1" bs=1 seek="$at" conv=notrunc 2>/dev/null
+}
+# same_ckpt NAME DIR EXPECTED: ./demo convert DIR writes EXPECTED's bytes
+same_ckpt() {
+    if $DEMO convert "$2" "$W/conv.ckpt" 2>"$W/conv.err" && cmp -s "$W/conv.ckpt" "$3"; then ok "$1"
+    else bad "$1: $(grep -m 1 -v '^config\|^input' "$W/conv.err")"; fi
+}
+hf_dir f32 $HF/model.safetensors; hf_dir f16 $HF/model_f16.safetensors; hf_dir bf16 $HF/model_bf16.safetensors
+same_ckpt "cli convert: F32, the hub's names and mask buffers: the reference's checkpoint" "$W/hf_f32" $HF/model.ckpt
+same_ckpt "cli convert: F16, \"transformer.\" names and a tied lm_head" "$W/hf_f16" $HF/model_f16.ckpt
+same_ckpt "cli convert: BF16" "$W/hf_bf16" $HF/model_bf16.ckpt
+# lm_head.weight's first value changed: said, and not converted (the head is wte)
+ST="$W/hf_f16/model.safetensors"
+lm_head=$(grep -oaE '"lm_head.weight":\{[^}]*"data_offsets":\[[0-9]+' "$ST" | grep -oE '[0-9]+$')
+printf '\000\000' | dd of="$ST" bs=1 seek=$((8 + $(od -An -tu4 -N4 "$ST") + lm_head)) conv=notrunc 2>/dev/null
+same_ckpt "cli convert: an lm_head that is not wte's copy is not converted" "$W/hf_f16" $HF/model_f16.ckpt
+grep -q "lm_head.weight differs from wte.weight" "$W/conv.err" && ok "cli convert: says lm_head differs from wte" ||
+    bad "cli convert: no warning about an untied lm_head: $(cat "$W/conv.err")"
+same_ckpt "cli convert: two shards, F16 and BF16, subnormals, infinities and NaNs" $HF/sharded $HF/sharded.ckpt
+grep -q "5 parameters are NaN or infinite" "$W/conv.err" && ok "cli convert: says how many parameters are not finite" ||
+    bad "cli convert: no warning about NaN: $(cat "$W/conv.err")"
+CV="$DEMO convert $W/hf_bad $W/bad.ckpt"
+printf 'previous' >"$W/bad.ckpt"
+hf_dir bad $HF/model.safetensors; rm "$W/hf_bad/config.json"
+expect_error "cli convert: no config.json" "hf_bad/config.json: no such file" $CV
+hf_dir bad $HF/model.safetensors; mv "$W/hf_bad/model.safetensors" "$W/hf_bad/pytorch_model.bin"
+expect_error "cli convert: a pytorch_model.bin, no model.safetensors" "there is a pytorch_model.bin" $CV
+head -c 30000 $HF/model.safetensors >"$W/cut.st"; hf_dir bad "$W/cut.st"
+expect_error "cli convert: a truncated file" "truncated: tensor h.1.attn.bias needs bytes up to 30340 but the file has 30000" $CV
+[ "$(cat "$W/bad.ckpt")" = previous ] && ok "cli convert: a failed conversion leaves the output as it was" ||
+    bad "cli convert: the output changed"
+head -c 5 $HF/model.safetensors >"$W/cut.st"; hf_dir bad "$W/cut.st"
+expect_error "cli convert: a 5-byte file" "not a safetensors file" $CV
+hf_dir bad $HF/model.safetensors; printf '\000\000\020\000\000\000\000\000' | dd of="$W/hf_bad/model.safetensors" conv=notrunc 2>/dev/null
+expect_error "cli convert: a header longer than the file" "its header should be 1048576 bytes but the file has only" $CV
+printf '\377\377\377\377\377\377\377\377' | dd of="$W/hf_bad/model.safetensors" conv=notrunc 2>/dev/null
+expect_error "cli convert: a header length of 2^64 - 1" "not a plausible header length" $CV
+printf 'PK\003\004 a zip archive' >"$W/hf_bad/model.safetensors"
+expect_error "cli convert: a zip file (pytorch_model.bin renamed)" "it is a zip archive" $CV
+printf '<!DOCTYPE html><html><body>404</body></html>\n' >"$W/hf_bad/model.safetensors"
+expect_error "cli convert: an HTML error page" "was the download an error page" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '"pt"' ' pt '
+expect_error "cli convert: a header that is not JSON" "its header is not JSON" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '[67,16]' '[-6,16]'
+expect_error "cli convert: a negative size" "bad header entry for 'wte.weight'" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '[4288,6336]' '[6336,4288]'
+expect_error "cli convert: data offsets backwards" "tensor wpe.weight has data offsets \[6336, 4288\]" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '"F32"' '"F64"'
+expect_error "cli convert: an unsupported dtype" "tensor wte.weight has unsupported dtype F64" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '"F32"' '"F16"'
+expect_error "cli convert: a size that does not fit the dtype" "should take 2144 bytes, not 4288" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '[67,16]' '[16,67]'
+expect_error "cli convert: a wrong shape" "tensor wte.weight has shape \[16, 67\], expected \[67, 16\]" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" 'h.1.mlp.c_fc.bias' 'h.1.mlp.c_fc.bia_'
+expect_error "cli convert: a missing tensor" "missing tensor h.1.mlp.c_fc.bias (expected shape \[64\])" $CV
+hf_dir bad $HF/model.safetensors; patch_at "$W/hf_bad/model.safetensors" '"h.0.ln_2.bias"' '"h.0.ln_1.bias"'
+expect_error "cli convert: a tensor stored twice" "tensor h.0.ln_1.bias is stored twice" $CV
+hf_dir bad $HF/model.safetensors; sed 's/"n_head": 2/"n_head": 3/' $HF/config.json >"$W/hf_bad/config.json"
+expect_error "cli convert: config.json: heads that do not divide" "n_embd 16 does not divide by n_head 3" $CV
+sed 's/"n_layer": 2/"n_layer": 3/' $HF/config.json >"$W/hf_bad/config.json"
+expect_error "cli convert: config.json: a layer more than the weights" "missing tensor h.2.ln_1.weight" $CV
+sed 's/"n_layer": 2/"n_layer": "2"/' $HF/config.json >"$W/hf_bad/config.json"
+expect_error "cli convert: config.json: a string for a size" "n_layer must be a positive integer" $CV
+sed 's/"gelu_new"/"relu"/' $HF/config.json >"$W/hf_bad/config.json"
+expect_error "cli convert: config.json: another activation" "activation_function 'relu' is not supported" $CV
+head -c 100 $HF/config.json >"$W/hf_bad/config.json"
+expect_error "cli convert: config.json cut short" "config.json: not valid JSON" $CV
+rm -rf "$W/hf_sh"; cp -r $HF/sharded "$W/hf_sh"; IX="$W/hf_sh/model.safetensors.index.json"; CS="$DEMO convert $W/hf_sh $W/bad.ckpt"
+sed 's#: "model-00002#: "../model-00002#' $HF/sharded/model.safetensors.index.json >"$IX"
+expect_error "cli convert: a shard outside the folder" "is not the name of a file beside it" $CS
+sed 's/weight_map/weight_mop/' $HF/sharded/model.safetensors.index.json >"$IX"
+expect_error "cli convert: an index without a weight_map" 'no "weight_map" object' $CS
+head -c 200 $HF/sharded/model.safetensors.index.json >"$IX"
+expect_error "cli convert: an index cut short" "index.json: not valid JSON" $CS
+cp $HF/sharded/model.safetensors.index.json "$IX"; rm "$W/hf_sh/model-00002-of-00002.safetensors"
+expect_error "cli convert: a missing shard" "model-00002-of-00002.safetensors: no such file" $CS
+expect_error "cli convert: an output folder that does not exist" "does not exist" $DEMO convert "$W/hf_f32" "$W/nowhere/x.ckpt"
+expect_error "cli convert: one argument" "give the Hugging Face folder" $DEMO convert "$W/hf_f32"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

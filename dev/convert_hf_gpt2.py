@@ -2,6 +2,10 @@
 Convert a Hugging Face GPT-2 checkpoint (config.json + model.safetensors) into
 a gpt3.h checkpoint.
 
+This script is the reference: `./demo convert HF_DIR OUT.ckpt` does the same
+in C, without Python, and test_cli.sh checks that it writes the same bytes as
+this script on the fixtures of dev/make_hf_variants.py.
+
 GPT-2 is GPT-3 without the banded attention layers (local_window 0), so any
 GPT-2 size works: gpt2 (124M), gpt2-medium (355M), gpt2-large (774M),
 gpt2-xl (1.5B), or a fine-tune of one of them.
