@@ -3355,11 +3355,13 @@ typedef struct {
     long tokens;           /* ... of which there are                      */
 } EvalTally;
 
-/* The text a completion is scored as: " " + it, unless it starts with a space. */
+/* A completion is scored as " " + its text, unless that starts with a space. */
+static const char *space_before(const char *text) { return isspace((unsigned char)text[0]) ? "" : " "; }
+
 static char *continuation(const char *text) {
     size_t n = strlen(text);
     char *out = (char *)malloc(n + 2);
-    if (out) snprintf(out, n + 2, "%s%s", isspace((unsigned char)text[0]) ? "" : " ", text);
+    if (out) snprintf(out, n + 2, "%s%s", space_before(text), text);
     return out;
 }
 
@@ -3394,7 +3396,7 @@ static char *eval_prompt(const Evaluator *e, const EvalItem *it, const int *demo
     for (int k = first; prompt && k < K; k++) {
         const EvalItem *d = &e->pool->items[demo[k]];
         const char *gold = d->choices[d->label];
-        p += sprintf(p, "%s%s%s\n\n", d->context, isspace((unsigned char)gold[0]) ? "" : " ", gold);
+        p += sprintf(p, "%s%s%s\n\n", d->context, space_before(gold), gold);
     }
     if (prompt) strcpy(p, it->context);
     return prompt;
@@ -3543,25 +3545,33 @@ static void eval_report(const Evaluator *e, int K, const EvalTally *t, double se
     fflush(stdout);
 }
 
-/* Accuracy against K, as the paper's Figure 1.2 draws it. */
-static void eval_plot(const char *path, const int *shots, const double *acc, int n, const char *title) {
+/* y[0 .. n) as a line across an SVG, y from 0 (bottom) to top: with
+   labels, each point marked and labelled below (eval's K = 0, 1, ...);
+   with mark >= 0, a dashed line at point mark, saying mark_text. */
+typedef struct { const char *title, *x_title, *mark_text; const char *const *labels; int mark; double top; } LinePlot;
+
+static void line_plot(const char *path, const LinePlot *p, const double *y, int n) {
     FILE *f = fopen(path, "w");
     if (!f) { fprintf(stderr, "demo eval: cannot write %s: %s\n", path, strerror(errno)); return; }
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"560\" height=\"360\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"560\" height=\"360\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"280\" y=\"20\" text-anchor=\"middle\">accuracy against demonstrations in the context (%s)</text>\n",
-            title);
-    for (int g = 0; g <= 4; g++) /* accuracy 0 .. 1 on the y axis */
-        fprintf(f, "<line x1=\"60\" x2=\"540\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"52\" y=\"%d\" "
-                   "text-anchor=\"end\">%.2f</text>\n", 320 - g * 70, 320 - g * 70, 324 - g * 70, g * 0.25);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
-    for (int i = 0; i < n; i++) fprintf(f, "%d,%.1f ", 80 + i * 440 / (n > 1 ? n - 1 : 1), 320 - 280 * acc[i]);
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"360\" font-family=\"sans-serif\" "
+               "font-size=\"12\">\n<rect width=\"640\" height=\"360\" fill=\"white\"/>\n"
+               "<text x=\"320\" y=\"20\" text-anchor=\"middle\">%s</text>\n", p->title);
+    for (int g = 0; g <= 4; g++)
+        fprintf(f, "<line x1=\"60\" x2=\"620\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"52\" y=\"%d\" "
+                   "text-anchor=\"end\">%.2f</text>\n", 320 - g * 70, 320 - g * 70, 324 - g * 70, p->top * g / 4);
+    double step = 520.0 / (n > 1 ? n - 1 : 1);
+    if (p->mark >= 0)
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"40\" y2=\"320\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>"
+                   "<text x=\"%.1f\" y=\"52\" fill=\"#d62728\">%s</text>\n", 80 + step * p->mark, 80 + step * p->mark,
+                80 + step * p->mark + 4, p->mark_text);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
+    for (int i = 0; i < n; i++) fprintf(f, "%.1f,%.1f ", 80 + step * i, 320 - 280 * fmin(y[i] / p->top, 1.0));
     fprintf(f, "\"/>\n");
-    for (int i = 0; i < n; i++) {
-        int x = 80 + i * 440 / (n > 1 ? n - 1 : 1);
-        fprintf(f, "<circle cx=\"%d\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/><text x=\"%d\" y=\"340\" "
-                   "text-anchor=\"middle\">K = %d</text>\n", x, 320 - 280 * acc[i], x, shots[i]);
-    }
+    for (int i = 0; p->labels && i < n; i++)
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"#1f77b4\"/><text x=\"%.1f\" y=\"340\" "
+                   "text-anchor=\"middle\">%s</text>\n", 80 + step * i, 320 - 280 * fmin(y[i] / p->top, 1.0),
+                80 + step * i, p->labels[i]);
+    if (p->x_title) fprintf(f, "<text x=\"340\" y=\"345\" text-anchor=\"middle\">%s</text>\n", p->x_title);
     fprintf(f, "</svg>\n");
     if (fclose(f) != 0) fprintf(stderr, "demo eval: cannot write %s\n", path);
 }
@@ -3620,28 +3630,6 @@ static double mean_of(const double *loss, int from, int to) {
     return to > from ? sum / (to - from) : 0.0;
 }
 
-/* Loss against position as an SVG: the repeated sequence's, with the
-   second copy's start marked. */
-static void loss_plot(const char *path, const double *loss, int n, int copy_at, double top, const char *title) {
-    FILE *f = fopen(path, "w");
-    if (!f) { fprintf(stderr, "demo eval: cannot write %s: %s\n", path, strerror(errno)); return; }
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"360\" font-family=\"sans-serif\" "
-               "font-size=\"12\">\n<rect width=\"640\" height=\"360\" fill=\"white\"/>\n"
-               "<text x=\"320\" y=\"20\" text-anchor=\"middle\">%s</text>\n", title);
-    for (int g = 0; g <= 4; g++)
-        fprintf(f, "<line x1=\"60\" x2=\"620\" y1=\"%d\" y2=\"%d\" stroke=\"#ddd\"/><text x=\"52\" y=\"%d\" "
-                   "text-anchor=\"end\">%.1f</text>\n", 320 - g * 70, 320 - g * 70, 324 - g * 70, top * g / 4);
-    double x_copy = 60 + 560.0 * copy_at / (n > 1 ? n - 1 : 1);
-    fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"40\" y2=\"320\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>"
-               "<text x=\"%.1f\" y=\"52\" fill=\"#d62728\">the copy starts</text>\n", x_copy, x_copy, x_copy + 4);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"");
-    for (int t = 0; t < n; t++)
-        fprintf(f, "%.1f,%.1f ", 60 + 560.0 * t / (n > 1 ? n - 1 : 1), 320 - 280 * fmin(loss[t] / top, 1.0));
-    fprintf(f, "\"/>\n<text x=\"340\" y=\"345\" text-anchor=\"middle\">position (the token predicted is the "
-               "next)</text>\n</svg>\n");
-    if (fclose(f) != 0) fprintf(stderr, "demo eval: cannot write %s\n", path);
-}
-
 /* The in-context learning score (Olsson et al.): the mean loss at a late
    position minus that at an early one, over windows of real text: below 0,
    the model predicts better the more context it has read. Late: the last
@@ -3683,7 +3671,10 @@ static int eval_induction(GPT3 *m, const char *data, const char *plot, uint64_t 
            "(ln V = %.3f)\n", N, mean_of(loss, 0, N - 1), mean_of(loss, N, 2 * N - 1), log((double)V));
     char title[256];
     snprintf(title, sizeof(title), "loss at each position: %d random tokens, then the same again", N);
-    loss_plot(plot ? plot : "induction.svg", loss, 2 * N - 1, N - 1, fmax(log((double)V), 1.0) * 1.25, title);
+    double top = 1.25 * log((double)V); /* the axis holds ln V, and every loss */
+    for (int t = 0; t < 2 * N - 1; t++) top = fmax(top, 1.05 * loss[t]);
+    LinePlot p = {title, "position (the token predicted is the next)", "the copy starts", NULL, N - 1, top};
+    line_plot(plot ? plot : "induction.svg", &p, loss, 2 * N - 1);
     fprintf(stderr, "loss against position drawn in %s\n", plot ? plot : "induction.svg");
     free(loss);
     if (!data) return 0;
@@ -3775,7 +3766,15 @@ static int cmd_eval(int argc, char **argv) {
         acc[k] = t.items ? (double)t.correct[0] / t.items : 0.0;
     }
     if (!status && (plot || n_shots > 1)) {
-        eval_plot(plot ? plot : "eval.svg", shots, acc, n_shots, task);
+        char title[MAX_PATH + 64], labels[16][16];
+        const char *label[16];
+        snprintf(title, sizeof(title), "accuracy against demonstrations in the context (%s)", task);
+        for (int k = 0; k < n_shots; k++) {
+            snprintf(labels[k], sizeof(labels[k]), "K = %d", shots[k]);
+            label[k] = labels[k];
+        }
+        LinePlot p = {title, NULL, NULL, label, -1, 1.0};
+        line_plot(plot ? plot : "eval.svg", &p, acc, n_shots);
         fprintf(stderr, "accuracy against K drawn in %s\n", plot ? plot : "eval.svg");
     }
     if (e.details && fclose(e.details) != 0) status = fail(details, GPT3_ERR_WRITE);
@@ -4661,20 +4660,13 @@ typedef struct {
     int T;
 } AttentionMaps;
 
-/* Layer l's window as the forward chose it, which is also its rows' span:
-   W on the odd layers when 0 < W < T (banded), else T (dense causal). */
-static int attention_window(const GPT3Config *cfg, int l, int T) {
-    int banded = cfg->local_window > 0 && l % 2 == 1 && cfg->local_window < T;
-    return banded ? cfg->local_window : T;
-}
-
-/* Row t of head h in layer l: the probabilities of the keys *start .. t. */
+/* Row t of head h in layer l: the probabilities of the keys *start .. t,
+   read with the header's own layout functions (a layer's window, W or T,
+   is also its rows' span), so the maps read what the forward wrote. */
 static const float *attention_row(const AttentionMaps *a, int l, int h, int t, int *start) {
-    size_t layer = 0; /* the layers below l, each (1, NH, T, its span) */
-    for (int j = 0; j < l; j++) layer += (size_t)a->cfg->num_heads * a->T * attention_window(a->cfg, j, a->T);
-    int span = attention_window(a->cfg, l, a->T);
-    *start = t - span + 1 > 0 ? t - span + 1 : 0;
-    return a->att + layer + ((size_t)h * a->T + t) * span;
+    int window = gpt3__layer_window(a->cfg, l, a->T);
+    *start = gpt3__attention_start(window, t);
+    return a->att + gpt3__att_offset(a->cfg, l, 1, a->T) + ((size_t)h * a->T + t) * window;
 }
 
 /* Olsson et al. (2022)'s induction score of head (l, h) on these tokens:
@@ -4885,7 +4877,7 @@ static void svg_attention_title(FILE *f, const char *model, const AttentionMaps 
 
 /* The name of layer l's kind, e.g. "banded, W 32". */
 static void layer_kind(const AttentionMaps *a, int l, char *out, size_t size) {
-    int window = attention_window(a->cfg, l, a->T);
+    int window = gpt3__layer_window(a->cfg, l, a->T);
     if (window < a->T) snprintf(out, size, "banded, W %d", window);
     else snprintf(out, size, "dense");
 }
@@ -5089,7 +5081,7 @@ static int check_attention_model(const AttentionArgs *a, const GPT3Config *cfg) 
 static int attention_fits(const AttentionMaps *a, int one) {
     double cells = 0, most = 4194304;
     for (int l = 0; l < a->cfg->num_layers; l++) {
-        double w = attention_window(a->cfg, l, a->T); /* rows of 1, 2, ..., w cells, then w each */
+        double w = gpt3__layer_window(a->cfg, l, a->T); /* rows of 1, 2, ..., w cells, then w each */
         cells += a->cfg->num_heads * (a->T * w - w * (w - 1) / 2);
     }
     if (one) cells = a->T * (a->T + 1.0) / 2; /* a dense map, at most */
