@@ -3630,35 +3630,63 @@ static double mean_of(const double *loss, int from, int to) {
     return to > from ? sum / (to - from) : 0.0;
 }
 
-/* The in-context learning score (Olsson et al.): the mean loss at a late
-   position minus that at an early one, over windows of real text: below 0,
-   the model predicts better the more context it has read. Late: the last
-   position; early: a tenth of the way (the paper's 500th and 50th of 512),
-   over every window of the file (64 batches at most), in order. */
-static int context_score(GPT3 *m, const char *val_path, double *score, int *early, int *late) {
+/* loss (T = the model's context): the mean loss at each position of
+   windows of real text. A loss at one position is noisy (about 1 nat from
+   window to window), so the windows overlap: one starts every T/8 tokens,
+   4096 at most, spread over the whole file. GPT3_ERR_SEQ_LEN: the file
+   holds no whole window (T + 1 tokens). */
+static int position_losses(GPT3 *m, const char *val_path, double *loss) {
     GPT3Tokens val;
-    GPT3DataLoader dl;
-    int T = m->config.max_seq_len, B = 8, rc = gpt3_tokens_load(&val, val_path);
+    int T = m->config.max_seq_len, B = 16, rc = gpt3_tokens_load(&val, val_path);
     if (rc != GPT3_OK) return rc;
-    rc = val.vocab_size == m->config.vocab_size ? gpt3_loader_init(&dl, &val, B, T, 0, 0) : GPT3_ERR_MISMATCH;
-    int loaded = rc == GPT3_OK;
-    double at_early = 0.0, at_late = 0.0;
-    size_t batches = loaded ? val.count / ((size_t)B * T) : 0;
-    batches = batches < 1 ? 1 : batches > 64 ? 64 : batches;
+    rc = val.vocab_size != m->config.vocab_size ? GPT3_ERR_MISMATCH : val.count < (size_t)T + 1 ? GPT3_ERR_SEQ_LEN : GPT3_OK;
+    if (rc != GPT3_OK) {
+        gpt3_tokens_free(&val);
+        return rc;
+    }
+    size_t starts = (val.count - T - 1) / (size_t)(T / 8 > 0 ? T / 8 : 1) + 1;
+    int windows = starts < 4096 ? (int)starts : 4096;
+    int *inputs = (int *)malloc((size_t)B * T * sizeof(int)), *targets = (int *)malloc((size_t)B * T * sizeof(int));
+    rc = inputs && targets ? GPT3_OK : GPT3_ERR_NOMEM;
+    for (int t = 0; t < T; t++) loss[t] = 0.0;
+    m->training = 0;
+    for (int w0 = 0; rc == GPT3_OK && w0 < windows; w0 += B) {
+        int n = windows - w0 < B ? windows - w0 : B;
+        for (int b = 0; b < n; b++) {
+            size_t start = (size_t)((double)(w0 + b) * (double)(val.count - T - 1) / (windows > 1 ? windows - 1 : 1));
+            for (int t = 0; t < T; t++) {
+                inputs[b * T + t] = val.tokens[start + t];
+                targets[b * T + t] = val.tokens[start + t + 1];
+            }
+        }
+        rc = gpt3_forward(m, inputs, targets, n, T);
+        for (int i = 0; rc == GPT3_OK && i < n * T; i++) loss[i % T] += m->acts.losses[i] / windows;
+    }
+    free(inputs);
+    free(targets);
+    gpt3_tokens_free(&val);
+    return rc;
+}
+
+/* The in-context learning score (Olsson et al.) of position_losses: the
+   loss at a late position minus that at an early one; below 0, the model
+   predicts better the more of a text it has read. Late: the last
+   position; early: a tenth of the way (the paper's 500th and 50th of 512),
+   past what the last few tokens alone tell. */
+static double context_score(const double *loss, int T, int *early, int *late) {
     *early = T / 10;
     *late = T - 1;
-    for (size_t k = 0; rc == GPT3_OK && k < batches; k++) {
-        gpt3_loader_next(&dl);
-        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
-        for (int b = 0; rc == GPT3_OK && b < B; b++) {
-            at_early += m->acts.losses[b * T + *early] / ((double)batches * B);
-            at_late += m->acts.losses[b * T + *late] / ((double)batches * B);
-        }
-    }
-    if (loaded) gpt3_loader_free(&dl);
-    gpt3_tokens_free(&val);
-    *score = at_late - at_early;
-    return rc;
+    return loss[*late] - loss[*early];
+}
+
+/* "at token 1 2 4 ... T: l1 l2 l4 ... lT" of position_losses, in text. */
+static const char *loss_by_position(const double *loss, int T, char *text, size_t size) {
+    size_t n = (size_t)snprintf(text, size, "at token");
+    for (int t = 1; t <= T && n < size; t = t < T && 2 * t > T ? T : 2 * t) n += (size_t)snprintf(text + n, size - n, " %d", t);
+    if (n < size) n += (size_t)snprintf(text + n, size - n, ":");
+    for (int t = 1; t <= T && n < size; t = t < T && 2 * t > T ? T : 2 * t)
+        n += (size_t)snprintf(text + n, size - n, " %.2f", loss[t - 1]);
+    return text;
 }
 
 /* eval --induction: both, and the picture. */
@@ -3678,13 +3706,22 @@ static int eval_induction(GPT3 *m, const char *data, const char *plot, uint64_t 
     fprintf(stderr, "loss against position drawn in %s\n", plot ? plot : "induction.svg");
     free(loss);
     if (!data) return 0;
-    char path[MAX_PATH + 16];
-    double score;
-    int early, late;
+    char path[MAX_PATH + 16], curve[256];
+    int T = m->config.max_seq_len, early, late;
     snprintf(path, sizeof(path), "%s.val.tok", data);
-    if ((rc = context_score(m, path, &score, &early, &late)) != GPT3_OK) return fail(path, rc);
+    if (!(loss = (double *)malloc((size_t)T * sizeof(double)))) return fail("eval --induction", GPT3_ERR_NOMEM);
+    if ((rc = position_losses(m, path, loss)) != GPT3_OK) {
+        free(loss);
+        if (rc != GPT3_ERR_SEQ_LEN) return fail(path, rc);
+        fprintf(stderr, "demo eval: %s holds fewer than %d tokens: the score needs whole windows of the model's "
+                "context and the next token\n", path, T + 1);
+        return 1;
+    }
+    double score = context_score(loss, T, &early, &late);
+    printf("loss by position in %s's windows: %s\n", path, loss_by_position(loss, T, curve, sizeof(curve)));
     printf("in-context learning score: loss at token %d minus loss at token %d of %s's windows: %+.3f\n", late + 1,
            early + 1, path, score);
+    free(loss);
     return 0;
 }
 
@@ -6259,9 +6296,9 @@ static int cmd_main_job(void) {
     a.out = dir;
     a.model = "mini";
     a.seq = 128;
-    a.steps = 500;
+    a.steps = 2000;
     a.warmup = 25;
-    a.save_every = 100;
+    a.save_every = 250;
     a.lr = 2e-3f;
     GPT3Tokens train, val;
     GPT3Config cfg;
@@ -6284,34 +6321,40 @@ static int cmd_main_job(void) {
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size, m.num_parameters);
     const char *prompt = "The model";
     float before = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-    char val_path[300];
-    double icl_before = 0.0, icl_after = 0.0;
-    int early, late;
+    char val_path[300], curve[256];
+    int T = cfg.max_seq_len, early, late;
+    double *loss_before = (double *)calloc((size_t)2 * T, sizeof(double)), *loss_after = loss_before + T;
     snprintf(val_path, sizeof(val_path), "%s.val.tok", prefix);
-    context_score(&m, val_path, &icl_before, &early, &late);
-    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f); the loss at token %d "
-            "minus at token %d: %+.3f. It writes:\n\n", before, cfg.vocab_size, log((double)cfg.vocab_size), late + 1,
-            early + 1, icl_before);
+    rc = loss_before ? position_losses(&m, val_path, loss_before) : GPT3_ERR_NOMEM;
+    if (rc != GPT3_OK) fail(val_path, rc);
+    fprintf(stderr, "\nbefore training: validation loss %.3f (a uniform guess is ln %d = %.3f). It writes:\n\n", before,
+            cfg.vocab_size, log((double)cfg.vocab_size));
     generate(&m, &tok, prompt, 60, &sampler, 1, 1, 1);
     fprintf(stderr, "\n\n5. training: B %d, T %d, %d steps, AdamW, peak lr %g, warmup %d, cosine to 10%%\n",
             a.batch, a.seq, a.steps, a.lr, a.warmup);
-    rc = run_training(&a, &m, &train, &val, &st, dir);
+    if (rc == GPT3_OK) rc = run_training(&a, &m, &train, &val, &st, dir);
     if (rc == GPT3_OK) {
         float after = evaluate(&m, &val, a.batch, a.seq, a.eval_batches);
-        context_score(&m, val_path, &icl_after, &early, &late);
-        fprintf(stderr, "after training: validation loss %.3f (was %.3f); the loss at token %d minus at token %d: %+.3f "
-                "(was %+.3f)%s. It writes:\n\n", after, before, late + 1, early + 1, icl_after, icl_before,
-                icl_after < -0.05 ? ": the more of a text it has read, the better it predicts the rest: in-context "
-                                    "learning (./demo eval --induction)"
-                                  : ": no gain from a longer context yet (train further: ./demo eval --induction)");
+        fprintf(stderr, "after training: validation loss %.3f (was %.3f). It writes:\n\n", after, before);
         generate(&m, &tok, prompt, 200, &sampler, 1, 1, 1);
-        fprintf(stderr, "\n\nwritten in %s/: model.ckpt (the parameters), model.ckpt.state (to resume), "
+        if ((rc = position_losses(&m, val_path, loss_after)) != GPT3_OK) fail(val_path, rc);
+    }
+    if (rc == GPT3_OK) {
+        double score = context_score(loss_after, T, &early, &late);
+        fprintf(stderr, "\n\n6. in-context learning: on windows of validation text, the loss %s (before training: "
+                "%.2f to %.2f).\n   The more of a text it has read, the better it predicts the next token, with no "
+                "gradient step. Olsson et al.'s score,\n   token %d minus token %d (past what the last few tokens tell): "
+                "%+.3f (was %+.3f). ./demo eval --induction looks for induction heads.\n",
+                loss_by_position(loss_after, T, curve, sizeof(curve)), loss_before[0], loss_before[T - 1], late + 1,
+                early + 1, score, context_score(loss_before, T, &early, &late));
+        fprintf(stderr, "\nwritten in %s/: model.ckpt (the parameters), model.ckpt.state (to resume), "
                 "metrics.tsv (the log), loss.svg (the loss curves: open it in a browser), encoder.json + vocab.bpe\n",
                 dir);
         fprintf(stderr, "next:\n  ./demo generate --model %s/model.ckpt --prompt \"static int\" --max-tokens 300\n"
-                "  ./demo train --data %s --out %s --steps 1200 --resume       (train further)\n"
+                "  ./demo train --data %s --out %s --steps 4000 --resume       (train further)\n"
                 "  ./demo help\n", dir, prefix, dir);
     }
+    free(loss_before);
     gpt3_sampler_free(&sampler);
     gpt3_free(&m);
     gpt3_tokens_free(&train);

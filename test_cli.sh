@@ -506,9 +506,14 @@ $DEMO eval --model $F/model.ckpt --task $F/mc.jsonl --train $F/mc_train.jsonl --
     bad "cli eval differs from dev/make_eval_fixture.py's reference (log-likelihoods $(worst_rel "$W/mc.d" $F/mc.expected.jsonl))"
 $EV --induction --data "$W/text" --plot "$W/ind.svg" >"$W/ind.out" 2>"$W/ind.err" &&
     grep -q "^induction: 32 random tokens, repeated (16 sequences): loss [0-9.]* on the first copy" "$W/ind.out" &&
+    grep -q "^loss by position in .*text.val.tok's windows: at token 1 2 4 8 16 32 64: [0-9.]* [0-9.]*" "$W/ind.out" &&
     grep -q "^in-context learning score: loss at token 64 minus loss at token 7" "$W/ind.out" && grep -q "<polyline" "$W/ind.svg" &&
-    ok "cli eval --induction: both copies' losses, the in-context learning score, the plot" ||
+    ok "cli eval --induction: both copies' losses, the loss by position, the in-context learning score, the plot" ||
     bad "cli eval --induction: $(head -n 1 "$W/ind.err")"
+head -c 400 "$W/text.txt" >"$W/short.txt"
+$DEMO prepare --input "$W/short.txt" --out "$W/short" 2>/dev/null
+expect_error "cli eval --induction: text shorter than a window" "short.val.tok holds fewer than 65 tokens" \
+    $EV --induction --data "$W/short" --plot "$W/ind.svg"
 expect_error "cli eval: --induction and --task" "one or the other" $EV --induction --task "$W/mc.jsonl"
 expect_error "cli eval: a label out of range" "ev_label.jsonl:1: the label is not the index of a choice" $EV --task "$W/ev_label.jsonl"
 expect_error "cli eval: an empty choice" "ev_empty.jsonl:1: an empty choice" $EV --task "$W/ev_empty.jsonl"
