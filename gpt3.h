@@ -692,11 +692,15 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-/* x86's AVX, where the compiler targets it (-march=native): only for the
-   8 x 8 transpose of the matmul's packing and, with AVX-512, the
-   micro-kernel's k-major slivers; plain C does the rest. */
+/* Intrinsics where the compiler targets them (-march=native, -mcpu=native):
+   x86's AVX for the 8 x 8 transpose of the matmul's packing, and AVX-512,
+   AVX2 + FMA or AArch64's NEON for the micro-kernel's packed slivers (see
+   "The register tile"); plain C does the rest. */
 #ifdef __AVX__
 #include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 /* fsync, so a saved checkpoint survives a power cut, where POSIX is on */
 #if (defined(__unix__) || defined(__APPLE__)) && \
@@ -5116,11 +5120,83 @@ GPT3DEF int gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *words
 /* An operand is a strided view, element (i, k) at p[i * si + k * sk], so
    the transposed products need no transposed copies of the tensors; in
    every operand here si or sk is 1, and the copies and the micro-kernel
-   count on it.
-   KC, NC, MC (the cache blocks) may be set with -D to tune another CPU;
-   NC must stay a multiple of NR and MC of MR (blocks are whole tiles). */
+   count on it. */
+
+/* ---- The register tile, per instruction set ----
+   The micro-kernel holds an MR x NR tile of C in vector registers while it
+   sums over k: MR broadcasts of A and NR / VEC loads of B feed MR NR / VEC
+   multiply-adds a step. The tile must leave registers for B's vectors and
+   A's broadcast, and be large enough that the loads do not limit the
+   multiply-adds. So the tile is chosen per instruction set when the header
+   is compiled, as BLIS does (its Haswell sgemm kernel is 6 x 16, its ARMv8
+   one 8 x 12):
+     AVX-512       32 registers of VEC 16 floats: 8 x 48, 24 accumulators;
+     AVX2 + FMA    16 registers of 8:             6 x 16, 12 accumulators;
+     NEON, AArch64 32 registers of 4:             8 x 12, 24 accumulators;
+     portable C    the compiler's own vectors:    8 x 8 (a k of a sliver is
+                  then one load of 8 floats: at 4 x 8, GCC 12 -O3 with AVX
+                  pairs two k in a load and reads one past the sliver's end).
+   A tile narrows to whole vectors (1, 2 or 3 of them a row: NR is at most
+   3 VEC) where a band or C ends. Each of the first three has a kernel in
+   intrinsics, written once over the vector type and its five operations
+   below; the portable one is a C loop the compiler vectorises. */
+#if defined(__AVX512F__)
 #define GPT3__MR 8
 #define GPT3__NR 48
+#define GPT3__VEC 16
+#define GPT3__ISA "AVX-512"
+#define GPT3__ISA_KERNEL 1
+typedef __m512 GPT3__Vector;
+static inline GPT3__Vector gpt3__vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void gpt3__vstore(float *p, GPT3__Vector v) { _mm512_storeu_ps(p, v); }
+static inline GPT3__Vector gpt3__vbroadcast(float x) { return _mm512_set1_ps(x); }
+static inline GPT3__Vector gpt3__vzero(void) { return _mm512_setzero_ps(); }
+static inline GPT3__Vector gpt3__vadd(GPT3__Vector x, GPT3__Vector y) { return _mm512_add_ps(x, y); }
+/* acc + x y, rounded once */
+static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Vector y) {
+    return _mm512_fmadd_ps(x, y, acc);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+#define GPT3__MR 6
+#define GPT3__NR 16
+#define GPT3__VEC 8
+#define GPT3__ISA "AVX2+FMA"
+#define GPT3__ISA_KERNEL 1
+typedef __m256 GPT3__Vector;
+static inline GPT3__Vector gpt3__vload(const float *p) { return _mm256_loadu_ps(p); }
+static inline void gpt3__vstore(float *p, GPT3__Vector v) { _mm256_storeu_ps(p, v); }
+static inline GPT3__Vector gpt3__vbroadcast(float x) { return _mm256_set1_ps(x); }
+static inline GPT3__Vector gpt3__vzero(void) { return _mm256_setzero_ps(); }
+static inline GPT3__Vector gpt3__vadd(GPT3__Vector x, GPT3__Vector y) { return _mm256_add_ps(x, y); }
+static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Vector y) {
+    return _mm256_fmadd_ps(x, y, acc);
+}
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define GPT3__MR 8
+#define GPT3__NR 12
+#define GPT3__VEC 4
+#define GPT3__ISA "NEON"
+#define GPT3__ISA_KERNEL 1
+typedef float32x4_t GPT3__Vector;
+static inline GPT3__Vector gpt3__vload(const float *p) { return vld1q_f32(p); }
+static inline void gpt3__vstore(float *p, GPT3__Vector v) { vst1q_f32(p, v); }
+static inline GPT3__Vector gpt3__vbroadcast(float x) { return vdupq_n_f32(x); }
+static inline GPT3__Vector gpt3__vzero(void) { return vdupq_n_f32(0.0f); }
+static inline GPT3__Vector gpt3__vadd(GPT3__Vector x, GPT3__Vector y) { return vaddq_f32(x, y); }
+static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Vector y) {
+    return vfmaq_f32(acc, x, y);
+}
+#else
+#define GPT3__MR 8
+#define GPT3__NR 8
+#define GPT3__VEC 4
+#define GPT3__ISA "portable C"
+#endif
+
+/* The cache blocks: KC (the k of a sliver of A, in the L1 cache), NC (the
+   columns of a panel of B, in the L2 cache) and MC (the rows of A packed at
+   a time). They may be set with -D to tune another CPU; NC is rounded down
+   to whole tiles (a multiple of NR) and MC to whole slivers (of MR). */
 #ifndef GPT3_KC
 #define GPT3_KC 512
 #endif
@@ -5130,8 +5206,10 @@ GPT3DEF int gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *words
 #ifndef GPT3_MC
 #define GPT3_MC 128
 #endif
-#if GPT3_NC % GPT3__NR != 0 || GPT3_MC % GPT3__MR != 0
-#error "gpt3.h: GPT3_NC must be a multiple of 48 (NR) and GPT3_MC of 8 (MR)"
+#define GPT3__NC (GPT3_NC / GPT3__NR * GPT3__NR)
+#define GPT3__MC (GPT3_MC / GPT3__MR * GPT3__MR)
+#if GPT3__NC < GPT3__NR || GPT3__MC < GPT3__MR || GPT3_KC < 1
+#error "gpt3.h: GPT3_NC must hold a tile's columns (NR), GPT3_MC a sliver's rows (MR), GPT3_KC one k"
 #endif
 /* The cache blocks of a product whose C has M rows. With at most C_ROWS
    rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
@@ -5150,7 +5228,7 @@ GPT3DEF int gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *words
 static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
     int c_stays = M <= GPT3__C_ROWS;
     *kc_block = c_stays ? GPT3_KC : GPT3_KC / 2;
-    *nc_block = (c_stays ? GPT3_NC : 2 * GPT3_NC) * (K <= *kc_block ? 4 : 1);
+    *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
     if (K <= *kc_block * 3 / 2) *kc_block = K;
 }
 
@@ -5164,8 +5242,8 @@ static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
        columns before the next, so A comes from memory once and C, which
        is small, comes back from the cache;
      - nothing: A is copied again for every NC columns, from the cache. */
-#define GPT3__A_FLOATS (4 * GPT3_MC * GPT3_KC)
-#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3_NC)
+#define GPT3__A_FLOATS (4 * GPT3__MC * GPT3_KC)
+#define GPT3__PANEL_FLOATS (GPT3__A_FLOATS + GPT3_KC * 4 * GPT3__NC)
 #ifndef GPT3_A_STREAMED
 #define GPT3_A_STREAMED ((size_t)4 << 20)
 #endif
@@ -5191,7 +5269,7 @@ static GPT3__Operand gpt3__at(GPT3__Operand x, int i, int k) {
 /* Packing reads an operand whose rows run along k (the forward's x and W)
    crosswise: element by element it is a quarter of the forward's time.
    With AVX, 8 x 8 blocks are transposed in registers instead (intrinsics,
-   as in gpt3__microkernel_avx512; without AVX the C loop does it all):
+   as in gpt3__microkernel_vectors; without AVX the C loop does it all):
    dst[c * ldd + r] = src[r * lds + c] for r, c < 8. */
 #ifdef __AVX__
 static void gpt3__transpose8(float *dst, size_t ldd, const float *src, size_t lds) {
@@ -5288,18 +5366,20 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
         gpt3__pack_along(dst, x, i0, rows, k0, kc, width);
 }
 
-/* A tile may be narrowed to 16 or 32 of its NR columns (one or two
-   AVX-512 registers a row), so that a band's edge tiles compute only the
-   part of the band they hold, and a product whose N is 64 (the attention's
-   heads) 64 columns, not 96: there B's panels are 32 wide, two whole tiles.
+/* A tile may be narrowed to one or two vectors of its NR columns, so that
+   a band's edge tiles compute only the part of the band they hold, and a
+   product whose N is 64 (the attention's heads) 64 columns, not 96 (AVX-512:
+   there B's panels are 32 wide, two whole tiles).
    The pragma unrolls the loop over rows: without it GCC 12 keeps a
-   16-column tile's sums in memory. */
-#define GPT3__NR_STEP 16
+   narrow tile's sums in memory. */
+#if GPT3__NR > 3 * GPT3__VEC || GPT3__NR % GPT3__VEC != 0
+#error "gpt3.h: a tile's NR columns must be 1, 2 or 3 whole vectors"
+#endif
 
 /* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
    j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
-   is 16, 32 or NR, a constant wherever this is inlined, so that the loops
-   over j become cols/16 vector registers a row. */
+   is VEC, 2 VEC or NR, a constant wherever this is inlined, so that the
+   loops over j become cols / VEC vector registers a row. */
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, size_t a_si,
                                                      size_t a_sk, const float *b, int ldb,
                                                      float *c, size_t ldc, int add,
@@ -5322,62 +5402,66 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
         }
 }
 
-/* The same for a k-major sliver (a_si 1: packed, or a transpose read in
-   place), in AVX-512 intrinsics: cols/16 = vectors registers a row, a
-   constant where this is inlined. GCC 12 builds the C kernel's eight
-   broadcasts of A a step from one load and seven permutes; here each is
-   a broadcast load of its own (in 16-column tiles folded into the
-   multiply-add, {1to16}), so a step is only loads and multiply-adds, and
-   narrow tiles keep up. Rows read in place (a_sk 1) keep the C kernel,
-   which loads 16 k of a row at once. */
-#ifdef __AVX512F__
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512_vectors(int kc, const float *a,
-                                                                size_t a_sk, const float *b,
-                                                                int ldb, float *c, size_t ldc,
-                                                                int add, const float *bias,
-                                                                int vectors) {
-    __m512 acc[GPT3__MR][GPT3__NR / GPT3__NR_STEP], b_k[GPT3__NR / GPT3__NR_STEP];
+/* The same in the instruction set's intrinsics: vectors = cols / VEC
+   registers a row, a constant where this is inlined. Compilers build the
+   C kernel's MR broadcasts of A a step from one load and MR - 1 permutes
+   (GCC 12); here each is a broadcast load of its own (with AVX-512, in
+   VEC-column tiles, folded into the multiply-add, {1to16}), so a step is
+   only loads and multiply-adds, and narrow tiles keep up. A sliver read
+   in place along its rows (a_sk 1) takes the C kernel on AVX-512, which
+   loads 16 k of a row at once; elsewhere that C loop is 10x slower than
+   this one (GCC 12, 6 x 16 on AVX2), and this one takes it too. */
+#ifdef GPT3__ISA_KERNEL
+static GPT3__ALWAYS_INLINE void gpt3__microkernel_vectors(int kc, const float *a, size_t a_si,
+                                                         size_t a_sk, const float *b, int ldb,
+                                                         float *c, size_t ldc, int add,
+                                                         const float *bias, int vectors) {
+    GPT3__Vector acc[GPT3__MR][GPT3__NR / GPT3__VEC], b_k[GPT3__NR / GPT3__VEC];
     for (int r = 0; r < GPT3__MR; r++)
-        for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < vectors; v++) acc[r][v] = gpt3__vzero();
     for (int k = 0; k < kc; k++) {
-        for (int v = 0; v < vectors; v++) b_k[v] = _mm512_loadu_ps(b + (size_t)k * ldb + 16 * v);
+        for (int v = 0; v < vectors; v++) b_k[v] = gpt3__vload(b + (size_t)k * ldb + GPT3__VEC * v);
         for (int r = 0; r < GPT3__MR; r++) {
-            __m512 a_rk = _mm512_set1_ps(a[r + k * a_sk]);
-            for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_fmadd_ps(a_rk, b_k[v], acc[r][v]);
+            GPT3__Vector a_rk = gpt3__vbroadcast(a[r * a_si + k * a_sk]);
+            for (int v = 0; v < vectors; v++) acc[r][v] = gpt3__vfma(acc[r][v], a_rk, b_k[v]);
         }
     }
     for (int r = 0; r < GPT3__MR; r++)
         for (int v = 0; v < vectors; v++) {
-            float *out = c + r * ldc + 16 * v;
-            __m512 base = add    ? _mm512_loadu_ps(out)
-                          : bias ? _mm512_loadu_ps(bias + 16 * v)
-                                 : _mm512_setzero_ps();
-            _mm512_storeu_ps(out, _mm512_add_ps(base, acc[r][v]));
+            float *out = c + r * ldc + GPT3__VEC * v;
+            GPT3__Vector base = add    ? gpt3__vload(out)
+                                : bias ? gpt3__vload(bias + GPT3__VEC * v)
+                                       : gpt3__vzero();
+            gpt3__vstore(out, gpt3__vadd(base, acc[r][v]));
         }
-}
-
-static GPT3__ALWAYS_INLINE void gpt3__microkernel_avx512(int kc, const float *a, size_t a_sk,
-                                                        const float *b, int ldb, float *c,
-                                                        size_t ldc, int add, const float *bias,
-                                                        int cols) {
-    if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 1);
-    else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 2);
-    else
-        gpt3__microkernel_avx512_vectors(kc, a, a_sk, b, ldb, c, ldc, add, bias, 3);
 }
 #endif
 
-/* The micro-kernel for cols 16, 32 or NR, each its own compiled loop. */
+/* The micro-kernel for cols VEC, 2 VEC or NR, each its own compiled loop:
+   the instruction set's kernel where there is one (see above), else the
+   C kernel. */
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a, size_t a_si,
                                                        size_t a_sk, const float *b, int ldb,
                                                        float *c, size_t ldc, int add,
                                                        const float *bias, int cols) {
-    if (cols == GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR_STEP);
-    else if (cols == 2 * GPT3__NR_STEP)
-        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2 * GPT3__NR_STEP);
+#if defined(GPT3__ISA_KERNEL)
+#if defined(__AVX512F__)
+    if (a_si == 1)
+#endif
+    {
+        if (cols == GPT3__VEC)
+            gpt3__microkernel_vectors(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 1);
+        else if (cols == 2 * GPT3__VEC)
+            gpt3__microkernel_vectors(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2);
+        else
+            gpt3__microkernel_vectors(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR / GPT3__VEC);
+        return;
+    }
+#endif
+    if (cols == GPT3__VEC)
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__VEC);
+    else if (cols == 2 * GPT3__VEC)
+        gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, 2 * GPT3__VEC);
     else
         gpt3__microkernel_cols(kc, a, a_si, a_sk, b, ldb, c, ldc, add, bias, GPT3__NR);
 }
@@ -5394,11 +5478,7 @@ static void gpt3__microkernel(int kc, const GPT3__Operand *a, const float *b, in
     if (a->sk == 1)
         gpt3__microkernel_widths(kc, a->p, a->si, 1, b, ldb, c, ldc, add, bias, cols);
     else
-#ifdef __AVX512F__
-        gpt3__microkernel_avx512(kc, a->p, a->sk, b, ldb, c, ldc, add, bias, cols);
-#else
         gpt3__microkernel_widths(kc, a->p, 1, a->sk, b, ldb, c, ldc, add, bias, cols);
-#endif
 }
 
 /* C, element (i, j) at p[i * ld + j]; where a product overwrites C, row i
@@ -5414,8 +5494,8 @@ static void gpt3__tile(int kc, const GPT3__Operand *a, const float *b, int nr,
                        const GPT3__Output *c, int i, int j, int rows, int cols, int q_lo,
                        int q_hi, int add) {
     float tile[GPT3__MR * GPT3__NR];
-    int q0 = q_lo / GPT3__NR_STEP * GPT3__NR_STEP;
-    int width = (q_hi - q0 + GPT3__NR_STEP - 1) / GPT3__NR_STEP * GPT3__NR_STEP;
+    int q0 = q_lo / GPT3__VEC * GPT3__VEC;
+    int width = (q_hi - q0 + GPT3__VEC - 1) / GPT3__VEC * GPT3__VEC;
     const float *bias = c->bias ? c->bias + j + q0 : NULL;
     if (rows == GPT3__MR && q0 + width <= cols) {
         gpt3__microkernel(kc, a, b + q0, nr, c->p + (size_t)i * c->ld + j + q0, c->ld, add,
@@ -5504,14 +5584,14 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
 #endif
 static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
     if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
-    return a.si == 1 && cols <= 4 * GPT3__NR_STEP;
+    return a.si == 1 && cols <= 64;
 }
 
-/* The width of B's panels for nc columns: NR, or 32 where nc is a
-   multiple of 32 but not of 48, so that a head of 64 takes two whole
-   32-column tiles rather than 48 and 16. */
+/* The width of B's panels for nc columns: NR, or two vectors where nc is a
+   multiple of two but not of NR (AVX-512: 32, not 48), so that a head of
+   64 takes two whole 32-column tiles rather than 48 and 16. */
 static int gpt3__panel_width(int nc) {
-    return nc % GPT3__NR != 0 && nc % (2 * GPT3__NR_STEP) == 0 ? 2 * GPT3__NR_STEP : GPT3__NR;
+    return nc % GPT3__NR != 0 && nc % (2 * GPT3__VEC) == 0 ? 2 * GPT3__VEC : GPT3__NR;
 }
 
 /* One panel of B, columns jc..jc+nc-1 by k pc..pc+kc-1, times rows i0..i1
@@ -5528,8 +5608,8 @@ static void gpt3__gemm_panel(GPT3__Output c, GPT3__Operand a, GPT3__Operand b, i
     int add = !overwrite || pc > 0, k_lo, k_hi, nr = gpt3__panel_width(nc);
     for (int jr = 0; jr < nc; jr += nr) /* panel by panel: each is read soon after */
         gpt3__pack(pb + (size_t)jr * kc, b, jc + jr, gpt3__min(nr, nc - jr), pc, kc, nr);
-    for (int ic = i0; ic < i1; ic += GPT3_MC) {
-        int mc = gpt3__min(GPT3_MC, i1 - ic);
+    for (int ic = i0; ic < i1; ic += GPT3__MC) {
+        int mc = gpt3__min(GPT3__MC, i1 - ic);
         float *pa = a_copy + (size_t)(ic - i0) * a_step;
         if (copy_a && !band && !in_place) /* every sliver of the block in one call */
             gpt3__pack(pa, a, ic, mc, pc, kc, GPT3__MR);

@@ -40,6 +40,13 @@ static void *test_calloc(size_t count, size_t size) {
 #include <stdlib.h>
 #include <string.h>
 
+/* aarch64's GCC 12 crashes (an internal compiler error) vectorising this
+   file's max-of-differences loops at -O2 and -O3; the header, above, is
+   vectorised as usual. */
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC optimize("no-tree-loop-vectorize")
+#endif
+
 static int tests_passed, tests_failed;
 static const char *fixture_dir = "fixtures";
 
@@ -204,6 +211,54 @@ static void test_matmul_fast(void) {
     check(worst < 1e-5, "matmul: packed forward, dinp, dweight, dbias = reference at odd shapes",
           "worst relative error %.1e (tol 1e-5)", worst);
 }
+
+/* The fast products read their operands only where they are: each
+   operand ends where a page ends, and the next page may not be read, so a
+   read past the end (a vectorised loop that loads one k too far, as GCC
+   12 did with a 4-row tile) crashes the test. Where there is no mmap,
+   nothing to run. */
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+/* n floats that end at a page followed by one that cannot be read; *mapping
+   and *bytes for munmap (NULL if mmap failed). */
+static float *floats_before_guard(size_t n, void **mapping, size_t *bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), data = (n * sizeof(float) + page - 1) / page * page;
+    char *p = (char *)mmap(NULL, data + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *mapping = p == MAP_FAILED ? NULL : p;
+    *bytes = data + page;
+    if (!*mapping || mprotect(p + data, page, PROT_NONE) != 0) return NULL;
+    float *x = (float *)(p + data) - n;
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7) - 3.0f;
+    return x;
+}
+
+static void test_matmul_in_bounds(void) {
+    static const int shapes[][3] = {{130, 31, 400}, {9, 49, 47}, {7, 257, 95}, {70, 64, 160},
+                                    {2 * GPT3_KC + 3, 40, 90}, {GPT3_MC + 3, GPT3_KC + 1, GPT3_NC + 5}};
+    int all = 1;
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        void *map[3];
+        size_t bytes[3];
+        float *inp = floats_before_guard((size_t)N * C, &map[0], &bytes[0]);
+        float *w = floats_before_guard((size_t)OC * C, &map[1], &bytes[1]);
+        float *dout = floats_before_guard((size_t)N * OC, &map[2], &bytes[2]);
+        float *out = alloc_floats((size_t)N * OC), *dinp = alloc_floats((size_t)N * C);
+        float *dw = alloc_floats((size_t)OC * C);
+        if (inp && w && dout) {
+            gpt3__matmul_forward(out, inp, w, NULL, 1, N, C, OC, &scratch);
+            gpt3__matmul_backward(dinp, dw, NULL, dout, inp, w, 1, N, C, OC, &scratch);
+        } else {
+            all = 0;
+        }
+        for (int k = 0; k < 3; k++) if (map[k]) munmap(map[k], bytes[k]);
+        free(out); free(dinp); free(dw);
+    }
+    check(all, "matmul: the fast products read no float past their operands (a guard page after each)",
+          "%d shapes, forward and backward", (int)(sizeof(shapes) / sizeof(shapes[0])));
+}
+#endif
 
 typedef struct {
     float *out, *inp, *weight, *bias, *r;
@@ -2836,6 +2891,9 @@ int main(int argc, char **argv) {
     test_layernorm_grad();
     test_matmul_grad();
     test_matmul_fast();
+#if defined(__unix__) || defined(__APPLE__)
+    test_matmul_in_bounds();
+#endif
     test_attention_grad("fd: attention, dense causal", 7, 7, 0.0f);
     test_attention_grad("fd: attention, banded with T > W", 9, 3, 0.0f);
     test_attention_grad("fd: attention, window 1 (self only)", 4, 1, 0.0f);
