@@ -16,10 +16,22 @@ WARN = -Wall -Wextra
 # compiler vectorise AdamW's sqrtf (about 4x faster there).
 MATH = -fno-math-errno
 
-# -march=native when the compiler has it; -fopenmp when it has OpenMP
-# (macOS's Apple clang does not: the build then runs on one thread).
-NATIVE := $(shell $(CC) -march=native -x c -E /dev/null >/dev/null 2>&1 && echo -march=native)
-OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null >/dev/null 2>&1 && echo -fopenmp)
+# The host's own instruction set when the compiler can target it (the
+# micro-kernel is chosen from it: AVX-512, AVX2+FMA, NEON or portable C):
+# -march=native, or -mcpu=native where that is the spelling (GCC and clang
+# on ARM). OpenMP: -fopenmp, or Apple clang's -Xpreprocessor -fopenmp with
+# Homebrew's libomp where it is installed. Without either it still builds,
+# and says what it left out.
+probe = $(shell echo 'int main(void){return 0;}' | $(CC) $(1) -x c - -o /dev/null >/dev/null 2>&1 && echo yes)
+NATIVE := $(if $(call probe,-march=native),-march=native,$(if $(call probe,-mcpu=native),-mcpu=native,))
+LIBOMP := $(firstword $(wildcard /opt/homebrew/opt/libomp /usr/local/opt/libomp))
+OPENMP := $(if $(call probe,-fopenmp),-fopenmp,$(if $(and $(LIBOMP),$(call probe,-Xpreprocessor -fopenmp -I$(LIBOMP)/include -L$(LIBOMP)/lib -lomp)),-Xpreprocessor -fopenmp -I$(LIBOMP)/include -L$(LIBOMP)/lib -lomp,))
+ifeq ($(NATIVE),)
+$(info gpt3.h: $(CC) takes neither -march=native nor -mcpu=native: built for its default CPU (x86-64: the portable micro-kernel; AArch64: NEON))
+endif
+ifeq ($(OPENMP),)
+$(info gpt3.h: $(CC) has no OpenMP (on macOS: brew install libomp): built for one thread)
+endif
 CFLAGS ?= $(OPT) $(NATIVE)
 ALL_CFLAGS = $(CFLAGS) $(MATH) $(WARN) $(OPENMP) $(EXTRA_CFLAGS)
 LDLIBS = -lm
@@ -58,4 +70,4 @@ bench: demo
 	./demo bench
 
 clean:
-	rm -f demo test_gpt3 test_gpt3_sanitize demo_sanitize *.o test_*.ckpt test_*.tmp
+	rm -f demo test_gpt3 test_gpt3_sanitize demo_sanitize test_gpt3_arm64 *.o test_*.ckpt test_*.tmp

@@ -1183,26 +1183,37 @@ static void set_threads(int n) {
 /* 12 x 16 independent multiply-adds per iteration, enough to fill two FMA
    pipes of 4-cycle latency with 16-float vectors; GFLOP/s of one thread
    times the threads running it. */
+/* The FMA peak: CHAINS independent chains of multiply-adds, each one
+   vector register of the instruction set the header's micro-kernel uses
+   (GPT3__VEC floats): enough chains to cover the FMA latency on every
+   pipe (4 cycles x 2 pipes on x86, up to 4 x 4 on Apple's cores), few
+   enough to stay in registers (16 on AVX2: 24 chains of 8 floats, as this
+   loop once had, spill). */
+#if defined(__aarch64__)
+#define FMA_CHAINS 24
+#else
+#define FMA_CHAINS 12
+#endif
 static double fma_peak(int threads) {
-    long iters = 4000000;
-    double best = 0;
+    long iters = 4000000 * 16 / GPT3__VEC;
+    double best = 0, flops = (double)threads * iters * FMA_CHAINS * GPT3__VEC * 2.0;
     for (int rep = 0; rep < 5; rep++) {
         float sink = 0;
         double t0 = now_seconds();
         #pragma omp parallel num_threads(threads) reduction(+ : sink)
         {
-            float acc[12][16], x = 0.9999999f, y = 1e-7f;
-            for (int r = 0; r < 12; r++)
-                for (int j = 0; j < 16; j++) acc[r][j] = (float)(r + j) * 0.01f;
+            float acc[FMA_CHAINS][GPT3__VEC], x = 0.9999999f, y = 1e-7f;
+            for (int r = 0; r < FMA_CHAINS; r++)
+                for (int j = 0; j < GPT3__VEC; j++) acc[r][j] = (float)(r + j) * 0.01f;
             for (long i = 0; i < iters; i++)
-                for (int r = 0; r < 12; r++)
-                    for (int j = 0; j < 16; j++) acc[r][j] = acc[r][j] * x + y;
-            for (int r = 0; r < 12; r++)
-                for (int j = 0; j < 16; j++) sink += acc[r][j];
+                for (int r = 0; r < FMA_CHAINS; r++)
+                    for (int j = 0; j < GPT3__VEC; j++) acc[r][j] = acc[r][j] * x + y;
+            for (int r = 0; r < FMA_CHAINS; r++)
+                for (int j = 0; j < GPT3__VEC; j++) sink += acc[r][j];
         }
         double dt = now_seconds() - t0;
         if (sink == 1234.5f) printf(" "); /* keeps the loop */
-        if (threads * iters * 12 * 16 * 2.0 / dt / 1e9 > best) best = threads * iters * 12 * 16 * 2.0 / dt / 1e9;
+        if (flops / dt / 1e9 > best) best = flops / dt / 1e9;
     }
     return best;
 }
@@ -1499,8 +1510,9 @@ static int cmd_bench(int argc, char **argv) {
     b.peak_1 = fma_peak(1);
     b.peak_all = fma_peak(b.threads);
     b.bandwidth = read_bandwidth();
-    fprintf(stderr, "%d thread%s; FMA peak %.1f GFLOP/s (1 thread %.1f), read bandwidth %.1f GB/s\n",
-            b.threads, b.threads == 1 ? "" : "s", b.peak_all, b.peak_1, b.bandwidth);
+    fprintf(stderr, "%d thread%s; FMA peak %.1f GFLOP/s (1 thread %.1f), read bandwidth %.1f GB/s; micro-kernel: "
+            "%s, tile %d x %d\n", b.threads, b.threads == 1 ? "" : "s", b.peak_all, b.peak_1, b.bandwidth, GPT3__ISA,
+            GPT3__MR, GPT3__NR);
     if (b.threads > 1 && b.peak_all < 0.75 * b.threads * b.peak_1)
         fprintf(stderr, "warning: %d threads reach %.1fx one thread's peak, not about %dx: the cores "
                         "are busy with other work (or the machine gives fewer than %d); figures from this "

@@ -9,7 +9,10 @@ python that has torch; the PyTorch cases run under the same interpreter unless
 
  1. runs `./demo bench --tsv --threads N [--runs R]` (after `make demo` if
     ./demo is missing) and reads its "case<TAB>metric<TAB>value" lines;
-    --demo-tsv FILE reads a saved copy of that output instead;
+    --demo-tsv FILE reads a saved copy of that output instead, --demo BIN
+    times another build (AVX2's on an AVX-512 machine: one compiled with
+    -march=native -mno-avx512f; then --coretype HASWELL gives PyTorch's
+    OpenBLAS its AVX2 kernels too);
  2. runs dev/bench_torch.py once per case per environment, each in its own
     process (so each peak RSS is one case's), with OMP_NUM_THREADS=N and
     --threads N, in two environments:
@@ -92,11 +95,11 @@ def cpu_info():
 # ---------------------------------------------------------------------------
 # running the two sides
 
-def run_demo(threads, runs):
-    if not os.path.exists("./demo"):
+def run_demo(threads, runs, demo="./demo"):
+    if demo == "./demo" and not os.path.exists("./demo"):
         log("bench_compare: ./demo missing, running make demo")
         subprocess.run(["make", "demo"], check=True, stdout=sys.stderr)
-    cmd = ["./demo", "bench", "--tsv", "--threads", str(threads)]
+    cmd = [demo, "bench", "--tsv", "--threads", str(threads)]
     if runs:
         cmd += ["--runs", str(runs)]
     log("bench_compare: " + " ".join(cmd))
@@ -106,14 +109,17 @@ def run_demo(threads, runs):
     return parse_tsv(p.stdout)
 
 
-def torch_envs(threads, flags):
-    """(as installed, tuned) environments for dev/bench_torch.py, and the MMAP note"""
+def torch_envs(threads, flags, coretype=None):
+    """(as installed, tuned) environments for dev/bench_torch.py, and the MMAP note;
+    coretype: OpenBLAS's kernel set for both (HASWELL: AVX2, as on a CPU without AVX-512)"""
     base = {k: v for k, v in os.environ.items() if k not in TUNING_VARS}
+    if coretype:
+        base["OPENBLAS_CORETYPE"] = coretype
     base["OMP_NUM_THREADS"] = str(threads)
     base["OPENBLAS_VERBOSE"] = "2"  # OpenBLAS names the kernel set it picked on stderr
     tuned = dict(base, OMP_WAIT_POLICY="PASSIVE", MALLOC_TRIM_THRESHOLD_=str(16 << 30),
                  MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD))
-    if "avx512f" in flags:
+    if "avx512f" in flags and not coretype:
         tuned["OPENBLAS_CORETYPE"] = "SKYLAKEX"
     # glibc ignores an M_MMAP_THRESHOLD it thinks too big (mallopt caps it at
     # 32 MiB on 64-bit); check that a 64 MiB malloc really comes from the heap.
@@ -276,6 +282,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--runs", type=int, default=None, help="timed runs per case (default: each side's own)")
     ap.add_argument("--markdown", action="store_true", help="Markdown tables for README.md")
+    ap.add_argument("--demo", default="./demo", help="the demo binary to time (e.g. one built with -mno-avx512f)")
+    ap.add_argument("--coretype", help="OPENBLAS_CORETYPE for both PyTorch runs (HASWELL: its AVX2 kernels)")
     ap.add_argument("--demo-tsv", metavar="FILE", help="read ./demo bench --tsv output from FILE instead of running it")
     ap.add_argument("--cases", help="comma-separated PyTorch cases to run (default: all)")
     ap.add_argument("--python", default=sys.executable, help="interpreter with torch for dev/bench_torch.py")
@@ -290,7 +298,7 @@ def main():
         with open(a.demo_tsv) as f:
             demo = parse_tsv(f.read())
     else:
-        demo = run_demo(a.threads, a.runs)
+        demo = run_demo(a.threads, a.runs, a.demo)
 
     all_cases = cases = subprocess.run([a.python, BENCH_TORCH, "--list"], capture_output=True, text=True,
                            check=True).stdout.split()
@@ -300,7 +308,7 @@ def main():
         if unknown:
             ap.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(cases)}")
         cases = [c for c in cases if c in wanted]
-    env_installed, env_tuned, mmap_note = torch_envs(a.threads, flags)
+    env_installed, env_tuned, mmap_note = torch_envs(a.threads, flags, a.coretype)
     installed, tuned, cores = {}, {}, {}
     for case in cases:
         for label, env, into in (("as installed", env_installed, installed), ("tuned", env_tuned, tuned)):
