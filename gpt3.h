@@ -1,4 +1,4 @@
-/* gpt3.h - v0.7.0 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.7.1 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -75,11 +75,17 @@
    bit-identical for any thread count. Without OpenMP it runs on one thread.
    A model's per-thread buffers are sized for the thread count at init/load.
 
-   Speed: build with -O3 -march=native -fno-math-errno -fopenmp. The last but
-   one is not fast-math (results are the same); it lets AdamW's sqrtf
-   vectorise. Never -ffast-math or -Ofast, which change results.
+   Speed: build with -O3 -march=native -fno-math-errno -fopenmp (-mcpu=native
+   where that is the spelling). -march=native picks the micro-kernel for the
+   host: AVX-512, AVX2+FMA, NEON or portable C ("The register tile"). The
+   flag before -fopenmp is not fast-math (results are the same); it lets
+   AdamW's sqrtf vectorise. Never -ffast-math or -Ofast, which change
+   results. Results are the same bits for one build on any thread count;
+   builds for other instruction sets round differently (within the tests'
+   tolerances).
 
    Revision history:
+       0.7.1  speed: the register tile per instruction set (AVX-512, AVX2+FMA, NEON, C)
        0.7.0  fine-tuning: soft prompts, FGM/PGD adversarial training, prediction calls
        0.6.7  the same bits on any thread count; saves that survive any interruption
        0.6.6  speed: AVX-512 intrinsics for the micro-kernel's packed slivers
@@ -702,10 +708,11 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 #if defined(__aarch64__) && defined(__ARM_NEON)
 #include <arm_neon.h>
 #endif
-/* fsync, so a saved checkpoint survives a power cut, where POSIX is on */
+/* POSIX, where it is on: fsync (so a saved checkpoint survives a power
+   cut) and sysconf (the size of the L2 cache) */
 #if (defined(__unix__) || defined(__APPLE__)) && \
     (!defined(__STRICT_ANSI__) || defined(_POSIX_C_SOURCE))
-#define GPT3__HAVE_FSYNC 1
+#define GPT3__HAVE_POSIX 1
 #include <fcntl.h>
 #include <unistd.h>
 #endif
@@ -3347,7 +3354,7 @@ static void gpt3__atomic_write_le(GPT3__AtomicFile *a, const void *words, size_t
    removed (and a->tmp freed). */
 static int gpt3__atomic_close(GPT3__AtomicFile *a) {
     int ok = a->ok && fflush(a->f) == 0;
-#ifdef GPT3__HAVE_FSYNC
+#ifdef GPT3__HAVE_POSIX
     ok = ok && fsync(fileno(a->f)) == 0;
 #endif
     ok = (fclose(a->f) == 0) && ok;
@@ -3363,7 +3370,7 @@ static int gpt3__atomic_close(GPT3__AtomicFile *a) {
    the rename itself is on disk before anything that follows it. The
    path is cut down to the folder's in place. */
 static void gpt3__sync_folder(char *path) {
-#ifdef GPT3__HAVE_FSYNC
+#ifdef GPT3__HAVE_POSIX
     char *slash = strrchr(path, '/');
     if (slash) slash[slash == path] = 0; /* "/x": the root */
     int fd = open(slash ? path : ".", O_RDONLY);
@@ -5196,7 +5203,9 @@ static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Ve
 /* The cache blocks: KC (the k of a sliver of A, in the L1 cache), NC (the
    columns of a panel of B, in the L2 cache) and MC (the rows of A packed at
    a time). They may be set with -D to tune another CPU; NC is rounded down
-   to whole tiles (a multiple of NR) and MC to whole slivers (of MR). */
+   to whole tiles (a multiple of NR) and MC to whole slivers (of MR). NC is
+   the most: a smaller L2 cache takes fewer (gpt3__panel_columns). KC stays
+   what it is on every machine: the K blocks set the order of each sum. */
 #ifndef GPT3_KC
 #define GPT3_KC 512
 #endif
@@ -5212,7 +5221,7 @@ static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Ve
 #error "gpt3.h: GPT3_NC must hold a tile's columns (NR), GPT3_MC a sliver's rows (MR), GPT3_KC one k"
 #endif
 /* The cache blocks of a product whose C has M rows. With at most C_ROWS
-   rows, M times NC columns of C stay in the L2 cache (1 MB here) beside a
+   rows, M times NC columns of C stay in the L2 cache beside a
    panel of B and a block of A while the K blocks add to them (GPT-3 Small
    at B T = 256). With more, C cannot stay, and the blocks are BLIS's usual
    ones: KC halved, NC doubled (the teaching size at B T = 2048). When K is
@@ -5225,10 +5234,27 @@ static inline GPT3__Vector gpt3__vfma(GPT3__Vector acc, GPT3__Vector x, GPT3__Ve
    they depend on the product's shape only, never on the share of it that
    one thread takes: the results are the same bits for any thread count. */
 #define GPT3__C_ROWS 256
+
+/* NC for this machine: the panel of B, KC x NC floats, takes 3/8 of the L2
+   cache where the system says how large that is (glibc's sysconf, which
+   reads it once at start), so that C's rows and A's slivers fit beside
+   it: 192 columns in 1 MB (Zen 4 and 5), 96 in 512 KB (Zen 2 and 3), at
+   most GPT3__NC, at least one tile. Elsewhere GPT3__NC. NC only groups
+   C's columns; the results are the same bits whatever it is. */
+static int gpt3__panel_columns(void) {
+    long l2 = 0;
+#if defined(GPT3__HAVE_POSIX) && defined(_SC_LEVEL2_CACHE_SIZE)
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    if (l2 <= 0) return GPT3__NC;
+    long nc = l2 / 8 * 3 / (GPT3_KC * (long)sizeof(float)) / GPT3__NR * GPT3__NR;
+    return nc < GPT3__NR ? GPT3__NR : nc > GPT3__NC ? GPT3__NC : (int)nc;
+}
+
 static void gpt3__blocks(int M, int K, int *kc_block, int *nc_block) {
-    int c_stays = M <= GPT3__C_ROWS;
+    int c_stays = M <= GPT3__C_ROWS, nc = gpt3__panel_columns();
     *kc_block = c_stays ? GPT3_KC : GPT3_KC / 2;
-    *nc_block = (c_stays ? GPT3__NC : 2 * GPT3__NC) * (K <= *kc_block ? 4 : 1);
+    *nc_block = (c_stays ? nc : 2 * nc) * (K <= *kc_block ? 4 : 1);
     if (K <= *kc_block * 3 / 2) *kc_block = K;
 }
 
