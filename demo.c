@@ -6253,6 +6253,132 @@ static int cmd_convert(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* plan: the road to GPT-3 175B, on paper                                   */
+/*                                                                          */
+/* Training compute is 6 N D FLOPs for N parameters and D tokens (2 N D in */
+/* the forward, 4 N D in the backward: Kaplan et al. 2020), which is how    */
+/* the GPT-3 paper's Table D.1 counts it. Memory per device is counted as   */
+/* gpt3.h trains, in float32: 4 bytes a parameter, 4 a gradient, 8 for      */
+/* AdamW's two moments (16 N in all), and the activations gpt3_training_   */
+/* bytes counts for one micro-batch (no recomputation). With d data-        */
+/* parallel replicas, t-way tensor and p-way pipeline parallelism (d t p    */
+/* devices), a device holds N / (t p) of the parameters; ZeRO (Rajbhandari  */
+/* et al. 2020) then shards over the d replicas: stage 1 AdamW's moments,   */
+/* stage 2 the gradients too, stage 3 the parameters too. Tensor            */
+/* parallelism (Megatron-LM) splits each layer's products and most of their */
+/* activations t ways; a pipeline stage holds L / p layers and, with 1F1B   */
+/* scheduling, up to p micro-batches of their activations: so a device      */
+/* holds 1 / t of a micro-batch's activations.                              */
+
+typedef struct { const char *name; int data, tensor, pipeline, zero; } PlanLayout;
+
+/* Bytes a device holds: parameters, gradients, AdamW's moments, activations. */
+static void plan_memory(const PlanLayout *l, double params, double activations, double bytes[4]) {
+    double shard = params / ((double)l->tensor * l->pipeline), d = l->data;
+    bytes[0] = 4 * shard / (l->zero >= 3 ? d : 1);
+    bytes[1] = 4 * shard / (l->zero >= 2 ? d : 1);
+    bytes[2] = 8 * shard / (l->zero >= 1 ? d : 1);
+    bytes[3] = activations / l->tensor;
+}
+
+/* Table D.1's columns for one model: parameters, FLOPs, PF-days. */
+static void plan_compute(const GPT3Config *cfg, double tokens, double *params, double *flops, double *pf_days) {
+    *params = (double)gpt3_num_parameters(cfg);
+    *flops = 6.0 * *params * tokens;
+    *pf_days = *flops / (1e15 * 86400.0);
+}
+
+/* The paper's Table D.1, computed: every GPT-3 model on 300B tokens. */
+static void plan_table(double tokens) {
+    static const char *models[] = {"small", "medium", "large", "xl", "2.7b", "6.7b", "13b", "175b"};
+    printf("model   parameters       tokens     FLOPs (6 N D)  PF-days\n");
+    for (int i = 0; i < COUNT(models); i++) {
+        GPT3Config cfg;
+        double params, flops, pf_days;
+        gpt3_preset(&cfg, models[i]);
+        plan_compute(&cfg, tokens, &params, &flops, &pf_days);
+        printf("%-7s %15.0f  %9.3g  %13.3g  %8.3g\n", models[i], params, tokens, flops, pf_days);
+    }
+}
+
+static int cmd_plan(int argc, char **argv) {
+    const char *model = "175b";
+    int gpus = 1024, tensor = 8, pipeline = 16, micro = 1, table = 0;
+    float memory_gb = 80.0f, tflops = 312.0f, utilisation = 0.4f, tokens_b = 300.0f;
+    Option opts[] = {
+        {"model", OPT_STRING, &model, "preset (./demo train --help lists them)"},
+        {"gpus", OPT_INT, &gpus, "devices in all"},
+        {"gpu-memory", OPT_FLOAT, &memory_gb, "GB of memory a device"},
+        {"tflops", OPT_FLOAT, &tflops, "a device's peak, TFLOP/s (A100's bf16 tensor cores: 312)"},
+        {"utilisation", OPT_FLOAT, &utilisation, "the share of the peak a training step reaches"},
+        {"tokens", OPT_FLOAT, &tokens_b, "training tokens, billions (the paper's 300)"},
+        {"tensor", OPT_INT, &tensor, "tensor-parallel ways t (Megatron-LM)"},
+        {"pipeline", OPT_INT, &pipeline, "pipeline stages p"},
+        {"micro-batch", OPT_INT, &micro, "sequences a device runs at a time"},
+        {"table", OPT_SWITCH, &table, "instead: the paper's Table D.1 (compute of every GPT-3 model), computed"},
+    };
+    int rc = parse_flags("plan", "What training a GPT-3 takes: compute (6 N D), time on N devices, and memory per device "
+                         "under data parallelism, ZeRO 1-3, tensor and pipeline parallelism.", argc, argv, opts, COUNT(opts));
+    if (rc) return rc == 2 ? 0 : 1;
+    if (table) {
+        plan_table(1e9 * tokens_b);
+        return 0;
+    }
+    GPT3Config cfg;
+    if (gpt3_preset(&cfg, model) != GPT3_OK) {
+        fprintf(stderr, "demo plan: no model preset '%s'; the presets:", model);
+        for (int i = 0; gpt3_preset_name(i); i++) fprintf(stderr, " %s", gpt3_preset_name(i));
+        fprintf(stderr, "\n");
+        return 1;
+    }
+    if (!check_positive("plan", "gpus", gpus, 1e9) || !check_positive("plan", "gpu-memory", memory_gb, 1e9) ||
+        !check_positive("plan", "tflops", tflops, 1e9) || !check_positive("plan", "utilisation", utilisation, 1) ||
+        !check_positive("plan", "tokens", tokens_b, 1e9) || !check_positive("plan", "tensor", tensor, 1e6) ||
+        !check_positive("plan", "pipeline", pipeline, cfg.num_layers) || !check_positive("plan", "micro-batch", micro, 1e6))
+        return 1;
+    if (gpus % (tensor * pipeline) != 0) {
+        fprintf(stderr, "demo plan: --gpus %d is not a multiple of --tensor x --pipeline = %d: give a multiple, or "
+                "other ways\n", gpus, tensor * pipeline);
+        return 1;
+    }
+    double params, flops, pf_days, tokens = 1e9 * tokens_b;
+    plan_compute(&cfg, tokens, &params, &flops, &pf_days);
+    double seconds = flops / ((double)gpus * tflops * 1e12 * utilisation);
+    size_t train = gpt3_training_bytes(&cfg, micro, cfg.max_seq_len);
+    if (!train) {
+        fprintf(stderr, "demo plan: a micro-batch of %d x %d tokens is too large to count\n", micro, cfg.max_seq_len);
+        return 1;
+    }
+    double activations = (double)train - 16.0 * params;
+    printf("GPT-3 %s: L %d, C %d, NH %d, V %d, context %d: %.0f parameters\n", model, cfg.num_layers, cfg.channels,
+           cfg.num_heads, cfg.vocab_size, cfg.max_seq_len, params);
+    printf("training compute: 6 N D = 6 x %.4g x %.3g tokens = %.3g FLOPs = %.3g PF-days\n", params, tokens, flops,
+           pf_days);
+    printf("on %d devices of %g TFLOP/s at %.0f%% of it: %.3g s = %.1f days\n\n", gpus, tflops, 100 * utilisation,
+           seconds, seconds / 86400);
+    printf("memory per device, GB (float32: 4 bytes a parameter, 4 a gradient, 8 AdamW's moments; activations of\n"
+           "%d x %d tokens as gpt3.h keeps them); data x tensor x pipeline = %d devices:\n", micro, cfg.max_seq_len, gpus);
+    int dp = gpus / (tensor * pipeline);
+    PlanLayout layouts[] = {
+        {"data parallel", gpus, 1, 1, 0}, {"+ ZeRO-1", gpus, 1, 1, 1}, {"+ ZeRO-2", gpus, 1, 1, 2},
+        {"+ ZeRO-3", gpus, 1, 1, 3},      {"tensor + pipeline", dp, tensor, pipeline, 0},
+        {"+ ZeRO-1", dp, tensor, pipeline, 1},
+    };
+    printf("%-18s %18s %10s %10s %10s %12s %10s  fits %g GB\n", "layout", "d x t x p", "params", "grads", "AdamW",
+           "activations", "total", memory_gb);
+    for (int i = 0; i < COUNT(layouts); i++) {
+        double bytes[4];
+        char ways[40];
+        plan_memory(&layouts[i], params, activations, bytes);
+        double total = bytes[0] + bytes[1] + bytes[2] + bytes[3];
+        snprintf(ways, sizeof(ways), "%d x %d x %d", layouts[i].data, layouts[i].tensor, layouts[i].pipeline);
+        printf("%-18s %18s %10.2f %10.2f %10.2f %12.2f %10.2f  %s\n", layouts[i].name, ways, bytes[0] / 1e9,
+               bytes[1] / 1e9, bytes[2] / 1e9, bytes[3] / 1e9, total / 1e9, total <= 1e9 * memory_gb ? "yes" : "no");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The main job                                                             */
 
 static const char *corpus_files[] = {"README.md", "gpt3.h", "demo.c", "test_gpt3.c"};
@@ -6401,7 +6527,8 @@ static void print_help(void) {
             "  ./demo eval            zero-, one- and few-shot evaluation, as the GPT-3 paper does it\n"
             "  ./demo convert         Hugging Face GPT-2 weights (safetensors: F32, F16, BF16, sharded) -> a checkpoint\n"
             "  ./demo attention       every head's attention on a text, drawn (SVG), and its induction score\n"
-            "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n\n"
+            "  ./demo bench           speed and memory: training, matmuls, attention, generation, tokenizer\n"
+            "  ./demo plan            what training GPT-3 175B takes: compute, time, memory per device\n\n"
             "./demo COMMAND --help lists a command's flags.\n");
 }
 
@@ -6413,7 +6540,7 @@ int main(int argc, char **argv) {
         {"encode", cmd_encode}, {"decode", cmd_decode}, {"bpe-train", cmd_bpe_train},
         {"bench", cmd_bench}, {"finetune", cmd_finetune}, {"predict", cmd_predict}, {"eval", cmd_eval},
         {"convert", cmd_convert},
-        {"attention", cmd_attention},
+        {"attention", cmd_attention}, {"plan", cmd_plan},
     };
     for (int i = 0; i < COUNT(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0) return stdout_written(commands[i].run(argc - 2, argv + 2));

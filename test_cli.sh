@@ -697,5 +697,33 @@ expect_error "cli convert: a missing shard" "model-00002-of-00002.safetensors: n
 expect_error "cli convert: an output folder that does not exist" "does not exist" $DEMO convert "$W/hf_f32" "$W/nowhere/x.ckpt"
 expect_error "cli convert: one argument" "give the Hugging Face folder" $DEMO convert "$W/hf_f32"
 
+# plan: the paper's Table D.1 (total train compute, FLOPs, for 300B tokens)
+# reproduced from the presets' parameter counts; the paper rounds its
+# parameter counts (XL: 1,320M for 1,315.7M), so within 1%
+$DEMO plan --table >"$W/plan.out" 2>"$W/plan.err" &&
+    awk 'BEGIN { paper["small"] = 2.25e20; paper["medium"] = 6.41e20; paper["large"] = 1.37e21; paper["xl"] = 2.38e21;
+                 paper["2.7b"] = 4.77e21; paper["6.7b"] = 1.20e22; paper["13b"] = 2.31e22; paper["175b"] = 3.14e23 }
+         $1 in paper { d = $4 / paper[$1] - 1; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
+         END { printf "%d %.4f\n", n, worst; exit !(n == 8 && worst < 0.01) }' "$W/plan.out" >"$W/plan.cmp" &&
+    ok "cli plan --table: the paper's Table D.1, 8 models' FLOPs (6 N D), worst $(cut -d' ' -f2 "$W/plan.cmp") off (tol 0.01)" ||
+    bad "cli plan --table: $(cat "$W/plan.cmp" "$W/plan.err" 2>/dev/null | head -n 1)"
+$DEMO plan >"$W/plan.out" 2>&1 &&
+    grep -q "= 3.14e+23 FLOPs = 3.64e+03 PF-days" "$W/plan.out" && grep -q "^GPT-3 175b: .*174604259328 parameters" "$W/plan.out" &&
+    ok "cli plan: GPT-3 175B, 174,604,259,328 parameters, 3.14e23 FLOPs = 3.64e3 PF-days (Table D.1)" ||
+    bad "cli plan: $(head -n 2 "$W/plan.out")"
+# memory: 16 bytes a parameter, ZeRO's stages shard 8, then 4 + 8, then all 16 over d
+$DEMO plan --model small --gpus 4 --tensor 2 --pipeline 2 >"$W/plan.out" 2>&1 &&
+    awk -v n=125226240 'function near(x, y) { return x - y < 0.006 && y - x < 0.006 }
+         /^data parallel/ { ok += near($8, 4 * n / 1e9) && near($9, 4 * n / 1e9) && near($10, 8 * n / 1e9) }
+         /^\+ ZeRO-1 .* 4 x 1 x 1/ { ok += near($10, 2 * n / 1e9) && near($9, 4 * n / 1e9) }
+         /^\+ ZeRO-2/ { ok += near($9, n / 1e9) && near($10, 2 * n / 1e9) && near($8, 4 * n / 1e9) }
+         /^\+ ZeRO-3/ { ok += near($8, n / 1e9) && near($9, n / 1e9) && near($10, 2 * n / 1e9) }
+         /^tensor \+ pipeline .* 1 x 2 x 2/ { ok += near($9, n / 1e9) && near($11, 2 * n / 1e9) }
+         END { exit ok != 5 }' "$W/plan.out" &&
+    ok "cli plan: memory per device: 16 bytes a parameter, ZeRO-1/2/3 and tensor x pipeline divide what they shard" ||
+    bad "cli plan: memory per device differs: $(grep -m 1 ZeRO-3 "$W/plan.out")"
+expect_error "cli plan: devices not a multiple of tensor x pipeline" "not a multiple of --tensor x --pipeline" $DEMO plan --gpus 100
+expect_error "cli plan: an unknown model" "no model preset 'huge'" $DEMO plan --model huge
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
