@@ -6,6 +6,7 @@
 #   make sanitize   the same tests built with AddressSanitizer + UBSan
 #   make bench      speed and memory: training, matmuls, attention, generation,
 #                   tokenizer (dev/bench_compare.py: side by side with PyTorch)
+#   make mpi        the CLI with MPI (mpicc): mpirun -np N ./demo train ...
 #   make CC=clang   any C99 compiler works; OpenMP is used when it has it
 CC ?= cc
 OPT ?= -O3
@@ -38,7 +39,7 @@ LDLIBS = -lm
 
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-.PHONY: all test sanitize run bench clean
+.PHONY: all test sanitize run bench clean mpi
 
 all: demo test_gpt3
 
@@ -62,6 +63,13 @@ demo_sanitize: demo.c gpt3.h
 sanitize: test_gpt3_sanitize demo_sanitize
 	./test_gpt3_sanitize
 	DEMO=./demo_sanitize QUICK=1 ./test_cli.sh
+
+# The CLI with data parallelism over MPI (Open MPI: apt install openmpi-bin
+# libopenmpi-dev): mpirun -np N ./demo train ...; test_mpi.sh tests it.
+MPICC ?= mpicc
+mpi: demo.c gpt3.h
+	$(MPICC) $(ALL_CFLAGS) -DGPT3_MPI -o demo demo.c $(LDLIBS)
+	@echo "built ./demo with MPI: mpirun -np N ./demo train --batch B ... (N divides B)"
 
 run: demo
 	./demo

@@ -46,6 +46,48 @@ static int fail(const char *what, int rc) {
     return 1;
 }
 
+/* Data parallelism (make mpi; mpirun -np N ./demo train ...): this
+   process's rank and the number of ranks, set from MPI in main; 0 and 1
+   in a build without MPI. Rank 0 alone writes files and reports. */
+static int mpi_rank = 0, mpi_ranks = 1;
+
+/* The mean of x over the ranks: the same value on every rank. */
+static double ranks_mean(double x) {
+#ifdef GPT3_MPI
+    double sum = x;
+    if (mpi_ranks > 1) MPI_Allreduce(&x, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    return sum / mpi_ranks;
+#else
+    return x;
+#endif
+}
+
+/* Whether any rank says yes: the same answer on every rank. */
+static int ranks_any(int yes) {
+#ifdef GPT3_MPI
+    int any = yes;
+    if (mpi_ranks > 1) MPI_Allreduce(&yes, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+#else
+    return yes;
+#endif
+}
+
+/* Whether every rank has the same x (a fingerprint of its run). */
+static int ranks_agree(uint64_t x) {
+#ifdef GPT3_MPI
+    uint64_t lo = x, hi = x;
+    if (mpi_ranks > 1) {
+        MPI_Allreduce(&x, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+        MPI_Allreduce(&x, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    }
+    return lo == hi;
+#else
+    (void)x;
+    return 1;
+#endif
+}
+
 static int stderr_is_terminal(void) {
 #ifdef HAVE_POSIX
     return isatty(2);
@@ -513,10 +555,13 @@ static int optimizer_step(GPT3 *m, int head, const int *inputs, const int *lengt
     int rc = head ? gpt3_head_forward(m, inputs, lengths, targets, B, T) : gpt3_forward(m, inputs, targets, B, T);
     *norm = 0.0f;
     if (rc != GPT3_OK) return rc;
-    *loss = head ? m->head->mean_loss : m->mean_loss;
+    *loss = (float)ranks_mean(head ? m->head->mean_loss : m->mean_loss); /* every rank: the batch's */
     if (!isfinite(*loss)) return STEP_NOT_FINITE;
     gpt3_zero_grad(m);
     rc = head ? gpt3_head_backward(m) : gpt3_backward(m);
+#ifdef GPT3_MPI
+    if (rc == GPT3_OK && mpi_ranks > 1) rc = gpt3_mpi_average_gradients(m, MPI_COMM_WORLD);
+#endif
     if (rc != GPT3_OK) return rc;
     if (opt->clip >= 0.0f) *norm = gpt3_clip_grad_norm(m, opt->clip);
     if (!isfinite(*norm)) return STEP_NOT_FINITE;
@@ -554,6 +599,7 @@ static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batch
 /* The loss curve as a picture: train loss (a line) and validation loss
    (dots) against the step, drawn from the metrics log. */
 static void write_svg(const char *tsv_path, const char *svg_path) {
+    if (mpi_rank != 0) return; /* rank 0 writes the run's files */
     size_t n;
     unsigned char *text = read_file(tsv_path, &n);
     if (!text) return;
@@ -700,6 +746,7 @@ static int fits_in_memory(const char *command, const GPT3Config *cfg, int B, int
 
 static void progress(const TrainArgs *a, int step, float loss, float val, float lr, float norm,
                      double tokens_per_s, double eta) {
+    if (mpi_rank != 0) return;
     char val_text[32] = "-";
     if (val > 0) snprintf(val_text, sizeof(val_text), "%.4f", val);
     fprintf(stderr, "%sstep %d/%d | loss %.4f | val %s | lr %.2e | norm %.2f | %.0f tok/s | ETA %.0fs%s",
@@ -724,6 +771,10 @@ static void say_last_save(const char *ckpt, int saved_step) {
 /* Save the run (checkpoint and state as one); parameters that are not
    finite are never saved. Returns 0 on success. */
 static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *saved_step) {
+    if (mpi_rank != 0) { /* rank 0 saves; if it cannot, the job ends (main) */
+        *saved_step = st->step;
+        return 0;
+    }
     if (!all_finite(m->params, m->num_parameters)) {
         fprintf(stderr, "\ndemo train: the parameters are not finite (inf or nan) after step %d: not saved; "
                 "try a lower --lr or --weight-decay\n", st->step);
@@ -743,6 +794,7 @@ static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *sa
 /* On --resume, the log keeps the rows up to the saved step: the steps run
    after it (before an interruption) are run again and logged again. */
 static int trim_metrics(const char *tsv, int step) {
+    if (mpi_rank != 0) return 0;
     size_t n;
     char tmp[1100];
     if (!file_exists(tsv)) return 0; /* no log yet: one is started */
@@ -771,7 +823,8 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", dir);
     snprintf(tsv, sizeof(tsv), "%s/metrics.tsv", dir);
     snprintf(svg, sizeof(svg), "%s/loss.svg", dir);
-    int B = a->batch, T = a->seq, saved_step = st->step > 0 ? st->step : -1;
+    int B = a->batch, T = a->seq, saved_step = st->step > 0 ? st->step : -1, first_row = 0, rows = B;
+    gpt3_batch_share(B, mpi_rank, mpi_ranks, &first_row, &rows); /* this rank's rows of each batch */
     GPT3DataLoader dl;
     int rc = gpt3_loader_init(&dl, train, B, T, 1, (uint64_t)a->seed);
     if (rc != GPT3_OK) return fail("the training data", rc);
@@ -781,7 +834,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         if (trim_metrics(tsv, st->step)) { gpt3_loader_free(&dl); return 1; }
     }
     int fresh_log = st->step == 0 || !file_exists(tsv);
-    FILE *log = fopen(tsv, fresh_log ? "w" : "a");
+    FILE *log = fopen(mpi_rank == 0 ? tsv : "/dev/null", fresh_log ? "w" : "a");
     if (!log) {
         fprintf(stderr, "demo train: cannot write %s: %s\n", tsv, strerror(errno));
         gpt3_loader_free(&dl);
@@ -796,12 +849,13 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     /* Ctrl-C (or a SIGTERM) asks for a stop: the step ends, the run is saved */
     void (*old_int)(int) = signal(SIGINT, on_interrupt), (*old_term)(int) = signal(SIGTERM, on_interrupt);
     int pause = 0;
-    while (st->step < a->steps && !interrupted && !pause) {
+    while (st->step < a->steps && !pause && !(interrupted = ranks_any(interrupted))) {
         double t0 = now_seconds();
         float lr = gpt3_lr_schedule(st->step, a->lr, a->warmup, a->steps);
         Optimizer opt = {a->beta1, a->beta2, a->eps, a->weight_decay, a->clip};
         gpt3_loader_next(&dl);
-        rc = optimizer_step(m, 0, dl.inputs, NULL, dl.targets, B, T, &opt, lr, st->step + 1, &loss, &norm);
+        rc = optimizer_step(m, 0, dl.inputs + (size_t)first_row * T, NULL, dl.targets + (size_t)first_row * T, rows, T, &opt,
+                            lr, st->step + 1, &loss, &norm);
         if (rc == STEP_NOT_FINITE) {
             fprintf(stderr, "\ndemo train: the %s is not finite at step %d: stopped before it changed the parameters; "
                     "try a lower --lr or --weight-decay, or keep --clip on\n",
@@ -816,7 +870,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         st->data_rng = dl.rng.state;
         double dt = now_seconds() - t0, rate = (double)B * T / dt;
         int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
-        float v = eval_now ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
+        float v = eval_now && mpi_rank == 0 ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
         if (eval_now) last_val = v;
         double eta = (now_seconds() - start) / (st->step - first) * (a->steps - st->step);
         fprintf(log, "%d\t%.6f\t", st->step, loss);
@@ -835,14 +889,15 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     fprintf(stderr, "\n");
     fclose(log);
     gpt3_loader_free(&dl);
-    if (pause && status == 0)
+    if (pause && status == 0 && mpi_rank == 0)
         fprintf(stderr, "stopped after step %d as asked: saved %s; continue with the same command and --resume\n",
                 st->step, ckpt);
     if (interrupted && status == 0) { /* the handler stays: a second Ctrl-C does not cut the save */
-        if (saved_step != st->step) fprintf(stderr, "interrupted at step %d: saving %s ...\n", st->step, ckpt);
+        if (saved_step != st->step && mpi_rank == 0)
+            fprintf(stderr, "interrupted at step %d: saving %s ...\n", st->step, ckpt);
         status = saved_step == st->step || save_run(m, st, ckpt, &saved_step) == 0 ? 130 : 1;
         write_svg(tsv, svg);
-        if (status == 130)
+        if (status == 130 && mpi_rank == 0)
             fprintf(stderr, "interrupted: step %d is saved; continue with the same command and --resume\n", st->step);
     }
     signal(SIGINT, old_int);
@@ -874,6 +929,24 @@ static int check_train_args(const TrainArgs *a) {
            check_unset_or(c, "heads", a->heads, 1) && check_unset_or(c, "context", a->context, 1) &&
            check_unset_or(c, "window", a->window, 0) && check_unset_or(c, "seq", a->seq, 1) &&
            check_unset_or(c, "warmup", a->warmup, 0);
+}
+
+/* What every process of a data-parallel run must share, in 64 bits (FNV-1a
+   over the flags, the parameters, the step and the tokens): ranks that
+   differ would train different models. */
+static uint64_t run_fingerprint(const TrainArgs *a, const GPT3 *m, const GPT3TrainState *st,
+                                const GPT3Tokens *train) {
+    uint64_t h = 1469598103934665603ull;
+    int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after,
+                     st->step, m->config.num_layers, m->config.channels, m->config.num_heads, m->config.max_seq_len,
+                     m->config.local_window, m->config.vocab_size};
+    float reals[] = {a->lr, a->weight_decay, a->beta1, a->beta2, a->eps, a->clip};
+    const unsigned char *parts[] = {(const unsigned char *)numbers, (const unsigned char *)reals,
+                                    (const unsigned char *)m->params, (const unsigned char *)train->tokens};
+    size_t sizes[] = {sizeof(numbers), sizeof(reals), m->num_parameters * sizeof(float), train->count * 2};
+    for (int p = 0; p < 4; p++)
+        for (size_t i = 0; i < sizes[p]; i++) h = (h ^ parts[p][i]) * 1099511628211ull;
+    return h ^ st->data_position;
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -909,6 +982,11 @@ static int cmd_train(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : 1;
     if (!a.data) { fprintf(stderr, "demo train: --data PREFIX is required (make it with ./demo prepare)\n"); return 1; }
     if (!check_train_args(&a)) return 1;
+    if (a.batch % mpi_ranks != 0) {
+        fprintf(stderr, "demo train: --batch %d does not divide among %d processes: give a multiple of %d (each "
+                "process takes an equal share of every batch)\n", a.batch, mpi_ranks, mpi_ranks);
+        return 1;
+    }
     if (a.warmup == UNSET) a.warmup = a.steps / 20 > 0 ? a.steps / 20 : 1;
     GPT3Tokens train, val;
     if (load_data(a.data, &train, &val)) return 1;
@@ -926,8 +1004,8 @@ static int cmd_train(int argc, char **argv) {
                 ckpt, a.out);
         goto done_data;
     }
-    if (!a.resume) make_directory(a.out);
-    if ((lock = lock_folder("train", a.out)) < 0) goto done_data;
+    if (!a.resume && mpi_rank == 0) make_directory(a.out);
+    if (mpi_rank == 0 && (lock = lock_folder("train", a.out)) < 0) goto done_data;
     if (a.resume) {
         rc = gpt3_load_run(&m, &st, ckpt);
         if (rc != GPT3_OK) {
@@ -941,7 +1019,8 @@ static int cmd_train(int argc, char **argv) {
         }
         if (!resume_matches(&a, &m.config, ckpt)) { gpt3_free(&m); goto done_data; }
         cfg = m.config;
-        if (st.step >= a.steps)
+        if (mpi_rank != 0) { /* rank 0 reports */
+        } else if (st.step >= a.steps)
             fprintf(stderr, "the run in %s is at step %d already, and --steps is %d: nothing to train "
                     "(give a larger --steps to train further)\n", a.out, st.step, a.steps);
         else
@@ -963,7 +1042,15 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!fits_in_memory("train", &cfg, a.batch, a.seq)) { gpt3_free(&m); goto done_data; }
     if (!a.resume && (rc = gpt3_init(&m, &cfg, (uint64_t)a.seed)) != GPT3_OK) { fail("init", rc); goto done_data; }
-    fprintf(stderr, "model: L %d, C %d, NH %d, context %d, W %d, V %d: %zu parameters; B %d, T %d, %d steps\n",
+    if (!ranks_agree(run_fingerprint(&a, &m, &st, &train))) {
+        if (mpi_rank == 0)
+            fprintf(stderr, "demo train: the processes do not agree on the model, the flags, the data or the saved "
+                    "run: give each the same command and files\n");
+        gpt3_free(&m);
+        goto done_data;
+    }
+    if (mpi_rank == 0)
+        fprintf(stderr, "model: L %d, C %d, NH %d, context %d, W %d, V %d: %zu parameters; B %d, T %d, %d steps\n",
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size,
             m.num_parameters, a.batch, a.seq, a.steps);
     status = run_training(&a, &m, &train, &val, &st, a.out);
@@ -6532,7 +6619,7 @@ static void print_help(void) {
             "./demo COMMAND --help lists a command's flags.\n");
 }
 
-int main(int argc, char **argv) {
+static int run_command(int argc, char **argv) {
     if (argc < 2) return stdout_written(cmd_main_job());
     const char *cmd = argv[1];
     struct { const char *name; int (*run)(int, char **); } commands[] = {
@@ -6551,4 +6638,41 @@ int main(int argc, char **argv) {
     fprintf(stderr, "demo: unknown command '%s'\n\n", cmd);
     print_help();
     return 1;
+}
+
+/* With MPI (make mpi), every process that mpirun starts runs the same
+   command; on more than one, only train. A process that fails ends the job
+   (MPI_Abort), so that none waits for it in a collective; an interruption
+   (130) every process agrees on, and they end together. Started without
+   mpirun (none of the variables it sets), the MPI build is the plain one:
+   MPI is not started at all. */
+#ifdef GPT3_MPI
+static int started_by_mpirun(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (int i = 0; i < COUNT(vars); i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+#ifdef GPT3_MPI
+    if (!started_by_mpirun()) return run_command(argc, argv);
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &mpi_ranks);
+    if (mpi_ranks > 1 && (argc < 2 || strcmp(argv[1], "train") != 0)) {
+        if (mpi_rank == 0)
+            fprintf(stderr, "demo: on %d processes only train runs (mpirun -np N ./demo train ...); run the other "
+                    "commands as one process\n", mpi_ranks);
+        MPI_Finalize();
+        return 1;
+    }
+    int status = run_command(argc, argv);
+    if (status != 0 && status != 130 && mpi_ranks > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();
+    return status;
+#else
+    return run_command(argc, argv);
+#endif
 }

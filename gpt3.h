@@ -1,4 +1,4 @@
-/* gpt3.h - v0.7.1 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.7.2 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -75,6 +75,10 @@
    bit-identical for any thread count. Without OpenMP it runs on one thread.
    A model's per-thread buffers are sized for the thread count at init/load.
 
+   Many processes: with -DGPT3_MPI (and mpicc), gpt3_mpi_average_gradients
+   makes N processes train one model on shares of each batch
+   (gpt3_batch_share): data parallelism over MPI, as demo.c's train does.
+
    Speed: build with -O3 -march=native -fno-math-errno -fopenmp (-mcpu=native
    where that is the spelling). -march=native picks the micro-kernel for the
    host: AVX-512, AVX2+FMA, NEON or portable C ("The register tile"). The
@@ -85,6 +89,7 @@
    tolerances).
 
    Revision history:
+       0.7.2  data parallelism over MPI: gpt3_batch_share, gpt3_mpi_average_gradients
        0.7.1  speed: the register tile per instruction set (AVX-512, AVX2+FMA, NEON, C)
        0.7.0  fine-tuning: soft prompts, FGM/PGD adversarial training, prediction calls
        0.6.7  the same bits on any thread count; saves that survive any interruption
@@ -679,9 +684,39 @@ GPT3DEF int  gpt3_loader_init(GPT3DataLoader *dl, const GPT3Tokens *data, int B,
 GPT3DEF void gpt3_loader_next(GPT3DataLoader *dl);
 GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl);
 
+/* ------------------------------------------------------------------------ */
+/* Data parallelism: one model trained on N processes (ranks)               */
+
+/* Rank `rank` of `ranks` takes rows *first .. *first + *count - 1 of a
+   global batch of B rows (B / ranks consecutive rows each): a rank's share
+   is a function of the batch (so of the step), the rank and N only.
+   GPT3_ERR_ARGUMENT when ranks does not divide B. */
+GPT3DEF int gpt3_batch_share(int B, int rank, int ranks, int *first, int *count);
+
 #ifdef __cplusplus
 }
 #endif
+
+#ifdef GPT3_MPI
+#include <mpi.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* m->grads (the model's parameters' gradients, not a task head's) becomes
+   their mean over the ranks of comm, on every rank. Each rank's gradient is
+   that of the mean loss over its share of the batch; the shares are equal,
+   so the mean of the gradients is the gradient of the mean loss over the
+   whole batch: dLoss/dtheta = (1/N) sum_r dLoss_r/dtheta. One MPI_Allreduce
+   (a sum, in chunks of 2^28 floats) and a scale by 1/N: the same bits on
+   every rank (the sum is computed once and sent to all), and from run to
+   run (Open MPI chooses its reduction from N and the sizes, never from
+   timing). GPT3_ERR_ARGUMENT if MPI reports an error. */
+GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm);
+#ifdef __cplusplus
+}
+#endif
+#endif
+
 #endif /* GPT3_H */
 
 /* ======================================================================== */
@@ -6058,6 +6093,34 @@ GPT3DEF const char *gpt3_strerror(int code) {
 #pragma GCC diagnostic pop
 #elif defined(_MSC_VER)
 #pragma warning(pop)
+#endif
+
+/* ======================================================================== */
+/* Data parallelism                                                         */
+/* ======================================================================== */
+
+GPT3DEF int gpt3_batch_share(int B, int rank, int ranks, int *first, int *count) {
+    if (!first || !count || B < 1 || ranks < 1 || rank < 0 || rank >= ranks || B % ranks != 0)
+        return GPT3_ERR_ARGUMENT;
+    *count = B / ranks;
+    *first = rank * *count;
+    return GPT3_OK;
+}
+
+#ifdef GPT3_MPI
+GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm) {
+    int ranks;
+    if (!m || !m->grads || MPI_Comm_size(comm, &ranks) != MPI_SUCCESS) return GPT3_ERR_ARGUMENT;
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t i = 0; i < m->num_parameters; i += chunk) {
+        int n = (int)(m->num_parameters - i < chunk ? m->num_parameters - i : chunk);
+        if (MPI_Allreduce(MPI_IN_PLACE, m->grads + i, n, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS)
+            return GPT3_ERR_ARGUMENT;
+    }
+    float scale = 1.0f / (float)ranks;
+    for (size_t i = 0; i < m->num_parameters; i++) m->grads[i] *= scale;
+    return GPT3_OK;
+}
 #endif
 
 #endif /* GPT3_IMPLEMENTATION */

@@ -2839,6 +2839,22 @@ static void test_report_entities(void) {
 
 /* Every public call takes NULL for each pointer it is given: an error code
    (GPT3_ERR_ARGUMENT), a zero, or nothing done; never a crash. */
+/* Data parallelism's shares: N ranks tile a batch, in order, each B / N
+   rows; a batch N does not divide, or a rank out of range, is refused. */
+static void test_batch_share(void) {
+    int next = 0, tiled = 1, first, count;
+    for (int rank = 0; rank < 4; rank++) {
+        tiled &= gpt3_batch_share(12, rank, 4, &first, &count) == GPT3_OK && first == next && count == 3;
+        next = first + count;
+    }
+    int refused = gpt3_batch_share(10, 0, 4, &first, &count) == GPT3_ERR_ARGUMENT &&
+                  gpt3_batch_share(12, 4, 4, &first, &count) == GPT3_ERR_ARGUMENT &&
+                  gpt3_batch_share(12, -1, 4, &first, &count) == GPT3_ERR_ARGUMENT &&
+                  gpt3_batch_share(12, 0, 0, &first, &count) == GPT3_ERR_ARGUMENT;
+    check(tiled && next == 12 && refused, "data parallelism: 4 ranks' shares tile a batch of 12; 10, a rank 4 or -1, 0 ranks refused",
+          "rows 0..%d covered", next - 1);
+}
+
 static void test_null_arguments(void) {
     GPT3 m;
     GPT3Config cfg = small_config(0);
@@ -2848,7 +2864,7 @@ static void test_null_arguments(void) {
     GPT3DataLoader dl;
     GPT3KVCache kv;
     GPT3Report r;
-    int ids[2] = {1, 2}, *out_ids;
+    int ids[2] = {1, 2}, *out_ids, first;
     size_t n;
     unsigned char *text;
     int codes[] = {
@@ -2867,7 +2883,8 @@ static void test_null_arguments(void) {
         gpt3_decode(NULL, ids, 2, &text, &n), gpt3_report_classes(NULL, ids, ids, 2, 3),
         gpt3_report_entities(&r, ids, ids, 2, NULL, 3), gpt3_tokens_save(NULL, NULL, 0, 4, 1),
         gpt3_tokens_load(NULL, "x"), gpt3_tokens_load(&tokens, NULL), gpt3_loader_init(NULL, &tokens, 1, 1, 0, 1),
-        gpt3_loader_init(&dl, NULL, 1, 1, 0, 1),
+        gpt3_loader_init(&dl, NULL, 1, 1, 0, 1), gpt3_batch_share(4, 0, 2, NULL, &first),
+        gpt3_batch_share(4, 0, 2, &first, NULL),
     };
     int all = 1;
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) all &= codes[i] == GPT3_ERR_ARGUMENT;
@@ -2949,6 +2966,7 @@ int main(int argc, char **argv) {
     test_out_of_memory();
     test_report_classes();
     test_report_entities();
+    test_batch_share();
     test_null_arguments();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
