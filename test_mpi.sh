@@ -5,6 +5,10 @@
 # the guarantees, not speed.
 set -u
 cd "$(dirname "$0")"
+if ! grep -q MPI_Init ./demo 2>/dev/null; then
+    echo "test_mpi.sh: ./demo is not the MPI build: run make mpi first"
+    exit 1
+fi
 W=$(mktemp -d /tmp/gpt3mpi.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 passed=0 failed=0
@@ -75,7 +79,10 @@ grep -q "only train runs" "$W/gen.log" && ok "mpi: another command on 2 processe
 $RUN -np 2 ./demo train --data "$W/text" --model mini --batch 4 --steps 100000 --out "$W/dead" >"$W/dead.log" 2>&1 &
 job=$!
 for _ in $(seq 50); do [ -f "$W/dead/metrics.tsv" ] && [ "$(wc -l <"$W/dead/metrics.tsv")" -gt 3 ] && break; sleep 0.2; done
-victim=$(pgrep -f "demo train --data $W/text --model mini" | tail -n 1)
+victim=
+for p in /proc/[0-9]*; do # the last of the training processes (pgrep may not be installed)
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^./demo train --data $W/text --model mini" && victim=${p#/proc/}
+done
 start=$(date +%s)
 [ -n "$victim" ] && kill -9 "$victim"
 wait "$job"
