@@ -1042,7 +1042,7 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!fits_in_memory("train", &cfg, a.batch, a.seq)) { gpt3_free(&m); goto done_data; }
     if (!a.resume && (rc = gpt3_init(&m, &cfg, (uint64_t)a.seed)) != GPT3_OK) { fail("init", rc); goto done_data; }
-    if (!ranks_agree(run_fingerprint(&a, &m, &st, &train))) {
+    if (mpi_ranks > 1 && !ranks_agree(run_fingerprint(&a, &m, &st, &train))) {
         if (mpi_rank == 0)
             fprintf(stderr, "demo train: the processes do not agree on the model, the flags, the data or the saved "
                     "run: give each the same command and files\n");
@@ -3780,11 +3780,13 @@ static double context_score(const double *loss, int T, int *early, int *late) {
 
 /* "at token 1 2 4 ... T: l1 l2 l4 ... lT" of position_losses, in text. */
 static const char *loss_by_position(const double *loss, int T, char *text, size_t size) {
+    int at[32], n_at = 0;
+    for (int t = 1; t < T && n_at < 31; t *= 2) at[n_at++] = t;
+    at[n_at++] = T;
     size_t n = (size_t)snprintf(text, size, "at token");
-    for (int t = 1; t <= T && n < size; t = t < T && 2 * t > T ? T : 2 * t) n += (size_t)snprintf(text + n, size - n, " %d", t);
+    for (int i = 0; i < n_at && n < size; i++) n += (size_t)snprintf(text + n, size - n, " %d", at[i]);
     if (n < size) n += (size_t)snprintf(text + n, size - n, ":");
-    for (int t = 1; t <= T && n < size; t = t < T && 2 * t > T ? T : 2 * t)
-        n += (size_t)snprintf(text + n, size - n, " %.2f", loss[t - 1]);
+    for (int i = 0; i < n_at && n < size; i++) n += (size_t)snprintf(text + n, size - n, " %.2f", loss[at[i] - 1]);
     return text;
 }
 
