@@ -62,6 +62,17 @@ static double ranks_mean(double x) {
 #endif
 }
 
+/* The largest x of the ranks: the same value on every rank. */
+static double ranks_max(double x) {
+#ifdef GPT3_MPI
+    double max = x;
+    if (mpi_ranks > 1) MPI_Allreduce(&x, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return max;
+#else
+    return x;
+#endif
+}
+
 /* Whether any rank says yes: the same answer on every rank. */
 static int ranks_any(int yes) {
 #ifdef GPT3_MPI
@@ -86,6 +97,27 @@ static int ranks_agree(uint64_t x) {
     (void)x;
     return 1;
 #endif
+}
+
+/* Peak resident memory since the last reset, in MB: VmHWM of
+   /proc/self/status, reset by writing 5 to /proc/self/clear_refs (Linux);
+   elsewhere the process's peak (getrusage is not used: not C99). */
+static void peak_rss_reset(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
 }
 
 static int stderr_is_terminal(void) {
@@ -540,6 +572,13 @@ static int cmd_prepare(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* One optimizer step: train, finetune and bench all take it               */
 
+/* Seconds this process spent in MPI's collectives during training steps. */
+static double communication_seconds = 0.0;
+
+/* Does this process hold AdamW's moments for a share of the parameters
+   alone (ZeRO-1, train --zero 1 on several processes)? */
+static int sharded(const GPT3 *m) { return m->adam_count != m->num_parameters; }
+
 /* AdamW's settings and the gradient clipping (clip 0: the norm is measured,
    nothing clipped; below 0: not even measured). */
 typedef struct { float beta1, beta2, eps, weight_decay, clip; } Optimizer;
@@ -560,12 +599,20 @@ static int optimizer_step(GPT3 *m, int head, const int *inputs, const int *lengt
     gpt3_zero_grad(m);
     rc = head ? gpt3_head_backward(m) : gpt3_backward(m);
 #ifdef GPT3_MPI
+    double t0 = now_seconds();
     if (rc == GPT3_OK && mpi_ranks > 1) rc = gpt3_mpi_average_gradients(m, MPI_COMM_WORLD);
+    communication_seconds += now_seconds() - t0;
 #endif
     if (rc != GPT3_OK) return rc;
     if (opt->clip >= 0.0f) *norm = gpt3_clip_grad_norm(m, opt->clip);
     if (!isfinite(*norm)) return STEP_NOT_FINITE;
-    return gpt3_adamw_step(m, lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, t);
+    rc = gpt3_adamw_step(m, lr, opt->beta1, opt->beta2, opt->eps, opt->weight_decay, t);
+#ifdef GPT3_MPI
+    t0 = now_seconds();
+    if (rc == GPT3_OK && sharded(m)) rc = gpt3_mpi_gather_parameters(m, MPI_COMM_WORLD); /* ZeRO-1 */
+    communication_seconds += now_seconds() - t0;
+#endif
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -574,7 +621,7 @@ static int optimizer_step(GPT3 *m, int head, const int *inputs, const int *lengt
 typedef struct {
     const char *data, *out, *model;
     int layers, channels, heads, context, window;
-    int batch, seq, steps, warmup, eval_every, eval_batches, save_every, seed, resume, stop_after;
+    int batch, seq, steps, warmup, eval_every, eval_batches, save_every, seed, resume, stop_after, zero;
     float lr, weight_decay, beta1, beta2, eps, clip;
 } TrainArgs;
 
@@ -771,17 +818,24 @@ static void say_last_save(const char *ckpt, int saved_step) {
 /* Save the run (checkpoint and state as one); parameters that are not
    finite are never saved. Returns 0 on success. */
 static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *saved_step) {
-    if (mpi_rank != 0) { /* rank 0 saves; if it cannot, the job ends (main) */
+    if (mpi_rank != 0 && !sharded(m)) { /* rank 0 saves; if it cannot, the job ends (main) */
         *saved_step = st->step;
         return 0;
     }
-    if (!all_finite(m->params, m->num_parameters)) {
-        fprintf(stderr, "\ndemo train: the parameters are not finite (inf or nan) after step %d: not saved; "
-                "try a lower --lr or --weight-decay\n", st->step);
-        say_last_save(ckpt, *saved_step);
+    if (!all_finite(m->params, m->num_parameters)) { /* the same parameters on every rank */
+        if (mpi_rank == 0) {
+            fprintf(stderr, "\ndemo train: the parameters are not finite (inf or nan) after step %d: not saved; "
+                    "try a lower --lr or --weight-decay\n", st->step);
+            say_last_save(ckpt, *saved_step);
+        }
         return 1;
     }
+#ifdef GPT3_MPI
+    int rc = sharded(m) ? gpt3_mpi_save_run(m, st, ckpt, MPI_COMM_WORLD) : gpt3_save_run(m, st, ckpt);
+#else
     int rc = gpt3_save_run(m, st, ckpt);
+#endif
+    if (rc != GPT3_OK && mpi_rank != 0) return 1; /* rank 0 says why */
     if (rc != GPT3_OK) {
         fprintf(stderr, "\ndemo train: saving step %d to %s failed: %s\n", st->step, ckpt, gpt3_strerror(rc));
         say_last_save(ckpt, *saved_step);
@@ -817,6 +871,23 @@ static int trim_metrics(const char *tsv, int step) {
     return !ok;
 }
 
+/* Where a process's memory goes and its peak (the largest of the ranks'),
+   and on several processes the share of the steps' time spent in MPI. */
+static void report_resources(const GPT3 *m, double step_seconds) {
+    double MB = 1024.0 * 1024.0, params = (double)m->num_parameters * sizeof(float) / MB;
+    double moments = m->adam_m ? 2.0 * (double)m->adam_count * sizeof(float) / MB : 0.0;
+    double peak = ranks_max(peak_rss_mb()), share = ranks_mean(communication_seconds) / ranks_mean(step_seconds);
+    if (mpi_rank != 0) return;
+    fprintf(stderr, "memory per process: parameters %.2f MB, gradients %.2f MB, AdamW moments %.2f MB%s, "
+            "activations %.2f MB", params, params, moments, sharded(m) ? " (ZeRO-1: its share)" : "",
+            (double)m->acts_capacity * sizeof(float) / MB);
+    if (peak > 0) fprintf(stderr, "; peak resident %.2f MB%s", peak, mpi_ranks > 1 ? " (the largest process)" : "");
+    fprintf(stderr, "\n");
+    if (mpi_ranks > 1)
+        fprintf(stderr, "communication: %.0f%% of the steps' time on %d processes (the gradients' all-reduce%s)\n",
+                100.0 * share, mpi_ranks, sharded(m) ? " and ZeRO-1's parameter broadcasts" : "");
+}
+
 static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Tokens *val,
                         GPT3TrainState *st, const char *dir) {
     char ckpt[1024], tsv[1024], svg[1024];
@@ -845,6 +916,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
     float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
     int status = 0, first = st->step;
+    double step_seconds = 0.0;
     double start = now_seconds();
     /* Ctrl-C (or a SIGTERM) asks for a stop: the step ends, the run is saved */
     void (*old_int)(int) = signal(SIGINT, on_interrupt), (*old_term)(int) = signal(SIGTERM, on_interrupt);
@@ -869,6 +941,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         st->data_position = dl.position;
         st->data_rng = dl.rng.state;
         double dt = now_seconds() - t0, rate = (double)B * T / dt;
+        step_seconds += dt;
         int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
         float v = eval_now && mpi_rank == 0 ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
         if (eval_now) last_val = v;
@@ -902,6 +975,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     }
     signal(SIGINT, old_int);
     signal(SIGTERM, old_term);
+    if ((status == 0 || status == 130) && st->step > first) report_resources(m, step_seconds);
     return status;
 }
 
@@ -911,9 +985,17 @@ static TrainArgs train_defaults(void) {
     TrainArgs a = {.data = NULL, .out = "out", .model = NULL,
                    .layers = UNSET, .channels = UNSET, .heads = UNSET, .context = UNSET, .window = UNSET,
                    .batch = 8, .seq = UNSET, .steps = 1000, .warmup = UNSET, .eval_every = 100,
-                   .eval_batches = 8, .save_every = 200, .seed = 1337, .resume = 0, .stop_after = 0,
+                   .eval_batches = 8, .save_every = 200, .seed = 1337, .resume = 0, .stop_after = 0, .zero = 0,
                    .lr = 6e-4f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
     return a;
+}
+
+/* ZeRO's stage: 0 (none) or 1; the later stages are planned, not built. */
+static int check_zero(int stage) {
+    if (stage == 0 || stage == 1) return 1;
+    fprintf(stderr, "demo train: --zero %d: only stages 0 (off) and 1 (AdamW's moments shared out) are built; "
+            "./demo plan --help shows what stages 2 and 3 would save\n", stage);
+    return 0;
 }
 
 /* Every flag's value, before anything is read. */
@@ -925,6 +1007,7 @@ static int check_train_args(const TrainArgs *a) {
            check_range(c, "beta1", a->beta1, 0, 0.999999) && check_range(c, "beta2", a->beta2, 0, 0.999999) &&
            check_positive(c, "eps", a->eps, 1) && check_range(c, "clip", a->clip, 0, 1e9) &&
            check_range(c, "weight-decay", a->weight_decay, 0, 10) && check_range(c, "stop-after", a->stop_after, 0, 1e9) &&
+           check_zero(a->zero) &&
            check_unset_or(c, "layers", a->layers, 1) && check_unset_or(c, "channels", a->channels, 1) &&
            check_unset_or(c, "heads", a->heads, 1) && check_unset_or(c, "context", a->context, 1) &&
            check_unset_or(c, "window", a->window, 0) && check_unset_or(c, "seq", a->seq, 1) &&
@@ -937,7 +1020,7 @@ static int check_train_args(const TrainArgs *a) {
 static uint64_t run_fingerprint(const TrainArgs *a, const GPT3 *m, const GPT3TrainState *st,
                                 const GPT3Tokens *train) {
     uint64_t h = 1469598103934665603ull;
-    int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after,
+    int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after, a->zero,
                      st->step, m->config.num_layers, m->config.channels, m->config.num_heads, m->config.max_seq_len,
                      m->config.local_window, m->config.vocab_size};
     float reals[] = {a->lr, a->weight_decay, a->beta1, a->beta2, a->eps, a->clip};
@@ -976,6 +1059,7 @@ static int cmd_train(int argc, char **argv) {
         {"seed", OPT_INT, &a.seed, "seed of the initialisation and the data order"},
         {"resume", OPT_SWITCH, &a.resume, "continue the run saved in --out"},
         {"stop-after", OPT_INT, &a.stop_after, "stop (and save) after this step, to --resume later (0: no)"},
+        {"zero", OPT_INT, &a.zero, "1: ZeRO stage 1 on several processes (mpirun): each keeps AdamW's moments for 1/N"},
     };
     int rc = parse_flags("train", "Trains a GPT-3 with AdamW and GPT-3's schedule (warmup, cosine decay to 10%).",
                          argc, argv, opts, COUNT(opts));
@@ -1007,7 +1091,7 @@ static int cmd_train(int argc, char **argv) {
     if (!a.resume && mpi_rank == 0) make_directory(a.out);
     if (mpi_rank == 0 && (lock = lock_folder("train", a.out)) < 0) goto done_data;
     if (a.resume) {
-        rc = gpt3_load_run(&m, &st, ckpt);
+        rc = gpt3_load_run_shard(&m, &st, ckpt, a.zero ? mpi_rank : 0, a.zero ? mpi_ranks : 1);
         if (rc != GPT3_OK) {
             fprintf(stderr, "demo train: --resume: %s and model.ckpt.state: %s\n", ckpt, gpt3_strerror(rc));
             goto done_data;
@@ -1042,6 +1126,11 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!fits_in_memory("train", &cfg, a.batch, a.seq)) { gpt3_free(&m); goto done_data; }
     if (!a.resume && (rc = gpt3_init(&m, &cfg, (uint64_t)a.seed)) != GPT3_OK) { fail("init", rc); goto done_data; }
+    if (a.zero && !a.resume && (rc = gpt3_adamw_shard(&m, mpi_rank, mpi_ranks)) != GPT3_OK) {
+        fail("ZeRO-1", rc);
+        gpt3_free(&m);
+        goto done_data;
+    }
     if (mpi_ranks > 1 && !ranks_agree(run_fingerprint(&a, &m, &st, &train))) {
         if (mpi_rank == 0)
             fprintf(stderr, "demo train: the processes do not agree on the model, the flags, the data or the saved "
@@ -1236,27 +1325,6 @@ static int by_value(const void *a, const void *b) {
 static double median(double *x, int n) {
     qsort(x, (size_t)n, sizeof(double), by_value);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
-}
-
-/* Peak resident memory since the last reset, in MB: VmHWM of
-   /proc/self/status, reset by writing 5 to /proc/self/clear_refs (Linux);
-   elsewhere the process's peak (getrusage is not used: not C99). */
-static void peak_rss_reset(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (f) {
-        fputs("5", f);
-        fclose(f);
-    }
-}
-
-static double peak_rss_mb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = atof(line + 6);
-    if (f) fclose(f);
-    return kb / 1024.0;
 }
 
 static void set_threads(int n) {

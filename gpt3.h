@@ -1,4 +1,4 @@
-/* gpt3.h - v0.7.2 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.7.3 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -78,6 +78,8 @@
    Many processes: with -DGPT3_MPI (and mpicc), gpt3_mpi_average_gradients
    makes N processes train one model on shares of each batch
    (gpt3_batch_share): data parallelism over MPI, as demo.c's train does.
+   ZeRO stage 1 shares AdamW's moments out among them (gpt3_adamw_shard,
+   gpt3_mpi_gather_parameters, gpt3_mpi_save_run).
 
    Speed: build with -O3 -march=native -fno-math-errno -fopenmp (-mcpu=native
    where that is the spelling). -march=native picks the micro-kernel for the
@@ -89,6 +91,8 @@
    tolerances).
 
    Revision history:
+       0.7.3  ZeRO stage 1: gpt3_adamw_shard, gpt3_parameter_share, gpt3_load_run_shard,
+              gpt3_mpi_gather_parameters, gpt3_mpi_save_run
        0.7.2  data parallelism over MPI: gpt3_batch_share, gpt3_mpi_average_gradients
        0.7.1  speed: the register tile per instruction set (AVX-512, AVX2+FMA, NEON, C)
        0.7.0  fine-tuning: soft prompts, FGM/PGD adversarial training, prediction calls
@@ -322,8 +326,11 @@ typedef struct {
     float *grads;        /* (num_parameters) dLoss/dparams, same layout;
                             zero after init and load                        */
     GPT3Tensors dw;      /* views into grads                                */
-    float *adam_m;       /* (num_parameters) AdamW first moment; NULL until */
-    float *adam_v;       /* (num_parameters) the first step: second moment  */
+    float *adam_m;       /* (adam_count) AdamW first moment; NULL until    */
+    float *adam_v;       /* (adam_count) the first step: second moment      */
+    size_t adam_first;   /* the moments are those of params[adam_first ..   */
+    size_t adam_count;   /* adam_first + adam_count): all of them, unless   */
+                         /* gpt3_adamw_shard gave this process a share      */
     GPT3Activations acts;
     float *acts_memory;  /* one allocation behind acts                      */
     size_t acts_capacity;/* floats allocated in acts_memory                 */
@@ -408,6 +415,27 @@ GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *c
 /* Loads that pair into *m and *st (as gpt3_load, then gpt3_load_state);
    finishes a save that was interrupted after its commit point. */
 GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path);
+
+/* ZeRO stage 1 (Rajbhandari et al. 2020): optimizer state divided among
+   the processes of a data-parallel run. Every process computes the same
+   averaged gradient; process `rank` of `ranks` then keeps AdamW's moments
+   for its own contiguous slice of the flat parameters alone
+   (gpt3_parameter_share) and gpt3_adamw_step updates that slice alone; the
+   processes then exchange their updated slices (gpt3_mpi_gather_parameters).
+   The moments per process fall from 2 P floats to 2 P / ranks, and each
+   parameter's update is the same arithmetic as without shards, so the same
+   bits. Moments already present are cut to the slice. A sharded model's
+   run is saved by gpt3_mpi_save_run (gpt3_save_state and gpt3_save_run
+   refuse it: they lack the other slices). */
+GPT3DEF int gpt3_adamw_shard(GPT3 *m, int rank, int ranks);
+/* Parameters *first .. *first + *count - 1 of P are rank's share: P / ranks
+   each, and one more for each of the first P % ranks ranks. */
+GPT3DEF int gpt3_parameter_share(size_t P, int rank, int ranks, size_t *first, size_t *count);
+/* gpt3_load_run, keeping AdamW's moments for rank's share alone (read from
+   the state file's full moments, so a run saved by any number of processes
+   resumes on any other number). */
+GPT3DEF int gpt3_load_run_shard(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path,
+                                int rank, int ranks);
 
 /* Global L2 norm of m->grads (computed in double), returned as it was
    before clipping. If max_norm > 0 and the norm exceeds it, every gradient
@@ -712,6 +740,20 @@ extern "C" {
    run (Open MPI chooses its reduction from N and the sizes, never from
    timing). GPT3_ERR_ARGUMENT if MPI reports an error. */
 GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm);
+/* ZeRO-1's exchange, after gpt3_adamw_step on every rank of comm, each
+   sharded with gpt3_adamw_shard(m, its rank, the size of comm): each rank
+   broadcasts the slice of m->params it updated, so that all hold every
+   updated parameter, the same bits (nothing is summed). */
+GPT3DEF int gpt3_mpi_gather_parameters(GPT3 *m, MPI_Comm comm);
+/* gpt3_save_run for a model sharded as above; every rank of comm calls it.
+   Rank 0 writes the checkpoint and the state file, taking the other ranks'
+   moments share after share, 4 MB at a time, into the file: no process
+   ever holds all of them. The state file is the one gpt3_save_run writes,
+   so it resumes on any number of ranks. Every rank returns rank 0's
+   result; GPT3_ERR_ARGUMENT on all if the ranks are not sharded as comm
+   says, or disagree on whether they hold moments. */
+GPT3DEF int gpt3_mpi_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path,
+                              MPI_Comm comm);
 #ifdef __cplusplus
 }
 #endif
@@ -1790,6 +1832,7 @@ static int gpt3__alloc_params(GPT3 *m, const GPT3Config *cfg) {
     }
     gpt3__point_tensors(&m->w, m->params, m->tensor_sizes);
     gpt3__point_tensors(&m->dw, m->grads, m->tensor_sizes);
+    m->adam_count = m->num_parameters;
     m->mean_loss = -1.0f;
     return GPT3_OK;
 }
@@ -2243,8 +2286,8 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
                             float eps, float weight_decay, int t) {
     if (!m || !m->params || t < 1) return GPT3_ERR_ARGUMENT;
     if (!m->adam_m && gpt3__model_trains(m)) { /* calloc: frozen parts are never touched, so cost no memory */
-        m->adam_m = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
-        m->adam_v = (float *)GPT3_CALLOC(m->num_parameters, sizeof(float));
+        m->adam_m = (float *)GPT3_CALLOC(m->adam_count ? m->adam_count : 1, sizeof(float));
+        m->adam_v = (float *)GPT3_CALLOC(m->adam_count ? m->adam_count : 1, sizeof(float));
         if (!m->adam_m || !m->adam_v) {
             GPT3_FREE(m->adam_m);
             GPT3_FREE(m->adam_v);
@@ -2255,14 +2298,16 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
     GPT3__Adam h = {lr, beta1, beta2, eps, (float)(1.0 - pow(beta1, t)),
                     (float)(1.0 - pow(beta2, t))};
     size_t offset = 0, L = (size_t)m->config.num_layers;
+    size_t lo = m->adam_first, hi = m->adam_first + m->adam_count; /* this process's share */
     for (int i = 0; m->adam_m && i < GPT3_NUM_TENSORS; i++) {
         float lambda = gpt3__tensor_is_decayed(i) ? weight_decay : 0.0f;
         int per_layer = i >= 2 && i <= 13;
         size_t parts = per_layer ? L : 1, n = m->tensor_sizes[i] / parts;
-        for (size_t l = 0; l < parts; l++) {
-            size_t at = offset + l * n;
-            if (gpt3__trains(m, i, (int)l))
-                gpt3__adamw(&h, m->params + at, m->grads + at, m->adam_m + at, m->adam_v + at, n, lambda);
+        for (size_t l = 0; l < parts; l++) { /* parameters at .. end - 1, those of the share */
+            size_t at = offset + l * n > lo ? offset + l * n : lo, end = offset + (l + 1) * n < hi ? offset + (l + 1) * n : hi;
+            if (at < end && gpt3__trains(m, i, (int)l))
+                gpt3__adamw(&h, m->params + at, m->grads + at, m->adam_m + (at - lo), m->adam_v + (at - lo),
+                            end - at, lambda);
         }
         offset += m->tensor_sizes[i];
     }
@@ -2282,6 +2327,39 @@ GPT3DEF int gpt3_adamw_step(GPT3 *m, float lr, float beta1, float beta2,
         gpt3__adamw(&h, p->params, p->grads, p->adam_m, p->adam_v,
                     (size_t)p->length * m->config.channels, 0.0f);
     }
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_parameter_share(size_t P, int rank, int ranks, size_t *first, size_t *count) {
+    if (!first || !count || ranks < 1 || rank < 0 || rank >= ranks) return GPT3_ERR_ARGUMENT;
+    size_t each = P / (size_t)ranks, extra = P % (size_t)ranks, r = (size_t)rank;
+    *first = r * each + (r < extra ? r : extra);
+    *count = each + (r < extra);
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_adamw_shard(GPT3 *m, int rank, int ranks) {
+    size_t first, count;
+    if (!m || !m->params || gpt3_parameter_share(m->num_parameters, rank, ranks, &first, &count) != GPT3_OK)
+        return GPT3_ERR_ARGUMENT;
+    if (m->adam_m) { /* keep the share's part of the moments held now */
+        if (first < m->adam_first || first + count > m->adam_first + m->adam_count) return GPT3_ERR_ARGUMENT;
+        float *mom1 = (float *)GPT3_MALLOC((count ? count : 1) * sizeof(float));
+        float *mom2 = (float *)GPT3_MALLOC((count ? count : 1) * sizeof(float));
+        if (!mom1 || !mom2) {
+            GPT3_FREE(mom1);
+            GPT3_FREE(mom2);
+            return GPT3_ERR_NOMEM;
+        }
+        memcpy(mom1, m->adam_m + (first - m->adam_first), count * sizeof(float));
+        memcpy(mom2, m->adam_v + (first - m->adam_first), count * sizeof(float));
+        GPT3_FREE(m->adam_m);
+        GPT3_FREE(m->adam_v);
+        m->adam_m = mom1;
+        m->adam_v = mom2;
+    }
+    m->adam_first = first;
+    m->adam_count = count;
     return GPT3_OK;
 }
 
@@ -4704,9 +4782,20 @@ static uint32_t gpt3__params_fingerprint(const GPT3 *m) {
     return (uint32_t)(h ^ (h >> 32));
 }
 
+/* Writes AdamW's m, then v, num_parameters floats each, to file. A model
+   that holds them all writes its own (below); one that holds a share
+   (ZeRO-1) is saved by the MPI build, whose writer collects the others'. */
+typedef void (*GPT3__MomentsWriter)(GPT3__AtomicFile *file, const GPT3 *m, void *ctx);
+
+static void gpt3__write_own_moments(GPT3__AtomicFile *file, const GPT3 *m, void *ctx) {
+    (void)ctx;
+    gpt3__atomic_write_le(file, m->adam_m, m->num_parameters, 4);
+    gpt3__atomic_write_le(file, m->adam_v, m->num_parameters, 4);
+}
+
 /* The training state, written in full to path.tmp. */
 static int gpt3__write_state(GPT3__AtomicFile *file, const GPT3 *m, const GPT3TrainState *st,
-                             const char *path) {
+                             const char *path, GPT3__MomentsWriter write_moments, void *ctx) {
     uint32_t header[64] = {0};
     header[0] = GPT3__STATE_MAGIC;
     header[1] = 1;
@@ -4720,18 +4809,36 @@ static int gpt3__write_state(GPT3__AtomicFile *file, const GPT3 *m, const GPT3Tr
     int rc = gpt3__atomic_open(file, path);
     if (rc != GPT3_OK) return rc;
     gpt3__atomic_write_le(file, header, 64, 4);
-    if (m->adam_m) {
-        gpt3__atomic_write_le(file, m->adam_m, m->num_parameters, 4);
-        gpt3__atomic_write_le(file, m->adam_v, m->num_parameters, 4);
-    }
+    if (m->adam_m) write_moments(file, m, ctx);
     return gpt3__atomic_close(file);
 }
 
+/* A model with a share of the moments cannot save them alone. */
+static int gpt3__holds_all_moments(const GPT3 *m) {
+    return m->adam_first == 0 && m->adam_count == m->num_parameters;
+}
+
 GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path) {
-    if (!m || !m->params || !st || !path || st->step < 0) return GPT3_ERR_ARGUMENT;
+    if (!m || !m->params || !st || !path || st->step < 0 || !gpt3__holds_all_moments(m))
+        return GPT3_ERR_ARGUMENT;
     GPT3__AtomicFile file;
-    int rc = gpt3__write_state(&file, m, st, path);
+    int rc = gpt3__write_state(&file, m, st, path, gpt3__write_own_moments, NULL);
     return rc == GPT3_OK ? gpt3__atomic_rename(&file, path, 0) : rc;
+}
+
+/* Skip n floats of f (in steps a 32-bit long can seek). */
+static int gpt3__skip_floats(FILE *f, size_t n) {
+    for (size_t step = (size_t)1 << 28; n > 0; n -= n < step ? n : step)
+        if (fseek(f, (long)((n < step ? n : step) * sizeof(float)), SEEK_CUR) != 0) return GPT3_ERR_READ;
+    return GPT3_OK;
+}
+
+/* Floats first .. first + count - 1 of the total that follow in f, into
+   out; f is left after all total. */
+static int gpt3__read_share(FILE *f, float *out, size_t first, size_t count, size_t total) {
+    int rc = gpt3__skip_floats(f, first);
+    if (rc == GPT3_OK && gpt3__read_le(f, out, count, 4) != count) rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
+    return rc == GPT3_OK ? gpt3__skip_floats(f, total - first - count) : rc;
 }
 
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
@@ -4751,12 +4858,13 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
     float *mom1 = NULL, *mom2 = NULL;
     if (rc == GPT3_OK) /* the size, before allocating */
         rc = gpt3__check_length(f, header[9] ? 2.0 * (double)P * sizeof(float) : 0.0);
-    if (rc == GPT3_OK && header[9]) {
-        mom1 = (float *)GPT3_MALLOC(P * sizeof(float));
-        mom2 = (float *)GPT3_MALLOC(P * sizeof(float));
+    if (rc == GPT3_OK && header[9]) { /* this process's share of each: all of it, unless sharded */
+        size_t n = m->adam_count ? m->adam_count : 1;
+        mom1 = (float *)GPT3_MALLOC(n * sizeof(float));
+        mom2 = (float *)GPT3_MALLOC(n * sizeof(float));
         if (!mom1 || !mom2) rc = GPT3_ERR_NOMEM;
-        else if (gpt3__read_le(f, mom1, P, 4) != P || gpt3__read_le(f, mom2, P, 4) != P)
-            rc = ferror(f) ? GPT3_ERR_READ : GPT3_ERR_TRUNCATED;
+        if (rc == GPT3_OK) rc = gpt3__read_share(f, mom1, m->adam_first, m->adam_count, P);
+        if (rc == GPT3_OK) rc = gpt3__read_share(f, mom2, m->adam_first, m->adam_count, P);
     }
     fclose(f);
     if (rc != GPT3_OK) {
@@ -4784,13 +4892,13 @@ GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path) {
    path.tmp, where loading the run finds it (the state names the
    parameters it goes with by their fingerprint) and finishes the save.
    Either way, loading gives the last save that was committed. */
-GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path) {
-    if (!m || !m->params || !st || !checkpoint_path || st->step < 0) return GPT3_ERR_ARGUMENT;
+static int gpt3__save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path,
+                          GPT3__MomentsWriter write_moments, void *ctx) {
     char *state_path = gpt3__path_with(checkpoint_path, ".state");
     if (!state_path) return GPT3_ERR_NOMEM;
     GPT3__AtomicFile ckpt = {NULL, NULL, 0}, state;
     int rc = gpt3__write_checkpoint(&ckpt, m, checkpoint_path);
-    if (rc == GPT3_OK) rc = gpt3__write_state(&state, m, st, state_path);
+    if (rc == GPT3_OK) rc = gpt3__write_state(&state, m, st, state_path, write_moments, ctx);
     if (rc == GPT3_OK) rc = gpt3__atomic_rename(&state, state_path, 0); /* the commit point */
     if (rc == GPT3_OK) /* if this fails, gpt3_load_run finishes it from path.tmp */
         rc = gpt3__atomic_rename(&ckpt, checkpoint_path, 1);
@@ -4802,19 +4910,29 @@ GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *c
     return rc;
 }
 
+GPT3DEF int gpt3_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path) {
+    if (!m || !m->params || !st || !checkpoint_path || st->step < 0 || !gpt3__holds_all_moments(m))
+        return GPT3_ERR_ARGUMENT;
+    return gpt3__save_run(m, st, checkpoint_path, gpt3__write_own_moments, NULL);
+}
+
 /* The checkpoint at path, or the complete one a save left at path.tmp
    when it was interrupted after its commit point, with the state that
-   goes with it; the second is then renamed into place. */
-GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path) {
+   goes with it (rank's share of its moments); the second is then renamed
+   into place. */
+GPT3DEF int gpt3_load_run_shard(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path,
+                                int rank, int ranks) {
     if (m) memset(m, 0, sizeof(*m));
-    if (!m || !st || !checkpoint_path) return GPT3_ERR_ARGUMENT;
+    if (!m || !st || !checkpoint_path || ranks < 1 || rank < 0 || rank >= ranks) return GPT3_ERR_ARGUMENT;
     char *state_path = gpt3__path_with(checkpoint_path, ".state");
     char *tmp_path = gpt3__path_with(checkpoint_path, ".tmp");
     int rc = state_path && tmp_path ? gpt3_load(m, checkpoint_path) : GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK) rc = gpt3_adamw_shard(m, rank, ranks);
     if (rc == GPT3_OK) rc = gpt3_load_state(m, st, state_path);
     if (rc == GPT3_ERR_MISMATCH || rc == GPT3_ERR_OPEN) {
         GPT3 unfinished;
         int rc_tmp = gpt3_load(&unfinished, tmp_path);
+        if (rc_tmp == GPT3_OK) rc_tmp = gpt3_adamw_shard(&unfinished, rank, ranks);
         if (rc_tmp == GPT3_OK) rc_tmp = gpt3_load_state(&unfinished, st, state_path);
         if (rc_tmp == GPT3_OK && rename(tmp_path, checkpoint_path) == 0) {
             gpt3__sync_folder(tmp_path);
@@ -4829,6 +4947,10 @@ GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_pa
     GPT3_FREE(state_path);
     GPT3_FREE(tmp_path);
     return rc;
+}
+
+GPT3DEF int gpt3_load_run(GPT3 *m, GPT3TrainState *st, const char *checkpoint_path) {
+    return gpt3_load_run_shard(m, st, checkpoint_path, 0, 1);
 }
 
 /* ---- Task heads and soft prompts -------------------------------------------
@@ -6120,6 +6242,86 @@ GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm) {
     float scale = 1.0f / (float)ranks;
     for (size_t i = 0; i < m->num_parameters; i++) m->grads[i] *= scale;
     return GPT3_OK;
+}
+
+/* Is this rank's share of the moments the one comm's size and its rank
+   give it? Asked of every rank together, so that none goes on alone. */
+static int gpt3__mpi_sharded(const GPT3 *m, MPI_Comm comm, int *rank, int *ranks) {
+    size_t first = 0, count = 0;
+    int ok = MPI_Comm_rank(comm, rank) == MPI_SUCCESS && MPI_Comm_size(comm, ranks) == MPI_SUCCESS;
+    ok = ok && m && m->params && gpt3_parameter_share(m->num_parameters, *rank, *ranks, &first, &count) == GPT3_OK &&
+         m->adam_first == first && m->adam_count == count;
+    int all = 0;
+    return MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm) == MPI_SUCCESS && all;
+}
+
+GPT3DEF int gpt3_mpi_gather_parameters(GPT3 *m, MPI_Comm comm) {
+    int rank, ranks;
+    if (!gpt3__mpi_sharded(m, comm, &rank, &ranks)) return GPT3_ERR_ARGUMENT;
+    const size_t chunk = (size_t)1 << 28; /* MPI counts are int */
+    for (int r = 0; r < ranks; r++) {
+        size_t first, count;
+        gpt3_parameter_share(m->num_parameters, r, ranks, &first, &count);
+        for (size_t at = first; at < first + count; at += chunk) {
+            int n = (int)(first + count - at < chunk ? first + count - at : chunk);
+            if (MPI_Bcast(m->params + at, n, MPI_FLOAT, r, comm) != MPI_SUCCESS) return GPT3_ERR_ARGUMENT;
+        }
+    }
+    return GPT3_OK;
+}
+
+#define GPT3__MPI_PIECE ((size_t)1 << 20) /* floats a message when saving: 4 MB */
+
+typedef struct { MPI_Comm comm; int ranks, started; float *piece; } GPT3__MomentsCollector;
+
+/* Rank 0's writer of the moments: first m, then v, each in the order of
+   the flat layout: its own share, then each other rank's as it arrives. */
+static void gpt3__collect_moments(GPT3__AtomicFile *file, const GPT3 *m, void *ctx) {
+    GPT3__MomentsCollector *c = (GPT3__MomentsCollector *)ctx;
+    int go = 1;
+    c->started = 1;
+    MPI_Bcast(&go, 1, MPI_INT, 0, c->comm); /* the others start sending */
+    for (int which = 0; which < 2; which++) {
+        gpt3__atomic_write_le(file, which ? m->adam_v : m->adam_m, m->adam_count, 4);
+        for (int r = 1; r < c->ranks; r++) {
+            size_t first, count;
+            gpt3_parameter_share(m->num_parameters, r, c->ranks, &first, &count);
+            for (size_t done = 0; done < count; done += GPT3__MPI_PIECE) {
+                int n = (int)(count - done < GPT3__MPI_PIECE ? count - done : GPT3__MPI_PIECE);
+                MPI_Recv(c->piece, n, MPI_FLOAT, r, which, c->comm, MPI_STATUS_IGNORE);
+                gpt3__atomic_write_le(file, c->piece, (size_t)n, 4);
+            }
+        }
+    }
+}
+
+/* The other ranks' side: their share of m, then of v, piece by piece. */
+static void gpt3__send_moments(const GPT3 *m, MPI_Comm comm) {
+    for (int which = 0; which < 2; which++)
+        for (size_t done = 0; done < m->adam_count; done += GPT3__MPI_PIECE) {
+            int n = (int)(m->adam_count - done < GPT3__MPI_PIECE ? m->adam_count - done : GPT3__MPI_PIECE);
+            MPI_Send((which ? m->adam_v : m->adam_m) + done, n, MPI_FLOAT, 0, which, comm);
+        }
+}
+
+GPT3DEF int gpt3_mpi_save_run(const GPT3 *m, const GPT3TrainState *st, const char *checkpoint_path,
+                              MPI_Comm comm) {
+    int rank, ranks, go = 0, rc = GPT3_OK;
+    if (!gpt3__mpi_sharded(m, comm, &rank, &ranks)) return GPT3_ERR_ARGUMENT;
+    int mine[3] = {st && checkpoint_path && st->step >= 0, m->adam_m != NULL, m->adam_m == NULL}, all[3];
+    if (MPI_Allreduce(mine, all, 3, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS || !all[0] || !(all[1] || all[2]))
+        return GPT3_ERR_ARGUMENT; /* every rank's arguments good, and all hold moments or none */
+    if (rank == 0) {
+        GPT3__MomentsCollector c = {comm, ranks, 0, (float *)GPT3_MALLOC(GPT3__MPI_PIECE * sizeof(float))};
+        rc = c.piece ? gpt3__save_run(m, st, checkpoint_path, gpt3__collect_moments, &c) : GPT3_ERR_NOMEM;
+        if (!c.started) MPI_Bcast(&go, 1, MPI_INT, 0, comm); /* nothing to send */
+        GPT3_FREE(c.piece);
+    } else {
+        MPI_Bcast(&go, 1, MPI_INT, 0, comm);
+        if (go) gpt3__send_moments(m, comm);
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
+    return rc;
 }
 #endif
 

@@ -2608,6 +2608,7 @@ static int op_files(void) { /* the files op_model's fixtures wrote */
     if (rc != GPT3_OK) return rc;
     rc = first_error(rc, gpt3_load_state(&m, &st, "test_oom.ckpt.state"));
     if (rc == GPT3_OK) rc = gpt3_head_load(&m, "test_oom.head");
+    if (rc == GPT3_OK) rc = gpt3_adamw_shard(&m, 1, 2); /* ZeRO-1: the moments cut to a share */
     gpt3_free(&m);
     GPT3Tokenizer tok;
     if (rc == GPT3_OK && (rc = gpt3_load_finetuned(&m, &tok, "test_oom_bytes.ckpt")) == GPT3_OK) {
@@ -2855,6 +2856,68 @@ static void test_batch_share(void) {
           "rows 0..%d covered", next - 1);
 }
 
+/* ZeRO-1 without MPI: 3 models with the same gradients, each updating its
+   own share of the parameters and handing it to the others, must train
+   to the bits of one model that updates them all (each parameter's update
+   is the same arithmetic). The shares tile [0, P); a sharded model's
+   moments load as the slices of the full ones; saving one alone is
+   refused. */
+static void test_zero_shards(void) {
+    size_t first, count, next = 0;
+    int tiled = 1;
+    for (int rank = 0; rank < 3; rank++) { /* 10 = 4 + 3 + 3 */
+        tiled &= gpt3_parameter_share(10, rank, 3, &first, &count) == GPT3_OK && first == next &&
+                 count == (rank == 0 ? 4u : 3u);
+        next = first + count;
+    }
+    tiled &= next == 10 && gpt3_parameter_share(2, 2, 3, &first, &count) == GPT3_OK && count == 0 &&
+             gpt3_parameter_share(10, 3, 3, &first, &count) == GPT3_ERR_ARGUMENT &&
+             gpt3_parameter_share(10, 0, 0, &first, &count) == GPT3_ERR_ARGUMENT;
+    GPT3Config cfg = small_config(3);
+    GPT3 whole, part[3];
+    int inputs[16], targets[16];
+    random_tokens(inputs, 16, cfg.vocab_size, 60);
+    random_tokens(targets, 16, cfg.vocab_size, 61);
+    gpt3_init(&whole, &cfg, 9);
+    for (int r = 0; r < 3; r++) {
+        gpt3_init(&part[r], &cfg, 9);
+        tiled &= gpt3_adamw_shard(&part[r], r, 3) == GPT3_OK;
+    }
+    for (int step = 1; step <= 3; step++) {
+        train_steps_from(&whole, inputs, targets, 2, 8, step, step, 1e-2f);
+        for (int r = 0; r < 3; r++) train_steps_from(&part[r], inputs, targets, 2, 8, step, step, 1e-2f);
+        for (int r = 0; r < 3; r++) /* the all-gather: r's share to the others */
+            for (int other = 0; other < 3; other++)
+                if (other != r)
+                    memcpy(part[other].params + part[r].adam_first, part[r].params + part[r].adam_first,
+                           part[r].adam_count * sizeof(float));
+    }
+    int same = 1, slices = 1;
+    for (int r = 0; r < 3; r++) {
+        same &= memcmp(part[r].params, whole.params, whole.num_parameters * sizeof(float)) == 0;
+        slices &= memcmp(part[r].adam_v, whole.adam_v + part[r].adam_first, part[r].adam_count * sizeof(float)) == 0;
+    }
+    GPT3TrainState st = {3, 0, 0, 0}, back;
+    int refused = gpt3_save_run(&part[1], &st, "test_zero.ckpt") == GPT3_ERR_ARGUMENT &&
+                  gpt3_save_state(&part[1], &st, "test_zero.state") == GPT3_ERR_ARGUMENT;
+    GPT3 loaded;
+    int loads = gpt3_save_run(&whole, &st, "test_zero.ckpt") == GPT3_OK &&
+                gpt3_load_run_shard(&loaded, &back, "test_zero.ckpt", 2, 3) == GPT3_OK &&
+                loaded.adam_first == part[2].adam_first && loaded.adam_count == part[2].adam_count &&
+                memcmp(loaded.adam_m, part[2].adam_m, loaded.adam_count * sizeof(float)) == 0 &&
+                memcmp(loaded.adam_v, part[2].adam_v, loaded.adam_count * sizeof(float)) == 0;
+    check(tiled && same && slices && refused && loads,
+          "ZeRO-1: 3 shares updated apart and exchanged = one full AdamW, bit for bit; shares load from a full state",
+          "shares tile: %s, parameters after 3 steps: %s, moments: %s, lone save refused: %s, shard loads: %s",
+          tiled ? "yes" : "no", same ? "the same bits" : "differ", slices ? "slices of the full" : "differ",
+          refused ? "yes" : "no", loads ? "yes" : "no");
+    gpt3_free(&whole);
+    gpt3_free(&loaded);
+    for (int r = 0; r < 3; r++) gpt3_free(&part[r]);
+    remove("test_zero.ckpt");
+    remove("test_zero.ckpt.state");
+}
+
 static void test_null_arguments(void) {
     GPT3 m;
     GPT3Config cfg = small_config(0);
@@ -2967,6 +3030,7 @@ int main(int argc, char **argv) {
     test_report_classes();
     test_report_entities();
     test_batch_share();
+    test_zero_shards();
     test_null_arguments();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed > 0;
