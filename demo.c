@@ -621,7 +621,7 @@ static int optimizer_step(GPT3 *m, int head, const int *inputs, const int *lengt
 typedef struct {
     const char *data, *out, *model;
     int layers, channels, heads, context, window;
-    int batch, seq, steps, warmup, eval_every, eval_batches, save_every, seed, resume, stop_after, zero, overlap;
+    int batch, seq, steps, warmup, eval_every, eval_batches, save_every, seed, resume, stop_after, zero;
     float lr, weight_decay, beta1, beta2, eps, clip;
 } TrainArgs;
 
@@ -917,14 +917,6 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
     int status = 0, first = st->step;
     double step_seconds = 0.0;
-#ifdef GPT3_MPI
-    GPT3MpiOverlap overlap = {0};
-    if (mpi_ranks > 1 && a->overlap && (rc = gpt3_mpi_overlap_start(&overlap, m, MPI_COMM_WORLD)) != GPT3_OK) {
-        fclose(log);
-        gpt3_loader_free(&dl);
-        return fail("overlap", rc);
-    }
-#endif
     double start = now_seconds();
     /* Ctrl-C (or a SIGTERM) asks for a stop: the step ends, the run is saved */
     void (*old_int)(int) = signal(SIGINT, on_interrupt), (*old_term)(int) = signal(SIGTERM, on_interrupt);
@@ -968,9 +960,6 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         }
     }
     fprintf(stderr, "\n");
-#ifdef GPT3_MPI
-    gpt3_mpi_overlap_stop(&overlap);
-#endif
     fclose(log);
     gpt3_loader_free(&dl);
     if (pause && status == 0 && mpi_rank == 0)
@@ -996,7 +985,7 @@ static TrainArgs train_defaults(void) {
     TrainArgs a = {.data = NULL, .out = "out", .model = NULL,
                    .layers = UNSET, .channels = UNSET, .heads = UNSET, .context = UNSET, .window = UNSET,
                    .batch = 8, .seq = UNSET, .steps = 1000, .warmup = UNSET, .eval_every = 100,
-                   .eval_batches = 8, .save_every = 200, .seed = 1337, .resume = 0, .stop_after = 0, .zero = 0, .overlap = 1,
+                   .eval_batches = 8, .save_every = 200, .seed = 1337, .resume = 0, .stop_after = 0, .zero = 0,
                    .lr = 6e-4f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
     return a;
 }
@@ -1018,7 +1007,7 @@ static int check_train_args(const TrainArgs *a) {
            check_range(c, "beta1", a->beta1, 0, 0.999999) && check_range(c, "beta2", a->beta2, 0, 0.999999) &&
            check_positive(c, "eps", a->eps, 1) && check_range(c, "clip", a->clip, 0, 1e9) &&
            check_range(c, "weight-decay", a->weight_decay, 0, 10) && check_range(c, "stop-after", a->stop_after, 0, 1e9) &&
-           check_zero(a->zero) && check_range(c, "overlap", a->overlap, 0, 1) &&
+           check_zero(a->zero) &&
            check_unset_or(c, "layers", a->layers, 1) && check_unset_or(c, "channels", a->channels, 1) &&
            check_unset_or(c, "heads", a->heads, 1) && check_unset_or(c, "context", a->context, 1) &&
            check_unset_or(c, "window", a->window, 0) && check_unset_or(c, "seq", a->seq, 1) &&
@@ -1031,7 +1020,7 @@ static int check_train_args(const TrainArgs *a) {
 static uint64_t run_fingerprint(const TrainArgs *a, const GPT3 *m, const GPT3TrainState *st,
                                 const GPT3Tokens *train) {
     uint64_t h = 1469598103934665603ull;
-    int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after, a->zero, a->overlap,
+    int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after, a->zero,
                      st->step, m->config.num_layers, m->config.channels, m->config.num_heads, m->config.max_seq_len,
                      m->config.local_window, m->config.vocab_size};
     float reals[] = {a->lr, a->weight_decay, a->beta1, a->beta2, a->eps, a->clip};
@@ -1071,7 +1060,6 @@ static int cmd_train(int argc, char **argv) {
         {"resume", OPT_SWITCH, &a.resume, "continue the run saved in --out"},
         {"stop-after", OPT_INT, &a.stop_after, "stop (and save) after this step, to --resume later (0: no)"},
         {"zero", OPT_INT, &a.zero, "1: ZeRO stage 1 on several processes (mpirun): each keeps AdamW's moments for 1/N"},
-        {"overlap", OPT_INT, &a.overlap, "on several processes, 1: sum each layer's gradients during the backward; 0: after"},
     };
     int rc = parse_flags("train", "Trains a GPT-3 with AdamW and GPT-3's schedule (warmup, cosine decay to 10%).",
                          argc, argv, opts, COUNT(opts));

@@ -92,7 +92,7 @@
 
    Revision history:
        0.7.3  ZeRO stage 1: gpt3_adamw_shard, gpt3_parameter_share, gpt3_load_run_shard,
-              gpt3_mpi_gather_parameters, gpt3_mpi_save_run
+              gpt3_mpi_gather_parameters, gpt3_mpi_save_run; the all-reduce in 4 MB pieces
        0.7.2  data parallelism over MPI: gpt3_batch_share, gpt3_mpi_average_gradients
        0.7.1  speed: the register tile per instruction set (AVX-512, AVX2+FMA, NEON, C)
        0.7.0  fine-tuning: soft prompts, FGM/PGD adversarial training, prediction calls
@@ -331,9 +331,6 @@ typedef struct {
     size_t adam_first;   /* the moments are those of params[adam_first ..   */
     size_t adam_count;   /* adam_first + adam_count): all of them, unless   */
                          /* gpt3_adamw_shard gave this process a share      */
-    void (*layer_done)(void *ctx, int layer); /* or NULL: called by the     */
-    void *layer_done_ctx;/* backward as each layer's gradients are final,   */
-                         /* L-1 down to 0 (gpt3_mpi_overlap_start uses it)  */
     GPT3Activations acts;
     float *acts_memory;  /* one allocation behind acts                      */
     size_t acts_capacity;/* floats allocated in acts_memory                 */
@@ -737,34 +734,12 @@ extern "C" {
    their mean over the ranks of comm, on every rank. Each rank's gradient is
    that of the mean loss over its share of the batch; the shares are equal,
    so the mean of the gradients is the gradient of the mean loss over the
-   whole batch: dLoss/dtheta = (1/N) sum_r dLoss_r/dtheta. One MPI_Allreduce
-   (a sum, in chunks of 2^28 floats) and a scale by 1/N: the same bits on
+   whole batch: dLoss/dtheta = (1/N) sum_r dLoss_r/dtheta. MPI_Allreduce
+   sums them in pieces of 4 MB, then a scale by 1/N: the same bits on
    every rank (the sum is computed once and sent to all), and from run to
    run (Open MPI chooses its reduction from N and the sizes, never from
    timing). GPT3_ERR_ARGUMENT if MPI reports an error. */
 GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm);
-/* Overlap of that all-reduce with the backward: once started, each
-   gpt3_backward starts summing a layer's gradients across the ranks
-   (MPI_Iallreduce) as soon as they are final, while it goes on to the
-   layers below; gpt3_mpi_average_gradients then waits for those sums and
-   adds the rest (the embeddings, whose gradient is final only at the end,
-   and the final LayerNorm) with one MPI_Allreduce. The sum of the same
-   numbers: on 2 ranks the same bits as without overlap. For one backward
-   a step: a second backward before the average (accumulated micro-batches,
-   adversarial training) would write gradients being summed, and the
-   average returns GPT3_ERR_ARGUMENT. m must outlive the overlap; stop it
-   before gpt3_free. */
-typedef struct {
-    GPT3 *m;
-    MPI_Comm comm;
-    MPI_Request *requests; /* 12 a layer: its tensors' slices              */
-    int posted;            /* requests started this step                   */
-    int next_layer;        /* the layer whose gradients the backward
-                              finishes next: L-1 down to 0, then -1        */
-    int broken;            /* a second backward came before the average    */
-} GPT3MpiOverlap;
-GPT3DEF int  gpt3_mpi_overlap_start(GPT3MpiOverlap *o, GPT3 *m, MPI_Comm comm);
-GPT3DEF void gpt3_mpi_overlap_stop(GPT3MpiOverlap *o);
 /* ZeRO-1's exchange, after gpt3_adamw_step on every rank of comm, each
    sharded with gpt3_adamw_shard(m, its rank, the size of comm): each rank
    broadcasts the slice of m->params it updated, so that all hold every
@@ -2232,7 +2207,6 @@ static void gpt3__backward_body(GPT3 *m) {
                               lw.qkvw, B, T, C, 3 * C);
         gpt3__layernorm_backward(a->dresidual, ldw.ln1w, ldw.ln1b, a->dln, x, lw.ln1w,
                                  la.ln1_mean, la.ln1_rstd, B, T, C);
-        if (m->layer_done) m->layer_done(m->layer_done_ctx, l); /* nothing below writes layer l's */
     }
     if (lowest > 0) return; /* nothing below trains */
     gpt3__dropout_apply(a->dresidual, btc, &drop, 0); /* now dLoss/dx_0 */
@@ -6256,96 +6230,23 @@ GPT3DEF int gpt3_batch_share(int B, int rank, int ranks, int *first, int *count)
 }
 
 #ifdef GPT3_MPI
-/* x[0 .. n-1] summed over comm in place, in chunks of 2^28 floats (MPI's
-   counts are int); the request of each chunk in requests when not NULL
-   (non-blocking), else blocking. */
-static int gpt3__mpi_sum(float *x, size_t n, MPI_Comm comm, MPI_Request *requests, int *posted) {
-    const size_t chunk = (size_t)1 << 28;
-    for (size_t i = 0; i < n; i += chunk) {
-        int count = (int)(n - i < chunk ? n - i : chunk), rc;
-        if (requests) rc = MPI_Iallreduce(MPI_IN_PLACE, x + i, count, MPI_FLOAT, MPI_SUM, comm, &requests[(*posted)++]);
-        else rc = MPI_Allreduce(MPI_IN_PLACE, x + i, count, MPI_FLOAT, MPI_SUM, comm);
-        if (rc != MPI_SUCCESS) return GPT3_ERR_ARGUMENT;
-    }
-    return GPT3_OK;
-}
-
-/* Where layer l's part of per-layer tensor i (2 .. 13) starts in the flat
-   layout, and how many floats it has. */
-static size_t gpt3__layer_slice(const GPT3 *m, int i, int l, size_t *n) {
-    size_t offset = 0;
-    for (int j = 0; j < i; j++) offset += m->tensor_sizes[j];
-    *n = m->tensor_sizes[i] / (size_t)m->config.num_layers;
-    return offset + (size_t)l * *n;
-}
-
-/* The backward's hook: layer l's 12 slices start summing. A layer met
-   again (a second backward this step) spoils the step: its gradients are
-   being summed while the backward adds to them. */
-static void gpt3__mpi_post_layer(void *ctx, int l) {
-    GPT3MpiOverlap *o = (GPT3MpiOverlap *)ctx;
-    if (l != o->next_layer || o->broken) {
-        o->broken = 1;
-        return;
-    }
-    for (int i = 2; i <= 13; i++) {
-        size_t n, at = gpt3__layer_slice(o->m, i, l, &n);
-        if (gpt3__mpi_sum(o->m->grads + at, n, o->comm, o->requests, &o->posted) != GPT3_OK) o->broken = 1;
-    }
-    o->next_layer = l - 1;
-    int done; /* Open MPI moves a non-blocking collective on only inside MPI calls */
-    MPI_Testall(o->posted, o->requests, &done, MPI_STATUSES_IGNORE);
-}
-
-GPT3DEF int gpt3_mpi_overlap_start(GPT3MpiOverlap *o, GPT3 *m, MPI_Comm comm) {
-    if (!o || !m || !m->grads) return GPT3_ERR_ARGUMENT;
-    size_t per_layer = 0, n; /* requests: a layer's 12 slices, each in chunks of 2^28 */
-    for (int i = 2; i <= 13; i++) {
-        gpt3__layer_slice(m, i, 0, &n);
-        per_layer += 1 + n / ((size_t)1 << 28);
-    }
-    o->m = m;
-    o->comm = comm;
-    o->posted = o->broken = 0;
-    o->next_layer = m->config.num_layers - 1;
-    o->requests = (MPI_Request *)GPT3_MALLOC(per_layer * (size_t)m->config.num_layers * sizeof(MPI_Request));
-    if (!o->requests) return GPT3_ERR_NOMEM;
-    m->layer_done = gpt3__mpi_post_layer;
-    m->layer_done_ctx = o;
-    return GPT3_OK;
-}
-
-GPT3DEF void gpt3_mpi_overlap_stop(GPT3MpiOverlap *o) {
-    if (!o || !o->m) return;
-    if (o->posted) MPI_Waitall(o->posted, o->requests, MPI_STATUSES_IGNORE);
-    o->m->layer_done = NULL;
-    o->m->layer_done_ctx = NULL;
-    GPT3_FREE(o->requests);
-    memset(o, 0, sizeof(*o));
-}
+/* Floats a message: 4 MB. MPI's counts are int, and pieces that stay in
+   cache go faster: Open MPI's shared-memory all-reduce of GPT-3 Small's
+   500 MB of gradients took 45% of a step as one buffer and 13% in 4 MB
+   pieces (doc/parallel.md). */
+#define GPT3__MPI_PIECE ((size_t)1 << 20)
 
 GPT3DEF int gpt3_mpi_average_gradients(GPT3 *m, MPI_Comm comm) {
-    int ranks, rc = GPT3_OK, lowest = m ? m->config.num_layers : 0;
+    int ranks;
     if (!m || !m->grads || MPI_Comm_size(comm, &ranks) != MPI_SUCCESS) return GPT3_ERR_ARGUMENT;
-    if (m->layer_done == gpt3__mpi_post_layer) { /* overlapping: the layers posted are being summed */
-        GPT3MpiOverlap *o = (GPT3MpiOverlap *)m->layer_done_ctx;
-        if (MPI_Waitall(o->posted, o->requests, MPI_STATUSES_IGNORE) != MPI_SUCCESS) o->broken = 1;
-        if (o->broken) rc = GPT3_ERR_ARGUMENT;
-        lowest = o->next_layer + 1;
-        o->posted = o->broken = 0;
-        o->next_layer = m->config.num_layers - 1;
+    for (size_t i = 0; i < m->num_parameters; i += GPT3__MPI_PIECE) {
+        int n = (int)(m->num_parameters - i < GPT3__MPI_PIECE ? m->num_parameters - i : GPT3__MPI_PIECE);
+        if (MPI_Allreduce(MPI_IN_PLACE, m->grads + i, n, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS)
+            return GPT3_ERR_ARGUMENT;
     }
-    /* the rest: wte and wpe, the layers not yet summed, the final LayerNorm */
-    size_t n, below = gpt3__layer_slice(m, 2, 0, &n), lnf = m->num_parameters - m->tensor_sizes[14] - m->tensor_sizes[15];
-    if (rc == GPT3_OK) rc = gpt3__mpi_sum(m->grads, below, comm, NULL, NULL);
-    for (int i = 2; i <= 13 && rc == GPT3_OK && lowest > 0; i++) { /* layers 0 .. lowest-1 */
-        size_t at = gpt3__layer_slice(m, i, 0, &n);
-        rc = gpt3__mpi_sum(m->grads + at, n * (size_t)lowest, comm, NULL, NULL);
-    }
-    if (rc == GPT3_OK) rc = gpt3__mpi_sum(m->grads + lnf, m->num_parameters - lnf, comm, NULL, NULL);
     float scale = 1.0f / (float)ranks;
-    for (size_t i = 0; rc == GPT3_OK && i < m->num_parameters; i++) m->grads[i] *= scale;
-    return rc;
+    for (size_t i = 0; i < m->num_parameters; i++) m->grads[i] *= scale;
+    return GPT3_OK;
 }
 
 /* Is this rank's share of the moments the one comm's size and its rank
@@ -6362,19 +6263,16 @@ static int gpt3__mpi_sharded(const GPT3 *m, MPI_Comm comm, int *rank, int *ranks
 GPT3DEF int gpt3_mpi_gather_parameters(GPT3 *m, MPI_Comm comm) {
     int rank, ranks;
     if (!gpt3__mpi_sharded(m, comm, &rank, &ranks)) return GPT3_ERR_ARGUMENT;
-    const size_t chunk = (size_t)1 << 28; /* MPI counts are int */
     for (int r = 0; r < ranks; r++) {
         size_t first, count;
         gpt3_parameter_share(m->num_parameters, r, ranks, &first, &count);
-        for (size_t at = first; at < first + count; at += chunk) {
-            int n = (int)(first + count - at < chunk ? first + count - at : chunk);
+        for (size_t at = first; at < first + count; at += GPT3__MPI_PIECE) {
+            int n = (int)(first + count - at < GPT3__MPI_PIECE ? first + count - at : GPT3__MPI_PIECE);
             if (MPI_Bcast(m->params + at, n, MPI_FLOAT, r, comm) != MPI_SUCCESS) return GPT3_ERR_ARGUMENT;
         }
     }
     return GPT3_OK;
 }
-
-#define GPT3__MPI_PIECE ((size_t)1 << 20) /* floats a message when saving: 4 MB */
 
 typedef struct { MPI_Comm comm; int ranks, started; float *piece; } GPT3__MomentsCollector;
 

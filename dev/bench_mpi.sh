@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Data parallelism on this machine, side by side: 1 process x 1 thread,
-# 1 x 2 threads, and 2 processes x 1 thread (the all-reduce after the
-# backward, overlapped with it, and overlapped with ZeRO-1), for the teach
-# and GPT-3 Small cases. Prints tokens/s (the median of the steps after the
-# first two), the share of the steps spent in MPI, AdamW's moments and the
-# peak resident memory per process, as train reports them.
+# 1 x 2 threads, and 2 processes x 1 thread without and with ZeRO-1, for
+# the teach and GPT-3 Small cases. Prints tokens/s (the median of the
+# steps after the first two), the share of the steps spent in MPI, AdamW's
+# moments and the peak resident memory per process, as train reports them.
 # Needs the MPI build: make mpi. Usage: dev/bench_mpi.sh [steps]
 set -eu
 cd "$(dirname "$0")/.."
@@ -40,8 +39,7 @@ for c in "teach, B 8, T 256|bytes|--model teach --batch 8 --seq 256" "GPT-3 Smal
     {
         run "1 process x 1 thread" "$what" 1 1 "$data" $flags
         run "1 process x 2 threads" "$what" 1 2 "$data" $flags
-        run "2 processes x 1 thread, all-reduce after the backward" "$what" 2 1 "$data" $flags --overlap 0
-        run "2 x 1, all-reduce overlapped (default)" "$what" 2 1 "$data" $flags
-        run "2 x 1, overlapped, ZeRO-1" "$what" 2 1 "$data" $flags --zero 1
+        run "2 processes x 1 thread" "$what" 2 1 "$data" $flags
+        run "2 x 1, ZeRO-1" "$what" 2 1 "$data" $flags --zero 1
     }
 done
