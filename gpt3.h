@@ -404,7 +404,8 @@ typedef struct {
     uint32_t tokenizer_id;    /* fingerprint of the training data's tokenizer */
 } GPT3TrainState;
 GPT3DEF int gpt3_save_state(const GPT3 *m, const GPT3TrainState *st, const char *path);
-/* Replaces m's AdamW moments; GPT3_ERR_MISMATCH if the file was written
+/* Replaces m's AdamW moments (its share of them after gpt3_adamw_shard:
+   the file always holds all); GPT3_ERR_MISMATCH if the file was written
    for other parameters than m's (another model, or another step of the
    same run: the state keeps a fingerprint of the parameters it goes with). */
 GPT3DEF int gpt3_load_state(GPT3 *m, GPT3TrainState *st, const char *path);
