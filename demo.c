@@ -628,19 +628,22 @@ typedef struct {
 static volatile sig_atomic_t interrupted = 0;
 static void on_interrupt(int sig) { (void)sig; interrupted = 1; }
 
-/* Mean loss over n_batches sequential batches from the start of the data. */
+/* Mean loss over n_batches sequential batches from the start of the data;
+   on several processes each computes its rows of every batch (their
+   shares are equal, so the mean of their means is the mean). */
 static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batches) {
     GPT3DataLoader dl;
-    if (gpt3_loader_init(&dl, data, B, T, 0, 0) != GPT3_OK) return -1.0f;
+    int first_row = 0, rows = B, rc = gpt3_loader_init(&dl, data, B, T, 0, 0);
+    gpt3_batch_share(B, mpi_rank, mpi_ranks, &first_row, &rows);
     double sum = 0.0;
-    int rc = GPT3_OK;
     for (int i = 0; i < n_batches && rc == GPT3_OK; i++) {
         gpt3_loader_next(&dl);
-        rc = gpt3_forward(m, dl.inputs, dl.targets, B, T);
+        rc = gpt3_forward(m, dl.inputs + (size_t)first_row * T, dl.targets + (size_t)first_row * T, rows, T);
         sum += m->mean_loss;
     }
     gpt3_loader_free(&dl);
-    return rc == GPT3_OK ? (float)(sum / n_batches) : -1.0f;
+    double mean = ranks_mean(sum / n_batches); /* every process calls both, whatever happened */
+    return ranks_any(rc != GPT3_OK) ? -1.0f : (float)mean;
 }
 
 /* The loss curve as a picture: train loss (a line) and validation loss
@@ -943,7 +946,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         double dt = now_seconds() - t0, rate = (double)B * T / dt;
         step_seconds += dt;
         int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
-        float v = eval_now && mpi_rank == 0 ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
+        float v = eval_now ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
         if (eval_now) last_val = v;
         double eta = (now_seconds() - start) / (st->step - first) * (a->steps - st->step);
         fprintf(log, "%d\t%.6f\t", st->step, loss);

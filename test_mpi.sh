@@ -50,6 +50,10 @@ train 2 a && train 2 b && cmp -s "$W/a/model.ckpt" "$W/b/model.ckpt" &&
 train 1 one && d=$("$W/ckdiff" "$W/one/model.ckpt" "$W/a/model.ckpt") && within "$d" 1e-5 &&
     ok "mpi: 2 processes = 1 process on the same global batch, 20 steps: parameters within $d (tol 1e-5; rounding)" ||
     bad "mpi: 2 processes against 1: parameters differ by ${d:-?}: $(tail -n 1 "$W/one.log")"
+val() { awk -F'\t' '$1 == 20 { print $3 }' "$W/$1/metrics.tsv"; }
+within "$(awk -v a="$(val one)" -v b="$(val a)" 'BEGIN { d = a - b; print (d < 0 ? -d : d) + (a == "" || a == "-") }')" 1e-4 &&
+    ok "mpi: the validation loss, each process its rows of every batch: $(val a) on 2, $(val one) on 1 (tol 1e-4)" ||
+    bad "mpi: the validation loss on 2 processes $(val a), on 1 $(val one)"
 OMP_NUM_THREADS=1 ./demo train --data "$W/text" --model tiny --batch 4 --steps 20 --eval-every 10 --out "$W/plain" \
     >"$W/plain.log" 2>&1 && cmp -s "$W/plain/model.ckpt" "$W/one/model.ckpt" &&
     ok "mpi: 1 process under mpirun = the same build started without it (MPI not started): the same bits" ||
