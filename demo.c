@@ -6461,9 +6461,16 @@ static void plan_table(double tokens) {
     }
 }
 
+/* The largest power of two up to limit that divides n. */
+static int power_of_two_dividing(int n, int limit) {
+    int p = 1;
+    while (p * 2 <= limit && n % (p * 2) == 0) p *= 2;
+    return p;
+}
+
 static int cmd_plan(int argc, char **argv) {
     const char *model = "175b";
-    int gpus = 1024, tensor = 8, pipeline = 16, micro = 1, table = 0;
+    int gpus = 1024, tensor = UNSET, pipeline = UNSET, micro = 1, table = 0;
     float memory_gb = 80.0f, tflops = 312.0f, utilisation = 0.4f, tokens_b = 300.0f;
     Option opts[] = {
         {"model", OPT_STRING, &model, "preset (./demo train --help lists them)"},
@@ -6472,8 +6479,8 @@ static int cmd_plan(int argc, char **argv) {
         {"tflops", OPT_FLOAT, &tflops, "a device's peak, TFLOP/s (A100's bf16 tensor cores: 312)"},
         {"utilisation", OPT_FLOAT, &utilisation, "the share of the peak a training step reaches"},
         {"tokens", OPT_FLOAT, &tokens_b, "training tokens, billions (the paper's 300)"},
-        {"tensor", OPT_INT, &tensor, "tensor-parallel ways t (Megatron-LM)"},
-        {"pipeline", OPT_INT, &pipeline, "pipeline stages p"},
+        {"tensor", OPT_INT, &tensor, "tensor-parallel ways t (Megatron-LM; default: up to 8 that divide the devices and heads)"},
+        {"pipeline", OPT_INT, &pipeline, "pipeline stages p (default: up to 16 that divide the rest and at most L)"},
         {"micro-batch", OPT_INT, &micro, "sequences a device runs at a time"},
         {"table", OPT_SWITCH, &table, "instead: the paper's Table D.1 (compute of every GPT-3 model), computed"},
     };
@@ -6491,6 +6498,11 @@ static int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "\n");
         return 1;
     }
+    if (tensor == UNSET) /* 175B on 1024 devices: 8 x 16, as Megatron-LM's runs of that size */
+        for (tensor = power_of_two_dividing(gpus, 8); cfg.num_heads % tensor != 0;) tensor /= 2;
+    if (pipeline == UNSET && tensor > 0 && gpus % tensor == 0)
+        pipeline = power_of_two_dividing(gpus / tensor, cfg.num_layers < 16 ? cfg.num_layers : 16);
+    if (pipeline == UNSET) pipeline = 1;
     if (!check_positive("plan", "gpus", gpus, 1e9) || !check_positive("plan", "gpu-memory", memory_gb, 1e9) ||
         !check_positive("plan", "tflops", tflops, 1e9) || !check_positive("plan", "utilisation", utilisation, 1) ||
         !check_positive("plan", "tokens", tokens_b, 1e9) || !check_positive("plan", "tensor", tensor, 1e6) ||
@@ -6535,6 +6547,8 @@ static int cmd_plan(int argc, char **argv) {
         printf("%-18s %18s %10.2f %10.2f %10.2f %12.2f %10.2f  %s\n", layouts[i].name, ways, bytes[0] / 1e9,
                bytes[1] / 1e9, bytes[2] / 1e9, bytes[3] / 1e9, total / 1e9, total <= 1e9 * memory_gb ? "yes" : "no");
     }
+    printf("\nbuilt here: data parallelism and ZeRO-1 (make mpi; mpirun -np N ./demo train --zero 1); "
+           "ZeRO-2/3, tensor and pipeline parallelism are on paper\n");
     return 0;
 }
 

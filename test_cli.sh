@@ -722,7 +722,10 @@ $DEMO plan --model small --gpus 4 --tensor 2 --pipeline 2 >"$W/plan.out" 2>&1 &&
          END { exit ok != 5 }' "$W/plan.out" &&
     ok "cli plan: memory per device: 16 bytes a parameter, ZeRO-1/2/3 and tensor x pipeline divide what they shard" ||
     bad "cli plan: memory per device differs: $(grep -m 1 ZeRO-3 "$W/plan.out")"
-expect_error "cli plan: devices not a multiple of tensor x pipeline" "not a multiple of --tensor x --pipeline" $DEMO plan --gpus 100
+expect_error "cli plan: devices not a multiple of tensor x pipeline" "not a multiple of --tensor x --pipeline" $DEMO plan --gpus 100 --tensor 8
+$DEMO plan --model small --gpus 2 >"$W/plan.out" 2>&1 && grep -q "^tensor + pipeline  *1 x 2 x 1 " "$W/plan.out" &&
+    ok "cli plan: GPT-3 Small on 2 devices: the ways default to what divides them (1 x 2 x 1)" ||
+    bad "cli plan: small on 2 devices: $(head -n 1 "$W/plan.out")"
 expect_error "cli plan: an unknown model" "no model preset 'huge'" $DEMO plan --model huge
 
 echo "$passed passed, $failed failed"
