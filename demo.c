@@ -6732,13 +6732,20 @@ static int run_command(int argc, char **argv) {
    (MPI_Abort), so that none waits for it in a collective; an interruption
    (130) every process agrees on, and they end together. Started without
    mpirun (none of the variables it sets), the MPI build is the plain one:
-   MPI is not started at all. */
-#ifdef GPT3_MPI
+   MPI is not started at all. The plain build started by mpirun on several
+   processes says so: each copy would train alone. */
 static int started_by_mpirun(void) {
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
     for (int i = 0; i < COUNT(vars); i++)
         if (getenv(vars[i])) return 1;
     return 0;
+}
+
+#ifndef GPT3_MPI
+/* How many copies mpirun started (Open MPI's and MPICH's variables). */
+static int mpirun_copies(void) {
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    return size ? atoi(size) : 1;
 }
 #endif
 
@@ -6760,6 +6767,13 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return status;
 #else
+    if (started_by_mpirun() && mpirun_copies() > 1) {
+        const char *rank = getenv("OMPI_COMM_WORLD_RANK") ? getenv("OMPI_COMM_WORLD_RANK") : getenv("PMI_RANK");
+        if (!rank || atoi(rank) == 0)
+            fprintf(stderr, "demo: mpirun started %d copies of a ./demo built without MPI, and each would run alone: "
+                    "build it with make mpi (Open MPI: apt install openmpi-bin libopenmpi-dev)\n", mpirun_copies());
+        return 1;
+    }
     return run_command(argc, argv);
 #endif
 }

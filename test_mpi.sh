@@ -113,6 +113,11 @@ grep -q "do not agree on the model, the flags, the data" "$W/mixed.log" &&
 $RUN -np 2 ./demo generate --model "$W/a/model.ckpt" --prompt x >"$W/gen.log" 2>&1
 grep -q "only train runs" "$W/gen.log" && ok "mpi: another command on 2 processes: said" ||
     bad "mpi: generate on 2 processes: $(head -n 1 "$W/gen.log")"
+cc -O0 -o "$W/plain_demo" demo.c -lm
+$RUN -np 2 "$W/plain_demo" train --data "$W/text" --model tiny --batch 4 --steps 5 --out "$W/plainmpi" >"$W/plainmpi.log" 2>&1
+[ "$(grep -c "built without MPI" "$W/plainmpi.log")" = 1 ] && [ ! -f "$W/plainmpi/model.ckpt" ] &&
+    ok "mpi: the build without MPI started by mpirun on 2 processes: said once, nothing trained" ||
+    bad "mpi: the plain build under mpirun: $(head -n 1 "$W/plainmpi.log")"
 # a process that dies mid-run: the other must not wait for it for ever
 $RUN -np 2 ./demo train --data "$W/text" --model mini --batch 4 --steps 100000 --out "$W/dead" >"$W/dead.log" 2>&1 &
 job=$!
