@@ -51,38 +51,22 @@ static int fail(const char *what, int rc) {
    in a build without MPI. Rank 0 alone writes files and reports. */
 static int mpi_rank = 0, mpi_ranks = 1;
 
-/* The mean of x over the ranks: the same value on every rank. */
-static double ranks_mean(double x) {
+/* The sum (largest 0) or the largest (1) of x over the ranks: the same
+   value on every rank. */
+static double ranks_combine(double x, int largest) {
 #ifdef GPT3_MPI
-    double sum = x;
-    if (mpi_ranks > 1) MPI_Allreduce(&x, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    return sum / mpi_ranks;
+    double all = x;
+    if (mpi_ranks > 1) MPI_Allreduce(&x, &all, 1, MPI_DOUBLE, largest ? MPI_MAX : MPI_SUM, MPI_COMM_WORLD);
+    return all;
 #else
+    (void)largest;
     return x;
 #endif
 }
 
-/* The largest x of the ranks: the same value on every rank. */
-static double ranks_max(double x) {
-#ifdef GPT3_MPI
-    double max = x;
-    if (mpi_ranks > 1) MPI_Allreduce(&x, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return max;
-#else
-    return x;
-#endif
-}
-
-/* Whether any rank says yes: the same answer on every rank. */
-static int ranks_any(int yes) {
-#ifdef GPT3_MPI
-    int any = yes;
-    if (mpi_ranks > 1) MPI_Allreduce(&yes, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return any;
-#else
-    return yes;
-#endif
-}
+static double ranks_mean(double x) { return ranks_combine(x, 0) / mpi_ranks; }
+static double ranks_max(double x) { return ranks_combine(x, 1); }
+static int ranks_any(int yes) { return ranks_max(yes) != 0.0; }
 
 /* Whether every rank has the same x (a fingerprint of its run). */
 static int ranks_agree(uint64_t x) {
@@ -101,7 +85,7 @@ static int ranks_agree(uint64_t x) {
 
 /* Peak resident memory since the last reset, in MB: VmHWM of
    /proc/self/status, reset by writing 5 to /proc/self/clear_refs (Linux);
-   elsewhere the process's peak (getrusage is not used: not C99). */
+   below 0 elsewhere: unknown (getrusage is not used: not C99). */
 static void peak_rss_reset(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
     if (f) {
