@@ -504,15 +504,28 @@ static int prepare_tokens(GPT3Tokenizer *tok, const unsigned char *text, size_t 
     if (!tokens) { free(ids); return fail("prepare", GPT3_ERR_NOMEM); }
     for (size_t i = 0; i < n_ids; i++) tokens[i] = (uint16_t)ids[i];
     size_t n_val = (size_t)(val_fraction * (double)n_ids), n_train = n_ids - n_val;
-    char train_path[1024], val_path[1024];
+    /* The pair is written in full under .new names before either takes
+       its place, so a prepare that fails or is stopped leaves the previous
+       pair as it was (only a stop between the two renames, microseconds
+       apart, would pair a new validation file with the old training one). */
+    char train_path[1024], val_path[1024], train_new[1040], val_new[1040];
     snprintf(train_path, sizeof(train_path), "%s.train.tok", prefix);
     snprintf(val_path, sizeof(val_path), "%s.val.tok", prefix);
+    snprintf(train_new, sizeof(train_new), "%s.new", train_path);
+    snprintf(val_new, sizeof(val_new), "%s.new", val_path);
     const char *failed = train_path;
-    rc = gpt3_tokens_save(train_path, tokens, n_train, tok->vocab_size, tok->id);
-    if (rc == GPT3_OK && (rc = gpt3_tokens_save(val_path, tokens + n_train, n_val, tok->vocab_size, tok->id)) != GPT3_OK) {
+    rc = gpt3_tokens_save(train_new, tokens, n_train, tok->vocab_size, tok->id);
+    if (rc == GPT3_OK) {
         failed = val_path;
-        remove(train_path); /* the two go together */
+        rc = gpt3_tokens_save(val_new, tokens + n_train, n_val, tok->vocab_size, tok->id);
     }
+    if (rc == GPT3_OK && rename(val_new, val_path) != 0) rc = GPT3_ERR_WRITE;
+    if (rc == GPT3_OK && rename(train_new, train_path) != 0) {
+        failed = train_path;
+        rc = GPT3_ERR_WRITE;
+    }
+    remove(train_new);
+    remove(val_new);
     free(ids);
     free(tokens);
     if (rc != GPT3_OK) return fail(failed, rc);

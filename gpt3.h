@@ -4406,12 +4406,13 @@ static int gpt3__put_token(GPT3__Bytes *out, const unsigned char *p, size_t n, i
     return GPT3_OK;
 }
 
-static int gpt3__write_file(const char *path, const GPT3__Bytes *content) {
-    GPT3__AtomicFile file;
-    int rc = gpt3__atomic_open(&file, path);
+/* content, written to path's temporary file and closed, not yet renamed
+   into place (file->tmp is NULL if that failed). */
+static int gpt3__write_unplaced(GPT3__AtomicFile *file, const char *path, const GPT3__Bytes *content) {
+    int rc = gpt3__atomic_open(file, path);
     if (rc != GPT3_OK) return rc;
-    file.ok = fwrite(content->data, 1, content->count, file.f) == content->count;
-    return gpt3__atomic_commit(&file, path);
+    file->ok = fwrite(content->data, 1, content->count, file->f) == content->count;
+    return gpt3__atomic_close(file);
 }
 
 GPT3DEF int gpt3_tokenizer_save(const GPT3Tokenizer *tok, const char *encoder_json,
@@ -4438,8 +4439,18 @@ GPT3DEF int gpt3_tokenizer_save(const GPT3Tokenizer *tok, const char *encoder_js
             if (rc == GPT3_OK) bpe.data[bpe.count++] = k == 0 ? ' ' : '\n';
         }
     }
-    if (rc == GPT3_OK) rc = gpt3__write_file(encoder_json, &json);
-    if (rc == GPT3_OK) rc = gpt3__write_file(vocab_bpe, &bpe);
+    /* Both files are written in full before either takes its place, so a
+       save that fails leaves the previous pair as it was. */
+    GPT3__AtomicFile json_file = {NULL, NULL, 0}, bpe_file = {NULL, NULL, 0};
+    if (rc == GPT3_OK) rc = gpt3__write_unplaced(&json_file, encoder_json, &json);
+    if (rc == GPT3_OK) rc = gpt3__write_unplaced(&bpe_file, vocab_bpe, &bpe);
+    if (rc == GPT3_OK) rc = gpt3__atomic_rename(&bpe_file, vocab_bpe, 0);
+    if (rc == GPT3_OK) rc = gpt3__atomic_rename(&json_file, encoder_json, 0);
+    GPT3__AtomicFile *unplaced[2] = {&json_file, &bpe_file};
+    for (int k = 0; k < 2; k++) {
+        if (unplaced[k]->tmp) remove(unplaced[k]->tmp);
+        GPT3_FREE(unplaced[k]->tmp);
+    }
     GPT3_FREE(json.data);
     GPT3_FREE(bpe.data);
     return rc;

@@ -70,6 +70,14 @@ for i in 1 2 3; do cat fixtures/tokenizer/bench.txt; done | head -c 60000 >"$W/t
 $DEMO prepare --input "$W/text.txt" --out "$W/text" 2>/dev/null && ok "cli prepare: bytes" || bad "cli prepare"
 echo "a tiny corpus" >"$W/tiny.txt"
 $DEMO prepare --input "$W/tiny.txt" --out "$W/tiny" 2>/dev/null
+# A prepare whose validation file cannot be written (a folder is in the way
+# of its temporary file) fails, naming it, and keeps the previous pair.
+cp "$W/tiny.train.tok" "$W/keep.train.tok"; cp "$W/tiny.val.tok" "$W/keep.val.tok"
+mkdir -p "$W/keep.val.tok.new.tmp"
+expect_error "cli prepare: a failed save names the file" "keep.val.tok" $DEMO prepare --input "$W/text.txt" --out "$W/keep"
+cmp -s "$W/keep.train.tok" "$W/tiny.train.tok" && cmp -s "$W/keep.val.tok" "$W/tiny.val.tok" &&
+    [ ! -e "$W/keep.train.tok.new" ] && ok "cli prepare: a failed save keeps the previous pair" ||
+    bad "cli prepare: a failed save changed the previous pair"
 expect_error "cli train: corpus shorter than T+1" "needs at least 65" $DEMO train --data "$W/tiny" --model tiny --out "$W/t0"
 expect_error "cli train: missing token files" "prepare" $DEMO train --data "$W/nothing" --out "$W/t0"
 head -c 600 "$W/text.train.tok" >"$W/cut.train.tok"; cp "$W/text.val.tok" "$W/cut.val.tok"

@@ -1494,6 +1494,19 @@ static void test_tokenizer_train(void) {
           "V %d, %d merges; \"the cat\" -> %zu tokens; fingerprints %08x %08x %08x", a.vocab_size,
           a.num_merges, n, a.id, b.id, loaded.id);
     free(ids);
+    /* A save whose second file cannot be written leaves the first as it was. */
+    GPT3Tokenizer other, kept;
+    int rc5 = gpt3_tokenizer_train(&other, text, strlen(text), 280);
+    int rc6 = rc5 ? rc5 : gpt3_tokenizer_save(&other, "test_encoder.json", "test_no_such_folder/test_vocab.bpe");
+    int rc7 = gpt3_tokenizer_load(&kept, "test_encoder.json", "test_vocab.bpe");
+    FILE *leftover = fopen("test_encoder.json.tmp", "rb");
+    check(rc5 == GPT3_OK && rc6 == GPT3_ERR_OPEN && rc7 == GPT3_OK && kept.id == a.id && !leftover,
+          "bpe-train: a save that fails keeps the previous pair",
+          "save -> %s, load -> %s, fingerprint %08x (want %08x)%s", gpt3_strerror(rc6), gpt3_strerror(rc7),
+          kept.id, a.id, leftover ? ", a temporary file left" : "");
+    if (leftover) fclose(leftover);
+    gpt3_tokenizer_free(&other);
+    gpt3_tokenizer_free(&kept);
     gpt3_tokenizer_bytes(&bytes);
     open_gpt2(&gpt2);
     GPT3Rng rng;
