@@ -125,6 +125,7 @@ static unsigned char *read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     unsigned char *data = NULL;
     size_t capacity = 0;
+    int out_of_memory = 0;
     *n = 0;
     if (!f) {
         fprintf(stderr, "demo: cannot open %s: %s\n", path, strerror(errno));
@@ -134,17 +135,17 @@ static unsigned char *read_file(const char *path, size_t *n) {
         if (*n + 65536 + 1 > capacity) {
             capacity = 2 * capacity + 65536 + 1;
             unsigned char *grown = (unsigned char *)realloc(data, capacity);
-            if (!grown) break;
+            if (!grown) { out_of_memory = 1; break; }
             data = grown;
         }
         size_t got = fread(data + *n, 1, 65536, f);
         *n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f) || !data, err = errno;
+    int bad = ferror(f) || out_of_memory, err = errno;
     fclose(f);
     if (bad) {
-        fprintf(stderr, "demo: cannot read %s: %s\n", path, data ? strerror(err) : "out of memory");
+        fprintf(stderr, "demo: cannot read %s: %s\n", path, out_of_memory ? "out of memory" : strerror(err));
         free(data);
         return NULL;
     }
@@ -234,6 +235,22 @@ static int file_exists(const char *path) {
     FILE *f = fopen(path, "rb");
     if (f) fclose(f);
     return f != NULL;
+}
+
+/* 1 if path is a regular file (Python's os.path.isfile), its size in *size. */
+static int regular_file(const char *path, uint64_t *size) {
+#ifdef HAVE_POSIX
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    *size = (uint64_t)st.st_size;
+    return 1;
+#else
+    FILE *f = fopen(path, "rb");
+    long n = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (f) fclose(f);
+    *size = n > 0 ? (uint64_t)n : 0;
+    return n >= 0;
+#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,7 +390,7 @@ static int open_tokenizer(GPT3Tokenizer *tok, const char *encoder, const char *b
             return 1;
         }
     }
-    if (!encoder && !bpe) return gpt3_tokenizer_bytes(tok) == GPT3_OK ? 0 : 1;
+    if (!encoder && !bpe) return gpt3_tokenizer_bytes(tok) == GPT3_OK ? 0 : fail("the byte tokenizer", GPT3_ERR_NOMEM);
     if (!encoder || !bpe) {
         fprintf(stderr, "demo: give both --encoder (encoder.json) and --bpe (vocab.bpe), or neither for bytes\n");
         return 1;
@@ -627,7 +644,8 @@ static void on_interrupt(int sig) { (void)sig; interrupted = 1; }
 
 /* Mean loss over n_batches sequential batches from the start of the data;
    on several processes each computes its rows of every batch (their
-   shares are equal, so the mean of their means is the mean). */
+   shares are equal, so the mean of their means is the mean). -1 (said)
+   if it could not be computed. */
 static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batches) {
     GPT3DataLoader dl;
     int first_row = 0, rows = B, rc = gpt3_loader_init(&dl, data, B, T, 0, 0);
@@ -639,6 +657,7 @@ static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batch
         sum += m->mean_loss;
     }
     gpt3_loader_free(&dl);
+    if (rc != GPT3_OK) fprintf(stderr, "\ndemo train: the validation loss: %s: none this time\n", gpt3_strerror(rc));
     double mean = ranks_mean(sum / n_batches); /* every process calls both, whatever happened */
     return ranks_any(rc != GPT3_OK) ? -1.0f : (float)mean;
 }
@@ -673,7 +692,11 @@ static void write_svg(const char *tsv_path, const char *svg_path) {
         if (val > hi) hi = val;
     }
     free(text);
-    FILE *f = rows && count ? fopen(svg_path, "w") : NULL;
+    char tmp[1100]; /* drawn beside it, then put in its place */
+    snprintf(tmp, sizeof(tmp), "%s.tmp", svg_path);
+    FILE *f = rows && count ? fopen(tmp, "w") : NULL;
+    if (!rows) fprintf(stderr, "demo: the loss curve %s: out of memory: not drawn\n", svg_path);
+    else if (count && !f) fprintf(stderr, "demo: cannot write %s: %s\n", tmp, strerror(errno));
     if (!f) { free(rows); return; }
     float W = 640, H = 400, x0 = 60, y0 = 20, pw = 560, ph = 330;
     if (hi - lo < 1e-3f) hi = lo + 1e-3f;
@@ -699,7 +722,12 @@ static void write_svg(const char *tsv_path, const char *svg_path) {
     fprintf(f, "<text x=\"%.0f\" y=\"35\" fill=\"#1f77b4\">train loss</text>\n", x0 + pw - 150);
     fprintf(f, "<text x=\"%.0f\" y=\"52\" fill=\"#d62728\">validation loss</text>\n", x0 + pw - 150);
     fprintf(f, "</svg>\n");
-    fclose(f);
+    int ok = !ferror(f);
+    ok = fclose(f) == 0 && ok && rename(tmp, svg_path) == 0;
+    if (!ok) {
+        fprintf(stderr, "demo: writing %s failed: %s\n", svg_path, strerror(errno));
+        remove(tmp);
+    }
     free(rows);
 }
 
@@ -830,12 +858,24 @@ static int save_run(GPT3 *m, const GPT3TrainState *st, const char *ckpt, int *sa
         }
         return 1;
     }
+    /* A save that fails after its commit point leaves the new checkpoint
+       in ckpt.tmp, beside the new state (gpt3_save_run). */
+    char tmp[1100];
+    uint64_t size;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", ckpt);
+    int stale_tmp = regular_file(tmp, &size);
 #ifdef GPT3_MPI
     int rc = sharded(m) ? gpt3_mpi_save_run(m, st, ckpt, MPI_COMM_WORLD) : gpt3_save_run(m, st, ckpt);
 #else
     int rc = gpt3_save_run(m, st, ckpt);
 #endif
     if (rc != GPT3_OK && mpi_rank != 0) return 1; /* rank 0 says why */
+    if (rc != GPT3_OK && !stale_tmp && regular_file(tmp, &size)) {
+        fprintf(stderr, "\ndemo train: saving step %d: its state is saved, but its checkpoint could not take the place "
+                "of %s (%s): it is in %s, and --resume puts it there\n", st->step, ckpt, gpt3_strerror(rc), tmp);
+        *saved_step = st->step;
+        return 1;
+    }
     if (rc != GPT3_OK) {
         fprintf(stderr, "\ndemo train: saving step %d to %s failed: %s\n", st->step, ckpt, gpt3_strerror(rc));
         say_last_save(ckpt, *saved_step);
@@ -866,7 +906,10 @@ static int trim_metrics(const char *tsv, int step) {
     }
     if (f) ok = (fclose(f) == 0) && ok;
     ok = ok && rename(tmp, tsv) == 0;
-    if (!ok) fprintf(stderr, "demo train: cannot rewrite %s: %s\n", tsv, strerror(errno));
+    if (!ok) {
+        fprintf(stderr, "demo train: cannot rewrite %s: %s\n", tsv, strerror(errno));
+        if (f) remove(tmp);
+    }
     free(text);
     return !ok;
 }
@@ -915,7 +958,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     int val_ok = val->count > (size_t)T;
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
     float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
-    int status = 0, first = st->step;
+    int status = 0, first = st->step, log_failed = 0;
     double step_seconds = 0.0;
     double start = now_seconds();
     /* Ctrl-C (or a SIGTERM) asks for a stop: the step ends, the run is saved */
@@ -944,12 +987,17 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         step_seconds += dt;
         int eval_now = val_ok && (st->step % a->eval_every == 0 || st->step == a->steps);
         float v = eval_now ? evaluate(m, val, B, T, a->eval_batches) : -1.0f;
+        eval_now = eval_now && v >= 0.0f;
         if (eval_now) last_val = v;
         double eta = (now_seconds() - start) / (st->step - first) * (a->steps - st->step);
         fprintf(log, "%d\t%.6f\t", st->step, loss);
         fprintf(log, eval_now ? "%.6f" : "-", v);
         fprintf(log, "\t%.6e\t%.4f\t%.0f\n", lr, norm, rate);
-        fflush(log);
+        if ((fflush(log) != 0 || ferror(log)) && !log_failed) { /* said once; the run matters more than its log */
+            fprintf(stderr, "\ndemo train: writing %s failed (%s): its rows from step %d on are missing; training "
+                    "goes on\n", tsv, strerror(errno), st->step);
+            log_failed = 1;
+        }
         int log_every = a->steps / 25 > 1 ? a->steps / 25 : 1; /* lines, when not a terminal */
         if (stderr_is_terminal() || eval_now || st->step % log_every == 0 || st->step == a->steps)
             progress(a, st->step, loss, last_val, lr, norm, rate, eta);
@@ -960,7 +1008,7 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
         }
     }
     fprintf(stderr, "\n");
-    fclose(log);
+    if (fclose(log) != 0 && !log_failed) fprintf(stderr, "demo train: writing %s failed: %s\n", tsv, strerror(errno));
     gpt3_loader_free(&dl);
     if (pause && status == 0 && mpi_rank == 0)
         fprintf(stderr, "stopped after step %d as asked: saved %s; continue with the same command and --resume\n",
@@ -1766,6 +1814,12 @@ static void say_unknown_label(const Dataset *d, const char *path, int line_no, c
                 path, line_no, what, name, what);
 }
 
+/* Says that memory ran out while reading line line_no of path; 1. */
+static int data_out_of_memory(const char *path, int line_no) {
+    fprintf(stderr, "demo finetune: %s:%d: %s\n", path, line_no, gpt3_strerror(GPT3_ERR_NOMEM));
+    return 1;
+}
+
 static Example *new_example(Dataset *d) {
     if (d->count == d->capacity) {
         int cap = d->capacity ? 2 * d->capacity : 256;
@@ -1811,7 +1865,7 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
                         task == TASK_CLASSIFY ? "label<TAB>text" : "prompt<TAB>completion");
                 status = 1;
             } else if (!e) {
-                status = 1;
+                status = data_out_of_memory(path, line_no + 1);
             } else if (task == TASK_CLASSIFY) {
                 *tab = 0;
                 e->label = label_index(d, line, is_train);
@@ -1819,20 +1873,20 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
                     say_unknown_label(d, path, line_no + 1, "label", line, is_train);
                     status = 1;
                 } else if (append_tokens(tok, e, tab + 1, strlen(tab + 1)) < 0) {
-                    status = 1;
+                    status = data_out_of_memory(path, line_no + 1);
                 }
                 if (e->n > max_len) { e->n = max_len; d->cut++; }
             } else {
                 int n_prompt = append_tokens(tok, e, line, (size_t)(tab - line));
                 int n_completion = append_tokens(tok, e, tab + 1, strlen(tab + 1));
-                if (n_prompt < 0 || n_completion < 0) { status = 1; break; }
+                if (n_prompt < 0 || n_completion < 0) { status = data_out_of_memory(path, line_no + 1); break; }
                 if (tok->eot >= 0) e->ids[e->n++] = tok->eot; /* where a completion ends */
                 int keep = e->n > max_len + 1 ? max_len + 1 : e->n, drop = e->n - keep;
                 d->cut += drop > 0;
                 memmove(e->ids, e->ids + drop, (size_t)keep * sizeof(int)); /* long prompts lose their start */
                 e->n = keep - 1; /* inputs: all but the last token; targets: the next ones */
                 e->targets = (int *)malloc((size_t)(e->n + 1) * sizeof(int));
-                if (!e->targets) { status = 1; break; }
+                if (!e->targets) { status = data_out_of_memory(path, line_no + 1); break; }
                 for (int t = 0; t < e->n; t++)
                     e->targets[t] = t + 1 + drop >= n_prompt ? e->ids[t + 1] : -1;
             }
@@ -1919,7 +1973,8 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
         if (fields == 0 || strcmp(token, "-DOCSTART-") == 0) { /* the end of a sentence */
             if (n_words > 0) {
                 Example *e = new_example(d);
-                status = !e || finish_sentence(tok, d, e, words, tags, n_words, max_len);
+                if (!e || finish_sentence(tok, d, e, words, tags, n_words, max_len))
+                    status = data_out_of_memory(path, line_no + 1);
             }
             n_words = 0;
         } else if (fields == 1) {
@@ -1947,7 +2002,7 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
     }
     if (status == 0 && n_words > 0) {
         Example *e = new_example(d);
-        status = !e || finish_sentence(tok, d, e, words, tags, n_words, max_len);
+        if (!e || finish_sentence(tok, d, e, words, tags, n_words, max_len)) status = data_out_of_memory(path, line_no);
     }
     free(text);
     if (status == 0 && d->count == 0) {
@@ -2319,10 +2374,11 @@ static const float *teacher_logits(GPT3 *teacher, int task, const int *inputs, c
     return task == TASK_GENERATE ? teacher->logits : teacher->head->logits;
 }
 
-/* Evaluate on a dataset: fills r (classify, ner), returns the mean loss
-   (generate: its exp is the perplexity). */
-static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Report *r, const char *const *tag_names) {
-    int maxT = m->config.max_seq_len, n = d->count;
+/* Evaluate on a dataset: fills r (classify, ner) and *loss, the mean loss
+   (generate: its exp is the perplexity). GPT3_OK, or why not. */
+static int evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Report *r, const char *const *tag_names,
+                         double *loss) {
+    int maxT = m->config.max_seq_len, n = d->count, rc = GPT3_OK;
     int *order = (int *)malloc((size_t)n * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
     int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
     size_t total_words = 0, at = 0;
@@ -2332,11 +2388,12 @@ static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Repo
     int batches = 0;
     if (r) memset(r, 0, sizeof(*r)); /* generate fills no report */
     m->training = 0; /* evaluation: no dropout */
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int from = 0; order && inputs && lengths && labels && gold && pred && from < n; from += B) {
+    if (!order || !inputs || !lengths || !labels || !gold || !pred) rc = GPT3_ERR_NOMEM;
+    for (int i = 0; rc == GPT3_OK && i < n; i++) order[i] = i;
+    for (int from = 0; rc == GPT3_OK && from < n; from += B) {
         int b_count = n - from < B ? n - from : B;
         int T = make_batch(d, order, from, b_count, task, inputs, lengths, labels);
-        if (task_forward(m, task, inputs, lengths, labels, b_count, T) != GPT3_OK) break;
+        if ((rc = task_forward(m, task, inputs, lengths, labels, b_count, T)) != GPT3_OK) break;
         loss_sum += task == TASK_GENERATE ? m->mean_loss : m->head->mean_loss;
         batches++;
         for (int b = 0; b < b_count && task != TASK_GENERATE; b++) {
@@ -2357,18 +2414,32 @@ static double evaluate_task(GPT3 *m, const Dataset *d, int task, int B, GPT3Repo
             at++;
         }
     }
-    int rc = GPT3_OK; /* a report that cannot be made is an empty one, and said */
-    if (r && task == TASK_CLASSIFY) rc = gpt3_report_classes(r, gold, pred, at, d->n_labels);
-    if (r && task == TASK_NER) rc = gpt3_report_entities(r, gold, pred, at, tag_names, d->n_labels);
-    if (rc != GPT3_OK) fail("the report", rc);
+    if (rc == GPT3_OK && r && task == TASK_CLASSIFY) rc = gpt3_report_classes(r, gold, pred, at, d->n_labels);
+    if (rc == GPT3_OK && r && task == TASK_NER) rc = gpt3_report_entities(r, gold, pred, at, tag_names, d->n_labels);
     free(order); free(inputs); free(lengths); free(labels); free(gold); free(pred);
-    return batches ? loss_sum / batches : 0.0;
+    *loss = batches ? loss_sum / batches : 0.0;
+    return rc;
 }
 
 /* Higher is better: macro F1 (classify), entity micro F1 (ner), minus the
    loss (generate). */
 static double task_metric(int task, const GPT3Report *r, double loss) {
     return task == TASK_CLASSIFY ? r->macro.f1 : task == TASK_NER ? r->micro.f1 : -loss;
+}
+
+/* Append a section (its title, then text) to the report file, if there is
+   one. A write that fails is said once: the fine-tuning matters more
+   than its report. */
+static void append_report(const char *path, const char *title, const char *text) {
+    static int failed = 0;
+    if (!path || failed) return;
+    FILE *f = fopen(path, "a");
+    int ok = f && fprintf(f, "\n-- %s --\n%s", title, text) >= 0;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "demo finetune: writing %s failed (%s): the report there is incomplete\n", path, strerror(errno));
+        failed = 1;
+    }
 }
 
 /* Print a report to stderr and append it to the report file. */
@@ -2381,22 +2452,22 @@ static void show_report(const FinetuneArgs *a, const char *title, int task, cons
     } else { /* as long as the report needs */
         size_t size = gpt3_report_format(r, names, line, 1) + 1;
         text = (char *)malloc(size);
-        if (!text) return;
+        if (!text) {
+            fprintf(stderr, "demo finetune: the report '%s': out of memory\n", title);
+            return;
+        }
         gpt3_report_format(r, names, text, size);
     }
     if (!a->quiet) fprintf(stderr, "\n-- %s --\n%s", title, text);
-    FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
-    if (f) {
-        fprintf(f, "\n-- %s --\n%s", title, text);
-        fclose(f);
-    }
+    append_report(a->report_path, title, text);
     if (text != line) free(text);
 }
 
 /* Copies of everything that trains: the best dev epoch's values. */
 typedef struct { float *params, *lora, *head, *prompt; } Snapshot;
 
-static void snapshot(GPT3 *m, Snapshot *s, int restore) {
+/* Take (restore 0) or put back (1) the copies: GPT3_OK, or out of memory. */
+static int snapshot(GPT3 *m, Snapshot *s, int restore) {
     float *live[4] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL,
                       m->prompt ? m->prompt->params : NULL};
     size_t n[4] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
@@ -2406,28 +2477,32 @@ static void snapshot(GPT3 *m, Snapshot *s, int restore) {
     for (int k = 0; k < 4; k++) {
         if (!n[k]) continue;
         if (!*copy[k]) *copy[k] = (float *)malloc(n[k] * sizeof(float));
-        if (!*copy[k]) continue;
+        if (!*copy[k]) return GPT3_ERR_NOMEM;
         if (restore) memcpy(live[k], *copy[k], n[k] * sizeof(float));
         else memcpy(*copy[k], live[k], n[k] * sizeof(float));
     }
+    return GPT3_OK;
 }
 
 /* Test accuracy under an FGM attack of strength epsilon: each example's
    token embeddings moved by epsilon along the gradient of its loss at the
-   gold label (gpt3_set_adversarial's r), then classified. classify only. */
-static double attacked_accuracy(GPT3 *m, const Dataset *d, int B, float epsilon) {
-    int maxT = m->config.max_seq_len, n = d->count, correct = 0, done = 0;
+   gold label (gpt3_set_adversarial's r), then classified, into *accuracy.
+   classify only. GPT3_OK, or why not. */
+static int attacked_accuracy(GPT3 *m, const Dataset *d, int B, float epsilon, double *accuracy) {
+    int maxT = m->config.max_seq_len, n = d->count, correct = 0, done = 0, rc = GPT3_OK;
     int *order = (int *)malloc((size_t)n * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
     int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
     GPT3Adversary saved = m->adversary;
     m->training = 0;
     gpt3_set_adversarial(m, 1, epsilon, 0.0f);
-    for (int i = 0; order && i < n; i++) order[i] = i;
-    for (int from = 0; order && inputs && lengths && labels && from < n; from += B) {
+    if (!order || !inputs || !lengths || !labels) rc = GPT3_ERR_NOMEM;
+    for (int i = 0; rc == GPT3_OK && i < n; i++) order[i] = i;
+    for (int from = 0; rc == GPT3_OK && from < n; from += B) {
         int b_count = n - from < B ? n - from : B, K = m->head->num_classes;
         int T = make_batch(d, order, from, b_count, TASK_CLASSIFY, inputs, lengths, labels);
-        if (gpt3_head_forward(m, inputs, lengths, labels, b_count, T) != GPT3_OK || gpt3_head_backward(m) != GPT3_OK)
-            break;
+        rc = gpt3_head_forward(m, inputs, lengths, labels, b_count, T);
+        if (rc == GPT3_OK) rc = gpt3_head_backward(m);
+        if (rc != GPT3_OK) break;
         for (int b = 0; b < b_count; b++, done++) { /* the logits are the attacked forward's */
             const float *z = m->head->logits + (size_t)b * K;
             correct += (K == 1 ? z[0] > 0.0f : argmax(z, K)) == labels[b];
@@ -2438,7 +2513,8 @@ static double attacked_accuracy(GPT3 *m, const Dataset *d, int B, float epsilon)
     m->adversary.epsilon = saved.epsilon;
     m->adversary.alpha = saved.alpha;
     free(order); free(inputs); free(lengths); free(labels);
-    return done ? (double)correct / done : 0.0;
+    *accuracy = done ? (double)correct / done : 0.0;
+    return rc;
 }
 
 /* Step 3's line: what trains, and how. */
@@ -2482,8 +2558,10 @@ static int set_up(GPT3 *m, const FinetuneArgs *a, const Dataset *train) {
     return 0;
 }
 
-/* Steps 2 to 5 for one task. Returns the test metric; *attacked gets the
-   test accuracy under attack (classify), *seconds the training time. */
+/* Steps 2 to 5 for one task. Returns the test metric, or -1e30 if it
+   failed (said); *attacked gets the test accuracy under attack (classify),
+   *seconds the training time. A step that is not finite stops the training
+   (said), and the best epoch's model is tested as usual. */
 static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test,
                            double *attacked, double *seconds) {
     int task = a->task, B = a->batch, maxT = m->config.max_seq_len, rc = GPT3_OK;
@@ -2491,6 +2569,7 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
     int *order = (int *)malloc((size_t)train->count * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
     int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
     const char *const *tags = (const char *const *)train->labels;
+    const char *failed = "fine-tuning"; /* what the error is about */
     GPT3Report r;
     Snapshot best = {NULL, NULL, NULL, NULL};
     Augmenter aug;
@@ -2498,20 +2577,26 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
     GPT3Rng rng;
     gpt3_rng_seed(&rng, (uint64_t)a->seed);
     memset(&aug, 0, sizeof(aug));
-    if (a->augment > 0.0f && (augmenter_init(&aug, train, task, a->augment, maxT - a->prompt_tuning) ||
-                              !(copies.ex = (Example *)calloc((size_t)B, sizeof(Example)))))
+    memset(&r, 0, sizeof(r));
+    if (!order || !inputs || !lengths || !labels) rc = GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK && a->augment > 0.0f && (augmenter_init(&aug, train, task, a->augment, maxT - a->prompt_tuning) ||
+                                               !(copies.ex = (Example *)calloc((size_t)B, sizeof(Example)))))
         rc = GPT3_ERR_NOMEM;
     copies.count = copies.capacity = copies.ex ? B : 0;
-    double loss = evaluate_task(m, dev, task, B, &r, tags), best_metric = task_metric(task, &r, loss), t_start = now_seconds();
-    show_report(a, "dev, before fine-tuning", task, &r, loss, train);
+    double loss = 0.0, best_metric = 0.0, t_start = now_seconds();
+    if (rc == GPT3_OK && (rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the dev set's evaluation";
+    if (rc == GPT3_OK) {
+        best_metric = task_metric(task, &r, loss);
+        show_report(a, "dev, before fine-tuning", task, &r, loss, train);
+        rc = snapshot(m, &best, 0);
+    }
     gpt3_report_free(&r);
-    snapshot(m, &best, 0);
     gpt3_set_training(m, 1, a->dropout, (uint64_t)a->seed);
     int steps_per_epoch = (train->count + B - 1) / B, total = a->epochs * steps_per_epoch, step = 0, waited = 0;
     int best_epoch = 0;
-    for (int i = 0; order && i < train->count; i++) order[i] = i;
+    for (int i = 0; rc == GPT3_OK && i < train->count; i++) order[i] = i;
     /* 4. train, with the dev score after each epoch */
-    for (int epoch = 1; rc == GPT3_OK && order && inputs && lengths && labels && epoch <= a->epochs && waited < a->patience; epoch++) {
+    for (int epoch = 1; rc == GPT3_OK && epoch <= a->epochs && waited < a->patience; epoch++) {
         for (int i = train->count - 1; i > 0; i--) { /* shuffle */
             int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
             order[i] = order[j];
@@ -2523,9 +2608,9 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
             int T = a->augment > 0.0f
                         ? augmented_batch(&aug, train, order, from, b_count, (uint64_t)a->seed, epoch, &copies, inputs, lengths, labels)
                         : make_batch(train, order, from, b_count, task, inputs, lengths, labels);
-            if (T < 0) { rc = fail("data augmentation", GPT3_ERR_NOMEM); break; }
+            if (T < 0) { rc = GPT3_ERR_NOMEM; failed = "data augmentation"; break; }
             const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
-            if (a->teacher && !soft) { fail("the teacher's forward", GPT3_ERR_SEQ_LEN); rc = GPT3_ERR_SEQ_LEN; break; }
+            if (a->teacher && !soft) { rc = GPT3_ERR_SEQ_LEN; failed = "the teacher's forward"; break; }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
             m->training = 1; /* dropout on (evaluation turned it off) */
             Optimizer opt = {0.9f, 0.95f, 1e-8f, a->weight_decay, 1.0f};
@@ -2537,49 +2622,63 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
                         isfinite(loss_b) ? "gradient norm" : "loss", step + 1);
                 break;
             }
-            if (rc != GPT3_OK) { fail("fine-tuning step", rc); break; }
+            if (rc != GPT3_OK) { failed = "fine-tuning step"; break; }
             sum += loss_b;
         }
         gpt3_set_distillation(m, NULL, 1.0f, 0.0f);
         if (rc != GPT3_OK) break;
-        loss = evaluate_task(m, dev, task, B, &r, tags);
+        if ((rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) { failed = "the dev set's evaluation"; break; }
         double metric = task_metric(task, &r, loss);
         char title[128];
         snprintf(title, sizeof(title), "dev, epoch %d (train loss %.4f, %.1f s)%s", epoch,
                  sum / steps_per_epoch, now_seconds() - t0, metric > best_metric ? ": best so far" : "");
         show_report(a, title, task, &r, loss, train);
         gpt3_report_free(&r);
-        if (metric > best_metric) { best_metric = metric; best_epoch = epoch; waited = 0; snapshot(m, &best, 0); }
-        else if (++waited >= a->patience && !a->quiet) fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
+        if (metric > best_metric) {
+            best_metric = metric;
+            best_epoch = epoch;
+            waited = 0;
+            rc = snapshot(m, &best, 0); /* the copies exist: it cannot fail here */
+        } else if (++waited >= a->patience && !a->quiet) {
+            fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
+        }
     }
     *seconds = now_seconds() - t_start;
     /* 5. test the best epoch's model */
-    snapshot(m, &best, 1);
-    loss = evaluate_task(m, dev, task, B, &r, tags);
-    if (!a->quiet)
-        fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
-                best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
-    gpt3_report_free(&r);
-    loss = evaluate_task(m, test, task, B, &r, tags);
-    double result = task_metric(task, &r, loss);
-    show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
+    double result = -1e30;
     *attacked = -1.0;
-    if (task == TASK_CLASSIFY && a->attack_epsilon > 0.0f) { /* the robustness figure */
+    if (rc == GPT3_OK || rc == STEP_NOT_FINITE) {
+        snapshot(m, &best, 1); /* its copies were made before training */
+        if ((rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the dev set's evaluation";
+        else if (!a->quiet)
+            fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
+                    best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
+        gpt3_report_free(&r);
+    }
+    if (rc == GPT3_OK && (rc = evaluate_task(m, test, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the test set's evaluation";
+    if (rc == GPT3_OK) {
+        result = task_metric(task, &r, loss);
+        show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
+    }
+    if (rc == GPT3_OK && task == TASK_CLASSIFY && a->attack_epsilon > 0.0f) { /* the robustness figure */
         char line[256];
-        *attacked = attacked_accuracy(m, test, B, a->attack_epsilon);
+        if ((rc = attacked_accuracy(m, test, B, a->attack_epsilon, attacked)) != GPT3_OK) failed = "the attack";
         snprintf(line, sizeof(line), "robustness: test accuracy %.4f, %.4f under an FGM attack of epsilon %g "
                  "(each example's token embeddings moved by epsilon, up its loss's gradient)\n",
                  r.accuracy, *attacked, a->attack_epsilon);
-        if (!a->quiet) fprintf(stderr, "%s", line);
-        FILE *f = a->report_path ? fopen(a->report_path, "a") : NULL;
-        if (f) { fprintf(f, "\n%s", line); fclose(f); }
+        if (rc == GPT3_OK && !a->quiet) fprintf(stderr, "%s", line);
+        if (rc == GPT3_OK) append_report(a->report_path, "robustness", line);
+    }
+    if (rc != GPT3_OK) {
+        fail(failed, rc);
+        result = -1e30;
     }
     gpt3_report_free(&r);
     free(best.params); free(best.lora); free(best.head); free(best.prompt);
     free(order); free(inputs); free(lengths); free(labels);
     dataset_free(&copies, 0);
     augmenter_free(&aug);
-    return rc == GPT3_ERR_NOMEM ? -1e30 : result; /* a step that was not finite: the best epoch's is tested */
+    return result;
 }
 
 static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int maxT) {
@@ -2750,7 +2849,8 @@ static void report_path_for(FinetuneFlags *f, char *buf, size_t size) {
 static void report_start(const FinetuneFlags *f) {
     make_directory(f->out ? f->out : ".");
     FILE *clear = fopen(f->a.report_path, "w");
-    if (clear) fclose(clear);
+    if (!clear || fclose(clear) != 0)
+        fprintf(stderr, "demo finetune: cannot write %s: %s\n", f->a.report_path, strerror(errno));
 }
 
 /* The tokenizer beside a fine-tuned model, so that the folder stands on
@@ -3247,14 +3347,17 @@ static int put_utf8(char *out, unsigned cp) {
     return 4;
 }
 
-/* The string at *p (after its opening quote) decoded into a new
-   NUL-terminated copy (*text, or NULL to skip it); *p moves past its closing
-   quote. 0 if it is malformed. */
-static int json_text(const char **p, const char *end, char **text) {
+/* Set when a copy of a JSON string could not be allocated: the parser
+   then returns 0, as for malformed JSON, and its caller says which. */
+static int json_out_of_memory = 0;
+
+/* The string at *p (after its opening quote) decoded into out,
+   NUL-terminated (out NULL: only checked); *p moves past its closing
+   quote. out needs as many bytes as the string takes in the JSON, its
+   closing quote included. 0 if it is malformed. */
+static int json_decode(const char **p, const char *end, char *out) {
     const char *s = *p;
-    char *out = text ? (char *)malloc((size_t)(end - s) + 1) : NULL;
     size_t n = 0;
-    if (text && !out) return 0;
     while (s < end && *s != '"') {
         unsigned cp = (unsigned char)*s++;
         if (cp < 0x20) break; /* a raw control character */
@@ -3280,11 +3383,21 @@ static int json_text(const char **p, const char *end, char **text) {
         }
         if (out) out[n++] = (char)cp;
     }
-    if (s >= end || *s != '"') { free(out); return 0; }
+    if (s >= end || *s != '"') return 0;
     if (out) out[n] = 0;
-    if (text) *text = out;
     *p = s + 1;
     return 1;
+}
+
+/* The string at *p (after its opening quote) decoded into a new
+   NUL-terminated copy (*text, or NULL to skip it); *p moves past its closing
+   quote. 0 if it is malformed (or memory ran out: json_out_of_memory). */
+static int json_text(const char **p, const char *end, char **text) {
+    const char *after = *p;
+    if (!text) return json_decode(p, end, NULL);
+    if (!json_decode(&after, end, NULL)) return 0;
+    if (!(*text = (char *)malloc((size_t)(after - *p)))) return !(json_out_of_memory = 1);
+    return json_decode(p, end, *text);
 }
 
 /* Past the number, true, false or null at p, as JSON writes them (no
@@ -3348,11 +3461,13 @@ static const char *json_member(const char *line, size_t n, const char *key, int 
     p = json_space(p, end);
     if (p < end && *p == '}') { *bad = json_space(p + 1, end) != end; return NULL; }
     for (;;) {
-        char *name = NULL;
-        if (p >= end || *p++ != '"' || !json_text(&p, end, &name)) return NULL;
-        p = json_space(p, end);
-        int match = strcmp(name, key) == 0;
-        free(name);
+        /* A name that matches key (at most 64 bytes) takes at most 6 x 64
+           bytes in the JSON, each byte written as \u00XX at most. */
+        char name[6 * 64 + 2];
+        const char *after = p + 1;
+        if (p >= end || *p++ != '"' || !json_decode(&after, end, NULL)) return NULL;
+        int match = (size_t)(after - p) <= sizeof(name) && json_decode(&p, end, name) && strcmp(name, key) == 0;
+        p = json_space(after, end);
         if (p >= end || *p++ != ':') return NULL;
         const char *value = json_space(p, end);
         if (!(p = json_skip(p, end, 0))) return NULL;
@@ -3374,7 +3489,7 @@ static int json_texts(const char *p, const char *end, char ***out, int *n) {
     if (p < end && *p == ']') return 1;
     for (;;) {
         char *text, **grown = (char **)realloc(*out, (size_t)(*n + 1) * sizeof(char *));
-        if (!grown) return 0;
+        if (!grown) return !(json_out_of_memory = 1);
         *out = grown;
         if (p >= end || *p++ != '"' || !json_text(&p, end, &text)) return 0;
         (*out)[(*n)++] = text;
@@ -3435,6 +3550,7 @@ static int eval_item(const char *path, int line_no, const char *line, size_t n, 
     const char *label = choices ? json_member(line, n, "label", &bad) : NULL;
     if (!why && target) {
         it->choices = (char **)calloc(1, sizeof(char *));
+        json_out_of_memory |= !it->choices;
         if (!it->choices || *target != '"' || (target++, !json_text(&target, end, &it->choices[0]))) why = "the target is not a string";
         else it->n_choices = 1;
         if (!why && !it->choices[0][0]) why = "an empty target";
@@ -3458,7 +3574,7 @@ static int eval_item(const char *path, int line_no, const char *line, size_t n, 
         else it->label = (int)k;
     }
     if (why) {
-        fprintf(stderr, "demo eval: %s:%d: %s\n", path, line_no, why);
+        fprintf(stderr, "demo eval: %s:%d: %s\n", path, line_no, json_out_of_memory ? gpt3_strerror(GPT3_ERR_NOMEM) : why);
         return 0;
     }
     return target ? 2 : 1;
@@ -5514,22 +5630,6 @@ static char *path_join(const char *dir, const char *name) {
     return path;
 }
 
-/* 1 if path is a regular file (Python's os.path.isfile), its size in *size. */
-static int regular_file(const char *path, uint64_t *size) {
-#ifdef HAVE_POSIX
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
-    *size = (uint64_t)st.st_size;
-    return 1;
-#else
-    FILE *f = fopen(path, "rb");
-    long n = f && fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (f) fclose(f);
-    *size = n > 0 ? (uint64_t)n : 0;
-    return n >= 0;
-#endif
-}
-
 /* 1 if the folder that would hold the file path exists (said if not;
    where we cannot tell, gpt3_save will). */
 static int folder_of_exists(const char *path) {
@@ -5757,7 +5857,8 @@ static int st_parse_header(StStore *s, int file, const char *text, size_t n, uin
     }
     for (int first = 1; (r = json_member_next(&p, end, first, &name)) != 0; first = 0) {
         if (r < 0) { /* the JSON is valid: a name json_string_at refused */
-            fprintf(stderr, "demo convert: %s: not a safetensors file (a tensor name holds a NUL character)\n", path);
+            fprintf(stderr, "demo convert: %s: %s\n", path, json_out_of_memory ? "out of memory"
+                    : "not a safetensors file (a tensor name holds a NUL character)");
             return 0;
         }
         if (strcmp(name, "__metadata__") == 0) { /* free-form: not ours */
@@ -5775,7 +5876,8 @@ static int st_parse_header(StStore *s, int file, const char *text, size_t n, uin
         t->key = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
         t->file = file;
         if (!st_entry(&p, end, t, offsets)) {
-            fprintf(stderr, "demo convert: %s: not a safetensors file (bad header entry for '%s')\n", path, name);
+            if (json_out_of_memory) fprintf(stderr, "demo convert: %s: out of memory\n", path);
+            else fprintf(stderr, "demo convert: %s: not a safetensors file (bad header entry for '%s')\n", path, name);
             return 0;
         }
         if (offsets[0] < 0 || offsets[0] > offsets[1]) {
@@ -5844,8 +5946,9 @@ static int st_shard_names(const char *index, const char *text, size_t n, char **
         if (good && plain_file_name(shard)) {
             (*names)[(*count)++] = shard;
         } else {
-            if (name) fprintf(stderr, "demo convert: %s: the weight_map's entry for '%s' is not the name of a file beside "
-                              "it\n", index, name);
+            if (json_out_of_memory || (r > 0 && !grown)) fprintf(stderr, "demo convert: %s: out of memory\n", index);
+            else if (name) fprintf(stderr, "demo convert: %s: the weight_map's entry for '%s' is not the name of a file beside "
+                                   "it\n", index, name);
             else fprintf(stderr, "demo convert: %s: the weight_map has a name with a NUL character\n", index);
             if (good) free(shard);
             free(name);
@@ -6091,7 +6194,10 @@ static int hf_activation(const char *path, const char *text, size_t n, HfConfig 
                 "tanh approximation, which differs from it by less than 1e-3 per activation\n");
         tanh_gelu = 1;
     }
-    if (!tanh_gelu) {
+    if (json_out_of_memory) {
+        fprintf(stderr, "demo convert: %s: out of memory\n", path);
+        tanh_gelu = 0;
+    } else if (!tanh_gelu) {
         if (act) snprintf(shown, sizeof(shown), "'%.40s%s'", act, strlen(act) > 40 ? "..." : "");
         else json_shown(v, text + n, shown, sizeof(shown));
         fprintf(stderr, "demo convert: %s: activation_function %s is not supported (gpt3.h computes the tanh GELU: "
@@ -6358,6 +6464,7 @@ static int hf_convert(const char *dir, const char *out) {
     char *index = path_join(dir, "model.safetensors.index.json");
     memset(&s, 0, sizeof(s));
     memset(&m, 0, sizeof(m));
+    if (!config || !single || !index) fail("convert", GPT3_ERR_NOMEM);
     if (config && single && index && hf_read_config(config, &hc) && st_open(&s, dir, single, index) &&
         hf_check_tensors(&s, &hc.cfg, dtypes)) {
         const GPT3Config *c = &hc.cfg;
