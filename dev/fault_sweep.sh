@@ -2,13 +2,13 @@
 # fault_sweep.sh - every allocation, or every write, of the CLI's commands
 # made to fail in turn, under AddressSanitizer and UBSan.
 #
-#   dev/fault_sweep.sh [--writes] [--max N] [COMMAND_NAME ...]
+#   dev/fault_sweep.sh [--writes | --both] [--max N] [COMMAND_NAME ...]
 #
 # Builds demo.c with dev/fault_inject.h and the sanitizers, makes small
 # inputs in a temporary folder, and runs each command below once to count
-# its allocations (with --writes: its writes to files), then once per
-# allocation k with FAULT_ALLOC_FAIL=k (FAULT_WRITE_FAIL=k), at most --max
-# runs a command (default 400), spread evenly. Each run must:
+# its allocations (with --writes: its writes to files; --both: both), then
+# once per allocation k with FAULT_ALLOC_FAIL=k (FAULT_WRITE_FAIL=k), at
+# most --max runs a command (default 400), spread evenly. Each run must:
 #   - end without a sanitizer report (memory errors, undefined behaviour,
 #     leaks) and without a signal;
 #   - when its failure was reached: for an allocation, exit non-zero saying
@@ -23,11 +23,12 @@
 # once; exits non-zero if any run broke one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-KIND=ALLOC what=allocation
+KINDS=ALLOC
 MAX=400
 while [ $# -gt 0 ]; do
     case $1 in
-        --writes) KIND=WRITE what=write; shift ;;
+        --writes) KINDS=WRITE; shift ;;
+        --both) KINDS="ALLOC WRITE"; shift ;;
         --max) MAX=$2; shift 2 ;;
         *) break ;;
     esac
@@ -70,26 +71,27 @@ COMMANDS=(
 "finetune|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv"
 "finetune-ner|$FT --task ner --train $W/n.conll --dev $W/n.conll --test $W/n.conll"
 "finetune-gen|$FT --task generate --train $W/q.tsv --dev $W/q.tsv --test $W/q.tsv"
-"predict|predict --model $W/ft/model.ckpt --input $W/s.tsv"
+"predict|predict --model $W/ft/model.ckpt --input $W/s.tsv --report $W/out/r.txt"
 "eval|eval --model fixtures/eval_tiny/model.ckpt --task fixtures/eval_tiny/mc.jsonl --train fixtures/eval_tiny/mc_train.jsonl --shots 0,1 --details $W/out/d.jsonl --plot $W/out/eval.svg"
-"attention|attention --model fixtures/dense.ckpt --text abcabcabc --out $W/out/a.svg --dump $W/out/a.tsv"
+"attention|attention --model fixtures/dense.ckpt --text 0112340112340112 --out $W/out/a.svg --dump $W/out/a.tsv"
 "convert|convert fixtures/hf_tiny $W/out/c.ckpt"
 )
 
 # Put the scratch outputs and the saved run back as they were.
 fresh() { rm -rf "$W/out" "$W/run"; mkdir -p "$W/out"; cp -r "$W/run0" "$W/run"; }
 
-failures=0 seen=""
-for entry in "${COMMANDS[@]}"; do
-    name=${entry%%|*} line=${entry#*|}
-    [ "$ONLY" != "  " ] && [[ "$ONLY" != *" $name "* ]] && continue
+# Run command line `line` (named name) once per allocation or write
+# (KIND ALLOC or WRITE), at most MAX times; adds to failures.
+sweep() {
+    local name=$1 line=$2 KIND=$3 what=allocation counts allocations writes total step k rc why said left site
+    local runs=0 broke=0 recovered=0
+    [ $KIND = WRITE ] && what=write
     fresh
     counts=$(FAULT_COUNT=1 bash -c "$DEMO $line" 2>&1 >/dev/null | grep "^fault_inject: .* allocations, .* writes$" | tail -n 1)
-    if [ -z "$counts" ]; then echo "$name: does not run without a fault"; failures=$((failures + 1)); continue; fi
+    if [ -z "$counts" ]; then echo "$name: does not run without a fault"; failures=$((failures + 1)); return; fi
     read -r _ allocations _ writes _ <<<"$counts"
     total=$allocations; [ $KIND = WRITE ] && total=$writes
     step=$(( (total + MAX - 1) / MAX )); [ $step -lt 1 ] && step=1
-    runs=0 broke=0 recovered=0
     for ((k = 1; k <= total; k += step)); do
         fresh
         env FAULT_${KIND}_FAIL=$k bash -c "$DEMO $line" >/dev/null 2>"$W/err"
@@ -129,6 +131,13 @@ for entry in "${COMMANDS[@]}"; do
     done
     echo "$name: $total ${what}s, $runs runs, $broke broke a rule, $recovered carried on (exit 0)"
     failures=$((failures + broke))
+}
+
+failures=0 seen=""
+for entry in "${COMMANDS[@]}"; do
+    name=${entry%%|*} line=${entry#*|}
+    [ "$ONLY" != "  " ] && [[ "$ONLY" != *" $name "* ]] && continue
+    for kind in $KINDS; do sweep "$name" "$line" $kind; done
 done
 [ $failures = 0 ] && echo "fault sweep: all runs kept the rules" || echo "fault sweep: $failures runs broke a rule"
 [ $failures = 0 ]
