@@ -642,12 +642,21 @@ typedef struct {
 static volatile sig_atomic_t interrupted = 0;
 static void on_interrupt(int sig) { (void)sig; interrupted = 1; }
 
-/* Mean loss over n_batches sequential batches from the start of the data;
-   on several processes each computes its rows of every batch (their
-   shares are equal, so the mean of their means is the mean). -1 (said)
-   if it could not be computed. */
+/* How many of the n_batches asked for hold rows that no earlier batch
+   has: sequential rows of T + 1 tokens start every T tokens, so the data
+   holds (count - 1) / T of them; at least one batch. */
+static int distinct_batches(const GPT3Tokens *data, int B, int T, int n_batches) {
+    size_t rows = data->count > 0 ? (data->count - 1) / (size_t)T : 0, batches = rows / (size_t)B;
+    return batches < 1 ? 1 : batches < (size_t)n_batches ? (int)batches : n_batches;
+}
+
+/* Mean loss over n_batches sequential batches from the start of the data
+   (as many as it holds: distinct_batches); on several processes each
+   computes its rows of every batch (their shares are equal, so the mean
+   of their means is the mean). -1 (said) if it could not be computed. */
 static float evaluate(GPT3 *m, const GPT3Tokens *data, int B, int T, int n_batches) {
     GPT3DataLoader dl;
+    n_batches = distinct_batches(data, B, T, n_batches);
     int first_row = 0, rows = B, rc = gpt3_loader_init(&dl, data, B, T, 0, 0);
     gpt3_batch_share(B, mpi_rank, mpi_ranks, &first_row, &rows);
     double sum = 0.0;
@@ -957,6 +966,11 @@ static int run_training(const TrainArgs *a, GPT3 *m, GPT3Tokens *train, GPT3Toke
     if (fresh_log) fprintf(log, "step\ttrain_loss\tval_loss\tlr\tgrad_norm\ttokens_per_s\n");
     int val_ok = val->count > (size_t)T;
     if (!val_ok) fprintf(stderr, "note: the validation tokens (%zu) are fewer than T + 1: no validation loss\n", val->count);
+    int eval_batches = distinct_batches(val, B, T, a->eval_batches);
+    if (val_ok && eval_batches < a->eval_batches && mpi_rank == 0)
+        fprintf(stderr, "note: the validation tokens hold %d batch%s of B %d x T %d, not --eval-batches %d: the "
+                "validation loss is over %s\n", eval_batches, eval_batches > 1 ? "es" : "", B, T, a->eval_batches,
+                eval_batches > 1 ? "those" : "it");
     float last_val = -1.0f, loss = 0.0f, norm = 0.0f;
     int status = 0, first = st->step, log_failed = 0;
     double step_seconds = 0.0;

@@ -97,6 +97,15 @@ else
 fi
 [ -s "$W/straight/loss.svg" ] && grep -q "<svg" "$W/straight/loss.svg" && [ "$(wc -l <"$W/straight/metrics.tsv")" -eq 13 ] &&
     ok "cli train: metrics.tsv (12 rows) and loss.svg written" || bad "cli train: metrics / svg"
+# --eval-batches beyond the validation tokens (6000 tokens: 187 rows of
+# T 32, 93 batches of B 2) uses each row once, and says so
+EVAL="$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 1 --eval-every 1"
+$EVAL --eval-batches 1000 --out "$W/eval_many" 2>"$W/eval_many.err" &&
+    $EVAL --eval-batches 93 --out "$W/eval_93" 2>/dev/null &&
+    [ "$(cut -f 3 "$W/eval_many/metrics.tsv")" = "$(cut -f 3 "$W/eval_93/metrics.tsv")" ] &&
+    grep -q "hold 93 batches of B 2 x T 32, not --eval-batches 1000" "$W/eval_many.err" &&
+    ok "cli train: --eval-batches past the validation tokens counts each row once, and says so" ||
+    bad "cli train: --eval-batches past the validation tokens"
 cp "$W/straight/model.ckpt" "$W/other.ckpt"
 $DEMO bpe-train --input "$W/text.txt" --vocab-size 300 --out "$W/bpe" 2>/dev/null
 $DEMO prepare --input "$W/text.txt" --out "$W/bpetext" --encoder "$W/bpe/encoder.json" --bpe "$W/bpe/vocab.bpe" 2>/dev/null
