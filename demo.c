@@ -1116,7 +1116,7 @@ static int cmd_train(int argc, char **argv) {
         {"eps", OPT_FLOAT, &a.eps, "AdamW epsilon"},
         {"clip", OPT_FLOAT, &a.clip, "gradient clipping norm (0: off)"},
         {"eval-every", OPT_INT, &a.eval_every, "steps between validation losses"},
-        {"eval-batches", OPT_INT, &a.eval_batches, "batches per validation loss"},
+        {"eval-batches", OPT_INT, &a.eval_batches, "batches per validation loss (at most as many as the validation tokens hold)"},
         {"save-every", OPT_INT, &a.save_every, "steps between checkpoints"},
         {"seed", OPT_INT, &a.seed, "seed of the initialisation and the data order"},
         {"resume", OPT_SWITCH, &a.resume, "continue the run saved in --out"},
