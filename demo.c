@@ -3365,6 +3365,10 @@ static int put_utf8(char *out, unsigned cp) {
    then returns 0, as for malformed JSON, and its caller says which. */
 static int json_out_of_memory = 0;
 
+/* Set when a decoded string held \u0000: a C string would end there, so
+   a caller that resets it and then finds it set refuses the string. */
+static int json_nul_seen = 0;
+
 /* The string at *p (after its opening quote) decoded into out,
    NUL-terminated (out NULL: only checked); *p moves past its closing
    quote. out needs as many bytes as the string takes in the JSON, its
@@ -3389,6 +3393,7 @@ static int json_decode(const char **p, const char *end, char *out) {
                 } else if (cp >= 0xd800 && cp < 0xe000) {
                     cp = 0xfffd; /* a lone surrogate */
                 }
+                json_nul_seen |= cp == 0;
                 if (out) { n += (size_t)put_utf8(out + n, cp); }
                 continue;
             } else {
@@ -3485,7 +3490,7 @@ static const char *json_member(const char *line, size_t n, const char *key, int 
         if (p >= end || *p++ != ':') return NULL;
         const char *value = json_space(p, end);
         if (!(p = json_skip(p, end, 0))) return NULL;
-        if (match && !found) found = value;
+        if (match) found = value; /* the last of the same name, as Python's json module takes */
         p = json_space(p, end);
         if (p < end && *p == '}') { *bad = json_space(p + 1, end) != end; return found; }
         if (p >= end || *p++ != ',') return NULL;
@@ -3554,6 +3559,7 @@ static const char *json_either(const char *line, size_t n, const char *a, const 
    1 for choices, 2 for a completion, 0 (said) if the line is wrong. */
 static int eval_item(const char *path, int line_no, const char *line, size_t n, EvalItem *it) {
     int bad;
+    json_nul_seen = 0;
     const char *end = line + n, *context = json_either(line, n, "context", "ctx", &bad);
     const char *why = bad ? "not one JSON object" : !context ? "no \"context\" (or HellaSwag's \"ctx\")" : NULL;
     memset(it, 0, sizeof(*it));
@@ -3579,11 +3585,15 @@ static int eval_item(const char *path, int line_no, const char *line, size_t n, 
     }
     for (int c = 0; !why && c < it->n_choices; c++)
         if (!it->choices[c][0]) why = "an empty choice";
+    if (!why && json_nul_seen) why = "a string holds \\u0000 (a NUL character), which a prompt cannot";
     if (!why && label) { /* an integer, or one in a string (as Hugging Face's HellaSwag has it) */
-        char *endp;
+        char *endp = NULL;
         const char *digits = *label == '"' ? label + 1 : label;
-        long k = strtol(digits, &endp, 10);
-        if (endp == digits || (*label == '"' && *endp != '"')) why = "the label is not an integer";
+        int sign = *digits == '-', integer = isdigit((unsigned char)digits[sign]);
+        long k = integer ? strtol(digits, &endp, 10) : 0;
+        if (integer) /* all of the string; a number with no fraction or exponent */
+            integer = *label == '"' ? *endp == '"' : *endp != '.' && *endp != 'e' && *endp != 'E';
+        if (!integer) why = "the label is not an integer";
         else if (k < 0 || k >= it->n_choices) why = "the label is not the index of a choice";
         else it->label = (int)k;
     }
@@ -5684,10 +5694,14 @@ static int json_document(const char *text, size_t n) {
 static int json_string_at(const char **p, const char *end, char **out) {
     const char *s = json_space(*p, end);
     if (s >= end || *s != '"') return 0;
-    for (const char *q = s + 1; q < end && *q != '"'; q++)
-        if (*q == '\\' && ++q < end && *q == 'u' && end - q > 4 && memcmp(q + 1, "0000", 4) == 0) return 0;
     s++;
+    json_nul_seen = 0;
     if (!json_text(&s, end, out)) return 0;
+    if (json_nul_seen) {
+        free(*out);
+        *out = NULL;
+        return 0;
+    }
     *p = s;
     return 1;
 }
@@ -5798,16 +5812,21 @@ static char *st_read_header(const char *path, size_t *n, uint64_t *size) {
     }
     size_t got = fread(start, 1, 8, f);
     for (int i = 7; i >= 0 && got == 8; i--) length = length << 8 | start[i];
-    if (got < 8 || length < 2 || length > ST_MAX_HEADER)
+    int truncated = 0;
+    if (got < 8 || length < 2 || length > ST_MAX_HEADER) {
         fprintf(stderr, "demo convert: %s: not a safetensors file%s\n", path, st_guess(start, got));
-    else if (!(text = (char *)malloc((size_t)length + 1)))
+    } else if (length > *size - 8) { /* refused before it is allocated (8 bytes were read: *size >= 8) */
+        truncated = 1;
+    } else if (!(text = (char *)malloc((size_t)length + 1))) {
         fprintf(stderr, "demo convert: out of memory for the header of %s\n", path);
-    else if (fread(text, 1, (size_t)length, f) != length) {
-        fprintf(stderr, "demo convert: %s: not a safetensors file, or truncated: its header should be %llu bytes "
-                "but the file has only %llu\n", path, (unsigned long long)length, (unsigned long long)*size);
+    } else if (fread(text, 1, (size_t)length, f) != length) {
+        truncated = 1;
         free(text);
         text = NULL;
     }
+    if (truncated)
+        fprintf(stderr, "demo convert: %s: not a safetensors file, or truncated: its header should be %llu bytes "
+                "but the file has only %llu\n", path, (unsigned long long)length, (unsigned long long)*size);
     fclose(f);
     if (text) text[length] = 0;
     *n = (size_t)length;
@@ -5980,7 +5999,7 @@ static int st_add_shards(StStore *s, const char *dir, const char *index) {
     size_t n, count = 0;
     char *text = (char *)read_file(index, &n), **names = NULL;
     int ok = text && st_shard_names(index, text, n, &names, &count);
-    if (ok) qsort(names, count, sizeof(char *), compare_strings);
+    if (ok && count > 1) qsort(names, count, sizeof(char *), compare_strings); /* (qsort wants an array, even of 0) */
     for (size_t i = 0; ok && i < count; i++) {
         if (i > 0 && strcmp(names[i], names[i - 1]) == 0) continue;
         char *path = path_join(dir, names[i]);
@@ -6022,7 +6041,7 @@ static int st_open(StStore *s, const char *dir, const char *single, const char *
         return 0;
     }
     if (!ok) return 0;
-    qsort(s->tensors, s->count, sizeof(StTensor), st_by_key);
+    if (s->count > 1) qsort(s->tensors, s->count, sizeof(StTensor), st_by_key); /* (none: no array) */
     const StTensor *twice = NULL; /* as Python meets it: the second copy seen first */
     for (size_t i = 1; i < s->count; i++)
         if (strcmp(s->tensors[i].key, s->tensors[i - 1].key) == 0 && (!twice || s->tensors[i].order < twice->order))

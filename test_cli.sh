@@ -503,6 +503,9 @@ printf '{"context": "x", "choices": ["a", "b"], "label": 2}\n' >"$W/ev_label.jso
 printf '{"context": "x", "choices": ["a", ""], "label": 0}\n' >"$W/ev_empty.jsonl"
 printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "x" "choices"}\n' >"$W/ev_bad.jsonl"
 printf '{"context": "x", "choices": ["a", "b"], "label": 0}\n{"context": "y", "target": "z"}\n' >"$W/ev_mixed.jsonl"
+printf '{"context": "x", "choices": ["a", "b"], "label": 1.9}\n' >"$W/ev_float.jsonl"
+printf '{"context": "x", "choices": ["a", "b"], "label": "+1"}\n' >"$W/ev_plus.jsonl"
+printf '{"context": "The cat\\u0000 sat on the", "choices": ["a", "b"], "label": 0}\n' >"$W/ev_nul.jsonl"
 # the PyTorch reference (dev/make_eval_fixture.py): the same prompts' token ids and the same log-likelihoods
 F=fixtures/eval_tiny
 no_logprobs() { tr -d ' ' <"$1" | sed -E 's/"logprob":[-0-9.e+]+//g'; }
@@ -534,6 +537,9 @@ expect_error "cli eval --induction: text shorter than a window" "short.val.tok h
 expect_error "cli eval: --induction and --task" "one or the other" $EV --induction --task "$W/mc.jsonl"
 expect_error "cli eval: a label out of range" "ev_label.jsonl:1: the label is not the index of a choice" $EV --task "$W/ev_label.jsonl"
 expect_error "cli eval: an empty choice" "ev_empty.jsonl:1: an empty choice" $EV --task "$W/ev_empty.jsonl"
+expect_error "cli eval: a label with a fraction" "ev_float.jsonl:1: the label is not an integer" $EV --task "$W/ev_float.jsonl"
+expect_error "cli eval: a label \"+1\"" "ev_plus.jsonl:1: the label is not an integer" $EV --task "$W/ev_plus.jsonl"
+expect_error "cli eval: a string with \\u0000" "ev_nul.jsonl:1: a string holds" $EV --task "$W/ev_nul.jsonl"
 expect_error "cli eval: malformed JSONL, with its line" "ev_bad.jsonl:2: not one JSON object" $EV --task "$W/ev_bad.jsonl"
 expect_error "cli eval: choices and completions mixed" "one kind of item a file" $EV --task "$W/ev_mixed.jsonl"
 expect_error "cli eval: K larger than the training file" "3 demonstrations, but" $EV --task "$W/mc.jsonl" --shots 3
@@ -670,6 +676,8 @@ head -c 5 $HF/model.safetensors >"$W/cut.st"; hf_dir bad "$W/cut.st"
 expect_error "cli convert: a 5-byte file" "not a safetensors file" $CV
 hf_dir bad $HF/model.safetensors; printf '\000\000\020\000\000\000\000\000' | dd of="$W/hf_bad/model.safetensors" conv=notrunc 2>/dev/null
 expect_error "cli convert: a header longer than the file" "its header should be 1048576 bytes but the file has only" $CV
+printf '\002\000\000\000\000\000\000\000{}' >"$W/hf_bad/model.safetensors"
+expect_error "cli convert: a header with no tensors" "missing tensor wte.weight" $CV
 printf '\377\377\377\377\377\377\377\377' | dd of="$W/hf_bad/model.safetensors" conv=notrunc 2>/dev/null
 expect_error "cli convert: a header length of 2^64 - 1" "not a plausible header length" $CV
 printf 'PK\003\004 a zip archive' >"$W/hf_bad/model.safetensors"
@@ -698,6 +706,8 @@ sed 's/"n_layer": 2/"n_layer": 3/' $HF/config.json >"$W/hf_bad/config.json"
 expect_error "cli convert: config.json: a layer more than the weights" "missing tensor h.2.ln_1.weight" $CV
 sed 's/"n_layer": 2/"n_layer": "2"/' $HF/config.json >"$W/hf_bad/config.json"
 expect_error "cli convert: config.json: a string for a size" "n_layer must be a positive integer" $CV
+hf_dir dup $HF/model.safetensors; sed 's/^{/{"n_layer": 3,/' $HF/config.json >"$W/hf_dup/config.json"
+same_ckpt "cli convert: a key given twice counts the last time, as Python's json" "$W/hf_dup" $HF/model.ckpt
 sed 's/"gelu_new"/"relu"/' $HF/config.json >"$W/hf_bad/config.json"
 expect_error "cli convert: config.json: another activation" "activation_function 'relu' is not supported" $CV
 head -c 100 $HF/config.json >"$W/hf_bad/config.json"
