@@ -1591,7 +1591,10 @@ static double gpt3__sum_exp(const float *z, float maxval, int V) {
 
 /* For one position with logits z (V) and target y:
        p_v = exp(z_v - lse),   lse = log sum_v exp(z_v)
-       l   = -log p_y = lse - z_y.
+       l   = -log p_y = lse - z_y = log sum_v exp(z_v - max) - (z_y - max).
+   The last form is the one computed (in double, then rounded): lse - z_y
+   in float would lose every digit of a loss below the rounding step of
+   lse, about 1e-6 for logits near 10, and a well-fitted position has one.
    The empirical risk over the N positions whose target is >= 0:
        Loss = (1/N) sum_n l_n.
    Returns N; lse is kept so the backward pass can form p without a
@@ -1603,8 +1606,10 @@ static int gpt3__crossentropy_forward(float *losses, float *lse, const float *lo
     for (int bt = 0; bt < B * T; bt++) {
         const float *z = logits + (size_t)bt * V;
         float maxval = gpt3__max_value(z, V);
-        lse[bt] = maxval + (float)log(gpt3__sum_exp(z, maxval, V));
-        losses[bt] = (targets && targets[bt] >= 0) ? lse[bt] - z[targets[bt]] : 0.0f;
+        double log_sum = log(gpt3__sum_exp(z, maxval, V));
+        lse[bt] = maxval + (float)log_sum;
+        losses[bt] = (targets && targets[bt] >= 0)
+                         ? (float)(log_sum - ((double)z[targets[bt]] - maxval)) : 0.0f;
     }
     int count = 0;
     for (int bt = 0; targets && bt < B * T; bt++) count += targets[bt] >= 0;
@@ -1614,11 +1619,14 @@ static int gpt3__crossentropy_forward(float *losses, float *lse, const float *lo
 /* dl/dz_v = p_v - 1[v = y]   (the softmax and the log cancel), so
        dLoss/dz[n,v] = (p[n,v] - 1[v = y_n]) / N,
    and 0 for ignored positions; all of it times scale (the weight of this
-   loss in a mixture, 1 alone).                                             */
+   loss in a mixture, 1 alone). At v = y, p_y - 1 = e^(-l) - 1 is formed
+   as expm1(-l) from the loss: p_y rounded to float and then less 1 would
+   be 0 for every loss below 6e-8, where the gradient is -l.               */
 static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
-                                        const float *lse, const int *targets,
-                                        int count, int B, int T, int V, float scale) {
-    /* dlogits (B,T,V) +=, logits (B,T,V), lse (B,T), targets (B,T) */
+                                        const float *lse, const float *losses,
+                                        const int *targets, int count, int B, int T, int V,
+                                        float scale) {
+    /* dlogits (B,T,V) +=, logits (B,T,V), lse, losses (B,T), targets (B,T) */
     float inv_n = count > 0 ? scale / (float)count : 0.0f;
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -1627,9 +1635,10 @@ static void gpt3__crossentropy_backward(float *dlogits, const float *logits,
         int y = targets[bt];
         if (y < 0) continue;
         for (int v = 0; v < V; v++) {
-            float p = gpt3__exp_negative(z[v] - lse[bt]);
-            dz[v] += (p - (v == y ? 1.0f : 0.0f)) * inv_n;
+            if (v == y) continue;
+            dz[v] += gpt3__exp_negative(z[v] - lse[bt]) * inv_n;
         }
+        dz[y] += expm1f(-losses[bt]) * inv_n;
     }
 }
 
@@ -2227,8 +2236,8 @@ static void gpt3__lm_backward(GPT3 *m) {
     gpt3__zero(a->dlogits, rows * V);
     gpt3__zero(a->dln, rows * C);
     if (m->teacher_logits) gpt3__distill(m, a->dlogits, a->logits, m->targets, rows, V, inv_n);
-    gpt3__crossentropy_backward(a->dlogits, a->logits, a->lse, m->targets, (int)count, B, T, V,
-                                m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
+    gpt3__crossentropy_backward(a->dlogits, a->logits, a->lse, a->losses, m->targets, (int)count,
+                                B, T, V, m->teacher_logits ? 1.0f - m->distill_alpha : 1.0f);
     gpt3__matmul_backward(a->dln, m->frozen_layers ? NULL : m->dw.wte, NULL, a->dlogits, a->lnf,
                           m->w.wte, B, T, C, V, &m->scratch);
     gpt3__backward_body(m);
@@ -2630,8 +2639,8 @@ static float gpt3__head_loss(GPT3 *m, float *dz) {
         gpt3__crossentropy_forward(h->losses, h->lse, h->logits, h->labels, 1, (int)rows, K);
         for (size_t r = 0; r < rows; r++) sum += h->losses[r];
         if (dz)
-            gpt3__crossentropy_backward(dz, h->logits, h->lse, h->labels, (int)count, 1, (int)rows, K,
-                                        hard);
+            gpt3__crossentropy_backward(dz, h->logits, h->lse, h->losses, h->labels, (int)count, 1,
+                                        (int)rows, K, hard);
         if (m->teacher_logits) kd = gpt3__distill(m, dz, h->logits, h->labels, rows, K, inv_n);
     }
     return count ? (float)((hard * sum + kd) / count) : 0.0f;
