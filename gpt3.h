@@ -1273,6 +1273,9 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
 static void gpt3__matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *weight, int B, int T, int C,
                                   int OC, const GPT3Scratch *scratch);
+/* out (N,OC) += inp (N,C) W^T: the forward's product, added to out. */
+static void gpt3__matmul_forward_add(float *out, const float *inp, const float *weight, int N,
+                                     int C, int OC, const GPT3Scratch *scratch);
 static size_t gpt3__matmul_scratch_floats(void);
 
 /* ---- Dropout ---------------------------------------------------------------
@@ -1552,13 +1555,10 @@ static void gpt3__residual_forward(float *out, const float *inp1, const float *i
 static void gpt3__lora_forward(float *out, float *u, const float *inp, const float *A,
                                const float *Bm, float s, int N, int in, int outdim, int r,
                                const GPT3Scratch *scratch) {
+    /* out (N,out) +=, u (N,r) kept, inp (N,in), A (r,in), Bm (out,r) */
     gpt3__matmul_forward(u, inp, A, NULL, 1, N, in, r, scratch);
-    #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        float *un = u + (size_t)n * r, *y = out + (size_t)n * outdim;
-        for (int j = 0; j < r; j++) un[j] *= s;
-        for (int o = 0; o < outdim; o++) y[o] += gpt3__dot(un, Bm + (size_t)o * r, r);
-    }
+    for (size_t i = 0; i < (size_t)N * r; i++) u[i] *= s;
+    gpt3__matmul_forward_add(out, u, Bm, N, r, outdim, scratch);
 }
 
 static void gpt3__lora_backward(float *dinp, float *dA, float *dB, float *du, const float *dout,
@@ -5580,6 +5580,19 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
 #error "gpt3.h: a tile's NR columns must be 1, 2 or 3 whole vectors"
 #endif
 
+/* acc + a b, rounded once where the CPU has a fused multiply-add, as the
+   intrinsic kernels do: so the C kernel (AVX-512's, for slivers read in
+   place) gives their bits. Left to the compiler, GCC 12 fuses the
+   full-width tiles' products but not a 16-column tile's. Without FMA,
+   rounded twice (fmaf in software would be slow). */
+static inline float gpt3__muladd(float a, float b, float acc) {
+#ifdef __FMA__
+    return fmaf(a, b, acc);
+#else
+    return acc + a * b;
+#endif
+}
+
 /* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
    j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
    is VEC, 2 VEC or NR, a constant wherever this is inlined, so that the
@@ -5595,7 +5608,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
         #pragma GCC unroll 8
         for (int r = 0; r < GPT3__MR; r++) {
             float ar = a[r * a_si + k * a_sk];
-            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
+            for (int j = 0; j < cols; j++) acc[r][j] = gpt3__muladd(ar, b[k * ldb + j], acc[r][j]);
         }
     for (int r = 0; r < GPT3__MR; r++)
         for (int j = 0; j < cols; j++) {
@@ -5776,6 +5789,9 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
        cache lines a row) are packed still: too short for the prefetcher
        to learn. Wider products (the LM head's forward: 50,257 columns)
        use a sliver hundreds of times, and read it faster from its copy;
+       products narrower than a tile (LoRA's x A^T, r columns; P V for
+       heads of 32) too: they fill part of each tile, where AVX-512's C
+       kernel for in-place slivers is 8x slower than its packed kernel;
      - where A's columns run along its rows (k-major: the weight gradients'
        dLoss/dout^T, the attention's dS^T and P^T), every k is a cache line of
        its own, and a sliver that many tiles use is better copied: in place
@@ -5787,7 +5803,7 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
 #define GPT3_IN_PLACE_N 768
 #endif
 static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
-    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
+    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols >= GPT3__NR && cols <= GPT3_IN_PLACE_N;
     return a.si == 1 && cols <= 64;
 }
 
@@ -5937,6 +5953,22 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
     GPT3__Output y = {out, (size_t)OC, bias}; /* out = bias + x W^T */
     GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
     gpt3__gemm(y, x, wt, N, OC, C, 1, scratch);
+}
+
+/* = out + gpt3__matmul_forward_reference's product, no bias (test_gpt3.c
+   holds it to 1e-5). */
+static void gpt3__matmul_forward_add(float *out, const float *inp, const float *weight, int N,
+                                     int C, int OC, const GPT3Scratch *scratch) {
+    /* out (N,OC) +=, inp (N,C), weight (OC,C) */
+    if (N <= GPT3__FEW_ROWS) {
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++)
+                out[(size_t)n * OC + o] += gpt3__dot(inp + (size_t)n * C, weight + (size_t)o * C, C);
+        return;
+    }
+    GPT3__Output y = {out, (size_t)OC, NULL};
+    GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
+    gpt3__gemm(y, x, wt, N, OC, C, 0, scratch);
 }
 
 /* = gpt3__matmul_backward_reference (test_gpt3.c holds it to 1e-5). */
