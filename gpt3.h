@@ -5580,19 +5580,6 @@ static void gpt3__pack(float *dst, GPT3__Operand x, int i0, int rows, int k0, in
 #error "gpt3.h: a tile's NR columns must be 1, 2 or 3 whole vectors"
 #endif
 
-/* acc + a b, rounded once where the CPU has a fused multiply-add, as the
-   intrinsic kernels do: so the C kernel (AVX-512's, for slivers read in
-   place) gives their bits. Left to the compiler, GCC 12 fuses the
-   full-width tiles' products but not a 16-column tile's. Without FMA,
-   rounded twice (fmaf in software would be slow). */
-static inline float gpt3__muladd(float a, float b, float acc) {
-#ifdef __FMA__
-    return fmaf(a, b, acc);
-#else
-    return acc + a * b;
-#endif
-}
-
 /* c[r * ldc + j] += sum_k a[r * a_si + k * a_sk] b[k * ldb + j] for r < MR,
    j < cols; when add is 0, c = bias[j] + sum instead (bias NULL: 0). cols
    is VEC, 2 VEC or NR, a constant wherever this is inlined, so that the
@@ -5608,7 +5595,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
         #pragma GCC unroll 8
         for (int r = 0; r < GPT3__MR; r++) {
             float ar = a[r * a_si + k * a_sk];
-            for (int j = 0; j < cols; j++) acc[r][j] = gpt3__muladd(ar, b[k * ldb + j], acc[r][j]);
+            for (int j = 0; j < cols; j++) acc[r][j] += ar * b[k * ldb + j];
         }
     for (int r = 0; r < GPT3__MR; r++)
         for (int j = 0; j < cols; j++) {
@@ -5627,7 +5614,10 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_cols(int kc, const float *a, s
    only loads and multiply-adds, and narrow tiles keep up. A sliver read
    in place along its rows (a_sk 1) takes the C kernel on AVX-512, which
    loads 16 k of a row at once; elsewhere that C loop is 10x slower than
-   this one (GCC 12, 6 x 16 on AVX2), and this one takes it too. */
+   this one (GCC 12, 6 x 16 on AVX2), and this one takes it too. So does
+   AVX-512's tile of one vector (16 columns): GCC 12 leaves its C loop's
+   multiply and add unfused, and its sums would not be the other tiles'
+   and the AVX2 build's bits. */
 #ifdef GPT3__ISA_KERNEL
 static GPT3__ALWAYS_INLINE void gpt3__microkernel_vectors(int kc, const float *a, size_t a_si,
                                                          size_t a_sk, const float *b, int ldb,
@@ -5663,7 +5653,7 @@ static GPT3__ALWAYS_INLINE void gpt3__microkernel_widths(int kc, const float *a,
                                                        const float *bias, int cols) {
 #if defined(GPT3__ISA_KERNEL)
 #if defined(__AVX512F__)
-    if (a_si == 1)
+    if (a_si == 1 || cols == GPT3__VEC)
 #endif
     {
         if (cols == GPT3__VEC)

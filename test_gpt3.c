@@ -221,6 +221,49 @@ static void test_matmul_fast(void) {
           "worst relative error %.1e (tol 1e-5)", worst);
 }
 
+/* Where the CPU fuses multiply-adds, every fast product is, element by
+   element, one fused multiply-add per k in k's order, from 0 (for K up to
+   1.5 KC, one K block): so builds for AVX-512 and AVX2 give the same bits
+   (the README says so). Held bitwise to fmaf in a loop, for the forward,
+   dinp and dweight, at shapes with edge tiles of one and two vectors,
+   slivers read in place and packed, and a product narrower than a tile. */
+static int fused_sums_equal(const float *c, const float *a, size_t a_si, size_t a_sk,
+                            const float *b, size_t b_sk, size_t b_sj, int M, int N, int K) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float sum = 0.0f;
+            for (int k = 0; k < K; k++) sum = fmaf(a[i * a_si + k * a_sk], b[k * b_sk + j * b_sj], sum);
+            if (c[(size_t)i * N + j] != sum) return 0;
+        }
+    return 1;
+}
+
+static void test_matmul_fused(void) {
+#ifdef __FMA__
+    static const int shapes[][3] = {{37, 384, 112}, {20, 200, 40}, {64, 700, 300}, {9, 130, 16},
+                                    {100, 384, 8}, {300, 64, 256}};
+    int all = 1;
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float *x = alloc_floats((size_t)N * C), *w = alloc_floats((size_t)OC * C);
+        float *dout = alloc_floats((size_t)N * OC), *out = alloc_floats((size_t)N * OC);
+        float *dx = alloc_floats((size_t)N * C), *dw = alloc_floats((size_t)OC * C);
+        GPT3Rng rng;
+        gpt3_rng_seed(&rng, 500 + s);
+        fill_normal(x, (size_t)N * C, 1.0f, &rng); fill_normal(w, (size_t)OC * C, 1.0f, &rng);
+        fill_normal(dout, (size_t)N * OC, 1.0f, &rng);
+        gpt3__matmul_forward(out, x, w, NULL, 1, N, C, OC, &scratch);
+        gpt3__matmul_backward(dx, dw, NULL, dout, x, w, 1, N, C, OC, &scratch);
+        all &= fused_sums_equal(out, x, C, 1, w, 1, C, N, OC, C);      /* x W^T: K = C */
+        all &= fused_sums_equal(dx, dout, OC, 1, w, C, 1, N, C, OC);   /* dout W: K = OC */
+        all &= fused_sums_equal(dw, dout, 1, OC, x, C, 1, OC, C, N);   /* dout^T x: K = N */
+        free(x); free(w); free(dout); free(out); free(dx); free(dw);
+    }
+    check(all, "matmul: each element one fused multiply-add a k, in order (same bits on every ISA)",
+          "%d shapes, forward, dinp, dweight, bitwise", (int)(sizeof(shapes) / sizeof(shapes[0])));
+#endif
+}
+
 /* The fast products read their operands only where they are: each
    operand ends where a page ends, and the next page may not be read, so a
    read past the end (a vectorised loop that loads one k too far, as GCC
@@ -3205,6 +3248,7 @@ int main(int argc, char **argv) {
     test_layernorm_grad();
     test_matmul_grad();
     test_matmul_fast();
+    test_matmul_fused();
 #if defined(__unix__) || defined(__APPLE__)
     test_matmul_in_bounds();
 #endif
