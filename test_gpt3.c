@@ -239,7 +239,7 @@ static int fused_sums_equal(const float *c, const float *a, size_t a_si, size_t 
 }
 
 static void test_matmul_fused(void) {
-#ifdef __FMA__
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
     static const int shapes[][3] = {{37, 384, 112}, {20, 200, 40}, {64, 700, 300}, {9, 130, 16},
                                     {100, 384, 8}, {300, 64, 256}};
     int all = 1;
