@@ -5779,9 +5779,6 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
        cache lines a row) are packed still: too short for the prefetcher
        to learn. Wider products (the LM head's forward: 50,257 columns)
        use a sliver hundreds of times, and read it faster from its copy;
-       products narrower than a tile (LoRA's x A^T, r columns; P V for
-       heads of 32) too: they fill part of each tile, where AVX-512's C
-       kernel for in-place slivers is 8x slower than its packed kernel;
      - where A's columns run along its rows (k-major: the weight gradients'
        dLoss/dout^T, the attention's dS^T and P^T), every k is a cache line of
        its own, and a sliver that many tiles use is better copied: in place
@@ -5793,7 +5790,7 @@ static void gpt3__prefetch_tile(const GPT3__Output *c, int i, int rows, int j, i
 #define GPT3_IN_PLACE_N 768
 #endif
 static int gpt3__a_in_place(GPT3__Operand a, int kc, int cols) {
-    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols >= GPT3__NR && cols <= GPT3_IN_PLACE_N;
+    if (a.sk == 1) return kc >= GPT3_IN_PLACE_K && cols <= GPT3_IN_PLACE_N;
     return a.si == 1 && cols <= 64;
 }
 

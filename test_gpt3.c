@@ -227,6 +227,7 @@ static void test_matmul_fast(void) {
    (the README says so). Held bitwise to fmaf in a loop, for the forward,
    dinp and dweight, at shapes with edge tiles of one and two vectors,
    slivers read in place and packed, and a product narrower than a tile. */
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
 static int fused_sums_equal(const float *c, const float *a, size_t a_si, size_t a_sk,
                             const float *b, size_t b_sk, size_t b_sj, int M, int N, int K) {
     for (int i = 0; i < M; i++)
@@ -237,6 +238,7 @@ static int fused_sums_equal(const float *c, const float *a, size_t a_si, size_t 
         }
     return 1;
 }
+#endif
 
 static void test_matmul_fused(void) {
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)

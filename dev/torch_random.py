@@ -23,7 +23,7 @@ steps chaotic.
 
 Usage (from the repo root):
   /usr/bin/python3 dev/torch_random.py [--count N] [--seed S] [--large]
---large draws C up to 512 and T up to 700 (minutes per model).
+--large draws head sizes up to 64 (C up to 384) and T up to 700 (a few seconds a model).
 """
 import argparse
 import os
