@@ -5943,16 +5943,11 @@ static void gpt3__matmul_forward(float *out, const float *inp, const float *weig
 }
 
 /* = out + gpt3__matmul_forward_reference's product, no bias (test_gpt3.c
-   holds it to 1e-5). */
+   holds it to 1e-5). Packed at any N: its one user, LoRA's B branch, has
+   K = r, so a row's weights are a few floats, not a bandwidth-bound pass. */
 static void gpt3__matmul_forward_add(float *out, const float *inp, const float *weight, int N,
                                      int C, int OC, const GPT3Scratch *scratch) {
     /* out (N,OC) +=, inp (N,C), weight (OC,C) */
-    if (N <= GPT3__FEW_ROWS) {
-        for (int n = 0; n < N; n++)
-            for (int o = 0; o < OC; o++)
-                out[(size_t)n * OC + o] += gpt3__dot(inp + (size_t)n * C, weight + (size_t)o * C, C);
-        return;
-    }
     GPT3__Output y = {out, (size_t)OC, NULL};
     GPT3__Operand x = {inp, (size_t)C, 1}, wt = {weight, (size_t)C, 1};
     gpt3__gemm(y, x, wt, N, OC, C, 0, scratch);

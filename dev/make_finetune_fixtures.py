@@ -44,7 +44,6 @@ Format of <case>.ref (little-endian):
 Usage (from the repo root): /usr/bin/python3 dev/make_finetune_fixtures.py [outdir]
 (default fixtures/finetune). Deterministic (seed 4242).
 """
-import math
 import os
 import sys
 
@@ -101,36 +100,23 @@ def body(p, lora, case, inputs, prompt, delta):
     rows dropped. Returns (h (B, T, C), x_0) with x_0 the tensor delta is added to."""
     c = MODEL
     B, T = inputs.shape
-    C, NH, L, W = c["channels"], c["num_heads"], c["num_layers"], c["local_window"]
-    N, hs = case["prompt"], C // NH
+    C, N = c["channels"], case["prompt"]
     tokens = p["wte"][inputs]
     x = torch.cat([prompt.unsqueeze(0).expand(B, N, C), tokens], dim=1) if N else tokens
     x = x + p["wpe"][:N + T]
     x0 = x
     if delta is not None:
         x = x + delta
-    S = N + T
     scale = case["lora_alpha"] / case["lora"] if case["lora"] else 0.0
 
-    def linear(h, name, l):  # y = h W^T + b, plus the adapter's s (h A^T) B^T
-        y = h @ p[name][l].T + p[name[:-1] + "b"][l]
+    def linear(p, h, name, l):  # y = h W^T + b, plus the adapter's s (h A^T) B^T
+        y = mf.linear(p, h, name, l)
         if case["lora"]:
             A, Bm = lora[(l, name)]
             y = y + scale * (h @ A.T) @ Bm.T
         return y
 
-    for l in range(L):
-        h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
-        qkv = linear(h, "qkvw", l)
-        q, k, v = qkv.split(C, dim=2)
-        q, k, v = (z.view(B, S, NH, hs).transpose(1, 2) for z in (q, k, v))
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-        scores = scores.masked_fill(~mf.attn_mask(S, l, W), float("-inf"))
-        out = (F.softmax(scores, dim=-1) @ v).transpose(1, 2).contiguous().view(B, S, C)
-        x = x + linear(out, "attprojw", l)
-        h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
-        x = x + linear(mf.gelu(linear(h, "fcw", l)), "fcprojw", l)
-    x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
+    x = mf.blocks(p, c, x, linear)
     return x[:, N:], x0
 
 

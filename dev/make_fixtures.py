@@ -85,28 +85,38 @@ def attn_mask(T, layer, W):
 def gelu(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
-def forward(p, c, inputs, targets):
-    """The GPT-3 forward pass; returns (logits (B,T,V), mean cross-entropy loss)."""
-    B, T = inputs.shape
+def linear(p, h, name, l):
+    """Layer l's Linear `name` (qkvw, attprojw, fcw, fcprojw): h W^T + b."""
+    return h @ p[name][l].T + p[name[:-1] + "b"][l]
+
+
+def blocks(p, c, x, linear=linear):
+    """The L blocks and the final LayerNorm on x_0 (B,S,C); linear(p, h, name, l)
+    computes each Linear layer (make_finetune_fixtures.py adds LoRA's)."""
+    B, S, _ = x.shape
     C, NH, L, W = c["channels"], c["num_heads"], c["num_layers"], c["local_window"]
     hs = C // NH
-    x = p["wte"][inputs] + p["wpe"][:T]
     for l in range(L):
         # attention block
         h = F.layer_norm(x, (C,), p["ln1w"][l], p["ln1b"][l], eps=1e-5)
-        qkv = h @ p["qkvw"][l].T + p["qkvb"][l]                   # (B,T,3C)
+        qkv = linear(p, h, "qkvw", l)                             # (B,S,3C)
         q, k, v = qkv.split(C, dim=2)
-        q, k, v = (z.view(B, T, NH, hs).transpose(1, 2) for z in (q, k, v))  # (B,NH,T,hs)
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)        # (B,NH,T,T)
-        scores = scores.masked_fill(~attn_mask(T, l, W), float("-inf"))
-        out = F.softmax(scores, dim=-1) @ v                       # (B,NH,T,hs)
-        out = out.transpose(1, 2).contiguous().view(B, T, C)      # heads side by side
-        x = x + out @ p["attprojw"][l].T + p["attprojb"][l]
+        q, k, v = (z.view(B, S, NH, hs).transpose(1, 2) for z in (q, k, v))  # (B,NH,S,hs)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)        # (B,NH,S,S)
+        scores = scores.masked_fill(~attn_mask(S, l, W), float("-inf"))
+        out = F.softmax(scores, dim=-1) @ v                       # (B,NH,S,hs)
+        out = out.transpose(1, 2).contiguous().view(B, S, C)      # heads side by side
+        x = x + linear(p, out, "attprojw", l)
         # MLP block
         h = F.layer_norm(x, (C,), p["ln2w"][l], p["ln2b"][l], eps=1e-5)
-        h = gelu(h @ p["fcw"][l].T + p["fcb"][l])
-        x = x + h @ p["fcprojw"][l].T + p["fcprojb"][l]
-    x = F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
+        x = x + linear(p, gelu(linear(p, h, "fcw", l)), "fcprojw", l)
+    return F.layer_norm(x, (C,), p["lnfw"], p["lnfb"], eps=1e-5)
+
+
+def forward(p, c, inputs, targets):
+    """The GPT-3 forward pass; returns (logits (B,T,V), mean cross-entropy loss)."""
+    B, T = inputs.shape
+    x = blocks(p, c, p["wte"][inputs] + p["wpe"][:T])
     logits = x @ p["wte"].T                                       # tied embedding, no bias
     loss = F.cross_entropy(logits.view(B * T, -1), targets.view(-1), ignore_index=-1)
     return logits, loss
