@@ -11,10 +11,18 @@ needs three Unicode character classes:
                    isspace() but not White_Space; U+0085, U+00A0, U+2028 are
                    White_Space; U+200B and U+FEFF are not.
 
+The tables must be those of the Unicode version tiktoken's regex uses: 16.0
+for tiktoken 1.0.22 (dev/compare_tokenizer.mjs checks every code point).
 This script reads the Unicode Character Database (Debian package
 `unicode-data`: /usr/share/unicode/UnicodeData.txt and PropList.txt) and emits
 each class as a sorted array of merged, inclusive code point ranges, which the
 C code searches with a binary search. Standard library only.
+
+Debian ships another version in each release (bookworm 15.0, trixie 15.1,
+forky 17.0); 16.0 is in Debian's pool:
+  curl -O http://deb.debian.org/debian/pool/main/u/unicode-data/unicode-data_16.0.0-1_all.deb
+  dpkg-deb -x unicode-data_16.0.0-1_all.deb ucd16     # then --ucd ucd16/usr/share/unicode
+  (sha256 0b51ab393efa8b39f3b9efbfbd7aad66020146b39c7d9e3621ec7ebbc5696dfa)
 
 Usage (from the repo root):
   python3 dev/gen_unicode_tables.py                  print the C block to stdout
