@@ -508,8 +508,40 @@ static int cmd_bpe_train(int argc, char **argv) {
     return rc != GPT3_OK;
 }
 
+/* The tokenizer beside a trained or fine-tuned model, so that the folder stands on
+   its own (generate finds it there); bytes need no files. */
+static int save_tokenizer_beside(const GPT3Tokenizer *tok, const char *dir) {
+    char enc[1024], bpe[1024];
+    if (tok->is_bytes) return GPT3_OK;
+    snprintf(enc, sizeof(enc), "%s/encoder.json", dir);
+    snprintf(bpe, sizeof(bpe), "%s/vocab.bpe", dir);
+    return gpt3_tokenizer_save(tok, enc, bpe);
+}
+
 /* ------------------------------------------------------------------------ */
 /* prepare: text -> token files                                             */
+
+/* PREFIX.encoder.json and PREFIX.vocab.bpe: the BPE that made PREFIX's
+   token files, which prepare keeps beside them and train copies beside the
+   model. */
+static void data_tokenizer_paths(const char *prefix, char *enc, char *bpe, size_t size) {
+    snprintf(enc, size, "%s.encoder.json", prefix);
+    snprintf(bpe, size, "%s.vocab.bpe", prefix);
+}
+
+/* After prepare wrote PREFIX's token files: its BPE beside them; for
+   bytes, none (an earlier prepare's BPE no longer belongs to them). */
+static int keep_data_tokenizer(const GPT3Tokenizer *tok, const char *prefix) {
+    char enc[1040], bpe[1040];
+    data_tokenizer_paths(prefix, enc, bpe, sizeof(enc));
+    if (tok->is_bytes) {
+        remove(enc);
+        remove(bpe);
+        return 0;
+    }
+    int rc = gpt3_tokenizer_save(tok, enc, bpe);
+    return rc == GPT3_OK ? 0 : fail(enc, rc);
+}
 
 static int prepare_tokens(GPT3Tokenizer *tok, const unsigned char *text, size_t n,
                           double val_fraction, const char *prefix) {
@@ -556,7 +588,7 @@ static int cmd_prepare(int argc, char **argv) {
     float val = 0.1f;
     Option opts[] = {
         {"input", OPT_STRING, &input, "text file (required)"},
-        {"out", OPT_STRING, &out, "prefix of the outputs PREFIX.train.tok, PREFIX.val.tok (default: the input's name)"},
+        {"out", OPT_STRING, &out, "prefix of the outputs PREFIX.train.tok, PREFIX.val.tok, and a BPE's PREFIX.encoder.json, PREFIX.vocab.bpe (default: the input's name)"},
         {"encoder", OPT_STRING, &encoder, "encoder.json of a BPE (none: bytes are tokens)"},
         {"bpe", OPT_STRING, &bpe, "vocab.bpe of that BPE"},
         {"val-fraction", OPT_FLOAT, &val, "the last part of the text kept for validation"},
@@ -578,6 +610,7 @@ static int cmd_prepare(int argc, char **argv) {
         return 1;
     }
     rc = prepare_tokens(&tok, text, n, val, out ? out : input);
+    if (rc == 0) rc = keep_data_tokenizer(&tok, out ? out : input);
     free(text);
     gpt3_tokenizer_free(&tok);
     return rc;
@@ -1094,6 +1127,44 @@ static uint64_t run_fingerprint(const TrainArgs *a, const GPT3 *m, const GPT3Tra
     return h ^ st->data_position;
 }
 
+/* The tokenizer that made DATA's tokens, beside the model in OUT, so that
+   generate, finetune and predict find it: copied from beside the token
+   files, where prepare keeps it. An OUT that holds another tokenizer is
+   refused, as the model would be read with the wrong one; token files
+   with no tokenizer beside them (a BPE's, from before prepare kept it)
+   get a warning. */
+static int tokenizer_for_run(const char *data, const char *out, uint32_t tokenizer_id) {
+    char ckpt[1024], enc[1040], bpe[1040];
+    snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", out);
+    GPT3Tokenizer tok;
+    if (open_tokenizer(&tok, NULL, NULL, ckpt)) return 1;
+    int is_bytes = tok.is_bytes, same = tok.id == tokenizer_id;
+    gpt3_tokenizer_free(&tok);
+    if (same) return 0;
+    if (!is_bytes) {
+        fprintf(stderr, "demo train: the encoder.json and vocab.bpe in %s are another tokenizer than the one "
+                "that made %s.train.tok: give another --out, or remove them\n", out, data);
+        return 1;
+    }
+    data_tokenizer_paths(data, enc, bpe, sizeof(enc));
+    if (!file_exists(enc) || !file_exists(bpe)) {
+        fprintf(stderr, "note: %s.train.tok was made by a BPE that is not beside it (%s): copy its encoder.json "
+                "and vocab.bpe into %s, so that generate finds them\n", data, enc, out);
+        return 0;
+    }
+    if (open_tokenizer(&tok, enc, bpe, NULL)) return 1;
+    int rc, status = 1;
+    if (tok.id != tokenizer_id)
+        fprintf(stderr, "demo train: %s is not the tokenizer that made %s.train.tok: prepare the data again\n",
+                enc, data);
+    else if ((rc = save_tokenizer_beside(&tok, out)) != GPT3_OK)
+        fail(out, rc);
+    else
+        status = 0;
+    gpt3_tokenizer_free(&tok);
+    return status;
+}
+
 static int cmd_train(int argc, char **argv) {
     TrainArgs a = train_defaults();
     Option opts[] = {
@@ -1142,7 +1213,7 @@ static int cmd_train(int argc, char **argv) {
     char ckpt[1024];
     memset(&m, 0, sizeof(m));
     snprintf(ckpt, sizeof(ckpt), "%s/model.ckpt", a.out);
-    int status = 1, lock = -1;
+    int status = 1, lock = -1, tokenizer_ok;
     char unfinished[1100];
     snprintf(unfinished, sizeof(unfinished), "%s.tmp", ckpt);
     if (a.resume && !file_exists(ckpt) && !file_exists(unfinished)) {
@@ -1200,6 +1271,8 @@ static int cmd_train(int argc, char **argv) {
         gpt3_free(&m);
         goto done_data;
     }
+    tokenizer_ok = mpi_rank != 0 || tokenizer_for_run(a.data, a.out, train.tokenizer_id) == 0;
+    if (!ranks_agree((uint64_t)tokenizer_ok) || !tokenizer_ok) { gpt3_free(&m); goto done_data; }
     if (mpi_rank == 0)
         fprintf(stderr, "model: L %d, C %d, NH %d, context %d, W %d, V %d: %zu parameters; B %d, T %d, %d steps\n",
             cfg.num_layers, cfg.channels, cfg.num_heads, cfg.max_seq_len, cfg.local_window, cfg.vocab_size,
@@ -2865,16 +2938,6 @@ static void report_start(const FinetuneFlags *f) {
     FILE *clear = fopen(f->a.report_path, "w");
     if (!clear || fclose(clear) != 0)
         fprintf(stderr, "demo finetune: cannot write %s: %s\n", f->a.report_path, strerror(errno));
-}
-
-/* The tokenizer beside a fine-tuned model, so that the folder stands on
-   its own (generate finds it there); bytes need no files. */
-static int save_tokenizer_beside(const GPT3Tokenizer *tok, const char *dir) {
-    char enc[1024], bpe[1024];
-    if (tok->is_bytes) return GPT3_OK;
-    snprintf(enc, sizeof(enc), "%s/encoder.json", dir);
-    snprintf(bpe, sizeof(bpe), "%s/vocab.bpe", dir);
-    return gpt3_tokenizer_save(tok, enc, bpe);
 }
 
 /* Steps 1-5 from flags; *score gets the test metric. */

@@ -291,7 +291,16 @@ expect_error "cli finetune: a teacher's head that claims 2^20 classes" "teacher.
 expect_error "cli bpe-train: an --out it cannot write" "cannot write\|a folder you can write" $DEMO bpe-train --input "$W/tiny.txt" --vocab-size 300 --out "$W/blocker/sub"
 # a fine-tuned folder stands on its own: the tokenizer goes beside the model
 $DEMO train --data "$W/bpetext" --model tiny --batch 2 --seq 32 --steps 2 --out "$W/bperun" 2>/dev/null
-cp "$W/bpe/encoder.json" "$W/bpe/vocab.bpe" "$W/bperun/"
+cmp -s "$W/bpe/vocab.bpe" "$W/bperun/vocab.bpe" && cmp -s "$W/bpe/encoder.json" "$W/bperun/encoder.json" &&
+    [ ! -e "$W/straight/vocab.bpe" ] &&
+    ok "cli train: the BPE that made the tokens goes beside the model (prepare keeps it beside them)" ||
+    bad "cli train: the data's BPE is not beside the model"
+expect_error "cli train: an --out that holds another tokenizer" "another tokenizer than the one that made" \
+    $DEMO train --data "$W/text" --model tiny --batch 2 --seq 32 --steps 1 --out "$W/bperun"
+$DEMO bpe-train --input "$W/text.txt" --vocab-size 290 --out "$W/bpe290" 2>/dev/null
+cp "$W/bpe290/encoder.json" "$W/bpetext.encoder.json" && cp "$W/bpe290/vocab.bpe" "$W/bpetext.vocab.bpe"
+expect_error "cli train: the BPE beside the tokens is not theirs" "not the tokenizer that made" \
+    $DEMO train --data "$W/bpetext" --model tiny --batch 2 --seq 32 --steps 1 --out "$W/bperun2"
 $DEMO finetune --task classify --model "$W/bperun/model.ckpt" --epochs 1 --batch 2 --train "$W/a.tsv" --dev "$W/a.tsv" \
     --test "$W/a.tsv" --out "$W/bpeft" 2>/dev/null
 $DEMO generate --model "$W/bpeft/model.ckpt" --prompt "The " --max-tokens 5 >/dev/null 2>"$W/bpeft.err" &&
