@@ -814,10 +814,10 @@ static int train_config(const TrainArgs *a, int vocab_size, GPT3Config *cfg) {
     if (a->heads != UNSET) cfg->num_heads = a->heads;
     if (a->context != UNSET) cfg->max_seq_len = a->context;
     if (a->window != UNSET) cfg->local_window = a->window;
-    rc = gpt3_check_config(cfg);
-    if (rc != GPT3_OK) {
-        fprintf(stderr, "demo train: L %d, C %d, NH %d, context %d, window %d: %s\n", cfg->num_layers,
-                cfg->channels, cfg->num_heads, cfg->max_seq_len, cfg->local_window, gpt3_strerror(rc));
+    const char *problem = gpt3_config_problem(cfg);
+    if (problem) {
+        fprintf(stderr, "demo train: L %d, C %d, NH %d, context %d, window %d, V %d: %s\n", cfg->num_layers,
+                cfg->channels, cfg->num_heads, cfg->max_seq_len, cfg->local_window, cfg->vocab_size, problem);
         return 1;
     }
     return 0;
@@ -6358,9 +6358,9 @@ static int hf_parse_config(const char *path, const char *text, size_t n, HfConfi
     }
     if (!hf_activation(path, text, n, hc)) return 0;
     c->local_window = 0; /* GPT-2: every layer dense */
-    int rc = gpt3_check_config(c);
-    if (rc != GPT3_OK) fprintf(stderr, "demo convert: %s: gpt3.h cannot build this model: %s\n", path, gpt3_strerror(rc));
-    return rc == GPT3_OK;
+    const char *problem = gpt3_config_problem(c);
+    if (problem) fprintf(stderr, "demo convert: %s: gpt3.h cannot build this model: %s\n", path, problem);
+    return problem == NULL;
 }
 
 /* The gpt3.h config of the GPT-2 that the file config.json describes; 0 (said) if none. */

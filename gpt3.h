@@ -181,6 +181,9 @@ GPT3DEF int gpt3_preset(GPT3Config *cfg, const char *name);
 GPT3DEF const char *gpt3_preset_name(int i);
 /* GPT3_OK if the config describes a model this header can build. */
 GPT3DEF int gpt3_check_config(const GPT3Config *cfg);
+/* NULL if it does; else what is wrong with it, in words (the first rule it
+   breaks, e.g. "channels must divide by num_heads"). */
+GPT3DEF const char *gpt3_config_problem(const GPT3Config *cfg);
 /* Number of parameters (floats) of a config; 0 if the config is invalid. */
 GPT3DEF size_t gpt3_num_parameters(const GPT3Config *cfg);
 /* Bytes that training at (B, T) allocates: parameters, gradients, AdamW's
@@ -886,20 +889,27 @@ GPT3DEF const char *gpt3_preset_name(int i) {
     return (i >= 0 && i < GPT3__NUM_PRESETS) ? gpt3__presets[i].name : NULL;
 }
 
-GPT3DEF int gpt3_check_config(const GPT3Config *cfg) {
-    if (!cfg) return GPT3_ERR_ARGUMENT;
+GPT3DEF const char *gpt3_config_problem(const GPT3Config *cfg) {
+    if (!cfg) return "no config";
     if (cfg->max_seq_len < 1 || cfg->vocab_size < 1 || cfg->num_layers < 1 ||
-        cfg->num_heads < 1 || cfg->channels < 1 || cfg->local_window < 0 ||
-        cfg->channels % cfg->num_heads != 0)
-        return GPT3_ERR_CONFIG;
+        cfg->num_heads < 1 || cfg->channels < 1)
+        return "the context, vocabulary, layers, heads and channels must each be at least 1";
+    if (cfg->local_window < 0) return "local_window must be 0 (every layer dense) or more";
+    if (cfg->channels % cfg->num_heads != 0) return "channels must divide by num_heads";
     /* 4C must fit an int (loops index the rows of a matrix with int), and
        the parameter count a size_t, with room to spare (175B is 1.7e11) */
     double C = cfg->channels, L = cfg->num_layers;
     double params = ((double)cfg->vocab_size + cfg->max_seq_len + 2) * C + L * (12 * C * C + 13 * C);
-    if (cfg->channels > 8192 * 4 || cfg->vocab_size > (1 << 28) ||
-        cfg->max_seq_len > (1 << 24) || params > 1e15)
-        return GPT3_ERR_CONFIG;
-    return GPT3_OK;
+    if (cfg->channels > 8192 * 4) return "channels must be at most 32768";
+    if (cfg->vocab_size > (1 << 28)) return "the vocabulary must be at most 2^28 tokens";
+    if (cfg->max_seq_len > (1 << 24)) return "the context must be at most 2^24 positions";
+    if (params > 1e15) return "the model must have at most 1e15 parameters";
+    return NULL;
+}
+
+GPT3DEF int gpt3_check_config(const GPT3Config *cfg) {
+    if (!cfg) return GPT3_ERR_ARGUMENT;
+    return gpt3_config_problem(cfg) ? GPT3_ERR_CONFIG : GPT3_OK;
 }
 
 /* ======================================================================== */

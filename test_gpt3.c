@@ -1651,6 +1651,26 @@ static void test_bad_inputs(void) {
     ok &= gpt3_init(&m, &bad, 1) == GPT3_ERR_CONFIG && gpt3_num_parameters(&bad) == 0;
     ok &= gpt3_init(NULL, &bad, 1) == GPT3_ERR_ARGUMENT;
     check(ok, "bad config: heads do not divide, W < 0, L = 0", "-> %s", gpt3_strerror(rc));
+    /* each rule's own words, and none for a good config */
+    GPT3Config broken[7];
+    for (int i = 0; i < 7; i++) broken[i] = small_config(0);
+    broken[0].num_layers = 0;
+    broken[1].local_window = -2;
+    broken[2].num_heads = 3;
+    broken[3].channels = 65536, broken[3].num_heads = 1;
+    broken[4].vocab_size = (1 << 28) + 1;
+    broken[5].max_seq_len = (1 << 24) + 1;
+    broken[6].num_layers = 1 << 24, broken[6].channels = 8192;
+    const char *words[7] = {"at least 1", "local_window must be 0", "divide by num_heads", "channels must be at most",
+                            "vocabulary must be at most", "context must be at most", "1e15 parameters"};
+    ok = gpt3_config_problem(NULL) != NULL && gpt3_config_problem(&broken[0]) != NULL;
+    bad = small_config(0);
+    ok &= gpt3_config_problem(&bad) == NULL;
+    for (int i = 0; i < 7; i++) {
+        const char *problem = gpt3_config_problem(&broken[i]);
+        ok &= problem && strstr(problem, words[i]) && gpt3_check_config(&broken[i]) == GPT3_ERR_CONFIG;
+    }
+    check(ok, "bad config: gpt3_config_problem names the rule broken", "7 rules");
     ok = strcmp(gpt3_strerror(12345), "unknown error code") == 0 && strcmp(gpt3_strerror(-1), "unknown error code") == 0;
     for (int code = 0; code < GPT3_NUM_ERRORS; code++) ok &= gpt3_strerror(code) != NULL;
     check(ok, "strerror: every code has a message", "%d codes", GPT3_NUM_ERRORS);
