@@ -112,12 +112,34 @@ static int stderr_is_terminal(void) {
 #endif
 }
 
+/* mkdir -p: the folder and those above it that do not exist yet (what
+   cannot be made shows when the first file is written there). */
 static void make_directory(const char *path) {
 #ifdef HAVE_POSIX
-    mkdir(path, 0755);
+    char partial[1024];
+    size_t n = strlen(path);
+    if (n >= sizeof(partial)) return;
+    memcpy(partial, path, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        if (partial[i] != '/') continue;
+        partial[i] = '\0';
+        mkdir(partial, 0755);
+        partial[i] = '/';
+    }
+    mkdir(partial, 0755);
 #else
     (void)path;
 #endif
+}
+
+/* The folder that holds path (a file, or the prefix of files), made. */
+static void make_parent_directory(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char parent[1024];
+    if (!slash || slash == path || (size_t)(slash - path) >= sizeof(parent)) return;
+    memcpy(parent, path, (size_t)(slash - path));
+    parent[slash - path] = '\0';
+    make_directory(parent);
 }
 
 /* Read a whole file; NULL (with a message) if it cannot be read. */
@@ -609,6 +631,7 @@ static int cmd_prepare(int argc, char **argv) {
         free(text);
         return 1;
     }
+    make_parent_directory(out ? out : input);
     rc = prepare_tokens(&tok, text, n, val, out ? out : input);
     if (rc == 0) rc = keep_data_tokenizer(&tok, out ? out : input);
     free(text);

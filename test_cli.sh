@@ -70,6 +70,8 @@ for i in 1 2 3; do cat fixtures/tokenizer/bench.txt; done | head -c 60000 >"$W/t
 $DEMO prepare --input "$W/text.txt" --out "$W/text" 2>/dev/null && ok "cli prepare: bytes" || bad "cli prepare"
 echo "a tiny corpus" >"$W/tiny.txt"
 $DEMO prepare --input "$W/tiny.txt" --out "$W/tiny" 2>/dev/null
+$DEMO prepare --input "$W/tiny.txt" --out "$W/new/nested/tiny" 2>/dev/null && cmp -s "$W/tiny.train.tok" "$W/new/nested/tiny.train.tok" &&
+    ok "cli prepare: makes the folders of --out" || bad "cli prepare: into folders that do not exist yet"
 # A prepare whose validation file cannot be written (a folder is in the way
 # of its temporary file) fails, naming it, and keeps the previous pair.
 cp "$W/tiny.train.tok" "$W/keep.train.tok"; cp "$W/tiny.val.tok" "$W/keep.val.tok"
@@ -83,7 +85,7 @@ expect_error "cli train: missing token files" "prepare" $DEMO train --data "$W/n
 head -c 600 "$W/text.train.tok" >"$W/cut.train.tok"; cp "$W/text.val.tok" "$W/cut.val.tok"
 expect_error "cli train: corrupt token file" "corrupt" $DEMO train --data "$W/cut" --out "$W/t0"
 expect_error "cli train: unknown preset" "no model preset" $DEMO train --data "$W/text" --model huge --out "$W/t0"
-expect_error "cli train: heads do not divide" "invalid config" $DEMO train --data "$W/text" --model tiny --heads 5 --out "$W/t0"
+expect_error "cli train: heads do not divide" "channels must divide by num_heads" $DEMO train --data "$W/text" --model tiny --heads 5 --out "$W/t0"
 
 # ---- a resumed run is bit-identical to a straight one
 TRAIN="$DEMO train --data $W/text --model tiny --batch 2 --seq 32 --steps 12 --eval-every 4 --eval-batches 2 --save-every 5"
