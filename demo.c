@@ -1192,7 +1192,7 @@ static int cmd_train(int argc, char **argv) {
     TrainArgs a = train_defaults();
     Option opts[] = {
         {"data", OPT_STRING, &a.data, "PREFIX of PREFIX.train.tok and PREFIX.val.tok (./demo prepare)"},
-        {"out", OPT_STRING, &a.out, "folder for model.ckpt, model.ckpt.state, metrics.tsv, loss.svg"},
+        {"out", OPT_STRING, &a.out, "folder for model.ckpt, model.ckpt.state, metrics.tsv, loss.svg (and the data's BPE)"},
         {"model", OPT_STRING, &a.model, "preset: tiny, mini, teach, small, ..., 175b (default mini)"},
         {"layers", OPT_INT, &a.layers, "override the preset's L"},
         {"channels", OPT_INT, &a.channels, "override C"},
@@ -2478,10 +2478,12 @@ static int task_forward(GPT3 *m, int task, const int *inputs, const int *lengths
                                  : gpt3_head_forward(m, inputs, lengths, labels, B, T);
 }
 
-/* The teacher's logits for the batch, for distillation. */
-static const float *teacher_logits(GPT3 *teacher, int task, const int *inputs, const int *lengths, int B, int T) {
-    if (!teacher || task_forward(teacher, task, inputs, lengths, NULL, B, T) != GPT3_OK) return NULL;
-    return task == TASK_GENERATE ? teacher->logits : teacher->head->logits;
+/* The teacher's logits for the batch, for distillation, in *soft. */
+static int teacher_logits(GPT3 *teacher, int task, const int *inputs, const int *lengths, int B, int T,
+                          const float **soft) {
+    int rc = task_forward(teacher, task, inputs, lengths, NULL, B, T);
+    *soft = rc != GPT3_OK ? NULL : task == TASK_GENERATE ? teacher->logits : teacher->head->logits;
+    return rc;
 }
 
 /* Evaluate on a dataset: fills r (classify, ner) and *loss, the mean loss
@@ -2719,8 +2721,11 @@ static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Datas
                         ? augmented_batch(&aug, train, order, from, b_count, (uint64_t)a->seed, epoch, &copies, inputs, lengths, labels)
                         : make_batch(train, order, from, b_count, task, inputs, lengths, labels);
             if (T < 0) { rc = GPT3_ERR_NOMEM; failed = "data augmentation"; break; }
-            const float *soft = teacher_logits(a->teacher, task, inputs, lengths, b_count, T);
-            if (a->teacher && !soft) { rc = GPT3_ERR_SEQ_LEN; failed = "the teacher's forward"; break; }
+            const float *soft = NULL;
+            if (a->teacher && (rc = teacher_logits(a->teacher, task, inputs, lengths, b_count, T, &soft)) != GPT3_OK) {
+                failed = "the teacher's forward";
+                break;
+            }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
             m->training = 1; /* dropout on (evaluation turned it off) */
             Optimizer opt = {0.9f, 0.95f, 1e-8f, a->weight_decay, 1.0f};

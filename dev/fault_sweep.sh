@@ -2,13 +2,15 @@
 # fault_sweep.sh - every allocation, or every write, of the CLI's commands
 # made to fail in turn, under AddressSanitizer and UBSan.
 #
-#   dev/fault_sweep.sh [--writes | --both] [--max N] [COMMAND_NAME ...]
+#   dev/fault_sweep.sh [--writes | --both] [--max N] [--offset K] [COMMAND_NAME ...]
 #
 # Builds demo.c with dev/fault_inject.h and the sanitizers, makes small
 # inputs in a temporary folder, and runs each command below once to count
 # its allocations (with --writes: its writes to files; --both: both), then
 # once per allocation k with FAULT_ALLOC_FAIL=k (FAULT_WRITE_FAIL=k), at
-# most --max runs a command (default 400), spread evenly. Each run must:
+# most --max runs a command (default 400), spread evenly: every step-th,
+# from the (1 + K mod step)-th (--offset K, default 0; CI gives each
+# commit its own K, so that its samples differ). Each run must:
 #   - end without a sanitizer report (memory errors, undefined behaviour,
 #     leaks) and without a signal;
 #   - when its failure was reached: for an allocation, exit non-zero saying
@@ -25,11 +27,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 KINDS=ALLOC
 MAX=400
+OFFSET=0
 while [ $# -gt 0 ]; do
     case $1 in
         --writes) KINDS=WRITE; shift ;;
         --both) KINDS="ALLOC WRITE"; shift ;;
         --max) MAX=$2; shift 2 ;;
+        --offset) OFFSET=$2; shift 2 ;;
         *) break ;;
     esac
 done
@@ -47,6 +51,7 @@ ENC=fixtures/gpt2/encoder.json BPE=fixtures/gpt2/vocab.bpe
 head -c 20000 fixtures/tokenizer/bench.txt >"$W/text.txt"
 $DEMO prepare --input "$W/text.txt" --out "$W/text" 2>/dev/null
 $DEMO bpe-train --input "$W/text.txt" --vocab-size 300 --out "$W/bpe" 2>/dev/null
+$DEMO prepare --input "$W/text.txt" --out "$W/bpetext" --encoder "$W/bpe/encoder.json" --bpe "$W/bpe/vocab.bpe" 2>/dev/null
 $DEMO train --data "$W/text" --model tiny --batch 2 --seq 32 --steps 2 --out "$W/run0" >/dev/null 2>&1
 head -n 40 $D/sentiment.train.tsv >"$W/s.tsv"
 head -n 120 $D/ner.dev.conll >"$W/n.conll"
@@ -66,11 +71,16 @@ COMMANDS=(
 "encode|encode --encoder $ENC --bpe $BPE <$W/text.txt"
 "decode|decode --encoder $ENC --bpe $BPE <$W/hello.ids"
 "train|train --data $W/text --model tiny --batch 2 --seq 32 --steps 2 --eval-every 1 --eval-batches 1 --out $W/out"
+"train-bpe|train --data $W/bpetext --model tiny --batch 2 --seq 32 --steps 1 --out $W/out/bperun"
 "resume|train --data $W/text --model tiny --batch 2 --seq 32 --steps 4 --save-every 1 --out $W/run --resume"
 "generate|generate --model $W/run/model.ckpt --prompt Hello --max-tokens 4"
 "finetune|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv"
 "finetune-ner|$FT --task ner --train $W/n.conll --dev $W/n.conll --test $W/n.conll"
 "finetune-gen|$FT --task generate --train $W/q.tsv --dev $W/q.tsv --test $W/q.tsv"
+"finetune-lora|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv --lora-rank 4 --trainable head --augment 0.3"
+"finetune-prompt|$FT --task generate --train $W/q.tsv --dev $W/q.tsv --test $W/q.tsv --prompt-tuning 8 --prompt-init Answer:"
+"finetune-pgd|$FT --task ner --train $W/n.conll --dev $W/n.conll --test $W/n.conll --adversarial pgd --adv-steps 2 --trainable top:1"
+"finetune-distill|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv --teacher $W/ft/model.ckpt --adversarial fgm"
 "predict|predict --model $W/ft/model.ckpt --input $W/s.tsv --report $W/out/r.txt"
 "eval|eval --model fixtures/eval_tiny/model.ckpt --task fixtures/eval_tiny/mc.jsonl --train fixtures/eval_tiny/mc_train.jsonl --shots 0,1 --details $W/out/d.jsonl --plot $W/out/eval.svg"
 "attention|attention --model fixtures/dense.ckpt --text 0112340112340112 --out $W/out/a.svg --dump $W/out/a.tsv"
@@ -92,7 +102,7 @@ sweep() {
     read -r _ allocations _ writes _ <<<"$counts"
     total=$allocations; [ $KIND = WRITE ] && total=$writes
     step=$(( (total + MAX - 1) / MAX )); [ $step -lt 1 ] && step=1
-    for ((k = 1; k <= total; k += step)); do
+    for ((k = 1 + OFFSET % step; k <= total; k += step)); do
         fresh
         env FAULT_${KIND}_FAIL=$k bash -c "$DEMO $line" >/dev/null 2>"$W/err"
         rc=$?
