@@ -549,6 +549,7 @@ typedef struct {
     float *values;  /* same layout                                         */
     float *logits;  /* (V) logits after the last gpt3_kv_forward           */
     float *x, *xn, *qkv, *atty, *proj, *fch, *fch_gelu, *att, *stats; /* scratch */
+    float *lora_u;  /* (C) an unmerged LoRA adapter's u (its rank is at most C) */
     float *memory;  /* one allocation behind all of the above              */
 } GPT3KVCache;
 GPT3DEF int  gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m);
@@ -1943,15 +1944,22 @@ static float *gpt3__lora_u(const GPT3 *m, int l, int k, int B, int T) {
     return m->lora->u + ((size_t)l * 4 + (size_t)k) * (size_t)B * T * m->lora->rank;
 }
 
-/* y = x W^T + b, and the adapter's s (x A^T) B^T when LoRA is on. */
-static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float *inp,
-                                 const float *w, const float *b, int B, int T, int in, int outdim) {
-    gpt3__matmul_forward(out, inp, w, b, B, T, in, outdim, &m->scratch);
+/* y = x W^T + b for N rows, and the adapter's s (x A^T) B^T when LoRA is
+   on, its u (N, r) left in u. */
+static void gpt3__linear_rows(GPT3 *m, int l, int k, float *out, float *u, const float *inp,
+                              const float *w, const float *b, int N, int in, int outdim) {
+    gpt3__matmul_forward(out, inp, w, b, 1, N, in, outdim, &m->scratch);
     if (!m->lora) return;
     float *A, *Bm, *dA, *dB, s = m->lora->alpha / (float)m->lora->rank;
     gpt3__lora_views(m->lora, l, k, m->config.channels, &A, &Bm, &dA, &dB);
-    gpt3__lora_forward(out, gpt3__lora_u(m, l, k, B, T), inp, A, Bm, s, B * T, in, outdim, m->lora->rank,
-                       &m->scratch);
+    gpt3__lora_forward(out, u, inp, A, Bm, s, N, in, outdim, m->lora->rank, &m->scratch);
+}
+
+/* The forward's: u kept for the backward pass. */
+static void gpt3__linear_forward(GPT3 *m, int l, int k, float *out, const float *inp,
+                                 const float *w, const float *b, int B, int T, int in, int outdim) {
+    float *u = m->lora ? gpt3__lora_u(m, l, k, B, T) : NULL;
+    gpt3__linear_rows(m, l, k, out, u, inp, w, b, B * T, in, outdim);
 }
 
 static void gpt3__linear_backward(GPT3 *m, int l, int k, float *dinp, float *dw, float *db,
@@ -2994,10 +3002,10 @@ GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
     const GPT3Config *cfg = &m->config;
     size_t C = (size_t)cfg->channels, rows = 0;
     for (int l = 0; l < cfg->num_layers; l++) rows += (size_t)gpt3__cache_rows(cfg, l);
-    /* keys, values; x, xn, qkv, atty, proj, fch, fch_gelu; att (a row per
-       head); logits; mean, rstd */
+    /* keys, values; x, xn, qkv, atty, proj, fch, fch_gelu, lora_u; att (a
+       row per head); logits; mean, rstd */
     size_t att = (size_t)cfg->num_heads * cfg->max_seq_len;
-    size_t total = 2 * rows * C + 15 * C + att + cfg->vocab_size + 2;
+    size_t total = 2 * rows * C + 16 * C + att + cfg->vocab_size + 2;
     kv->memory = (float *)GPT3_MALLOC(total * sizeof(float));
     if (!kv->memory) return GPT3_ERR_NOMEM;
     kv->keys = kv->memory;
@@ -3009,7 +3017,8 @@ GPT3DEF int gpt3_kv_init(GPT3KVCache *kv, const GPT3 *m) {
     kv->proj = kv->atty + C;
     kv->fch = kv->proj + C;
     kv->fch_gelu = kv->fch + 4 * C;
-    kv->att = kv->fch_gelu + 4 * C;
+    kv->lora_u = kv->fch_gelu + 4 * C;
+    kv->att = kv->lora_u + C;
     kv->logits = kv->att + att;
     kv->stats = kv->logits + cfg->vocab_size;
     kv->pos = 0;
@@ -3025,9 +3034,10 @@ GPT3DEF void gpt3_kv_free(GPT3KVCache *kv) {
 }
 
 /* gpt3_forward for one more position, t = kv->pos, reusing the cached keys
-   and values of positions < t. The same layer functions at B = T = 1, except
-   attention, which reads its past from the cache. embedding (C) is the
-   token's row of wte, or a soft prompt's vector. */
+   and values of positions < t. The same layer functions at B = T = 1
+   (LoRA's adapters included, when they are not merged), except attention,
+   which reads its past from the cache. embedding (C) is the token's row of
+   wte, or a soft prompt's vector. */
 static void gpt3__kv_step(GPT3 *m, GPT3KVCache *kv, const float *embedding) {
     const GPT3Config *cfg = &m->config;
     int C = cfg->channels, NH = cfg->num_heads, hs = C / NH, t = kv->pos;
@@ -3038,7 +3048,7 @@ static void gpt3__kv_step(GPT3 *m, GPT3KVCache *kv, const float *embedding) {
         int window = gpt3__layer_window(cfg, l, cfg->max_seq_len);
         int rows = gpt3__cache_rows(cfg, l), start = gpt3__attention_start(window, t);
         gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln1w, lw.ln1b, 1, 1, C);
-        gpt3__matmul_forward(kv->qkv, kv->xn, lw.qkvw, lw.qkvb, 1, 1, C, 3 * C, &m->scratch);
+        gpt3__linear_rows(m, l, GPT3__QKV, kv->qkv, kv->lora_u, kv->xn, lw.qkvw, lw.qkvb, 1, C, 3 * C);
         memcpy(keys + (size_t)(t % rows) * C, kv->qkv + C, (size_t)C * sizeof(float));
         memcpy(values + (size_t)(t % rows) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         #pragma omp parallel for num_threads(m->scratch.threads)
@@ -3046,13 +3056,14 @@ static void gpt3__kv_step(GPT3 *m, GPT3KVCache *kv, const float *embedding) {
             gpt3__attention_row(kv->atty + h * hs, kv->att + (size_t)h * cfg->max_seq_len,
                                 kv->qkv + h * hs, keys + h * hs, values + h * hs, (size_t)C, start,
                                 t - start + 1, rows, hs, NULL, 0, 0);
-        gpt3__matmul_forward(kv->proj, kv->atty, lw.attprojw, lw.attprojb, 1, 1, C, C, &m->scratch);
+        gpt3__linear_rows(m, l, GPT3__ATTPROJ, kv->proj, kv->lora_u, kv->atty, lw.attprojw, lw.attprojb, 1,
+                          C, C);
         gpt3__residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         gpt3__layernorm_forward(kv->xn, kv->stats, kv->stats + 1, kv->x, lw.ln2w, lw.ln2b, 1, 1, C);
-        gpt3__matmul_forward(kv->fch, kv->xn, lw.fcw, lw.fcb, 1, 1, C, 4 * C, &m->scratch);
+        gpt3__linear_rows(m, l, GPT3__FC, kv->fch, kv->lora_u, kv->xn, lw.fcw, lw.fcb, 1, C, 4 * C);
         gpt3__gelu_forward(kv->fch_gelu, kv->fch, 4 * (size_t)C);
-        gpt3__matmul_forward(kv->proj, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1, 1, 4 * C, C,
-                             &m->scratch);
+        gpt3__linear_rows(m, l, GPT3__FCPROJ, kv->proj, kv->lora_u, kv->fch_gelu, lw.fcprojw, lw.fcprojb, 1,
+                          4 * C, C);
         gpt3__residual_forward(kv->x, kv->x, kv->proj, (size_t)C);
         keys += (size_t)rows * C;
         values += (size_t)rows * C;

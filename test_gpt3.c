@@ -1053,6 +1053,13 @@ static void train_steps(GPT3 *m, const int *inputs, const int *targets, int B, i
     train_steps_from(m, inputs, targets, B, T, 1, steps, lr);
 }
 
+/* x[i] += amount u, u uniform in [-1/2, 1/2) */
+static void perturb(float *x, size_t n, float amount, uint64_t seed) {
+    GPT3Rng rng;
+    gpt3_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) x[i] += amount * (gpt3_rng_float(&rng) - 0.5f);
+}
+
 static void random_tokens(int *x, int n, int V, uint64_t seed) {
     GPT3Rng rng;
     gpt3_rng_seed(&rng, seed);
@@ -1390,8 +1397,9 @@ static void test_sampler(void) {
 }
 
 /* Logits through the KV cache, one token at a time, must match a full
-   forward at every position: dense, and banded past the window. */
-static void test_kv_cache(const char *label, int local_window) {
+   forward at every position: dense, and banded past the window; with
+   LoRA adapters of rank lora_rank (0: none) that are not merged. */
+static void test_kv_cache(const char *label, int local_window, int lora_rank) {
     GPT3Config cfg = small_config(local_window);
     cfg.num_layers = 3;
     cfg.max_seq_len = 12;
@@ -1403,6 +1411,10 @@ static void test_kv_cache(const char *label, int local_window) {
     GPT3Rng rng;
     gpt3_rng_seed(&rng, 32);
     for (size_t i = 0; i < m.num_parameters; i++) m.params[i] += 0.2f * (gpt3_rng_float(&rng) - 0.5f);
+    if (lora_rank) {
+        gpt3_lora_attach(&m, lora_rank, 4.0f, 33);
+        perturb(m.lora->params, m.lora->num_parameters, 0.3f, 34); /* B != 0: the adapters count */
+    }
     gpt3_forward(&m, tokens, NULL, 1, 12);
     gpt3_kv_init(&kv, &m);
     double worst = 0.0;
@@ -2167,12 +2179,6 @@ static double task_fd(TaskCase *c, const char **worst_name) {
         free(analytic);
     }
     return worst;
-}
-
-static void perturb(float *x, size_t n, float amount, uint64_t seed) {
-    GPT3Rng rng;
-    gpt3_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) x[i] += amount * (gpt3_rng_float(&rng) - 0.5f);
 }
 
 static void task_check(const char *label, TaskCase *c) {
@@ -3313,8 +3319,9 @@ int main(int argc, char **argv) {
     test_init();
     test_schedule_and_clip();
     test_sampler();
-    test_kv_cache("kv cache = full forward, dense", 0);
-    test_kv_cache("kv cache = full forward, banded past W", 3);
+    test_kv_cache("kv cache = full forward, dense", 0, 0);
+    test_kv_cache("kv cache = full forward, banded past W", 3, 0);
+    test_kv_cache("kv cache = full forward, LoRA not merged", 3, 2);
     test_huge_window();
     test_checkpoint_roundtrip();
     test_bad_checkpoints();
