@@ -154,6 +154,7 @@ enum {
     GPT3_ERR_VOCAB,          /* encoder.json / vocab.bpe malformed or unmatched */
     GPT3_ERR_CORRUPT,        /* a file's header holds impossible values     */
     GPT3_ERR_NOT_FILE,       /* a folder or a pipe where a file must be     */
+    GPT3_ERR_LORA,           /* a save of a model whose LoRA adapters are not merged */
     GPT3_NUM_ERRORS
 };
 
@@ -376,7 +377,7 @@ GPT3DEF int  gpt3_load(GPT3 *m, const char *checkpoint_path);
 /* Write a checkpoint: 256 little-endian int32 (magic "GPT3", version 1,
    the six config values, zeros), then the parameters as float32. Written to
    a temporary file first and renamed, so a failed save leaves the previous
-   file as it was. */
+   file as it was. GPT3_ERR_LORA while LoRA adapters are not merged. */
 GPT3DEF int  gpt3_save(const GPT3 *m, const char *checkpoint_path);
 /* inputs, targets: B*T ints, row-major (b, t). targets may be NULL
    (inference only); a target < 0 is ignored. After the call m->logits holds
@@ -475,7 +476,8 @@ GPT3DEF void gpt3_set_distillation(GPT3 *m, const float *teacher_logits, float t
                                    float alpha);
 /* LoRA adapters of rank r (scale alpha / r) on every block's four
    matrices; they train with the model's AdamW step. Merge to fold them
-   into the weights (then save as a normal checkpoint). */
+   into the weights (then save as a normal checkpoint: gpt3_save refuses
+   adapters not merged, which it would leave out). */
 GPT3DEF int  gpt3_lora_attach(GPT3 *m, int rank, float alpha, uint64_t seed);
 GPT3DEF int  gpt3_lora_merge(GPT3 *m);
 /* A task head: GPT3_HEAD_BINARY (num_classes 1), GPT3_HEAD_CLASSES (2 or
@@ -4755,8 +4757,10 @@ GPT3DEF void gpt3_loader_free(GPT3DataLoader *dl) {
 #define GPT3__HEADER_INTS 256
 
 
-/* The checkpoint, written in full to path.tmp (not yet in path's place). */
+/* The checkpoint, written in full to path.tmp (not yet in path's place).
+   LoRA's adapters have no place in it: they must be merged first. */
 static int gpt3__write_checkpoint(GPT3__AtomicFile *file, const GPT3 *m, const char *path) {
+    if (m->lora) return GPT3_ERR_LORA;
     const GPT3Config *c = &m->config;
     int32_t header[GPT3__HEADER_INTS] = {0};
     header[0] = GPT3__MAGIC;
@@ -6268,6 +6272,8 @@ GPT3DEF const char *gpt3_strerror(int code) {
         "the file is corrupt: its header holds values no gpt3.h writes, or its length is not "
         "the one its header gives",
         "not a regular file (a folder, or a pipe?): give the path of the file itself",
+        "the model has LoRA adapters that are not merged: call gpt3_lora_merge first (a checkpoint "
+        "holds the model's weights alone, and would leave them out)",
     };
     if (code < 0 || code >= GPT3_NUM_ERRORS) return "unknown error code";
     return messages[code];

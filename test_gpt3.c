@@ -2703,6 +2703,16 @@ static void test_lora_merge(void) {
     double e = rel_error(m.logits, with, 8 * (size_t)cfg.vocab_size);
     check(rc == GPT3_OK && m.lora == NULL && e < 1e-5, "LoRA: merged weights = adapters", "rel err %.1e (tol 1e-5)", e);
     free(with);
+    /* a checkpoint cannot hold adapters: saving them unmerged is refused */
+    const char *path = "test_lora_unmerged.ckpt";
+    remove(path);
+    gpt3_lora_attach(&m, 2, 4.0f, 97);
+    GPT3TrainState st = {1, 0, 0, 0};
+    int save = gpt3_save(&m, path), save_run = gpt3_save_run(&m, &st, path);
+    FILE *f = fopen(path, "rb");
+    check(save == GPT3_ERR_LORA && save_run == GPT3_ERR_LORA && !f, "LoRA: a save before the merge is refused",
+          "-> %s", gpt3_strerror(save));
+    if (f) fclose(f);
     gpt3_free(&m);
 }
 
