@@ -20,7 +20,8 @@
      config     a config from the input (edge values included); one that
                 gpt3_check_config accepts and that is tiny runs gpt3_init,
                 gpt3_forward, gpt3_backward, gpt3_adamw_step and checks the
-                KV cache's logits against the forward's
+                KV cache's logits against the forward's (with LoRA
+                adapters not merged, or none)
      seeds      not a fuzzer: a program that writes seed corpora
                 (run it as ./fuzz_seeds OUTDIR)
 
@@ -565,9 +566,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(grads);
     }
     if (flags & 2) {
-        /* the KV cache must give the forward's logits, position by position */
+        /* the KV cache must give the forward's logits, position by position
+           (with LoRA adapters that are not merged, when flags has 4) */
         int n = T < 12 ? T : 12, V = c.vocab_size, tokens[12];
         gpt3_set_training(&m, 0, 0.0f, 0);
+        if (flags & 4) {
+            int rank = 1 + (int)(fuzz_u8(&in) % (unsigned)(c.channels < 4 ? c.channels : 4));
+            FUZZ_CHECK(gpt3_lora_attach(&m, rank, 2.0f, 9) == GPT3_OK);
+            for (size_t k = 0; k < m.lora->num_parameters; k++) /* B != 0: the adapters count */
+                m.lora->params[k] += 0.1f * (float)((k * 2654435761u) % 1000) / 1000.0f - 0.05f;
+        }
         for (int t = 0; t < n; t++) tokens[t] = (int)(fuzz_u8(&in) % (unsigned)V);
         FUZZ_CHECK(gpt3_forward(&m, tokens, NULL, 1, n) == GPT3_OK);
         GPT3KVCache kv;
