@@ -530,8 +530,8 @@ static int cmd_bpe_train(int argc, char **argv) {
     return rc != GPT3_OK;
 }
 
-/* The tokenizer beside a trained or fine-tuned model, so that the folder stands on
-   its own (generate finds it there); bytes need no files. */
+/* The tokenizer beside a trained or fine-tuned model, so that the folder
+   stands on its own (generate finds it there); bytes need no files. */
 static int save_tokenizer_beside(const GPT3Tokenizer *tok, const char *dir) {
     char enc[1024], bpe[1024];
     if (tok->is_bytes) return GPT3_OK;
