@@ -1398,6 +1398,25 @@ static double generate(GPT3 *m, GPT3Tokenizer *tok, const char *prompt, int n_ne
     return rc == GPT3_OK ? rate : -1;
 }
 
+/* A checkpoint, and its .head file's soft prompt (and head) when it has
+   one, as fine-tuning saved them; 0, or 1 said. */
+static int load_model_and_head(GPT3 *m, const char *model) {
+    int rc = gpt3_load(m, model);
+    if (rc != GPT3_OK) {
+        fail(model, rc);
+        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or ./demo train --help)\n");
+        return 1;
+    }
+    char head_path[MAX_PATH + 8];
+    snprintf(head_path, sizeof(head_path), "%s.head", model);
+    if (file_exists(head_path) && (rc = gpt3_head_load(m, head_path)) != GPT3_OK) {
+        gpt3_free(m);
+        return fail(head_path, rc);
+    }
+    if (m->prompt) fprintf(stderr, "[with the soft prompt of %d vectors in %s]\n", m->prompt->length, head_path);
+    return 0;
+}
+
 static int cmd_generate(int argc, char **argv) {
     const char *model = "out/model.ckpt", *prompt = "", *encoder = NULL, *bpe = NULL;
     int max_tokens = 200, top_k = 0, seed = 42, no_cache = 0, no_stop = 0;
@@ -1424,19 +1443,7 @@ static int cmd_generate(int argc, char **argv) {
     GPT3 m;
     GPT3Tokenizer tok;
     GPT3Sampler sampler;
-    rc = gpt3_load(&m, model);
-    if (rc != GPT3_OK) {
-        fail(model, rc);
-        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or ./demo train --help)\n");
-        return 1;
-    }
-    char head_path[MAX_PATH + 8];
-    snprintf(head_path, sizeof(head_path), "%s.head", model);
-    if (file_exists(head_path) && (rc = gpt3_head_load(&m, head_path)) != GPT3_OK) { /* a soft prompt, if any */
-        gpt3_free(&m);
-        return fail(head_path, rc);
-    }
-    if (m.prompt) fprintf(stderr, "[with the soft prompt of %d vectors in %s]\n", m.prompt->length, head_path);
+    if (load_model_and_head(&m, model)) return 1;
     if (open_tokenizer(&tok, encoder, bpe, model)) { gpt3_free(&m); return 1; }
     if (tok.vocab_size != m.config.vocab_size) {
         fprintf(stderr, "demo generate: the tokenizer has %d tokens but %s expects %d: give the model's --encoder and --bpe\n",
@@ -4180,7 +4187,7 @@ static int cmd_eval(int argc, char **argv) {
                     from->path, from->count - !train, train ? "" : " (never the item itself)");
             status = 1;
         }
-    if (!status && (rc = gpt3_load(&m, model)) != GPT3_OK) status = fail(model, rc);
+    if (!status && load_model_and_head(&m, model)) status = 1;
     else if (!status && open_tokenizer(&tok, encoder, bpe, model)) { gpt3_free(&m); status = 1; }
     else if (!status && tok.vocab_size != m.config.vocab_size) {
         fprintf(stderr, "demo eval: %s has %d tokens but its tokenizer %d: give the model's --encoder and --bpe\n",

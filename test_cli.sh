@@ -505,6 +505,12 @@ $EV --task "$W/mc.jsonl" --shots 0,1,2 --details "$W/ev.details" --plot "$W/ev.s
     grep -q '"shots": 2' "$W/ev.details" && grep -q '<circle' "$W/ev.svg" &&
     ok "cli eval: 0-, 1- and 2-shot multiple choice (HellaSwag's fields too), details and the plot" ||
     bad "cli eval: $(head -n 2 "$W/ev.err")"
+mkdir -p "$W/ptg_bare" && cp "$W/ptg/model.ckpt" "$W/ptg_bare/"
+$DEMO eval --model "$W/ptg/model.ckpt" --task "$W/mc.jsonl" --shots 0 --details "$W/ptg.d" >/dev/null 2>"$W/ptg.ev" &&
+    $DEMO eval --model "$W/ptg_bare/model.ckpt" --task "$W/mc.jsonl" --shots 0 --details "$W/bare.d" >/dev/null 2>&1 &&
+    grep -q "with the soft prompt of 3 vectors" "$W/ptg.ev" && ! cmp -s "$W/ptg.d" "$W/bare.d" &&
+    ok "cli eval: a prompt-tuned model is scored with its soft prompt" ||
+    bad "cli eval: the soft prompt beside the model: $(head -n 1 "$W/ptg.ev")"
 $EV --task "$W/cloze.jsonl" --shots 1 >"$W/evc.out" 2>"$W/evc.err" && grep -q "exact match" "$W/evc.out" &&
     ok "cli eval: completions, exact match and perplexity" || bad "cli eval: cloze: $(head -n 1 "$W/evc.err")"
 $EV --task "$W/mc.jsonl" --shots 2 --seed 5 --details "$W/ev5a" >/dev/null 2>&1 &&
