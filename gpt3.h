@@ -154,7 +154,7 @@ enum {
     GPT3_ERR_VOCAB,          /* encoder.json / vocab.bpe malformed or unmatched */
     GPT3_ERR_CORRUPT,        /* a file's header holds impossible values     */
     GPT3_ERR_NOT_FILE,       /* a folder or a pipe where a file must be     */
-    GPT3_ERR_LORA,           /* a save of a model whose LoRA adapters are not merged */
+    GPT3_ERR_LORA,           /* saving a model whose LoRA adapters are not merged */
     GPT3_NUM_ERRORS
 };
 
@@ -4845,9 +4845,11 @@ static void gpt3__write_own_moments(GPT3__AtomicFile *file, const GPT3 *m, void 
     gpt3__atomic_write_le(file, m->adam_v, m->num_parameters, 4);
 }
 
-/* The training state, written in full to path.tmp. */
+/* The training state, written in full to path.tmp: the model's moments,
+   which go with its checkpoint (so none while LoRA adapters are apart). */
 static int gpt3__write_state(GPT3__AtomicFile *file, const GPT3 *m, const GPT3TrainState *st,
                              const char *path, GPT3__MomentsWriter write_moments, void *ctx) {
+    if (m->lora) return GPT3_ERR_LORA;
     uint32_t header[64] = {0};
     header[0] = GPT3__STATE_MAGIC;
     header[1] = 1;

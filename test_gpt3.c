@@ -2709,9 +2709,10 @@ static void test_lora_merge(void) {
     gpt3_lora_attach(&m, 2, 4.0f, 97);
     GPT3TrainState st = {1, 0, 0, 0};
     int save = gpt3_save(&m, path), save_run = gpt3_save_run(&m, &st, path);
+    int save_state = gpt3_save_state(&m, &st, path);
     FILE *f = fopen(path, "rb");
-    check(save == GPT3_ERR_LORA && save_run == GPT3_ERR_LORA && !f, "LoRA: a save before the merge is refused",
-          "-> %s", gpt3_strerror(save));
+    check(save == GPT3_ERR_LORA && save_run == GPT3_ERR_LORA && save_state == GPT3_ERR_LORA && !f,
+          "LoRA: a save before the merge is refused", "-> %s", gpt3_strerror(save));
     if (f) fclose(f);
     gpt3_free(&m);
 }
