@@ -203,6 +203,13 @@ static unsigned char *read_stdin(size_t *n) {
     return data;
 }
 
+/* The bytes of a UTF-8 byte order mark at the start of text (3), or 0:
+   editors on Windows write one; the data readers skip it, so it does not
+   become part of the first label or JSON value. */
+static size_t utf8_bom(const char *text, size_t n) {
+    return n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
 /* A text file holds no NUL byte: if text does, say where and return 0. */
 static int no_nul(const char *path, const char *text, size_t n) {
     const char *nul = (const char *)memchr(text, 0, n);
@@ -1970,7 +1977,7 @@ static int load_tsv(const char *path, int task, GPT3Tokenizer *tok, Dataset *d, 
     if (!text) return 1;
     if (!no_nul(path, text, size)) { free(text); return 1; }
     int line_no = 0, status = 0;
-    for (char *line = text; status == 0 && line < text + size; line_no++) {
+    for (char *line = text + utf8_bom(text, size); status == 0 && line < text + size; line_no++) {
         char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
         if (end > line && end[-1] == '\r') end--;
         *end = 0;
@@ -2081,7 +2088,7 @@ static int load_conll(const char *path, GPT3Tokenizer *tok, Dataset *d, int is_t
     if (!no_nul(path, text, size)) { free(text); return 1; }
     char *words[MAX_WORDS];
     int tags[MAX_WORDS], n_words = 0, line_no = 0, status = 0;
-    for (char *line = text; status == 0 && line <= text + size; line_no++) {
+    for (char *line = text + utf8_bom(text, size); status == 0 && line <= text + size; line_no++) {
         char *eol = strchr(line, '\n'), *end = eol ? eol : text + size;
         if (end > line && end[-1] == '\r') end--;
         *end = 0;
@@ -3709,7 +3716,7 @@ static int load_eval_set(const char *path, EvalSet *s) {
     s->path = path;
     if (!text) return 1;
     int status = !no_nul(path, text, size), capacity = 0, line_no = 0, kind = 0;
-    for (char *line = text; status == 0 && line < text + size; line_no++) {
+    for (char *line = text + utf8_bom(text, size); status == 0 && line < text + size; line_no++) {
         char *eol = memchr(line, '\n', (size_t)(text + size - line)), *end = eol ? eol : text + size;
         size_t n = (size_t)(end - line);
         line = eol ? eol + 1 : text + size;
@@ -4328,8 +4335,9 @@ static char *reader_next(LineReader *r, size_t *n) {
     }
     if (len > 0 && r->line[len - 1] == '\r') len--;
     r->line[len] = 0;
-    *n = len;
-    return r->line;
+    size_t bom = r->line_no == 1 ? utf8_bom(r->line, len) : 0;
+    *n = len - bom;
+    return r->line + bom;
 }
 
 /* The length of the UTF-8 sequence at s (n bytes left), 0 if it is not

@@ -441,6 +441,15 @@ fi
 SENT="--task classify --train $D/sentiment.train.tsv --dev $D/sentiment.dev.tsv --test $D/sentiment.test.tsv"
 NERD="--task ner --train $D/ner.train.conll --dev $D/ner.dev.conll --test $D/ner.test.conll"
 TINY="--init tiny --context 64 --batch 32 --seed 3"
+# files from Windows editors: a UTF-8 byte order mark, CRLF line ends
+printf '\357\273\277' >"$W/bom.tsv" && head -n 24 $D/sentiment.train.tsv | sed 's/$/\r/' >>"$W/bom.tsv"
+printf '\357\273\277{"context": "Snow is", "choices": ["white", "black"], "label": 0}\r\n' >"$W/bom.jsonl"
+$DEMO finetune --task classify $TINY --epochs 0 --train "$W/bom.tsv" --dev "$W/bom.tsv" --test "$W/bom.tsv" \
+    --out "$W/bom" 2>"$W/bom.err" && grep -q "2 classes" "$W/bom.err" &&
+    $DEMO predict --model "$W/bom/model.ckpt" --input "$W/bom.tsv" 2>&1 >/dev/null | grep -q "accuracy" &&
+    $DEMO eval --model "$W/bom/model.ckpt" --task "$W/bom.jsonl" --shots 0 >/dev/null 2>&1 &&
+    ok "cli finetune, predict, eval: a byte order mark and CRLF line ends are not data" ||
+    bad "cli: files with a byte order mark: $(grep -m 1 -E 'demo|classes' "$W/bom.err")"
 untimed() { sed -E 's/, [0-9.]+ s\)/)/' "$1"; } # a report without its epoch untimed
 $DEMO finetune $SENT $TINY --epochs 1 --prompt-tuning 12 --prompt-init "Sentiment:" --out "$W/pt" 2>"$W/pt.err" &&
     $DEMO finetune $SENT $TINY --epochs 0 --trainable head --out "$W/pt0" 2>"$W/pt0.err" &&
