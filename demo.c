@@ -5624,6 +5624,11 @@ static int cmd_attention(int argc, char **argv) {
         if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or give --model)\n");
         return 1;
     }
+    char head_path[MAX_PATH + 8];
+    snprintf(head_path, sizeof(head_path), "%s.head", a.model);
+    if (file_exists(head_path))
+        fprintf(stderr, "note: the maps are of the model alone: %s (a task head or a soft prompt) is not used\n",
+                head_path);
     if (check_attention_model(&a, &m.config) || open_tokenizer(&tok, a.encoder, a.bpe, a.model)) {
         gpt3_free(&m);
         return 1;
