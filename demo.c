@@ -3819,7 +3819,7 @@ static char *eval_prompt(const Evaluator *e, const EvalItem *it, const int *demo
    context keeps its last tokens. *cut: demonstrations or tokens went. */
 static int eval_context(const Evaluator *e, const EvalItem *it, const int *demo, int K, int longest,
                         int **ids, size_t *n_ids, int *cut) {
-    int room = e->m->config.max_seq_len - longest;
+    int room = context_room(e->m) - longest;
     *cut = 0;
     for (int first = 0; first <= K; first++) {
         char *prompt = eval_prompt(e, it, demo, first, K);
@@ -3867,7 +3867,9 @@ static int best_of(const double *score, const double *divisor, int n) {
     return best;
 }
 
-/* Item i after K demonstrations, into the tally. */
+/* Item i after K demonstrations, into the tally: GPT3_OK, an error code,
+   or EVAL_SAID (a choice that cannot fit, said). */
+enum { EVAL_SAID = -1 };
 static int eval_one(const Evaluator *e, const EvalItem *it, int i, int K, EvalTally *tally) {
     int n = it->n_choices, demo[256], *ids[EVAL_MAX_CHOICES], n_ids[EVAL_MAX_CHOICES], longest = 0, cut = 0;
     int greedy[EVAL_MAX_CHOICES], rc = GPT3_OK, *ctx = NULL;
@@ -3884,10 +3886,10 @@ static int eval_one(const Evaluator *e, const EvalItem *it, int i, int K, EvalTa
         n_ids[c] = (int)got;
         longest = n_ids[c] > longest ? n_ids[c] : longest;
     }
-    if (rc == GPT3_OK && longest >= e->m->config.max_seq_len) {
-        fprintf(stderr, "demo eval: %s: item %d has a choice of %d tokens, as long as the model's context (%d)\n",
-                e->pool->path, i + 1, longest, e->m->config.max_seq_len);
-        rc = GPT3_ERR_SEQ_LEN;
+    if (rc == GPT3_OK && longest >= context_room(e->m)) {
+        fprintf(stderr, "demo eval: %s: item %d has a choice of %d tokens, as long as the model's context (%d%s)\n",
+                e->pool->path, i + 1, longest, context_room(e->m), e->m->prompt ? " after its soft prompt" : "");
+        rc = EVAL_SAID;
     }
     draw_demonstrations(e, i, K, demo);
     if (rc == GPT3_OK) rc = eval_context(e, it, demo, K, longest, &ctx, &n_ctx, &cut);
@@ -3953,7 +3955,7 @@ static void eval_report(const Evaluator *e, int K, const EvalTally *t, double se
     printf("; %.1f items/s\n", t->items / (seconds > 0 ? seconds : 1e-9));
     if (t->cut)
         printf("  %ld of them did not fit the context (%d tokens) whole: the oldest demonstrations went first "
-               "(then the item's context's start)\n", t->cut, e->m->config.max_seq_len);
+               "(then the item's context's start)\n", t->cut, context_room(e->m));
     fflush(stdout);
 }
 
@@ -3994,7 +3996,7 @@ static int eval_all(const Evaluator *e, const EvalSet *set, int K, int limit, Ev
     memset(t, 0, sizeof(*t));
     for (int i = 0; i < set->count && i < limit; i++) {
         int rc = eval_one(e, &set->items[i], i, K, t);
-        if (rc != GPT3_OK) return rc == GPT3_ERR_SEQ_LEN ? 1 : fail("eval", rc); /* a choice too long: said */
+        if (rc != GPT3_OK) return rc == EVAL_SAID ? 1 : fail("eval", rc);
         if (stderr_is_terminal() && now_seconds() - shown > 1.0) {
             shown = now_seconds();
             fprintf(stderr, "\r%d-shot: %d of %d items, %.1f items/s ", K, i + 1, set->count,

@@ -653,8 +653,8 @@ GPT3DEF int  gpt3_tag_words(GPT3 *m, GPT3Tokenizer *tok, const char *const *word
        logprobs[c] = sum_j log p(choice_c[j] | context, choice_c[0 .. j-1]),
    all choices in one batch: one forward (B = n_choices). greedy[c] (if not NULL) is 1 when every token of choice c is
    the most likely one. context has n_context >= 1 tokens; the longest
-   choice must fit after it in max_seq_len (GPT3_ERR_SEQ_LEN otherwise: drop
-   the context's start yourself). */
+   choice must fit after it in max_seq_len, less a soft prompt's length
+   (GPT3_ERR_SEQ_LEN otherwise: drop the context's start yourself). */
 GPT3DEF int gpt3_score_choices(GPT3 *m, const int *context, int n_context, const int *const *choices,
                                const int *n_choice, int n_choices, double *logprobs, int *greedy);
 
@@ -3097,13 +3097,14 @@ static int gpt3__check_choices(const GPT3 *m, const int *context, int n_context,
                                int *T) {
     if (!m || !m->params || !context || !choices || !n_choice || n_choices < 1 || n_context < 1)
         return GPT3_ERR_ARGUMENT;
+    int room = m->config.max_seq_len - gpt3__prompt_length(m); /* a soft prompt goes first */
     *T = 0;
     for (int c = 0; c < n_choices; c++) {
         if (!choices[c] || n_choice[c] < 1) return GPT3_ERR_ARGUMENT;
-        if (n_choice[c] > m->config.max_seq_len) return GPT3_ERR_SEQ_LEN;
+        if (n_choice[c] > room) return GPT3_ERR_SEQ_LEN;
         *T = n_choice[c] > *T ? n_choice[c] : *T;
     }
-    if (*T > m->config.max_seq_len - n_context) return GPT3_ERR_SEQ_LEN;
+    if (*T > room - n_context) return GPT3_ERR_SEQ_LEN;
     *T += n_context;
     return GPT3_OK;
 }

@@ -518,7 +518,9 @@ mkdir -p "$W/ptg_bare" && cp "$W/ptg/model.ckpt" "$W/ptg_bare/"
 $DEMO eval --model "$W/ptg/model.ckpt" --task "$W/mc.jsonl" --shots 0 --details "$W/ptg.d" >/dev/null 2>"$W/ptg.ev" &&
     $DEMO eval --model "$W/ptg_bare/model.ckpt" --task "$W/mc.jsonl" --shots 0 --details "$W/bare.d" >/dev/null 2>&1 &&
     grep -q "with the soft prompt of 3 vectors" "$W/ptg.ev" && ! cmp -s "$W/ptg.d" "$W/bare.d" &&
-    ok "cli eval: a prompt-tuned model is scored with its soft prompt" ||
+    printf '{"context": "%s", "choices": ["yes", "no"], "label": 0}\n' "$(printf 'word %.0s' $(seq 20))" >"$W/long.jsonl" &&
+    $DEMO eval --model "$W/ptg/model.ckpt" --task "$W/long.jsonl" --shots 0 2>/dev/null | grep -q "context (61 tokens)" &&
+    ok "cli eval: a prompt-tuned model is scored with its soft prompt, which takes its share of the context" ||
     bad "cli eval: the soft prompt beside the model: $(head -n 1 "$W/ptg.ev")"
 $EV --task "$W/cloze.jsonl" --shots 1 >"$W/evc.out" 2>"$W/evc.err" && grep -q "exact match" "$W/evc.out" &&
     ok "cli eval: completions, exact match and perplexity" || bad "cli eval: cloze: $(head -n 1 "$W/evc.err")"

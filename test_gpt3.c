@@ -2337,10 +2337,19 @@ static void test_prompt_tuning(void) {
         for (int v = 0; v < 11; v++) kv_worst = fmax(kv_worst, fabs(kv.logits[v] - m.logits[t * 11 + v]));
     }
     int too_long = gpt3_forward(&m, joined, NULL, 1, 6) == GPT3_ERR_SEQ_LEN; /* 3 + 6 > 8 */
-    check(worst < 1e-5 && kv_worst < 1e-5 && kv.pos == 8 && too_long,
-          "prompt tuning: a prompt of token embeddings = those tokens read; KV cache = forward",
-          "max |diff| %.1e, KV cache %.1e (tol 1e-5), cache at %d; T + N > max_seq_len refused: %s", worst,
-          kv_worst, kv.pos, too_long ? "yes" : "no");
+    /* scoring choices after the prompt: it takes 3 of the 8 positions */
+    int context[3] = {1, 4, 7}, with_prefix[6] = {6, 2, 8, 1, 4, 7}, choice[3] = {9, 5, 2};
+    const int *choices[1] = {choice};
+    int two[1] = {2}, three[1] = {3};
+    double lp_prompt = 0.0, lp_plain = 1.0, lp_long = 0.0;
+    int scored = gpt3_score_choices(&m, context, 3, choices, two, 1, &lp_prompt, NULL) == GPT3_OK &&
+                 gpt3_score_choices(&plain, with_prefix, 6, choices, two, 1, &lp_plain, NULL) == GPT3_OK;
+    too_long &= gpt3_score_choices(&m, context, 3, choices, three, 1, &lp_long, NULL) == GPT3_ERR_SEQ_LEN;
+    double score_error = fabs(lp_prompt - lp_plain);
+    check(worst < 1e-5 && kv_worst < 1e-5 && kv.pos == 8 && scored && score_error < 1e-5 && too_long,
+          "prompt tuning: a prompt of token embeddings = those tokens read; KV cache, scores = forward",
+          "max |diff| %.1e, KV cache %.1e, choice's log-likelihood %.1e (tol 1e-5), cache at %d; "
+          "T + N > max_seq_len refused: %s", worst, kv_worst, score_error, kv.pos, too_long ? "yes" : "no");
     gpt3_kv_free(&kv);
     gpt3_free(&plain);
 
