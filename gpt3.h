@@ -519,6 +519,32 @@ GPT3DEF int  gpt3_prompt_attach(GPT3 *m, int n, const int *init_tokens, int n_in
    forward's (so the same calls score an attack on a model), mean_loss is
    still the clean loss, and m->adversary.loss the perturbed one. */
 GPT3DEF int  gpt3_set_adversarial(GPT3 *m, int steps, float epsilon, float alpha);
+/* Early stopping keeps the best epoch's model: a snapshot is a copy of the
+   parameters that train (the model's only if some of it trains; the
+   adapters', the head's, the soft prompt's), taken at the best dev score
+   and restored at the end. Start from a zeroed snapshot ({0}); a later
+   take from the same set-up reuses its memory (another set-up:
+   GPT3_ERR_MISMATCH, as for a restore). */
+typedef struct {
+    float *copies[4];    /* the model's, the adapters', the head's, the
+                            prompt's parameters; NULL: none of that kind    */
+    size_t sizes[4];     /* floats in each copy                             */
+} GPT3Snapshot;
+GPT3DEF int  gpt3_snapshot_take(const GPT3 *m, GPT3Snapshot *s);
+GPT3DEF int  gpt3_snapshot_restore(GPT3 *m, const GPT3Snapshot *s);
+GPT3DEF void gpt3_snapshot_free(GPT3Snapshot *s);
+/* A fine-tuning run's resume point, one file saved atomically: the
+   parameters that train with AdamW's moments for them, the snapshot best
+   (or NULL), and the caller's n_counters numbers (its step, its epoch,
+   early stopping's best score as bits, ...). To load it, set m up as it
+   was when saved (the same checkpoint, head, adapters, soft prompt and
+   gpt3_freeze), then load: the file replaces what trains, its moments,
+   *best (freed first) and counters. GPT3_ERR_MISMATCH if m is set up
+   otherwise, or n_counters is not the file's; m is unchanged on any error. */
+GPT3DEF int  gpt3_save_tuning(const GPT3 *m, const GPT3Snapshot *best, const uint64_t *counters,
+                              int n_counters, const char *path);
+GPT3DEF int  gpt3_load_tuning(GPT3 *m, GPT3Snapshot *best, uint64_t *counters, int n_counters,
+                              const char *path);
 
 /* ------------------------------------------------------------------------ */
 /* Generation: random numbers, sampling, the KV cache                       */
@@ -5157,6 +5183,234 @@ GPT3DEF int gpt3_head_load(GPT3 *m, const char *path) {
     }
     fclose(f);
     return rc;
+}
+
+/* ---- Fine-tuning: snapshots and the resume point ----------------------------
+   The parts that train are those gpt3__gradient_parts lists: the model's
+   parameters (here only when some of it trains: a frozen model's never
+   change, and a run resumes from the same checkpoint), the adapters', the
+   head's, the soft prompt's. The resume file: 32 little-endian uint32 --
+   magic "GTUN", version 1, the fingerprint of the model's parameters,
+   frozen_layers, frozen_final, the head's kind + 1 (0: none), the number
+   of counters, 1 if the model's moments follow (0: no step yet, or the
+   model is frozen), 1 if a snapshot follows, num_parameters and the four
+   parts' sizes in floats (each as two words, low first), zeros -- then
+   the counters (uint64 as two words each), each part's parameters, AdamW
+   m and v (float32), and each part of the snapshot. */
+#define GPT3__TUNING_MAGIC 0x4E555447 /* "GTUN" */
+
+typedef struct { float *params, *adam_m, *adam_v; size_t size; } GPT3__Part;
+
+static GPT3__Part gpt3__part(float *params, float *adam_m, float *adam_v, size_t size) {
+    GPT3__Part part;
+    part.params = params;
+    part.adam_m = adam_m;
+    part.adam_v = adam_v;
+    part.size = size;
+    return part;
+}
+
+static void gpt3__trained_parts(const GPT3 *m, GPT3__Part parts[GPT3__GRADIENT_PARTS]) {
+    const GPT3LoRA *a = m->lora;
+    const GPT3Head *h = m->head;
+    const GPT3Prompt *p = m->prompt;
+    size_t C = (size_t)m->config.channels;
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) parts[k] = gpt3__part(NULL, NULL, NULL, 0);
+    if (gpt3__model_trains(m)) parts[0] = gpt3__part(m->params, m->adam_m, m->adam_v, m->num_parameters);
+    if (a) parts[1] = gpt3__part(a->params, a->adam_m, a->adam_v, a->num_parameters);
+    if (h) parts[2] = gpt3__part(h->params, h->adam_m, h->adam_v, (size_t)h->num_classes * (C + 1));
+    if (p) parts[3] = gpt3__part(p->params, p->adam_m, p->adam_v, (size_t)p->length * C);
+}
+
+/* Does snapshot s hold the parts of m? */
+static int gpt3__snapshot_fits(const GPT3 *m, const GPT3Snapshot *s) {
+    GPT3__Part parts[GPT3__GRADIENT_PARTS];
+    gpt3__trained_parts(m, parts);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        if ((s->copies[k] ? s->sizes[k] : 0) != parts[k].size) return 0;
+    return 1;
+}
+
+static int gpt3__snapshot_empty(const GPT3Snapshot *s) {
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        if (s->copies[k]) return 0;
+    return 1;
+}
+
+GPT3DEF int gpt3_snapshot_take(const GPT3 *m, GPT3Snapshot *s) {
+    if (!m || !m->params || !s) return GPT3_ERR_ARGUMENT;
+    if (!gpt3__snapshot_empty(s) && !gpt3__snapshot_fits(m, s)) return GPT3_ERR_MISMATCH;
+    GPT3__Part parts[GPT3__GRADIENT_PARTS];
+    gpt3__trained_parts(m, parts);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) {
+        if (parts[k].size && !s->copies[k]) {
+            s->copies[k] = (float *)GPT3_MALLOC(parts[k].size * sizeof(float));
+            if (!s->copies[k]) return GPT3_ERR_NOMEM;
+            s->sizes[k] = parts[k].size;
+        }
+    }
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        if (parts[k].size) memcpy(s->copies[k], parts[k].params, parts[k].size * sizeof(float));
+    return GPT3_OK;
+}
+
+GPT3DEF int gpt3_snapshot_restore(GPT3 *m, const GPT3Snapshot *s) {
+    if (!m || !m->params || !s) return GPT3_ERR_ARGUMENT;
+    if (!gpt3__snapshot_fits(m, s)) return GPT3_ERR_MISMATCH;
+    GPT3__Part parts[GPT3__GRADIENT_PARTS];
+    gpt3__trained_parts(m, parts);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        if (parts[k].size) memcpy(parts[k].params, s->copies[k], parts[k].size * sizeof(float));
+    return GPT3_OK;
+}
+
+GPT3DEF void gpt3_snapshot_free(GPT3Snapshot *s) {
+    if (!s) return;
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) GPT3_FREE(s->copies[k]);
+    memset(s, 0, sizeof(*s));
+}
+
+/* The resume file's header for m as it is set up now (the counts of what
+   follows: moments of the model, a snapshot, counters). */
+static void gpt3__tuning_header(const GPT3 *m, uint32_t header[32], int model_moments, int has_best,
+                                int n_counters) {
+    GPT3__Part parts[GPT3__GRADIENT_PARTS];
+    gpt3__trained_parts(m, parts);
+    memset(header, 0, 32 * sizeof(uint32_t));
+    header[0] = GPT3__TUNING_MAGIC;
+    header[1] = 1;
+    header[2] = gpt3__params_fingerprint(m);
+    header[3] = (uint32_t)m->frozen_layers;
+    header[4] = (uint32_t)m->frozen_final;
+    header[5] = m->head ? (uint32_t)m->head->kind + 1 : 0;
+    header[6] = (uint32_t)n_counters;
+    header[7] = (uint32_t)model_moments;
+    header[8] = (uint32_t)has_best;
+    gpt3__split64(header + 9, m->num_parameters);
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) gpt3__split64(header + 11 + 2 * k, parts[k].size);
+}
+
+GPT3DEF int gpt3_save_tuning(const GPT3 *m, const GPT3Snapshot *best, const uint64_t *counters,
+                             int n_counters, const char *path) {
+    if (!m || !m->params || !path || n_counters < 0 || n_counters > 1024 || (n_counters && !counters) ||
+        !gpt3__holds_all_moments(m))
+        return GPT3_ERR_ARGUMENT;
+    if (best && !gpt3__snapshot_fits(m, best)) return GPT3_ERR_MISMATCH;
+    GPT3__Part parts[GPT3__GRADIENT_PARTS];
+    gpt3__trained_parts(m, parts);
+    uint32_t header[32], word[2];
+    gpt3__tuning_header(m, header, parts[0].size && m->adam_m, best != NULL, n_counters);
+    GPT3__AtomicFile file;
+    int rc = gpt3__atomic_open(&file, path);
+    if (rc != GPT3_OK) return rc;
+    gpt3__atomic_write_le(&file, header, 32, 4);
+    for (int i = 0; i < n_counters; i++) {
+        gpt3__split64(word, counters[i]);
+        gpt3__atomic_write_le(&file, word, 2, 4);
+    }
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) {
+        gpt3__atomic_write_le(&file, parts[k].params, parts[k].size, 4);
+        if (k > 0 || header[7]) {
+            gpt3__atomic_write_le(&file, parts[k].adam_m, parts[k].size, 4);
+            gpt3__atomic_write_le(&file, parts[k].adam_v, parts[k].size, 4);
+        }
+    }
+    for (int k = 0; best && k < GPT3__GRADIENT_PARTS; k++) gpt3__atomic_write_le(&file, best->copies[k], best->sizes[k], 4);
+    return gpt3__atomic_commit(&file, path);
+}
+
+/* A resume file's header, checked against m as set up now: GPT3_OK, or why not. */
+static int gpt3__check_tuning_header(const GPT3 *m, const uint32_t header[32], size_t got, int n_counters) {
+    uint32_t want[32];
+    if (got >= 1 && header[0] != GPT3__TUNING_MAGIC) return GPT3_ERR_NOT_CHECKPOINT;
+    if (got < 32) return GPT3_ERR_TRUNCATED;
+    if (header[1] != 1) return GPT3_ERR_VERSION;
+    if (header[7] > 1 || header[8] > 1) return GPT3_ERR_CORRUPT;
+    gpt3__tuning_header(m, want, (int)header[7], (int)header[8], n_counters);
+    if (header[7] && !gpt3__model_trains(m)) return GPT3_ERR_MISMATCH;
+    for (int i = 3; i < 32; i++) /* the set-up (every word but the fingerprint) */
+        if (header[i] != want[i]) return GPT3_ERR_MISMATCH;
+    /* a frozen model is not in the file: it must be the one the run started from */
+    return gpt3__model_trains(m) || header[2] == want[2] ? GPT3_OK : GPT3_ERR_MISMATCH;
+}
+
+GPT3DEF int gpt3_load_tuning(GPT3 *m, GPT3Snapshot *best, uint64_t *counters, int n_counters,
+                             const char *path) {
+    if (!m || !m->params || !best || !path || n_counters < 0 || n_counters > 1024 ||
+        (n_counters && !counters) || !gpt3__holds_all_moments(m))
+        return GPT3_ERR_ARGUMENT;
+    uint32_t header[32] = {0};
+    FILE *f;
+    int rc = gpt3__open_file(path, 1, &f);
+    if (rc != GPT3_OK) return rc;
+    size_t got = gpt3__read_le(f, header, 32, 4);
+    rc = gpt3__check_tuning_header(m, header, got, n_counters);
+    GPT3__Part parts[GPT3__GRADIENT_PARTS], read[GPT3__GRADIENT_PARTS];
+    GPT3Snapshot read_best;
+    gpt3__trained_parts(m, parts);
+    memset(read, 0, sizeof(read));
+    memset(&read_best, 0, sizeof(read_best));
+    double floats = 0.0;
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++)
+        floats += (double)parts[k].size * (1 + (k > 0 || header[7] ? 2 : 0) + header[8]);
+    if (rc == GPT3_OK) /* the size, before allocating */
+        rc = gpt3__check_length(f, 8.0 * n_counters + 4.0 * floats);
+    uint32_t *words = rc == GPT3_OK ? (uint32_t *)GPT3_MALLOC(2 * (size_t)n_counters * 4 + 4) : NULL;
+    if (rc == GPT3_OK && !words) rc = GPT3_ERR_NOMEM;
+    if (rc == GPT3_OK && gpt3__read_le(f, words, 2 * (size_t)n_counters, 4) != 2 * (size_t)n_counters)
+        rc = GPT3_ERR_READ;
+    for (int k = 0; rc == GPT3_OK && k < GPT3__GRADIENT_PARTS; k++) {
+        size_t n = parts[k].size;
+        float **into[3] = {&read[k].params, &read[k].adam_m, &read[k].adam_v};
+        for (int j = 0; rc == GPT3_OK && n && j < (k > 0 || header[7] ? 3 : 1); j++) {
+            *into[j] = (float *)GPT3_MALLOC(n * sizeof(float));
+            rc = !*into[j] ? GPT3_ERR_NOMEM : gpt3__read_le(f, *into[j], n, 4) != n ? GPT3_ERR_READ : GPT3_OK;
+        }
+    }
+    for (int k = 0; rc == GPT3_OK && header[8] && k < GPT3__GRADIENT_PARTS; k++) {
+        size_t n = parts[k].size;
+        if (!n) continue;
+        read_best.copies[k] = (float *)GPT3_MALLOC(n * sizeof(float));
+        read_best.sizes[k] = n;
+        rc = !read_best.copies[k] ? GPT3_ERR_NOMEM : gpt3__read_le(f, read_best.copies[k], n, 4) != n ? GPT3_ERR_READ : GPT3_OK;
+    }
+    fclose(f);
+    if (rc == GPT3_OK && parts[0].size) { /* the model's parameters are the ones the header names */
+        uint64_t h = gpt3__hash_bytes((const unsigned char *)read[0].params, parts[0].size * sizeof(float));
+        if ((uint32_t)(h ^ (h >> 32)) != header[2]) rc = GPT3_ERR_CORRUPT;
+    }
+    if (rc != GPT3_OK) {
+        for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) gpt3__free_trainable(read[k].params, NULL, read[k].adam_m, read[k].adam_v);
+        gpt3_snapshot_free(&read_best);
+        GPT3_FREE(words);
+        return rc;
+    }
+    /* all read: put it in place */
+    float **params[GPT3__GRADIENT_PARTS] = {NULL, m->lora ? &m->lora->params : NULL, m->head ? &m->head->params : NULL,
+                                            m->prompt ? &m->prompt->params : NULL};
+    float **moments[GPT3__GRADIENT_PARTS][2] = {
+        {&m->adam_m, &m->adam_v}, {m->lora ? &m->lora->adam_m : NULL, m->lora ? &m->lora->adam_v : NULL},
+        {m->head ? &m->head->adam_m : NULL, m->head ? &m->head->adam_v : NULL},
+        {m->prompt ? &m->prompt->adam_m : NULL, m->prompt ? &m->prompt->adam_v : NULL}};
+    for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) {
+        if (!parts[k].size) continue;
+        if (k == 0) { /* the flat array that m->w views */
+            memcpy(m->params, read[0].params, parts[0].size * sizeof(float));
+            GPT3_FREE(read[0].params);
+        } else {
+            GPT3_FREE(*params[k]);
+            *params[k] = read[k].params;
+        }
+        GPT3_FREE(*moments[k][0]);
+        GPT3_FREE(*moments[k][1]);
+        *moments[k][0] = read[k].adam_m; /* NULL for a model with no step yet */
+        *moments[k][1] = read[k].adam_v;
+    }
+    for (int i = 0; i < n_counters; i++) counters[i] = gpt3__join64(words + 2 * i);
+    GPT3_FREE(words);
+    gpt3_snapshot_free(best);
+    *best = read_best;
+    return GPT3_OK;
 }
 
 /* ======================================================================== */

@@ -2740,6 +2740,137 @@ static void write_head(const char *path, uint32_t kind, uint32_t K, uint32_t C, 
     fclose(f);
 }
 
+
+/* Fine-tuning's resume point: a model set up with a head, adapters and a
+   soft prompt (top block training) takes steps, keeps a snapshot, is saved;
+   a fresh set-up loads it and continues: the same bits as the run that
+   never stopped. What does not fit is refused and changes nothing. */
+static void tuned_setup(GPT3 *m, int trainable, int head_kind) {
+    GPT3Config cfg = small_config(3);
+    gpt3_init(m, &cfg, 120);
+    gpt3_head_attach(m, head_kind, 3, 121);
+    gpt3_lora_attach(m, 2, 4.0f, 122);
+    gpt3_prompt_attach(m, 2, NULL, 0, 123);
+    gpt3_freeze(m, trainable);
+}
+
+static void head_steps(GPT3 *m, int first, int last) {
+    /* labels: a sequence head reads the first B; room for (B, T) all the same */
+    static const int inputs[10] = {1, 5, 2, 9, 0, 3, 10, 4, 4, 7}, lengths[2] = {5, 3}, cls[10] = {2, 0};
+    for (int step = first; step <= last; step++) {
+        gpt3_head_forward(m, inputs, lengths, cls, 2, 5);
+        gpt3_zero_grad(m);
+        gpt3_head_backward(m);
+        gpt3_adamw_step(m, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+    }
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+static int same_trained(const GPT3 *a, const GPT3 *b) {
+    return same_floats(a->params, b->params, a->num_parameters) &&
+           same_floats(a->lora->params, b->lora->params, a->lora->num_parameters) &&
+           same_floats(a->head->params, b->head->params, 27) && same_floats(a->prompt->params, b->prompt->params, 16);
+}
+
+static void test_tuning_resume(void) {
+    GPT3 a, b, c;
+    GPT3Snapshot best_a = {{0}, {0}}, best_b = {{0}, {0}};
+    uint64_t counters[3] = {2, 0x0123456789abcdefULL, 7}, back[3] = {0};
+    tuned_setup(&a, 1, GPT3_HEAD_CLASSES);
+    head_steps(&a, 1, 2);
+    int rc_take = gpt3_snapshot_take(&a, &best_a);
+    head_steps(&a, 3, 3);
+    int rc_save = gpt3_save_tuning(&a, &best_a, counters, 3, "test_tuning.state");
+    tuned_setup(&b, 1, GPT3_HEAD_CLASSES);
+    int rc_load = gpt3_load_tuning(&b, &best_b, back, 3, "test_tuning.state");
+    int loaded = rc_take == GPT3_OK && rc_save == GPT3_OK && rc_load == GPT3_OK && same_trained(&a, &b) &&
+                 memcmp(counters, back, sizeof(back)) == 0;
+    head_steps(&a, 4, 5);
+    head_steps(&b, 4, 5);
+    int continued = same_trained(&a, &b);
+    gpt3_snapshot_restore(&a, &best_a);
+    int rc_restore = gpt3_snapshot_restore(&b, &best_b);
+    int restored = rc_restore == GPT3_OK && same_trained(&a, &b);
+    check(loaded && continued && restored, "fine-tuning resume: save, load, continue",
+          "load %s; 2 more steps %s; the best snapshot %s", gpt3_strerror(rc_load),
+          continued ? "bit-identical" : "DIFFER", restored ? "back" : "LOST");
+
+    /* what does not fit the file: refused, and the model is unchanged */
+    size_t P = a.num_parameters;
+    float *before = (float *)malloc(P * sizeof(float));
+    struct { const char *label; int trainable, kind, counters, want; } misfits[] = {
+        {"fine-tuning resume: another head kind", 1, GPT3_HEAD_TAGS, 3, GPT3_ERR_MISMATCH},
+        {"fine-tuning resume: other frozen blocks", 2, GPT3_HEAD_CLASSES, 3, GPT3_ERR_MISMATCH},
+        {"fine-tuning resume: other counters", 1, GPT3_HEAD_CLASSES, 2, GPT3_ERR_MISMATCH},
+    };
+    for (size_t i = 0; i < sizeof(misfits) / sizeof(misfits[0]); i++) {
+        tuned_setup(&c, misfits[i].trainable, misfits[i].kind);
+        memcpy(before, c.params, P * sizeof(float));
+        int got = gpt3_load_tuning(&c, &best_b, back, misfits[i].counters, "test_tuning.state");
+        check(got == misfits[i].want && same_floats(before, c.params, P) && !c.adam_m, misfits[i].label, "-> %s",
+              gpt3_strerror(got));
+        gpt3_free(&c);
+    }
+    /* bytes cut, added or changed */
+    size_t n = 0;
+    unsigned char *saved = read_all("test_tuning.state", &n);
+    struct { const char *label; size_t length; long at; int want; } damaged[] = {
+        {"fine-tuning resume: a file cut short", n - 4, -1, GPT3_ERR_TRUNCATED},
+        {"fine-tuning resume: bytes after the end", n + 4, -1, GPT3_ERR_CORRUPT},
+        {"fine-tuning resume: a changed parameter", n, 128 + 3 * 8 + 100, GPT3_ERR_CORRUPT},
+        {"fine-tuning resume: another file's magic", n, 0, GPT3_ERR_NOT_CHECKPOINT},
+    };
+    for (size_t i = 0; saved && i < sizeof(damaged) / sizeof(damaged[0]); i++) {
+        unsigned char *copy = (unsigned char *)calloc(n + 4, 1);
+        memcpy(copy, saved, n);
+        if (damaged[i].at >= 0) copy[damaged[i].at] ^= 0x40;
+        write_bytes("test_tuning_bad.state", copy, damaged[i].length);
+        tuned_setup(&c, 1, GPT3_HEAD_CLASSES);
+        memcpy(before, c.params, P * sizeof(float));
+        int got = gpt3_load_tuning(&c, &best_b, back, 3, "test_tuning_bad.state");
+        check(got == damaged[i].want && same_floats(before, c.params, P), damaged[i].label, "-> %s",
+              gpt3_strerror(got));
+        gpt3_free(&c);
+        free(copy);
+    }
+    free(saved);
+    gpt3_free(&a);
+    gpt3_free(&b);
+
+    /* a frozen model is not in the file: its checkpoint must be the same */
+    tuned_setup(&a, 0, GPT3_HEAD_CLASSES);
+    head_steps(&a, 1, 2);
+    int rc_frozen = gpt3_save_tuning(&a, NULL, counters, 3, "test_tuning.state");
+    size_t frozen_bytes = 0;
+    free(read_all("test_tuning.state", &frozen_bytes));
+    tuned_setup(&b, 0, GPT3_HEAD_CLASSES);
+    int rc_same = gpt3_load_tuning(&b, &best_b, back, 3, "test_tuning.state");
+    int resumed = rc_same == GPT3_OK && same_trained(&a, &b) && !best_b.copies[0] && !best_b.copies[2];
+    b.params[5] += 1.0f; /* another base checkpoint */
+    int rc_other = gpt3_load_tuning(&b, &best_b, back, 3, "test_tuning.state");
+    size_t trained = a.lora->num_parameters + 27 + 16;
+    check(rc_frozen == GPT3_OK && resumed && rc_other == GPT3_ERR_MISMATCH && frozen_bytes == 128 + 3 * 8 + 12 * trained,
+          "fine-tuning resume: a frozen model stays out", "%zu bytes (3 x %zu trained floats); another base -> %s",
+          frozen_bytes, trained, gpt3_strerror(rc_other));
+    /* a snapshot of one set-up does not go into another */
+    GPT3Snapshot other = {{0}, {0}};
+    tuned_setup(&c, 1, GPT3_HEAD_CLASSES);
+    int rc_take_other = gpt3_snapshot_take(&c, &other), rc_into = gpt3_snapshot_restore(&a, &other);
+    int rc_retake = gpt3_snapshot_take(&a, &other);
+    check(rc_take_other == GPT3_OK && rc_into == GPT3_ERR_MISMATCH && rc_retake == GPT3_ERR_MISMATCH,
+          "snapshot: refused by another set-up", "restore -> %s; take -> %s", gpt3_strerror(rc_into),
+          gpt3_strerror(rc_retake));
+    gpt3_snapshot_free(&other);
+    gpt3_snapshot_free(&best_a);
+    gpt3_snapshot_free(&best_b);
+    gpt3_free(&a);
+    gpt3_free(&b);
+    gpt3_free(&c);
+    free(before);
+    remove("test_tuning.state");
+    remove("test_tuning_bad.state");
+}
 static void test_head_files(void) {
     GPT3Config cfg = small_config(0);
     GPT3 a, b;
@@ -3366,6 +3497,7 @@ int main(int argc, char **argv) {
     test_score_choices();
     test_padding();
     test_head_files();
+    test_tuning_resume();
     test_out_of_memory();
     test_report_classes();
     test_report_entities();
