@@ -1139,21 +1139,27 @@ static int check_train_args(const TrainArgs *a) {
            check_unset_or(c, "warmup", a->warmup, 0);
 }
 
+/* FNV-1a of n bytes at p, continuing from h (FNV1A_START to begin). */
+#define FNV1A_START 1469598103934665603ull
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 /* What every process of a data-parallel run must share, in 64 bits (FNV-1a
    over the flags, the parameters, the step and the tokens): ranks that
    differ would train different models. */
 static uint64_t run_fingerprint(const TrainArgs *a, const GPT3 *m, const GPT3TrainState *st,
                                 const GPT3Tokens *train) {
-    uint64_t h = 1469598103934665603ull;
     int numbers[] = {a->batch, a->seq, a->steps, a->warmup, a->seed, a->eval_every, a->save_every, a->stop_after, a->zero,
                      st->step, m->config.num_layers, m->config.channels, m->config.num_heads, m->config.max_seq_len,
                      m->config.local_window, m->config.vocab_size};
     float reals[] = {a->lr, a->weight_decay, a->beta1, a->beta2, a->eps, a->clip};
-    const unsigned char *parts[] = {(const unsigned char *)numbers, (const unsigned char *)reals,
-                                    (const unsigned char *)m->params, (const unsigned char *)train->tokens};
-    size_t sizes[] = {sizeof(numbers), sizeof(reals), m->num_parameters * sizeof(float), train->count * 2};
-    for (int p = 0; p < 4; p++)
-        for (size_t i = 0; i < sizes[p]; i++) h = (h ^ parts[p][i]) * 1099511628211ull;
+    uint64_t h = fnv1a(FNV1A_START, numbers, sizeof(numbers));
+    h = fnv1a(h, reals, sizeof(reals));
+    h = fnv1a(h, m->params, m->num_parameters * sizeof(float));
+    h = fnv1a(h, train->tokens, train->count * sizeof(uint16_t));
     return h ^ st->data_position;
 }
 
@@ -2149,6 +2155,10 @@ typedef struct {
     float attack_epsilon;    /* the FGM attack of the robustness figure         */
     float augment;           /* data augmentation's strength (0: off)           */
     int quiet;               /* the comparison's runs: the summary lines only   */
+    const char *state_path;  /* where the run stands, saved each epoch (NULL: not) */
+    int resume;              /* continue the run saved there                    */
+    int stop_after;          /* stop (saved) after this step (0: never)         */
+    uint64_t settings;       /* the flags and data a saved run must share       */
 } FinetuneArgs;
 
 /* A batch of examples order[from .. from+B): right-padded inputs, lengths,
@@ -2589,27 +2599,6 @@ static void show_report(const FinetuneArgs *a, const char *title, int task, cons
     if (text != line) free(text);
 }
 
-/* Copies of everything that trains: the best dev epoch's values. */
-typedef struct { float *params, *lora, *head, *prompt; } Snapshot;
-
-/* Take (restore 0) or put back (1) the copies: GPT3_OK, or out of memory. */
-static int snapshot(GPT3 *m, Snapshot *s, int restore) {
-    float *live[4] = {m->params, m->lora ? m->lora->params : NULL, m->head ? m->head->params : NULL,
-                      m->prompt ? m->prompt->params : NULL};
-    size_t n[4] = {m->num_parameters, m->lora ? m->lora->num_parameters : 0,
-                   m->head ? (size_t)m->head->num_classes * (m->config.channels + 1) : 0,
-                   m->prompt ? (size_t)m->prompt->length * m->config.channels : 0};
-    float **copy[4] = {&s->params, &s->lora, &s->head, &s->prompt};
-    for (int k = 0; k < 4; k++) {
-        if (!n[k]) continue;
-        if (!*copy[k]) *copy[k] = (float *)malloc(n[k] * sizeof(float));
-        if (!*copy[k]) return GPT3_ERR_NOMEM;
-        if (restore) memcpy(live[k], *copy[k], n[k] * sizeof(float));
-        else memcpy(*copy[k], live[k], n[k] * sizeof(float));
-    }
-    return GPT3_OK;
-}
-
 /* Test accuracy under an FGM attack of strength epsilon: each example's
    token embeddings moved by epsilon along the gradient of its loss at the
    gold label (gpt3_set_adversarial's r), then classified, into *accuracy.
@@ -2684,130 +2673,320 @@ static int set_up(GPT3 *m, const FinetuneArgs *a, const Dataset *train) {
     return 0;
 }
 
-/* Steps 2 to 5 for one task. Returns the test metric, or -1e30 if it
-   failed (said); *attacked gets the test accuracy under attack (classify),
-   *seconds the training time. A step that is not finite stops the training
-   (said), and the best epoch's model is tested as usual. */
-static double run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test,
-                           double *attacked, double *seconds) {
-    int task = a->task, B = a->batch, maxT = m->config.max_seq_len, rc = GPT3_OK;
-    if (set_up(m, a, train)) return -1e30;
-    int *order = (int *)malloc((size_t)train->count * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
-    int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
-    const char *const *tags = (const char *const *)train->labels;
-    const char *failed = "fine-tuning"; /* what the error is about */
+/* ---- finetune --resume ------------------------------------------------------
+   Where a run stands is saved with what trains, in OUT/finetune.state
+   (gpt3_save_tuning), at the end of every epoch and after the step where
+   the run was interrupted (Ctrl-C, SIGTERM) or told to stop (--stop-after).
+   A resumed run replays the epochs' shuffles from the seed and goes on
+   with the same bits as a run that never stopped. The file is removed
+   once the fine-tuned model is saved. */
+typedef struct {
+    int step;              /* AdamW steps taken                               */
+    int epoch, from;       /* the epoch in progress (1-based); its examples done */
+    int best_epoch;        /* 0: the model before fine-tuning                 */
+    int waited;            /* epochs since the best                           */
+    uint64_t dropout_seed; /* m->dropout_seed: the next dropout masks         */
+    double best_metric;    /* the best epoch's dev score                      */
+    double loss_sum;       /* the epoch's training losses so far             */
+} Progress;
+
+enum { SAVED_STEP, SAVED_EPOCH, SAVED_FROM, SAVED_BEST_EPOCH, SAVED_WAITED, SAVED_DROPOUT_SEED, SAVED_BEST_METRIC,
+       SAVED_LOSS_SUM, SAVED_REPORT_BYTES, SAVED_SETTINGS, SAVED_COUNTERS };
+
+static uint64_t double_bits(double x) { uint64_t u; memcpy(&u, &x, sizeof(u)); return u; }
+static double bits_double(uint64_t u) { double x; memcpy(&x, &u, sizeof(x)); return x; }
+
+static uint64_t hash_examples(uint64_t h, const Dataset *d) {
+    for (int i = 0; i < d->count; i++) {
+        const Example *e = &d->ex[i];
+        h = fnv1a(h, &e->n, sizeof(e->n));
+        h = fnv1a(h, e->ids, (size_t)e->n * sizeof(int));
+        h = fnv1a(h, &e->label, sizeof(e->label));
+        if (e->targets) h = fnv1a(h, e->targets, (size_t)e->n * sizeof(int));
+    }
+    return h;
+}
+
+/* What a resumed run must share with the saved one: the flags that shape
+   training, and the training and dev data. */
+static uint64_t finetune_settings(const FinetuneArgs *a, const Dataset *train, const Dataset *dev) {
+    int numbers[] = {a->task, a->epochs, a->batch, a->patience, a->trainable, a->lora_rank, a->seed,
+                     a->prompt_tuning, a->n_prompt_init, a->adv_steps, a->teacher != NULL, train->n_labels};
+    float reals[] = {a->lr, a->weight_decay, a->dropout, a->lora_alpha, a->distill_alpha, a->distill_temperature,
+                     a->adv_epsilon, a->adv_alpha, a->augment};
+    uint64_t h = fnv1a(FNV1A_START, numbers, sizeof(numbers));
+    h = fnv1a(h, reals, sizeof(reals));
+    if (a->prompt_init) h = fnv1a(h, a->prompt_init, (size_t)a->n_prompt_init * sizeof(int));
+    return hash_examples(hash_examples(h, train), dev);
+}
+
+/* Save where the run stands: 0, or 1 (said). */
+static int save_progress(const GPT3 *m, const FinetuneArgs *a, const GPT3Snapshot *best, const Progress *p) {
+    uint64_t report_bytes = 0, c[SAVED_COUNTERS];
+    regular_file(a->report_path, &report_bytes);
+    c[SAVED_STEP] = (uint64_t)p->step;
+    c[SAVED_EPOCH] = (uint64_t)p->epoch;
+    c[SAVED_FROM] = (uint64_t)p->from;
+    c[SAVED_BEST_EPOCH] = (uint64_t)p->best_epoch;
+    c[SAVED_WAITED] = (uint64_t)p->waited;
+    c[SAVED_DROPOUT_SEED] = p->dropout_seed;
+    c[SAVED_BEST_METRIC] = double_bits(p->best_metric);
+    c[SAVED_LOSS_SUM] = double_bits(p->loss_sum);
+    c[SAVED_REPORT_BYTES] = report_bytes;
+    c[SAVED_SETTINGS] = a->settings;
+    int rc = gpt3_save_tuning(m, best, c, SAVED_COUNTERS, a->state_path);
+    if (rc == GPT3_OK) return 0;
+    fprintf(stderr, "demo finetune: saving where the run stands (step %d) to %s failed: %s\n", p->step, a->state_path,
+            gpt3_strerror(rc));
+    return 1;
+}
+
+/* The report as it was at the save: what a stopped run wrote after it is
+   written again. */
+static void report_keep(const char *path, uint64_t bytes) {
+    uint64_t size = 0;
+    if (!regular_file(path, &size) || size <= bytes) return;
+    char *text = (char *)malloc((size_t)bytes + 1);
+    FILE *f = text ? fopen(path, "rb") : NULL;
+    size_t got = f ? fread(text, 1, (size_t)bytes, f) : 0;
+    if (f) fclose(f);
+    f = got == bytes ? fopen(path, "wb") : NULL;
+    if (!f || fwrite(text, 1, got, f) != got || fclose(f) != 0)
+        fprintf(stderr, "demo finetune: keeping the first %llu bytes of %s failed: its report may repeat a part\n",
+                (unsigned long long)bytes, path);
+    free(text);
+}
+
+/* --resume: what trains, the best snapshot and *p, from the saved run: 0,
+   or 1 (said). */
+static int load_progress(GPT3 *m, const FinetuneArgs *a, const Dataset *train, GPT3Snapshot *best, Progress *p) {
+    uint64_t c[SAVED_COUNTERS];
+    int rc = gpt3_load_tuning(m, best, c, SAVED_COUNTERS, a->state_path);
+    if (rc == GPT3_ERR_MISMATCH || (rc == GPT3_OK && c[SAVED_SETTINGS] != a->settings)) {
+        fprintf(stderr, "demo finetune: --resume: the run saved in %s was started with other flags, data or model: "
+                "give the same command, or drop --resume to start again\n", a->state_path);
+        return 1;
+    }
+    if (rc != GPT3_OK) return fail(a->state_path, rc);
+    uint64_t n = (uint64_t)train->count, B = (uint64_t)a->batch, steps_per_epoch = (n + B - 1) / B;
+    if (c[SAVED_EPOCH] < 1 || c[SAVED_EPOCH] > (uint64_t)a->epochs + 1 || c[SAVED_FROM] >= n || c[SAVED_FROM] % B ||
+        c[SAVED_STEP] != (c[SAVED_EPOCH] - 1) * steps_per_epoch + c[SAVED_FROM] / B ||
+        c[SAVED_BEST_EPOCH] >= c[SAVED_EPOCH] || c[SAVED_WAITED] >= c[SAVED_EPOCH])
+        return fail(a->state_path, GPT3_ERR_CORRUPT); /* where it stands is not a place in this run */
+    p->step = (int)c[SAVED_STEP];
+    p->epoch = (int)c[SAVED_EPOCH];
+    p->from = (int)c[SAVED_FROM];
+    p->best_epoch = (int)c[SAVED_BEST_EPOCH];
+    p->waited = (int)c[SAVED_WAITED];
+    p->dropout_seed = c[SAVED_DROPOUT_SEED];
+    p->best_metric = bits_double(c[SAVED_BEST_METRIC]);
+    p->loss_sum = bits_double(c[SAVED_LOSS_SUM]);
+    report_keep(a->report_path, c[SAVED_REPORT_BYTES]);
+    if (!a->quiet)
+        fprintf(stderr, "resuming %s: epoch %d, step %d; the best dev epoch so far: %d\n", a->state_path, p->epoch,
+                p->step, p->best_epoch);
+    return 0;
+}
+
+static void shuffle(int *order, int n, GPT3Rng *rng) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(gpt3_rng_u32(rng) % (uint32_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* A stop asked for, in a run that can be saved: Ctrl-C (or SIGTERM), or
+   --stop-after's step reached. */
+static int stop_asked(const FinetuneArgs *a, const Progress *p) {
+    return a->state_path && (interrupted || (a->stop_after > 0 && p->step >= a->stop_after));
+}
+
+/* While a run that can be saved trains (on 1), Ctrl-C and SIGTERM ask for
+   a stop; then (on 0) the handlers are those before. */
+static void catch_stops(const FinetuneArgs *a, int on) {
+    static void (*old_int)(int), (*old_term)(int);
+    if (!a->state_path) return;
+    if (on) {
+        old_int = signal(SIGINT, on_interrupt);
+        old_term = signal(SIGTERM, on_interrupt);
+    } else {
+        signal(SIGINT, old_int);
+        signal(SIGTERM, old_term);
+    }
+}
+
+/* The end of an epoch: the dev score, and the snapshot when it is the best. */
+static int score_epoch(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, GPT3Snapshot *best, Progress *p,
+                       int steps_per_epoch, double seconds) {
     GPT3Report r;
-    Snapshot best = {NULL, NULL, NULL, NULL};
+    double loss;
+    memset(&r, 0, sizeof(r));
+    int rc = evaluate_task(m, dev, a->task, a->batch, &r, (const char *const *)train->labels, &loss);
+    if (rc != GPT3_OK) return rc;
+    double metric = task_metric(a->task, &r, loss);
+    char title[128];
+    snprintf(title, sizeof(title), "dev, epoch %d (train loss %.4f, %.1f s)%s", p->epoch,
+             p->loss_sum / steps_per_epoch, seconds, metric > p->best_metric ? ": best so far" : "");
+    show_report(a, title, a->task, &r, loss, train);
+    gpt3_report_free(&r);
+    if (metric > p->best_metric) {
+        p->best_metric = metric;
+        p->best_epoch = p->epoch;
+        p->waited = 0;
+        return gpt3_snapshot_take(m, best); /* the copies exist: it cannot fail here */
+    }
+    if (++p->waited >= a->patience && !a->quiet) fprintf(stderr, "no better for %d epochs: stopping early\n", p->waited);
+    return GPT3_OK;
+}
+
+/* Step 4, from where *p stands: each epoch a shuffle, steps, the dev
+   score. GPT3_OK at the end (the last epoch, or patience run out),
+   RUN_STOPPED when a stop was asked for (saved), STEP_NOT_FINITE (said),
+   or an error, *failed saying what about (NULL: said). */
+enum { RUN_STOPPED = -2 };
+static int train_epochs(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, GPT3Snapshot *best,
+                        Progress *p, const char **failed) {
+    int task = a->task, B = a->batch, maxT = m->config.max_seq_len, n = train->count, rc = GPT3_OK;
+    int steps_per_epoch = (n + B - 1) / B, total = a->epochs * steps_per_epoch;
+    int *order = (int *)malloc((size_t)n * sizeof(int)), *inputs = (int *)malloc((size_t)B * maxT * sizeof(int));
+    int *lengths = (int *)malloc((size_t)B * sizeof(int)), *labels = (int *)malloc((size_t)B * maxT * sizeof(int));
     Augmenter aug;
     Dataset copies = {0};
     GPT3Rng rng;
-    gpt3_rng_seed(&rng, (uint64_t)a->seed);
     memset(&aug, 0, sizeof(aug));
-    memset(&r, 0, sizeof(r));
     if (!order || !inputs || !lengths || !labels) rc = GPT3_ERR_NOMEM;
     if (rc == GPT3_OK && a->augment > 0.0f && (augmenter_init(&aug, train, task, a->augment, maxT - a->prompt_tuning) ||
                                                !(copies.ex = (Example *)calloc((size_t)B, sizeof(Example)))))
         rc = GPT3_ERR_NOMEM;
+    if (rc != GPT3_OK) *failed = "fine-tuning";
     copies.count = copies.capacity = copies.ex ? B : 0;
-    double loss = 0.0, best_metric = 0.0, t_start = now_seconds();
-    if (rc == GPT3_OK && (rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the dev set's evaluation";
-    if (rc == GPT3_OK) {
-        best_metric = task_metric(task, &r, loss);
-        show_report(a, "dev, before fine-tuning", task, &r, loss, train);
-        rc = snapshot(m, &best, 0);
-    }
-    gpt3_report_free(&r);
-    gpt3_set_training(m, 1, a->dropout, (uint64_t)a->seed);
-    int steps_per_epoch = (train->count + B - 1) / B, total = a->epochs * steps_per_epoch, step = 0, waited = 0;
-    int best_epoch = 0;
-    for (int i = 0; rc == GPT3_OK && i < train->count; i++) order[i] = i;
-    /* 4. train, with the dev score after each epoch */
-    for (int epoch = 1; rc == GPT3_OK && epoch <= a->epochs && waited < a->patience; epoch++) {
-        for (int i = train->count - 1; i > 0; i--) { /* shuffle */
-            int j = (int)(gpt3_rng_u32(&rng) % (uint32_t)(i + 1)), t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        double t0 = now_seconds(), sum = 0.0;
-        for (int from = 0; from < train->count; from += B, step++) {
-            int b_count = train->count - from < B ? train->count - from : B;
+    gpt3_rng_seed(&rng, (uint64_t)a->seed);
+    for (int i = 0; rc == GPT3_OK && i < n; i++) order[i] = i;
+    for (int e = 1; rc == GPT3_OK && e < p->epoch; e++) shuffle(order, n, &rng); /* the epochs done */
+    while (rc == GPT3_OK && p->epoch <= a->epochs && p->waited < a->patience) {
+        shuffle(order, n, &rng);
+        double t0 = now_seconds();
+        for (; p->from < n && !stop_asked(a, p); p->from += B, p->step++) {
+            int b_count = n - p->from < B ? n - p->from : B;
             int T = a->augment > 0.0f
-                        ? augmented_batch(&aug, train, order, from, b_count, (uint64_t)a->seed, epoch, &copies, inputs, lengths, labels)
-                        : make_batch(train, order, from, b_count, task, inputs, lengths, labels);
-            if (T < 0) { rc = GPT3_ERR_NOMEM; failed = "data augmentation"; break; }
+                        ? augmented_batch(&aug, train, order, p->from, b_count, (uint64_t)a->seed, p->epoch, &copies,
+                                          inputs, lengths, labels)
+                        : make_batch(train, order, p->from, b_count, task, inputs, lengths, labels);
+            if (T < 0) { rc = GPT3_ERR_NOMEM; *failed = "data augmentation"; break; }
             const float *soft = NULL;
             if (a->teacher && (rc = teacher_logits(a->teacher, task, inputs, lengths, b_count, T, &soft)) != GPT3_OK) {
-                failed = "the teacher's forward";
+                *failed = "the teacher's forward";
                 break;
             }
             gpt3_set_distillation(m, soft, a->distill_temperature, a->distill_alpha);
             m->training = 1; /* dropout on (evaluation turned it off) */
             Optimizer opt = {0.9f, 0.95f, 1e-8f, a->weight_decay, 1.0f};
-            float lr = gpt3_lr_schedule(step, a->lr, total / 10 + 1, total), loss_b, norm;
-            rc = optimizer_step(m, task != TASK_GENERATE, inputs, lengths, labels, b_count, T, &opt, lr, step + 1,
+            float lr = gpt3_lr_schedule(p->step, a->lr, total / 10 + 1, total), loss_b, norm;
+            rc = optimizer_step(m, task != TASK_GENERATE, inputs, lengths, labels, b_count, T, &opt, lr, p->step + 1,
                                 &loss_b, &norm);
             if (rc == STEP_NOT_FINITE) {
                 fprintf(stderr, "demo finetune: the %s is not finite at step %d: stopped; try a lower --lr\n",
-                        isfinite(loss_b) ? "gradient norm" : "loss", step + 1);
+                        isfinite(loss_b) ? "gradient norm" : "loss", p->step + 1);
                 break;
             }
-            if (rc != GPT3_OK) { failed = "fine-tuning step"; break; }
-            sum += loss_b;
+            if (rc != GPT3_OK) { *failed = "fine-tuning step"; break; }
+            p->loss_sum += loss_b;
         }
         gpt3_set_distillation(m, NULL, 1.0f, 0.0f);
         if (rc != GPT3_OK) break;
-        if ((rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) { failed = "the dev set's evaluation"; break; }
-        double metric = task_metric(task, &r, loss);
-        char title[128];
-        snprintf(title, sizeof(title), "dev, epoch %d (train loss %.4f, %.1f s)%s", epoch,
-                 sum / steps_per_epoch, now_seconds() - t0, metric > best_metric ? ": best so far" : "");
-        show_report(a, title, task, &r, loss, train);
-        gpt3_report_free(&r);
-        if (metric > best_metric) {
-            best_metric = metric;
-            best_epoch = epoch;
-            waited = 0;
-            rc = snapshot(m, &best, 0); /* the copies exist: it cannot fail here */
-        } else if (++waited >= a->patience && !a->quiet) {
-            fprintf(stderr, "no better for %d epochs: stopping early\n", waited);
+        if (p->from >= n) { /* the epoch's end */
+            if ((rc = score_epoch(m, a, train, dev, best, p, steps_per_epoch, now_seconds() - t0)) != GPT3_OK) {
+                *failed = "the dev set's evaluation";
+                break;
+            }
+            p->epoch++;
+            p->from = 0;
+            p->loss_sum = 0.0;
+        }
+        p->dropout_seed = m->dropout_seed;
+        if (a->state_path && save_progress(m, a, best, p)) {
+            rc = GPT3_ERR_WRITE;
+            *failed = NULL;
+        } else if (p->epoch <= a->epochs && p->waited < a->patience && stop_asked(a, p)) {
+            rc = RUN_STOPPED; /* at an epoch's end, or within one */
         }
     }
+    free(order); free(inputs); free(lengths); free(labels);
+    dataset_free(&copies, 0);
+    augmenter_free(&aug);
+    return rc;
+}
+
+/* Steps 2 to 5 for one task: 0, and *score the test metric; 1 if it
+   failed (said); RUN_STOPPED when stopped and saved, to --resume (130 if
+   by Ctrl-C or SIGTERM). *attacked gets the test accuracy under attack
+   (classify), *seconds the training time. A step that is not finite stops
+   the training (said), and the best epoch's model is tested as usual. */
+static int run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset *dev, Dataset *test,
+                        double *score, double *attacked, double *seconds) {
+    int task = a->task, rc = GPT3_OK;
+    if (set_up(m, a, train)) return 1;
+    const char *const *tags = (const char *const *)train->labels;
+    const char *failed = "fine-tuning"; /* what the error is about (NULL: said) */
+    GPT3Report r;
+    GPT3Snapshot best = {{0}, {0}};
+    Progress p = {0, 1, 0, 0, 0, (uint64_t)a->seed, 0.0, 0.0};
+    memset(&r, 0, sizeof(r));
+    double loss = 0.0, t_start = now_seconds();
+    if (a->resume) {
+        if (load_progress(m, a, train, &best, &p)) {
+            gpt3_snapshot_free(&best);
+            return 1;
+        }
+    } else if ((rc = evaluate_task(m, dev, task, a->batch, &r, tags, &loss)) != GPT3_OK) {
+        failed = "the dev set's evaluation";
+    } else {
+        p.best_metric = task_metric(task, &r, loss);
+        show_report(a, "dev, before fine-tuning", task, &r, loss, train);
+        rc = gpt3_snapshot_take(m, &best);
+    }
+    gpt3_report_free(&r);
+    gpt3_set_training(m, 1, a->dropout, p.dropout_seed);
+    catch_stops(a, 1);
+    if (rc == GPT3_OK) rc = train_epochs(m, a, train, dev, &best, &p, &failed);
+    catch_stops(a, 0);
     *seconds = now_seconds() - t_start;
+    if (rc == RUN_STOPPED) {
+        fprintf(stderr, "%s at step %d (epoch %d): saved in %s; continue with the same command and --resume\n",
+                interrupted ? "interrupted" : "stopped as asked", p.step, p.epoch, a->state_path);
+        gpt3_snapshot_free(&best);
+        return interrupted ? 130 : RUN_STOPPED;
+    }
     /* 5. test the best epoch's model */
-    double result = -1e30;
     *attacked = -1.0;
     if (rc == GPT3_OK || rc == STEP_NOT_FINITE) {
-        snapshot(m, &best, 1); /* its copies were made before training */
-        if ((rc = evaluate_task(m, dev, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the dev set's evaluation";
+        gpt3_snapshot_restore(m, &best); /* the copies of this set-up, made before training */
+        if ((rc = evaluate_task(m, dev, task, a->batch, &r, tags, &loss)) != GPT3_OK) failed = "the dev set's evaluation";
         else if (!a->quiet)
             fprintf(stderr, "\nrestored the best dev epoch (%d of %d run; 0: before training): dev score %.6f, as it was %.6f\n",
-                    best_epoch, step / (steps_per_epoch ? steps_per_epoch : 1), task_metric(task, &r, loss), best_metric);
+                    p.best_epoch, p.epoch - 1, task_metric(task, &r, loss), p.best_metric);
         gpt3_report_free(&r);
     }
-    if (rc == GPT3_OK && (rc = evaluate_task(m, test, task, B, &r, tags, &loss)) != GPT3_OK) failed = "the test set's evaluation";
+    if (rc == GPT3_OK && (rc = evaluate_task(m, test, task, a->batch, &r, tags, &loss)) != GPT3_OK)
+        failed = "the test set's evaluation";
     if (rc == GPT3_OK) {
-        result = task_metric(task, &r, loss);
+        *score = task_metric(task, &r, loss);
         show_report(a, "test, the best dev epoch's model", task, &r, loss, train);
     }
     if (rc == GPT3_OK && task == TASK_CLASSIFY && a->attack_epsilon > 0.0f) { /* the robustness figure */
         char line[256];
-        if ((rc = attacked_accuracy(m, test, B, a->attack_epsilon, attacked)) != GPT3_OK) failed = "the attack";
+        if ((rc = attacked_accuracy(m, test, a->batch, a->attack_epsilon, attacked)) != GPT3_OK) failed = "the attack";
         snprintf(line, sizeof(line), "robustness: test accuracy %.4f, %.4f under an FGM attack of epsilon %g "
                  "(each example's token embeddings moved by epsilon, up its loss's gradient)\n",
                  r.accuracy, *attacked, a->attack_epsilon);
         if (rc == GPT3_OK && !a->quiet) fprintf(stderr, "%s", line);
         if (rc == GPT3_OK) append_report(a->report_path, "robustness", line);
     }
-    if (rc != GPT3_OK) {
-        fail(failed, rc);
-        result = -1e30;
-    }
+    if (rc != GPT3_OK && failed) fail(failed, rc);
     gpt3_report_free(&r);
-    free(best.params); free(best.lora); free(best.head); free(best.prompt);
-    free(order); free(inputs); free(lengths); free(labels);
-    dataset_free(&copies, 0);
-    augmenter_free(&aug);
-    return result;
+    gpt3_snapshot_free(&best);
+    return rc != GPT3_OK;
 }
 
 static int load_task_data(int task, const char *path, GPT3Tokenizer *tok, Dataset *d, int is_train, int maxT) {
@@ -2987,7 +3166,12 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
     GPT3 m, teacher;
     Dataset train = {0}, dev = {0}, test = {0}, all = {0};
-    int status = 1, lock = -1;
+    int status = 1, lock = -1, stopped = 0;
+    if (f->a.resume && !file_exists(f->a.state_path)) {
+        fprintf(stderr, "demo finetune: --resume: no run to continue in %s: %s is saved at each epoch's end (and "
+                "removed once the fine-tuned model is saved); fine-tune without --resume\n", f->out, f->a.state_path);
+        return 1;
+    }
     if (open_tokenizer(&tok, f->encoder, f->bpe, f->init ? NULL : f->model)) return 1;
     memset(&teacher, 0, sizeof(teacher));
     if (!f->a.quiet) fprintf(stderr, "1. pretrained model: %s\n", f->init ? "none: a random init" : f->model);
@@ -3043,12 +3227,13 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         status = f->out && lock < 0;
     }
     if (status == 0) {
-        report_start(f);
-        *score = run_finetune(&m, &f->a, &train, &dev, &test, &f->attacked, &f->seconds);
+        if (!f->a.resume) report_start(f);
+        f->a.settings = finetune_settings(&f->a, &train, &dev);
+        status = run_finetune(&m, &f->a, &train, &dev, &test, score, &f->attacked, &f->seconds);
         f->trainable_count = gpt3_trainable_parameters(&m);
-        status = *score < -1e29;
+        if (status == RUN_STOPPED) stopped = 1, status = 0;
     }
-    if (status == 0 && f->out) { /* the fine-tuned model: adapters merged, a normal checkpoint */
+    if (status == 0 && !stopped && f->out) { /* the fine-tuned model: adapters merged, a normal checkpoint */
         char path[1024], head_path[1100];
         snprintf(path, sizeof(path), "%s/model.ckpt", f->out);
         snprintf(head_path, sizeof(head_path), "%s.head", path);
@@ -3057,7 +3242,8 @@ static int finetune_files(FinetuneFlags *f, double *score) {
         if (rc != GPT3_OK) status = fail(path, rc);
         else if ((m.head || m.prompt) && (rc = gpt3_head_save(&m, head_path)) != GPT3_OK) status = fail(head_path, rc);
         else if ((rc = save_tokenizer_beside(&tok, f->out)) != GPT3_OK) status = fail("the tokenizer's files", rc);
-        else if (!f->a.quiet)
+        if (status == 0 && f->a.state_path) remove(f->a.state_path); /* the run is over: nothing to resume */
+        if (status == 0 && !f->a.quiet)
             fprintf(stderr, "saved %s%s%s; reports in %s\n", path,
                     m.head && m.prompt ? ", model.ckpt.head (the head and the soft prompt)" : m.head ? ", model.ckpt.head"
                     : m.prompt ? ", model.ckpt.head (the soft prompt)" : "",
@@ -3343,6 +3529,8 @@ static int cmd_finetune(int argc, char **argv) {
         {"compare", OPT_STRING, &f.compare, "built-in examples: compare the strategies on sentiment, topic, ner, qa, "
                                              "all or none"},
         {"seed", OPT_INT, &f.a.seed, "seed of the head, the order and dropout"},
+        {"resume", OPT_SWITCH, &f.a.resume, "continue the run saved in --out (stopped, interrupted or killed)"},
+        {"stop-after", OPT_INT, &f.a.stop_after, "stop (and save) after this step, to --resume later (0: no)"},
     };
     int rc = parse_flags("finetune", "Fine-tunes a pretrained GPT-3 on a task; with no data files, runs the built-in examples.",
                          argc, argv, opts, COUNT(opts));
@@ -3359,6 +3547,7 @@ static int cmd_finetune(int argc, char **argv) {
         !check_range(c, "lora-rank", f.a.lora_rank, 0, 4096) || !check_range(c, "lr", f.a.lr, 0, 10) ||
         !check_range(c, "weight-decay", f.a.weight_decay, 0, 10) || !check_range(c, "context", f.context, 0, 1 << 24) ||
         !check_range(c, "prompt-tuning", f.a.prompt_tuning, 0, 1 << 20) || !check_range(c, "augment", f.a.augment, 0, 1) ||
+        !check_range(c, "stop-after", f.a.stop_after, 0, 1e9) ||
         !(isnan(f.a.distill_alpha) || check_range(c, "distill-alpha", f.a.distill_alpha, 0, 1)) ||
         !(isnan(f.a.lora_alpha) || check_positive(c, "lora-alpha", f.a.lora_alpha, 1e6)) ||
         !(isnan(f.a.distill_temperature) || check_positive(c, "distill-temperature", f.a.distill_temperature, 1000)))
@@ -3394,9 +3583,12 @@ static int cmd_finetune(int argc, char **argv) {
                            : f.init && f.model != default_model ? "--model and --init: give one"
                            : NULL;
     if (!conflict && builtin && (task != default_task || f.out || f.init || f.teacher || f.encoder || f.bpe ||
-                                 f.model != default_model))
+                                 f.model != default_model || f.a.resume || f.a.stop_after))
         conflict = "with no data files it runs the built-in examples, which choose their own --task, --out, --model, "
-                   "--init, --teacher and tokenizer: give --train/--dev/--test (or --data) to choose them";
+                   "--init, --teacher and tokenizer, and run to the end: give --train/--dev/--test (or --data) to "
+                   "choose them, or to --resume and --stop-after";
+    if (!conflict && !builtin && (f.a.resume || f.a.stop_after) && !f.out)
+        conflict = "--resume and --stop-after are for a run saved in --out: give --out DIR";
     if (conflict) {
         fprintf(stderr, "demo finetune: %s\n", conflict);
         return 1;
@@ -3413,8 +3605,12 @@ static int cmd_finetune(int argc, char **argv) {
         if (argc == 0 || (argc == 2 && strcmp(argv[0], "--compare") == 0)) { f.a.epochs = 6; f.a.lr = 3e-3f; }
         return finetune_builtin(&f);
     }
-    char report[1024];
+    char report[1024], state[1024];
     report_path_for(&f, report, sizeof(report));
+    if (f.out) { /* where the run stands, to --resume it */
+        snprintf(state, sizeof(state), "%s/finetune.state", f.out);
+        f.a.state_path = state;
+    }
     double score;
     return finetune_files(&f, &score);
 }

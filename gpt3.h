@@ -5309,13 +5309,15 @@ GPT3DEF int gpt3_save_tuning(const GPT3 *m, const GPT3Snapshot *best, const uint
         gpt3__atomic_write_le(&file, word, 2, 4);
     }
     for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) {
+        if (!parts[k].size) continue;
         gpt3__atomic_write_le(&file, parts[k].params, parts[k].size, 4);
         if (k > 0 || header[7]) {
             gpt3__atomic_write_le(&file, parts[k].adam_m, parts[k].size, 4);
             gpt3__atomic_write_le(&file, parts[k].adam_v, parts[k].size, 4);
         }
     }
-    for (int k = 0; best && k < GPT3__GRADIENT_PARTS; k++) gpt3__atomic_write_le(&file, best->copies[k], best->sizes[k], 4);
+    for (int k = 0; best && k < GPT3__GRADIENT_PARTS; k++)
+        if (parts[k].size) gpt3__atomic_write_le(&file, best->copies[k], parts[k].size, 4);
     return gpt3__atomic_commit(&file, path);
 }
 

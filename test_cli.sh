@@ -251,6 +251,42 @@ else
         bad "cli finetune: early stopping: '$restored'"
     fi
 fi
+
+# ---- finetune --resume: a run stopped (within an epoch, at its end),
+# interrupted (SIGINT) or killed goes on from its save to the same bits as
+# a run that never stopped; its report drops what was written after the save
+head -n 96 data/finetune/sentiment.train.tsv >"$W/s.train.tsv"
+head -n 48 data/finetune/sentiment.dev.tsv >"$W/s.dev.tsv"
+head -n 48 data/finetune/sentiment.test.tsv >"$W/s.test.tsv"
+RES="$DEMO finetune --task classify --train $W/s.train.tsv --dev $W/s.dev.tsv --test $W/s.test.tsv --init tiny --context 64 --epochs 2 --batch 16 --dropout 0.1 --augment 0.2 --lora-rank 4 --trainable top:1"
+untimed() { sed 's/, [0-9.]* s)/)/' "$1"; }
+$RES --out "$W/rs" 2>"$W/rs.err"
+$RES --out "$W/rr" --stop-after 2 2>"$W/rr1.err"; rc1=$?
+$RES --out "$W/rr" --resume --stop-after 6 2>"$W/rr2.err"; rc2=$? # 96 examples: 6 steps an epoch
+printf '\n-- dev, epoch 2 (a kill after the report, before the save) --\n' >>"$W/rr/classify.report.txt"
+$RES --out "$W/rr" --resume 2>"$W/rr3.err"; rc3=$?
+if [ "$rc1$rc2$rc3" = 000 ] && cmp -s "$W/rs/model.ckpt" "$W/rr/model.ckpt" && cmp -s "$W/rs/model.ckpt.head" "$W/rr/model.ckpt.head" &&
+    [ "$(untimed "$W/rs/classify.report.txt")" = "$(untimed "$W/rr/classify.report.txt")" ] &&
+    grep -q 'resuming .*epoch 2, step 6;' "$W/rr3.err" && [ ! -e "$W/rr/finetune.state" ]; then
+    ok "cli finetune --resume: stopped at steps 2 and 6 (an epoch's end), resumed: the same model, head and report"
+else
+    bad "cli finetune --resume: exits $rc1 $rc2 $rc3; $(tail -n 1 "$W/rr3.err")"
+fi
+$RES --epochs 400 --patience 400 --out "$W/ri" 2>"$W/ri.err" &
+pid=$!
+for i in $(seq 100); do [ -e "$W/ri/finetune.state" ] && break; sleep 0.2; done
+kill -INT $pid
+wait $pid; rc=$?
+step=$(sed -n 's/^interrupted at step \([0-9]*\) .*/\1/p' "$W/ri.err")
+$RES --epochs 400 --patience 400 --out "$W/ri" --resume --stop-after 1 2>"$W/ri2.err"
+[ "$rc" = 130 ] && [ -n "$step" ] && grep -q "resuming .*, step $step;" "$W/ri2.err" &&
+    ok "cli finetune: Ctrl-C saves where the run stands (exit 130): resumed at step $step" ||
+    bad "cli finetune: Ctrl-C: exit $rc; $(tail -n 1 "$W/ri.err")"
+expect_error "cli finetune --resume: other flags" "was started with other flags" $RES --epochs 400 --patience 400 --out "$W/ri" --resume --lr 0.5
+expect_error "cli finetune --resume: nothing saved" "no run to continue" $RES --out "$W/rs" --resume
+expect_error "cli finetune --stop-after: no --out" "are for a run saved in --out" $RES --stop-after 3
+head -c 1000 "$W/ri/finetune.state" >"$W/ri/cut" && mv "$W/ri/cut" "$W/ri/finetune.state"
+expect_error "cli finetune --resume: a state cut short" "finetune.state: the file is truncated" $RES --epochs 400 --patience 400 --out "$W/ri" --resume
 printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
 printf 'positive\tfine\nneutral\tso so\n' >"$W/unseen.tsv"
 printf 'positive\tfine\nno tab here\n' >"$W/malformed.tsv"

@@ -3034,6 +3034,10 @@ static int op_model(void) {
     if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
     if (rc == GPT3_OK) rc = gpt3_adamw_step(&m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 2);
     if (rc == GPT3_OK) rc = gpt3_prompt_attach(&m, 2, NULL, 0, 1);
+    GPT3Snapshot best = {{0}, {0}};
+    if (rc == GPT3_OK) rc = gpt3_snapshot_take(&m, &best);
+    if (rc == GPT3_OK) rc = gpt3_snapshot_restore(&m, &best);
+    gpt3_snapshot_free(&best);
     if (rc == GPT3_OK) rc = gpt3_set_adversarial(&m, 2, 0.5f, 0.3f); /* PGD: r and the saved gradients */
     if (rc == GPT3_OK) rc = gpt3_head_forward(&m, in, NULL, labels, 2, 3);
     if (rc == GPT3_OK) rc = gpt3_head_backward(&m);
@@ -3054,6 +3058,12 @@ static int op_files(void) { /* the files op_model's fixtures wrote */
     if (rc != GPT3_OK) return rc;
     rc = first_error(rc, gpt3_load_state(&m, &st, "test_oom.ckpt.state"));
     if (rc == GPT3_OK) rc = gpt3_head_load(&m, "test_oom.head");
+    if (rc == GPT3_OK) { /* fine-tuning's resume point, with a snapshot */
+        GPT3Snapshot best = {{0}, {0}};
+        uint64_t counters[2];
+        rc = gpt3_load_tuning(&m, &best, counters, 2, "test_oom.tuning");
+        gpt3_snapshot_free(&best);
+    }
     if (rc == GPT3_OK) rc = gpt3_adamw_shard(&m, 1, 2); /* ZeRO-1: the moments cut to a share */
     gpt3_free(&m);
     GPT3Tokenizer tok;
@@ -3142,6 +3152,11 @@ static void test_out_of_memory(void) {
     static const char *const tags[3] = {"O", "B-X", "I-X"};
     gpt3_head_attach(&m, GPT3_HEAD_TAGS, 3, 1);
     gpt3_head_set_names(&m, tags, 3);
+    GPT3Snapshot best = {{0}, {0}};
+    uint64_t counters[2] = {1, 2};
+    gpt3_snapshot_take(&m, &best);
+    gpt3_save_tuning(&m, &best, counters, 2, "test_oom.tuning");
+    gpt3_snapshot_free(&best);
     gpt3_save(&m, "test_oom.ckpt");
     gpt3_save_state(&m, &st, "test_oom.ckpt.state");
     gpt3_head_save(&m, "test_oom.head");
@@ -3163,7 +3178,7 @@ static void test_out_of_memory(void) {
     expect_nomem_everywhere("out of memory: tokenizer load, encode, train", op_tokenizer);
     expect_nomem_everywhere("out of memory: reports and the sampler", op_reports);
     free(encoder);
-    const char *files[] = {"test_oom.ckpt", "test_oom.ckpt.state", "test_oom.head", "test_oom_bytes.ckpt", "test_oom_bytes.ckpt.head", "test_oom.tok",
+    const char *files[] = {"test_oom.ckpt", "test_oom.ckpt.state", "test_oom.head", "test_oom.tuning", "test_oom_bytes.ckpt", "test_oom_bytes.ckpt.head", "test_oom.tok",
                            "test_oom_encoder.json", "test_oom_vocab.bpe", "test_oom_saved.json",
                            "test_oom_saved.bpe"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) remove(files[i]);

@@ -7,6 +7,9 @@
      state      gpt3_load_state on a small model made by gpt3_init
      head       gpt3_head_load on a small model, then the head's forward
                 and backward pass
+     tuning     gpt3_load_tuning on a small model with a head, adapters and
+                a soft prompt; one that loads takes a step from what it
+                read, one that fails must leave the model as it was
      tokens     gpt3_tokens_load, then the batch loader on what it read
      tokenizer  gpt3_tokenizer_load: the input is encoder.json, a 0xFF
                 byte, then vocab.bpe; a tokenizer that loads encodes and
@@ -72,13 +75,14 @@ static void *fuzz_calloc(size_t count, size_t n);
 #define FUZZ_ID_report 8
 #define FUZZ_ID_config 9
 #define FUZZ_ID_seeds 10
+#define FUZZ_ID_tuning 11
 #define FUZZ_CAT2(a, b) a##b
 #define FUZZ_CAT(a, b) FUZZ_CAT2(a, b)
 #ifndef HARNESS
-#error "build with -DHARNESS=load|state|head|tokens|tokenizer|encode|train|report|config|seeds"
+#error "build with -DHARNESS=load|state|head|tuning|tokens|tokenizer|encode|train|report|config|seeds"
 #endif
 #define FUZZ_ID FUZZ_CAT(FUZZ_ID_, HARNESS)
-#if FUZZ_ID < 1 || FUZZ_ID > 10
+#if FUZZ_ID < 1 || FUZZ_ID > 11
 #error "unknown HARNESS"
 #endif
 
@@ -131,6 +135,25 @@ FUZZ_UNUSED static GPT3 *fuzz_shared_model(int channels) {
         ready = 1;
     }
     return &m;
+}
+
+/* The set-up of the tuning harness and its seeds: a head, LoRA adapters,
+   a soft prompt, the top block training. */
+FUZZ_UNUSED static void fuzz_tuned_model(GPT3 *m) {
+    FUZZ_CHECK(fuzz_small_model(m, 8) == GPT3_OK);
+    FUZZ_CHECK(gpt3_head_attach(m, GPT3_HEAD_CLASSES, 3, 5) == GPT3_OK);
+    FUZZ_CHECK(gpt3_lora_attach(m, 2, 4.0f, 6) == GPT3_OK);
+    FUZZ_CHECK(gpt3_prompt_attach(m, 2, NULL, 0, 7) == GPT3_OK);
+    gpt3_freeze(m, 1);
+}
+
+/* A step of that model's head: what a load put in place is usable. */
+FUZZ_UNUSED static void fuzz_head_step(GPT3 *m, int t) {
+    static const int inputs[8] = {1, 2, 3, 4, 5, 6, 7, 8}, labels[2] = {0, 2};
+    FUZZ_CHECK(gpt3_head_forward(m, inputs, NULL, labels, 2, 4) == GPT3_OK);
+    gpt3_zero_grad(m);
+    FUZZ_CHECK(gpt3_head_backward(m) == GPT3_OK);
+    FUZZ_CHECK(gpt3_adamw_step(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t) == GPT3_OK);
 }
 
 /* Encode text, check every id, decode, and require the text back. */
@@ -260,6 +283,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(m->head == NULL);
     }
     gpt3__free_head(m); /* no public call detaches a head; this file holds the implementation */
+    unlink(path);
+    return 0;
+}
+
+/* ======================================================================== */
+#elif FUZZ_ID == FUZZ_ID_tuning
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static GPT3 m;
+    static float *base; /* the model's parameters as made */
+    if (!base) {
+        fuzz_alloc_reset(0, 0);
+        fuzz_tuned_model(&m);
+        base = (float *)malloc(m.num_parameters * sizeof(float));
+        FUZZ_CHECK(base != NULL);
+        memcpy(base, m.params, m.num_parameters * sizeof(float));
+    }
+    const char *path = fuzz_input_file("tuning", data, size);
+    GPT3Snapshot best = {{0}, {0}};
+    uint64_t counters[4];
+    int rc = gpt3_load_tuning(&m, &best, counters, 4, path);
+    if (rc == GPT3_OK) {
+        FUZZ_CHECK(size >= 128 + 32 + 12 * (m.lora->num_parameters + 27 + 16));
+        if (best.copies[2]) FUZZ_CHECK(gpt3_snapshot_restore(&m, &best) == GPT3_OK);
+        fuzz_head_step(&m, 1);
+        gpt3_free(&m); /* the next input starts from the model as made */
+        fuzz_tuned_model(&m);
+    } else {
+        FUZZ_CHECK(memcmp(m.params, base, m.num_parameters * sizeof(float)) == 0 && !m.adam_m);
+        for (int k = 0; k < 4; k++) FUZZ_CHECK(best.copies[k] == NULL);
+    }
+    gpt3_snapshot_free(&best);
     unlink(path);
     return 0;
 }
@@ -652,6 +707,18 @@ static void seed_model_files(void) {
         FUZZ_CHECK(gpt3_head_save(&m, seed_path("head", names[k])) == GPT3_OK);
         gpt3_free(&m);
     }
+    /* resume points for the tuning harness's model: before a step, and
+       after two with a snapshot */
+    uint64_t counters[4] = {2, 1, 0, 0x3ff0000000000000ull};
+    GPT3Snapshot best = {{0}, {0}};
+    fuzz_tuned_model(&m);
+    FUZZ_CHECK(gpt3_save_tuning(&m, NULL, counters, 4, seed_path("tuning", "start")) == GPT3_OK);
+    fuzz_head_step(&m, 1);
+    FUZZ_CHECK(gpt3_snapshot_take(&m, &best) == GPT3_OK);
+    fuzz_head_step(&m, 2);
+    FUZZ_CHECK(gpt3_save_tuning(&m, &best, counters, 4, seed_path("tuning", "two_steps")) == GPT3_OK);
+    gpt3_snapshot_free(&best);
+    gpt3_free(&m);
 }
 
 static void seed_token_files(void) {
