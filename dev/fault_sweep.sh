@@ -58,12 +58,15 @@ head -n 120 $D/ner.dev.conll >"$W/n.conll"
 head -n 30 $D/qa.dev.tsv >"$W/q.tsv"
 $DEMO finetune --task classify --init tiny --context 64 --epochs 1 --batch 8 --train "$W/s.tsv" \
     --dev "$W/s.tsv" --test "$W/s.tsv" --out "$W/ft" >/dev/null 2>&1
+$DEMO finetune --task ner --init tiny --context 64 --epochs 2 --batch 8 --train "$W/n.conll" --dev "$W/n.conll" \
+    --test "$W/n.conll" --lora-rank 2 --out "$W/ftstop0" --stop-after 2 >/dev/null 2>&1
 echo "Hello, world! It's 2026." >"$W/hello.txt"
 $DEMO encode --encoder $ENC --bpe $BPE <"$W/hello.txt" >"$W/hello.ids" 2>/dev/null
 FT="finetune --init tiny --context 64 --epochs 1 --batch 8 --out $W/out"
 
 # name | command line: $W is the scratch folder, outputs go to $W/out, and
-# $W/run is a saved run (2 steps) put back before each run
+# $W/run is a saved run (2 steps) put back before each run, as is
+# $W/ftrun, a fine-tuning run stopped at step 2 of its first epoch
 COMMANDS=(
 "prepare|prepare --input $W/text.txt --out $W/out/p"
 "prepare-bpe|prepare --input $W/text.txt --out $W/out/p --encoder $W/bpe/encoder.json --bpe $W/bpe/vocab.bpe"
@@ -80,6 +83,7 @@ COMMANDS=(
 "finetune-lora|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv --lora-rank 4 --trainable head --augment 0.3"
 "finetune-prompt|$FT --task generate --train $W/q.tsv --dev $W/q.tsv --test $W/q.tsv --prompt-tuning 8 --prompt-init Answer:"
 "finetune-pgd|$FT --task ner --train $W/n.conll --dev $W/n.conll --test $W/n.conll --adversarial pgd --adv-steps 2 --trainable top:1"
+"finetune-resume|finetune --task ner --init tiny --context 64 --epochs 2 --batch 8 --train $W/n.conll --dev $W/n.conll --test $W/n.conll --lora-rank 2 --out $W/ftrun --resume"
 "finetune-distill|$FT --task classify --train $W/s.tsv --dev $W/s.tsv --test $W/s.tsv --teacher $W/ft/model.ckpt --adversarial fgm"
 "predict|predict --model $W/ft/model.ckpt --input $W/s.tsv --report $W/out/r.txt"
 "eval|eval --model fixtures/eval_tiny/model.ckpt --task fixtures/eval_tiny/mc.jsonl --train fixtures/eval_tiny/mc_train.jsonl --shots 0,1 --details $W/out/d.jsonl --plot $W/out/eval.svg"
@@ -88,7 +92,7 @@ COMMANDS=(
 )
 
 # Put the scratch outputs and the saved run back as they were.
-fresh() { rm -rf "$W/out" "$W/run"; mkdir -p "$W/out"; cp -r "$W/run0" "$W/run"; }
+fresh() { rm -rf "$W/out" "$W/run" "$W/ftrun"; mkdir -p "$W/out"; cp -r "$W/run0" "$W/run"; cp -r "$W/ftstop0" "$W/ftrun"; }
 
 # Run command line `line` (named name) once per allocation or write
 # (KIND ALLOC or WRITE), at most MAX times; adds to failures.
@@ -120,7 +124,7 @@ sweep() {
         fi
         # (a save that failed after its commit point leaves its checkpoint
         # in model.ckpt.tmp, and says so: --resume puts it in place)
-        left=$(find "$W/out" "$W/run" -name '*.tmp' -o -name '*.new' 2>/dev/null | head -n 1)
+        left=$(find "$W/out" "$W/run" "$W/ftrun" -name '*.tmp' -o -name '*.new' 2>/dev/null | head -n 1)
         [[ "$left" == */model.ckpt.tmp ]] && grep -q -- "--resume puts it there" "$W/err" && left=""
         [ -z "$why" ] && [ -n "$left" ] && why="left $(basename "$left")"
         if [ -z "$why" ] && [ $name = resume ] &&
