@@ -4091,8 +4091,11 @@ static int eval_one(const Evaluator *e, const EvalItem *it, int i, int K, EvalTa
     if (rc == GPT3_OK) rc = eval_context(e, it, demo, K, longest, &ctx, &n_ctx, &cut);
     if (rc == GPT3_OK)
         rc = gpt3_score_choices(e->m, ctx, (int)n_ctx, (const int *const *)ids, n_ids, n, lp, greedy);
-    if (rc == GPT3_OK && e->norm && !e->pool->cloze)
-        rc = gpt3_score_choices(e->m, e->answer, (int)e->n_answer, (const int *const *)ids, n_ids, n, uncond, NULL);
+    if (rc == GPT3_OK && e->norm && !e->pool->cloze) { /* after "Answer:", its start cut as a context's is */
+        int keep = context_room(e->m) - longest < (int)e->n_answer ? context_room(e->m) - longest : (int)e->n_answer;
+        rc = gpt3_score_choices(e->m, e->answer + (e->n_answer - (size_t)keep), keep, (const int *const *)ids, n_ids, n,
+                                uncond, NULL);
+    }
     if (rc == GPT3_OK) {
         for (int c = 0; c < n; c++) {
             tokens[c] = n_ids[c];

@@ -588,6 +588,13 @@ $DEMO eval --model $F/model.ckpt --task $F/mc.jsonl --train $F/mc_train.jsonl --
         'BEGIN { exit !(a + 0 < 1e-5 && b + 0 < 1e-5) }' &&
     ok "cli eval = PyTorch: prompts' ids (demonstrations, dropped to fit) identical, log-likelihoods to $(worst_rel "$W/mc.d" $F/mc.expected.jsonl) (tol 1e-5)" ||
     bad "cli eval differs from dev/make_eval_fixture.py's reference (log-likelihoods $(worst_rel "$W/mc.d" $F/mc.expected.jsonl))"
+# --norm scores each choice after "Answer:" too: a choice that leaves it less room (62 of the 64 bytes
+# fit the context; "Answer:" is 7) cuts its start, as a context's
+printf '{"context": "The cat sat on the", "choices": ["%s", "mat"], "label": 1}\n' "$(printf 'a%.0s' $(seq 61))" >"$W/ev_long.jsonl"
+$DEMO eval --model $F/model.ckpt --task "$W/ev_long.jsonl" --norm --details "$W/evl.d" >"$W/evl.out" 2>"$W/evl.err" &&
+    grep -q "unconditional" "$W/evl.out" && grep -q '"tokens": 62' "$W/evl.d" &&
+    ok "cli eval --norm: a choice of 62 tokens in a context of 64 is scored after \"Answer:\" cut to fit" ||
+    bad "cli eval --norm, a long choice: $(tail -n 1 "$W/evl.err")"
 $EV --induction --data "$W/text" --plot "$W/ind.svg" >"$W/ind.out" 2>"$W/ind.err" &&
     grep -q "^induction: 32 random tokens, repeated (16 sequences): loss [0-9.]* on the first copy" "$W/ind.out" &&
     grep -q "^loss by position in .*text.val.tok's windows: at token 1 2 4 8 16 32 64: [0-9.]* [0-9.]*" "$W/ind.out" &&
