@@ -539,8 +539,9 @@ GPT3DEF void gpt3_snapshot_free(GPT3Snapshot *s);
    early stopping's best score as bits, ...). To load it, set m up as it
    was when saved (the same checkpoint, head, adapters, soft prompt and
    gpt3_freeze), then load: the file replaces what trains, its moments,
-   *best (freed first) and counters. GPT3_ERR_MISMATCH if m is set up
-   otherwise, or n_counters is not the file's; m is unchanged on any error. */
+   *best (its earlier copies freed; all NULL if the file has none) and
+   counters. GPT3_ERR_MISMATCH if m is set up otherwise, or n_counters is
+   not the file's; m and *best are unchanged on any error. */
 GPT3DEF int  gpt3_save_tuning(const GPT3 *m, const GPT3Snapshot *best, const uint64_t *counters,
                               int n_counters, const char *path);
 GPT3DEF int  gpt3_load_tuning(GPT3 *m, GPT3Snapshot *best, uint64_t *counters, int n_counters,
