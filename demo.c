@@ -1411,13 +1411,27 @@ static double generate(GPT3 *m, GPT3Tokenizer *tok, const char *prompt, int n_ne
     return rc == GPT3_OK ? rate : -1;
 }
 
+/* After a checkpoint that is not there: a fine-tuning run stopped before
+   its end (its finetune.state where the checkpoint goes) is to be
+   finished; otherwise fix says how to make one. */
+static void say_no_checkpoint(const char *model, const char *fix) {
+    const char *slash = strrchr(model, '/');
+    char state[MAX_PATH + 32];
+    snprintf(state, sizeof(state), "%.*sfinetune.state", slash ? (int)(slash - model + 1) : 0, model);
+    if (file_exists(state))
+        fprintf(stderr, "  %s is a fine-tuning run stopped before its end: finish it with the same finetune command "
+                "and --resume\n", state);
+    else
+        fprintf(stderr, "  %s\n", fix);
+}
+
 /* A checkpoint, and its .head file's soft prompt (and head) when it has
    one, as fine-tuning saved them; 0, or 1 said. */
 static int load_model_and_head(GPT3 *m, const char *model) {
     int rc = gpt3_load(m, model);
     if (rc != GPT3_OK) {
         fail(model, rc);
-        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or ./demo train --help)\n");
+        if (rc == GPT3_ERR_OPEN) say_no_checkpoint(model, "train one first: ./demo (or ./demo train --help)");
         return 1;
     }
     char head_path[MAX_PATH + 8];
@@ -5090,8 +5104,9 @@ static void say_not_loaded(const char *model, int rc) {
 static int predict_open(Predictor *p, const char *model, const char *task) {
     static const char *kinds[3] = {"classify (binary)", "classify", "ner (tags)"};
     if (!file_exists(model)) {
-        fprintf(stderr, "demo predict: no model at %s: fine-tune one first (./demo finetune --task classify "
-                "--train ... --out DIR), then give --model DIR/model.ckpt\n", model);
+        fprintf(stderr, "demo predict: no model at %s\n", model);
+        say_no_checkpoint(model, "fine-tune one first (./demo finetune --task classify --train ... --out DIR), then "
+                          "give --model DIR/model.ckpt");
         return 0;
     }
     int rc = gpt3_load_finetuned(&p->m, &p->tok, model);
@@ -5822,7 +5837,7 @@ static int cmd_attention(int argc, char **argv) {
     int *ids = NULL, T = 0;
     if ((rc = gpt3_load(&m, a.model)) != GPT3_OK) {
         fail(a.model, rc);
-        if (rc == GPT3_ERR_OPEN) fprintf(stderr, "  train one first: ./demo (or give --model)\n");
+        if (rc == GPT3_ERR_OPEN) say_no_checkpoint(a.model, "train one first: ./demo (or give --model)");
         return 1;
     }
     char head_path[MAX_PATH + 8];

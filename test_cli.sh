@@ -287,6 +287,8 @@ expect_error "cli finetune --resume: nothing saved" "no run to continue" $RES --
 expect_error "cli finetune --stop-after: no --out" "are for a run saved in --out" $RES --stop-after 3
 head -c 1000 "$W/ri/finetune.state" >"$W/ri/cut" && mv "$W/ri/cut" "$W/ri/finetune.state"
 expect_error "cli finetune --resume: a state cut short" "finetune.state: the file is truncated" $RES --epochs 400 --patience 400 --out "$W/ri" --resume
+expect_error "cli predict: a fine-tuning run that stopped" "finetune.state is a fine-tuning run stopped before its end" \
+    $DEMO predict --model "$W/ri/model.ckpt"
 printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
 printf 'positive\tfine\nneutral\tso so\n' >"$W/unseen.tsv"
 printf 'positive\tfine\nno tab here\n' >"$W/malformed.tsv"
@@ -457,7 +459,7 @@ expect_error "cli predict: a token without its gold tag" "half.conll:2: a token 
 expect_error "cli predict: an ner head, --task classify" "is a ner (tags) head: leave --task out, or give --task ner" $PN --task classify --input "$W/neutral.tsv"
 mkdir -p "$W/nohead" && cp "$W/pc/model.ckpt" "$W/nohead/"
 expect_error "cli predict: no .head file beside the model" "needs a task head, and $W/nohead/model.ckpt has none" $DEMO predict --model "$W/nohead/model.ckpt" --task classify --input "$W/neutral.tsv"
-expect_error "cli predict: no model" "no model at $W/none/model.ckpt: fine-tune one first" $DEMO predict --model "$W/none/model.ckpt"
+expect_error "cli predict: no model" "fine-tune one first" $DEMO predict --model "$W/none/model.ckpt"
 mkdir -p "$W/halfbpe" && cp "$W/bpeft/model.ckpt" "$W/bpeft/model.ckpt.head" "$W/bpeft/encoder.json" "$W/halfbpe/"
 expect_error "cli predict: encoder.json without vocab.bpe" "has encoder.json beside it but not vocab.bpe" $DEMO predict --model "$W/halfbpe/model.ckpt" --input "$W/a.tsv"
 rm "$W/halfbpe/encoder.json"
