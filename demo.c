@@ -3175,12 +3175,38 @@ static void report_start(const FinetuneFlags *f) {
         fprintf(stderr, "demo finetune: cannot write %s: %s\n", f->a.report_path, strerror(errno));
 }
 
+/* Are paths a and b one file (both existing)? */
+static int same_file(const char *a, const char *b) {
+#ifdef HAVE_POSIX
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+#else
+    return file_exists(a) && strcmp(a, b) == 0;
+#endif
+}
+
+/* Would the fine-tuned model, saved in --out, replace a checkpoint the run
+   reads (--model, --teacher)? That one would be lost: refused (said). */
+static int replaces_input(const FinetuneFlags *f) {
+    char saved[1024];
+    snprintf(saved, sizeof(saved), "%s/model.ckpt", f->out ? f->out : ".");
+    const char *inputs[2] = {f->init ? NULL : f->model, f->teacher}, *flags[2] = {"--model", "--teacher"};
+    for (int k = 0; f->out && k < 2; k++) {
+        if (!inputs[k] || !same_file(inputs[k], saved)) continue;
+        fprintf(stderr, "demo finetune: --out %s would replace %s (%s) with the fine-tuned model: give another --out\n",
+                f->out, inputs[k], flags[k]);
+        return 1;
+    }
+    return 0;
+}
+
 /* Steps 1-5 from flags; *score gets the test metric. */
 static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3Tokenizer tok;
     GPT3 m, teacher;
     Dataset train = {0}, dev = {0}, test = {0}, all = {0};
     int status = 1, lock = -1, stopped = 0;
+    if (replaces_input(f)) return 1;
     if (f->a.resume && !file_exists(f->a.state_path)) {
         fprintf(stderr, "demo finetune: --resume: no run to continue in %s: %s is saved at each epoch's end (and "
                 "removed once the fine-tuned model is saved); fine-tune without --resume\n", f->out, f->a.state_path);

@@ -287,6 +287,11 @@ expect_error "cli finetune --resume: nothing saved" "no run to continue" $RES --
 expect_error "cli finetune --stop-after: no --out" "are for a run saved in --out" $RES --stop-after 3
 head -c 1000 "$W/ri/finetune.state" >"$W/ri/cut" && mv "$W/ri/cut" "$W/ri/finetune.state"
 expect_error "cli finetune --resume: a state cut short" "finetune.state: the file is truncated" $RES --epochs 400 --patience 400 --out "$W/ri" --resume
+mkdir -p "$W/inplace" && cp "$W/rs/model.ckpt" "$W/inplace/model.ckpt"
+expect_error "cli finetune: --out where --model is" "would replace $W/inplace/model.ckpt (--model)" \
+    $DEMO finetune --task classify --data "$W/s.train.tsv" --model "$W/inplace/model.ckpt" --out "$W/inplace"
+cmp -s "$W/rs/model.ckpt" "$W/inplace/model.ckpt" && [ ! -e "$W/inplace/model.ckpt.head" ] &&
+    ok "cli finetune: the pretrained model it was refused to replace is as it was" || bad "cli finetune: --model replaced"
 expect_error "cli predict: a fine-tuning run that stopped" "finetune.state is a fine-tuning run stopped before its end" \
     $DEMO predict --model "$W/ri/model.ckpt"
 printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
