@@ -513,6 +513,13 @@ static int cmd_bpe_train(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : 1;
     if (!input) { fprintf(stderr, "demo bpe-train: --input FILE is required\n"); return 1; }
     if (!check_range("bpe-train", "vocab-size", vocab, 257, 65536)) return 1;
+    char enc[1024], voc[1024], model[1024];
+    snprintf(model, sizeof(model), "%s/model.ckpt", out);
+    if (file_exists(model)) { /* its tokenizer is the one beside it: it would be lost */
+        fprintf(stderr, "demo bpe-train: --out %s holds a model (%s): its tokenizer is the encoder.json and vocab.bpe "
+                "beside it, which these would replace; give another --out\n", out, model);
+        return 1;
+    }
     size_t n;
     unsigned char *text = read_file(input, &n);
     if (!text) return 1;
@@ -522,7 +529,6 @@ static int cmd_bpe_train(int argc, char **argv) {
     rc = gpt3_tokenizer_train(&tok, text, n, vocab);
     free(text);
     if (rc != GPT3_OK) return fail("bpe-train", rc);
-    char enc[1024], voc[1024];
     make_directory(out);
     snprintf(enc, sizeof(enc), "%s/encoder.json", out);
     snprintf(voc, sizeof(voc), "%s/vocab.bpe", out);

@@ -333,6 +333,7 @@ printf 'GHED\001\000\000\000\002\000\000\000\000\000\020\000\100\000\000\000' >"
 head -c 64 /dev/zero >>"$W/teacher.ckpt.head"
 expect_error "cli finetune: a teacher's head that claims 2^20 classes" "teacher.ckpt.head: the file is truncated" $CLS --dev "$W/a.tsv" --test "$W/a.tsv" --teacher "$W/teacher.ckpt"
 : >"$W/blocker"
+expect_error "cli bpe-train: an --out that holds a model" "holds a model ($W/rs/model.ckpt)" $DEMO bpe-train --input "$W/tiny.txt" --vocab-size 300 --out "$W/rs"
 expect_error "cli bpe-train: an --out it cannot write" "cannot write\|a folder you can write" $DEMO bpe-train --input "$W/tiny.txt" --vocab-size 300 --out "$W/blocker/sub"
 # a fine-tuned folder stands on its own: the tokenizer goes beside the model
 $DEMO train --data "$W/bpetext" --model tiny --batch 2 --seq 32 --steps 2 --out "$W/bperun" 2>/dev/null
