@@ -1263,6 +1263,13 @@ static int cmd_train(int argc, char **argv) {
                 ckpt, a.out);
         goto done_data;
     }
+    char head[1100];
+    snprintf(head, sizeof(head), "%s.head", ckpt);
+    if (!a.resume && file_exists(head)) { /* a new run would replace the model and leave its head stale */
+        fprintf(stderr, "demo train: --out %s holds a fine-tuned model (%s and its .head), which a new run would "
+                "replace: give another --out\n", a.out, ckpt);
+        goto done_data;
+    }
     if (!a.resume && mpi_rank == 0) make_directory(a.out);
     if (mpi_rank == 0 && (lock = lock_folder("train", a.out)) < 0) goto done_data;
     if (a.resume) {
@@ -3192,15 +3199,22 @@ static int same_file(const char *a, const char *b) {
 }
 
 /* Would the fine-tuned model, saved in --out, replace a checkpoint the run
-   reads (--model, --teacher)? That one would be lost: refused (said). */
-static int replaces_input(const FinetuneFlags *f) {
-    char saved[1024];
+   reads (--model, --teacher), or a pretraining run's? That one would be
+   lost: refused (said). A fine-tuned model of an earlier run is replaced. */
+static int replaces_other_model(const FinetuneFlags *f) {
+    char saved[1024], state[1100];
     snprintf(saved, sizeof(saved), "%s/model.ckpt", f->out ? f->out : ".");
+    snprintf(state, sizeof(state), "%s.state", saved);
     const char *inputs[2] = {f->init ? NULL : f->model, f->teacher}, *flags[2] = {"--model", "--teacher"};
     for (int k = 0; f->out && k < 2; k++) {
         if (!inputs[k] || !same_file(inputs[k], saved)) continue;
         fprintf(stderr, "demo finetune: --out %s would replace %s (%s) with the fine-tuned model: give another --out\n",
                 f->out, inputs[k], flags[k]);
+        return 1;
+    }
+    if (f->out && file_exists(state)) {
+        fprintf(stderr, "demo finetune: --out %s holds a pretraining run (%s and its .state), which the fine-tuned "
+                "model would replace: give another --out\n", f->out, saved);
         return 1;
     }
     return 0;
@@ -3212,7 +3226,7 @@ static int finetune_files(FinetuneFlags *f, double *score) {
     GPT3 m, teacher;
     Dataset train = {0}, dev = {0}, test = {0}, all = {0};
     int status = 1, lock = -1, stopped = 0;
-    if (replaces_input(f)) return 1;
+    if (replaces_other_model(f)) return 1;
     if (f->a.resume && !file_exists(f->a.state_path)) {
         fprintf(stderr, "demo finetune: --resume: no run to continue in %s: %s is saved at each epoch's end (and "
                 "removed once the fine-tuned model is saved); fine-tune without --resume\n", f->out, f->a.state_path);

@@ -292,6 +292,10 @@ expect_error "cli finetune: --out where --model is" "would replace $W/inplace/mo
     $DEMO finetune --task classify --data "$W/s.train.tsv" --model "$W/inplace/model.ckpt" --out "$W/inplace"
 cmp -s "$W/rs/model.ckpt" "$W/inplace/model.ckpt" && [ ! -e "$W/inplace/model.ckpt.head" ] &&
     ok "cli finetune: the pretrained model it was refused to replace is as it was" || bad "cli finetune: --model replaced"
+expect_error "cli train: an --out that holds a fine-tuned model" "holds a fine-tuned model" \
+    $DEMO train --data "$W/text" --model tiny --steps 1 --batch 2 --seq 16 --out "$W/rs"
+expect_error "cli finetune: an --out that holds a pretraining run" "holds a pretraining run" \
+    $DEMO finetune --task classify --data "$W/s.train.tsv" --init tiny --context 64 --out "$W/straight"
 expect_error "cli predict: a fine-tuning run that stopped" "finetune.state is a fine-tuning run stopped before its end" \
     $DEMO predict --model "$W/ri/model.ckpt"
 printf 'positive\tgood film\nnegative\tbad film\n' >"$W/a.tsv"
