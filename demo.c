@@ -5370,8 +5370,10 @@ static int cmd_predict(int argc, char **argv) {
 typedef struct {
     const GPT3Config *cfg;
     const float *att;   /* m.acts.att after gpt3_forward(m, tokens, NULL, 1, T) */
-    const int *tokens;  /* (T) what the model read                              */
+    const int *tokens;  /* (T) what the model read: a soft prompt's N vectors
+                           first (as -1 .. -N), then the tokens               */
     int T;
+    int prompt;         /* N: positions 0 .. N-1 are the soft prompt's         */
 } AttentionMaps;
 
 /* Row t of head h in layer l: the probabilities of the keys *start .. t,
@@ -5461,6 +5463,7 @@ static void svg_token(FILE *f, const GPT3Tokenizer *tok, int id, int max_chars) 
     size_t len;
     const unsigned char *bytes = gpt3_token_bytes(tok, id, &len);
     if (bytes) svg_text(f, bytes, len, max_chars, 1);
+    else if (id < 0) fprintf(f, "[p%d]", -id); /* a soft prompt's vector */
     else fprintf(f, "#%d", id);
 }
 
@@ -5583,8 +5586,10 @@ static void svg_attention_title(FILE *f, const char *model, const AttentionMaps 
     size_t n = 0;
     fputs("<text x=\"20\" y=\"26\" font-size=\"15\" font-weight=\"bold\">Attention of ", f);
     svg_text(f, (const unsigned char *)model, strlen(model), 60, 0);
-    fprintf(f, " on %d tokens</text>\n<text x=\"20\" y=\"46\" font-size=\"11\" fill=\"#333\">\"", a->T);
-    if (gpt3_decode(tok, a->tokens, (size_t)a->T, &text, &n) == GPT3_OK) svg_text(f, text, n, 110, 0);
+    fprintf(f, a->prompt ? " on %d soft prompt vectors and" : " on", a->prompt);
+    fprintf(f, " %d tokens</text>\n<text x=\"20\" y=\"46\" font-size=\"11\" fill=\"#333\">\"", a->T - a->prompt);
+    if (gpt3_decode(tok, a->tokens + a->prompt, (size_t)(a->T - a->prompt), &text, &n) == GPT3_OK)
+        svg_text(f, text, n, 110, 0);
     free(text);
     fprintf(f, "\"</text>\n<text x=\"20\" y=\"64\" font-size=\"11\" fill=\"#333\">%s</text>\n", shows);
 }
@@ -5779,13 +5784,15 @@ static int check_attention_args(const AttentionArgs *a) {
 }
 
 /* --layer and --head within the model, and a picture of a sensible size. */
-static int check_attention_model(const AttentionArgs *a, const GPT3Config *cfg) {
+static int check_attention_model(const AttentionArgs *a, const GPT3 *m) {
+    const GPT3Config *cfg = &m->config;
     if (a->layer != UNSET && (!check_range("attention", "layer", a->layer, 0, cfg->num_layers - 1) ||
                               !check_range("attention", "head", a->head, 0, cfg->num_heads - 1)))
         return 1;
-    if (a->repeat != UNSET && 2.0 * a->repeat > cfg->max_seq_len) {
-        fprintf(stderr, "demo attention: --repeat %d makes %.0f tokens, but the model's context is %d: --repeat %d at most\n",
-                a->repeat, 2.0 * a->repeat, cfg->max_seq_len, cfg->max_seq_len / 2);
+    if (a->repeat != UNSET && 2.0 * a->repeat > context_room(m)) {
+        fprintf(stderr, "demo attention: --repeat %d makes %.0f tokens, but the model's context has room for %d%s: "
+                "--repeat %d at most\n", a->repeat, 2.0 * a->repeat, context_room(m),
+                m->prompt ? " after its soft prompt" : "", context_room(m) / 2);
         return 1;
     }
     return 0;
@@ -5808,8 +5815,9 @@ static int attention_fits(const AttentionMaps *a, int one) {
 
 /* The tokens to look at: the text's, cut to the model's context (said),
    or --repeat's N random tokens twice. *ids is allocated. */
-static int attention_tokens(const AttentionArgs *a, GPT3Tokenizer *tok, const GPT3Config *cfg, int **ids, int *T) {
-    size_t n = 0;
+static int attention_tokens(const AttentionArgs *a, GPT3Tokenizer *tok, const GPT3 *m, int **ids, int *T) {
+    const GPT3Config *cfg = &m->config;
+    size_t n = 0, room = (size_t)context_room(m);
     if (a->repeat != UNSET) {
         int V = cfg->vocab_size < tok->vocab_size ? cfg->vocab_size : tok->vocab_size;
         *ids = (int *)malloc(2 * (size_t)a->repeat * sizeof(int));
@@ -5821,10 +5829,10 @@ static int attention_tokens(const AttentionArgs *a, GPT3Tokenizer *tok, const GP
     }
     int rc = gpt3_encode(tok, a->text, strlen(a->text), ids, &n);
     if (rc != GPT3_OK) return fail("attention", rc);
-    if (n > (size_t)cfg->max_seq_len) {
-        fprintf(stderr, "[the text has %zu tokens; the model's context is %d: it sees the first %d]\n", n,
-                cfg->max_seq_len, cfg->max_seq_len);
-        n = (size_t)cfg->max_seq_len;
+    if (n > room) {
+        fprintf(stderr, "[the text has %zu tokens; the model's context has room for %zu%s: it sees the first %zu]\n", n,
+                room, m->prompt ? " after its soft prompt" : "", room);
+        n = room;
     }
     for (size_t i = 0; i < n; i++)
         if ((*ids)[i] >= cfg->vocab_size) {
@@ -5841,20 +5849,28 @@ static int attention_tokens(const AttentionArgs *a, GPT3Tokenizer *tok, const GP
 
 /* The forward, the scores, the table, the picture and the dump. */
 static int draw_attention(const AttentionArgs *args, GPT3 *m, GPT3Tokenizer *tok, const int *ids, int T) {
-    AttentionMaps a = {&m->config, NULL, ids, T};
-    int one = args->layer != UNSET, rc = gpt3_forward(m, ids, NULL, 1, T), L = m->config.num_layers;
-    if (rc != GPT3_OK) return fail("attention", rc);
+    int N = m->prompt ? m->prompt->length : 0, one = args->layer != UNSET, L = m->config.num_layers;
+    int NH = m->config.num_heads, *read = (int *)malloc((size_t)(N + T) * sizeof(int));
+    double *scores = (double *)malloc((size_t)L * NH * sizeof(double));
+    if (!read || !scores) {
+        free(read);
+        free(scores);
+        return fail("attention", GPT3_ERR_NOMEM);
+    }
+    for (int i = 0; i < N; i++) read[i] = -1 - i; /* the soft prompt's vectors, then the tokens */
+    memcpy(read + N, ids, (size_t)T * sizeof(int));
+    AttentionMaps a = {&m->config, NULL, read, N + T, N};
+    int rc = gpt3_forward(m, ids, NULL, 1, T);
     a.att = m->acts.att;
-    if (!attention_fits(&a, one)) return 1;
-    double *scores = (double *)malloc((size_t)L * m->config.num_heads * sizeof(double));
-    if (!scores) return fail("attention", GPT3_ERR_NOMEM);
-    for (int l = 0; l < L; l++)
-        for (int h = 0; h < m->config.num_heads; h++) scores[l * m->config.num_heads + h] = induction_score(&a, l, h);
-    rc = print_induction_table(&a, scores);
+    rc = rc != GPT3_OK ? fail("attention", rc) : !attention_fits(&a, one);
+    for (int l = 0; !rc && l < L; l++)
+        for (int h = 0; h < NH; h++) scores[l * NH + h] = induction_score(&a, l, h);
+    if (!rc) rc = print_induction_table(&a, scores);
     if (!rc) rc = write_attention_svg(args->out, args->model, &a, tok, scores, one ? args->layer : -1, args->head);
     if (!rc && args->dump) rc = write_attention_dump(args->dump, &a, one ? args->layer : -1, args->head);
-    if (!rc) fprintf(stderr, "[%s: %s on %d tokens -> %s%s%s]\n", args->model, one ? "one head" : "every layer and head",
-                     T, args->out, args->dump ? ", " : "", args->dump ? args->dump : "");
+    if (!rc) fprintf(stderr, "[%s: %s on %d tokens%s -> %s%s%s]\n", args->model, one ? "one head" : "every layer and head",
+                     T, N ? " after its soft prompt" : "", args->out, args->dump ? ", " : "", args->dump ? args->dump : "");
+    free(read);
     free(scores);
     return rc;
 }
@@ -5881,24 +5897,15 @@ static int cmd_attention(int argc, char **argv) {
     GPT3 m;
     GPT3Tokenizer tok;
     int *ids = NULL, T = 0;
-    if ((rc = gpt3_load(&m, a.model)) != GPT3_OK) {
-        fail(a.model, rc);
-        if (rc == GPT3_ERR_OPEN) say_no_checkpoint(a.model, "train one first: ./demo (or give --model)");
-        return 1;
-    }
-    char head_path[MAX_PATH + 8];
-    snprintf(head_path, sizeof(head_path), "%s.head", a.model);
-    if (file_exists(head_path))
-        fprintf(stderr, "note: the maps are of the model alone: %s (a task head or a soft prompt) is not used\n",
-                head_path);
-    if (check_attention_model(&a, &m.config) || open_tokenizer(&tok, a.encoder, a.bpe, a.model)) {
+    if (load_model_and_head(&m, a.model)) return 1; /* a soft prompt's vectors are drawn as [p1] .. [pN] */
+    if (check_attention_model(&a, &m) || open_tokenizer(&tok, a.encoder, a.bpe, a.model)) {
         gpt3_free(&m);
         return 1;
     }
     if (tok.vocab_size != m.config.vocab_size)
         fprintf(stderr, "[note: the tokenizer has %d tokens and %s %d: is it the model's? (--encoder, --bpe)]\n",
                 tok.vocab_size, a.model, m.config.vocab_size);
-    rc = attention_tokens(&a, &tok, &m.config, &ids, &T) || draw_attention(&a, &m, &tok, ids, T);
+    rc = attention_tokens(&a, &tok, &m, &ids, &T) || draw_attention(&a, &m, &tok, ids, T);
     free(ids);
     gpt3_tokenizer_free(&tok);
     gpt3_free(&m);

@@ -704,6 +704,14 @@ $ATT --text "${att_text}0123" --out "$W/long.svg" --dump "$W/long.tsv" >/dev/nul
     ok "cli attention: a text longer than the context: $(head -n 2 "$W/err" | tail -n 1)" || bad "cli attention: long text: $(head -n 2 "$W/err")"
 $ATT --repeat 8 --seed 3 --out "$W/rep.svg" >"$W/rep.txt" 2>/dev/null && [ "$(wc -l <"$W/rep.txt")" -eq 10 ] &&
     ok "cli attention: --repeat 8: 8 random tokens twice, 9 heads scored" || bad "cli attention: --repeat"
+# a soft prompt goes first: one made of the embeddings of "Hello!" is those 6 tokens read
+$DEMO finetune --task generate --train data/finetune/qa.train.tsv --dev data/finetune/qa.dev.tsv --test data/finetune/qa.test.tsv \
+    --model "$W/straight/model.ckpt" --prompt-tuning 6 --prompt-init "Hello!" --epochs 0 --out "$W/ptatt" >/dev/null 2>&1
+$DEMO attention --model "$W/ptatt/model.ckpt" --text "the cat" --out "$W/pt.svg" --dump "$W/pt.tsv" >/dev/null 2>&1 &&
+    $DEMO attention --model "$W/straight/model.ckpt" --text "Hello!the cat" --out "$W/pt2.svg" --dump "$W/pt2.tsv" >/dev/null 2>&1 &&
+    cmp -s "$W/pt.tsv" "$W/pt2.tsv" && grep -q '\[p6\]' "$W/pt.svg" && grep -q "on 6 soft prompt vectors and 7 tokens" "$W/pt.svg" &&
+    ok "cli attention: a soft prompt of \"Hello!\"'s embeddings first, drawn [p1] .. [p6]: the maps of \"Hello!\" read" ||
+    bad "cli attention: a soft prompt: $(tail -n 1 "$W/pt.tsv")"
 expect_error "cli attention: missing model" "train one first" $DEMO attention --model "$W/none.ckpt" --text hi --out "$W/x.svg"
 expect_error "cli attention: empty text" "is empty" $ATT --text "" --out "$W/x.svg"
 expect_error "cli attention: no text" "give the text" $ATT --out "$W/x.svg"
