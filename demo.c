@@ -2919,8 +2919,12 @@ static int train_epochs(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset 
             }
             if (rc != GPT3_OK) { *failed = "fine-tuning step"; break; }
             p->loss_sum += loss_b;
+            if (!a->quiet && stderr_is_terminal()) /* a live line; the epoch's report follows it */
+                fprintf(stderr, "\repoch %d/%d: %d of %d examples, train loss %.4f   ", p->epoch, a->epochs,
+                        p->from + b_count, n, p->loss_sum / (p->from / B + 1));
         }
         gpt3_set_distillation(m, NULL, 1.0f, 0.0f);
+        if (!a->quiet && stderr_is_terminal() && p->from < n) fputc('\n', stderr); /* after the live line */
         if (rc != GPT3_OK) break;
         if (p->from >= n) { /* the epoch's end */
             if ((rc = score_epoch(m, a, train, dev, best, p, steps_per_epoch, now_seconds() - t0)) != GPT3_OK) {
