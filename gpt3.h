@@ -1,4 +1,4 @@
-/* gpt3.h - v0.7.3 - GPT-3 in one readable C header - public domain or MIT
+/* gpt3.h - v0.7.4 - GPT-3 in one readable C header - public domain or MIT
                                                    (see the end of the file)
 
    A decoder-only Transformer language model, exactly as the GPT-3 paper
@@ -91,6 +91,8 @@
    tolerances).
 
    Revision history:
+       0.7.4  fine-tuning resumes: gpt3_snapshot_take / _restore, gpt3_save_tuning / _load_tuning;
+              GPT3_ERR_LORA, gpt3_config_problem; the tokenizer's classes at Unicode 16.0
        0.7.3  ZeRO stage 1: gpt3_adamw_shard, gpt3_parameter_share, gpt3_load_run_shard,
               gpt3_mpi_gather_parameters, gpt3_mpi_save_run; the all-reduce in 4 MB pieces
        0.7.2  data parallelism over MPI: gpt3_batch_share, gpt3_mpi_average_gradients
