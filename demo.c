@@ -2715,6 +2715,7 @@ typedef struct {
     uint64_t dropout_seed; /* m->dropout_seed: the next dropout masks         */
     double best_metric;    /* the best epoch's dev score                      */
     double loss_sum;       /* the epoch's training losses so far             */
+    int saved;             /* the step the file holds (-1: none; not saved)   */
 } Progress;
 
 enum { SAVED_STEP, SAVED_EPOCH, SAVED_FROM, SAVED_BEST_EPOCH, SAVED_WAITED, SAVED_DROPOUT_SEED, SAVED_BEST_METRIC,
@@ -2748,7 +2749,7 @@ static uint64_t finetune_settings(const FinetuneArgs *a, const Dataset *train, c
 }
 
 /* Save where the run stands: 0, or 1 (said). */
-static int save_progress(const GPT3 *m, const FinetuneArgs *a, const GPT3Snapshot *best, const Progress *p) {
+static int save_progress(const GPT3 *m, const FinetuneArgs *a, const GPT3Snapshot *best, Progress *p) {
     uint64_t report_bytes = 0, c[SAVED_COUNTERS];
     regular_file(a->report_path, &report_bytes);
     c[SAVED_STEP] = (uint64_t)p->step;
@@ -2762,9 +2763,16 @@ static int save_progress(const GPT3 *m, const FinetuneArgs *a, const GPT3Snapsho
     c[SAVED_REPORT_BYTES] = report_bytes;
     c[SAVED_SETTINGS] = a->settings;
     int rc = gpt3_save_tuning(m, best, c, SAVED_COUNTERS, a->state_path);
-    if (rc == GPT3_OK) return 0;
+    if (rc == GPT3_OK) {
+        p->saved = p->step;
+        return 0;
+    }
     fprintf(stderr, "demo finetune: saving where the run stands (step %d) to %s failed: %s\n", p->step, a->state_path,
             gpt3_strerror(rc));
+    if (p->saved >= 0)
+        fprintf(stderr, "  it still holds step %d: the same command with --resume goes on from there\n", p->saved);
+    else
+        fprintf(stderr, "  no step of this run was saved yet\n");
     return 1;
 }
 
@@ -2808,6 +2816,7 @@ static int load_progress(GPT3 *m, const FinetuneArgs *a, const Dataset *train, G
     p->dropout_seed = c[SAVED_DROPOUT_SEED];
     p->best_metric = bits_double(c[SAVED_BEST_METRIC]);
     p->loss_sum = bits_double(c[SAVED_LOSS_SUM]);
+    p->saved = p->step;
     report_keep(a->report_path, c[SAVED_REPORT_BYTES]);
     if (!a->quiet)
         fprintf(stderr, "resuming %s: epoch %d, step %d; the best dev epoch so far: %d\n", a->state_path, p->epoch,
@@ -2962,7 +2971,7 @@ static int run_finetune(GPT3 *m, const FinetuneArgs *a, Dataset *train, Dataset 
     const char *failed = "fine-tuning"; /* what the error is about (NULL: said) */
     GPT3Report r;
     GPT3Snapshot best = {{0}, {0}};
-    Progress p = {0, 1, 0, 0, 0, (uint64_t)a->seed, 0.0, 0.0};
+    Progress p = {0, 1, 0, 0, 0, (uint64_t)a->seed, 0.0, 0.0, -1};
     memset(&r, 0, sizeof(r));
     double loss = 0.0, t_start = now_seconds();
     if (a->resume) {

@@ -272,6 +272,16 @@ if [ "$rc1$rc2$rc3" = 000 ] && cmp -s "$W/rs/model.ckpt" "$W/rr/model.ckpt" && c
 else
     bad "cli finetune --resume: exits $rc1 $rc2 $rc3; $(tail -n 1 "$W/rr3.err")"
 fi
+# a full disk at the epoch's save: said, the state before it kept, and resumed from it
+$RES --out "$W/rfull" --stop-after 2 2>/dev/null
+size=$(wc -c <"$W/rfull/finetune.state")
+(trap '' XFSZ; ulimit -f $(( size / 2 / unit )); exec $RES --out "$W/rfull" --resume) 2>"$W/rfull.err"
+status=$?
+$RES --out "$W/rfull" --resume 2>/dev/null
+[ $status -eq 1 ] && grep -q "saving where the run stands (step 6) .* failed" "$W/rfull.err" &&
+    grep -q "still holds step 2" "$W/rfull.err" && cmp -s "$W/rs/model.ckpt" "$W/rfull/model.ckpt" &&
+    ok "cli finetune: disk full at an epoch's save: $(grep -m 1 'still holds' "$W/rfull.err" | cut -c1-60); resumed, the same model" ||
+    bad "cli finetune: disk full (exit $status): $(head -n 2 "$W/rfull.err")"
 $RES --epochs 400 --patience 400 --out "$W/ri" 2>"$W/ri.err" &
 pid=$!
 for i in $(seq 100); do [ -e "$W/ri/finetune.state" ] && break; sleep 0.2; done
