@@ -2781,12 +2781,12 @@ static int save_progress(const GPT3 *m, const FinetuneArgs *a, const GPT3Snapsho
 static void report_keep(const char *path, uint64_t bytes) {
     uint64_t size = 0;
     if (!regular_file(path, &size) || size <= bytes) return;
-    char *text = (char *)malloc((size_t)bytes + 1);
-    FILE *f = text ? fopen(path, "rb") : NULL;
-    size_t got = f ? fread(text, 1, (size_t)bytes, f) : 0;
-    if (f) fclose(f);
-    f = got == bytes ? fopen(path, "wb") : NULL;
-    if (!f || fwrite(text, 1, got, f) != got || fclose(f) != 0)
+    size_t n = 0;
+    unsigned char *text = read_file(path, &n);
+    FILE *f = text && n >= bytes ? fopen(path, "wb") : NULL;
+    int ok = f && fwrite(text, 1, (size_t)bytes, f) == bytes;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok)
         fprintf(stderr, "demo finetune: keeping the first %llu bytes of %s failed: its report may repeat a part\n",
                 (unsigned long long)bytes, path);
     free(text);

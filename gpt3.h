@@ -4859,10 +4859,12 @@ GPT3DEF int gpt3_load(GPT3 *m, const char *checkpoint_path) {
    AdamW's m and v, num_parameters float32 each. */
 #define GPT3__STATE_MAGIC 0x54535447 /* "GTST" */
 
-static uint32_t gpt3__params_fingerprint(const GPT3 *m) {
-    uint64_t h = gpt3__hash_bytes((const unsigned char *)m->params, m->num_parameters * sizeof(float));
+static uint32_t gpt3__fingerprint(const float *x, size_t n) {
+    uint64_t h = gpt3__hash_bytes((const unsigned char *)x, n * sizeof(float));
     return (uint32_t)(h ^ (h >> 32));
 }
+
+static uint32_t gpt3__params_fingerprint(const GPT3 *m) { return gpt3__fingerprint(m->params, m->num_parameters); }
 
 /* Writes AdamW's m, then v, num_parameters floats each, to file. A model
    that holds them all writes its own (below); one that holds a share
@@ -5380,10 +5382,8 @@ GPT3DEF int gpt3_load_tuning(GPT3 *m, GPT3Snapshot *best, uint64_t *counters, in
         rc = !read_best.copies[k] ? GPT3_ERR_NOMEM : gpt3__read_le(f, read_best.copies[k], n, 4) != n ? GPT3_ERR_READ : GPT3_OK;
     }
     fclose(f);
-    if (rc == GPT3_OK && parts[0].size) { /* the model's parameters are the ones the header names */
-        uint64_t h = gpt3__hash_bytes((const unsigned char *)read[0].params, parts[0].size * sizeof(float));
-        if ((uint32_t)(h ^ (h >> 32)) != header[2]) rc = GPT3_ERR_CORRUPT;
-    }
+    if (rc == GPT3_OK && parts[0].size && gpt3__fingerprint(read[0].params, parts[0].size) != header[2])
+        rc = GPT3_ERR_CORRUPT; /* the model's parameters are not the ones the header names */
     if (rc != GPT3_OK) {
         for (int k = 0; k < GPT3__GRADIENT_PARTS; k++) gpt3__free_trainable(read[k].params, NULL, read[k].adam_m, read[k].adam_v);
         gpt3_snapshot_free(&read_best);
